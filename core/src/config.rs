@@ -1,0 +1,323 @@
+//! Desired state: `{hosts: {NAME: {...}}, resources: [...]}` from JSON-like data, validated with the
+//! field path of every error (`resources.3.mode`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, anyhow, bail};
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+
+use crate::resources::{Resource, State};
+use crate::transport::Target;
+
+/// The name under which the machine hk runs on is planned when no host is declared for it.
+pub const LOCAL_HOST: &str = "local";
+
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub hosts: IndexMap<String, Target>,
+    pub resources: Vec<Resource>,
+}
+
+/// A config error that names the offending field.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One record of the config being read, with its field path for error messages.
+pub struct Obj {
+    path: String,
+    map: Map<String, Value>,
+    base_dir: PathBuf,
+}
+
+impl Obj {
+    pub fn new(path: &str, value: Value, base_dir: &Path) -> Result<Obj> {
+        match value {
+            Value::Object(map) => Ok(Obj {
+                path: path.to_string(),
+                map,
+                base_dir: base_dir.to_path_buf(),
+            }),
+            other => Err(ConfigError {
+                field: path.to_string(),
+                message: format!("expected a record, got {}", type_name(&other)),
+            }
+            .into()),
+        }
+    }
+
+    fn field_path(&self, field: &str) -> String {
+        if self.path.is_empty() {
+            field.to_string()
+        } else {
+            format!("{}.{field}", self.path)
+        }
+    }
+
+    pub fn fail<T>(&self, field: &str, message: &str) -> Result<T> {
+        Err(ConfigError {
+            field: self.field_path(field),
+            message: message.to_string(),
+        }
+        .into())
+    }
+
+    pub fn take(&mut self, key: &str) -> Option<Value> {
+        self.map.shift_remove(key)
+    }
+
+    pub fn opt_str(&mut self, key: &str) -> Result<Option<String>> {
+        match self.take(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => self.fail(
+                key,
+                &format!("expected a string, got {}", type_name(&other)),
+            ),
+        }
+    }
+
+    pub fn req_str(&mut self, key: &str) -> Result<String> {
+        match self.opt_str(key)? {
+            Some(s) => Ok(s),
+            None => self.fail(key, "missing (required)"),
+        }
+    }
+
+    pub fn opt_bool(&mut self, key: &str) -> Result<Option<bool>> {
+        match self.take(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(other) => self.fail(key, &format!("expected a bool, got {}", type_name(&other))),
+        }
+    }
+
+    pub fn opt_u64(&mut self, key: &str) -> Result<Option<u64>> {
+        match self.take(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
+            Some(other) => self.fail(
+                key,
+                &format!("expected a whole number, got {}", type_name(&other)),
+            ),
+        }
+    }
+
+    pub fn opt_record(&mut self, key: &str) -> Result<Option<Obj>> {
+        match self.take(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => Obj::new(&self.field_path(key), value, &self.base_dir).map(Some),
+        }
+    }
+
+    /// A user or group: a name, or a numeric id.
+    pub fn opt_name(&mut self, key: &str) -> Result<Option<String>> {
+        match self.take(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) if n.as_u64().is_some() => Ok(Some(n.to_string())),
+            Some(Value::String(s)) if valid_account_name(&s) => Ok(Some(s)),
+            Some(Value::String(s)) => {
+                self.fail(key, &format!("{s:?} is not a valid user or group name"))
+            }
+            Some(other) => self.fail(
+                key,
+                &format!("expected a name or a numeric id, got {}", type_name(&other)),
+            ),
+        }
+    }
+
+    pub fn state(&mut self) -> Result<State> {
+        match self.opt_str("state")?.as_deref() {
+            None | Some("present") => Ok(State::Present),
+            Some("absent") => Ok(State::Absent),
+            Some(other) => self.fail(
+                "state",
+                &format!("{other:?} is not a state: use present or absent"),
+            ),
+        }
+    }
+
+    /// A path on the machine running hk, relative ones resolved against the config's directory.
+    pub fn local_path(&self, raw: &str) -> String {
+        let p = Path::new(raw);
+        if p.is_absolute() {
+            raw.to_string()
+        } else {
+            self.base_dir.join(p).display().to_string()
+        }
+    }
+
+    /// Refuse fields nobody read: a typo must not be silently ignored.
+    pub fn finish(self) -> Result<()> {
+        if let Some(key) = self.map.keys().next() {
+            return self.fail(key, "unknown field (check its spelling)");
+        }
+        Ok(())
+    }
+}
+
+fn valid_account_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'))
+        && !s.starts_with('-')
+}
+
+pub fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "record",
+    }
+}
+
+impl Config {
+    /// Validate a config value. `base_dir` anchors relative local paths (a file's `source`).
+    pub fn from_value(value: Value, base_dir: &Path) -> Result<Config> {
+        let mut root = Obj::new("", value, base_dir)?;
+        let mut hosts = IndexMap::new();
+        if let Some(mut host_map) = root.opt_record("hosts")? {
+            let names: Vec<String> = host_map.map.keys().cloned().collect();
+            for name in names {
+                if !valid_host_name(&name) {
+                    host_map.fail(&name, "host names use letters, digits, '-', '_' and '.'")?;
+                }
+                let value = host_map.take(&name).unwrap_or(Value::Null);
+                let mut obj = Obj::new(&format!("hosts.{name}"), value, base_dir)?;
+                let target = Target::from_config(&mut obj)?;
+                obj.finish()?;
+                hosts.insert(name, target);
+            }
+        }
+        let mut resources = Vec::new();
+        match root.take("resources") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    let mut obj = Obj::new(&format!("resources.{i}"), item, base_dir)?;
+                    let resource = Resource::from_config(&mut obj)?;
+                    obj.finish()?;
+                    resources.push(resource);
+                }
+            }
+            Some(other) => root.fail(
+                "resources",
+                &format!("expected a list, got {}", type_name(&other)),
+            )?,
+        }
+        root.finish()?;
+        let config = Config { hosts, resources };
+        config.check_unique()?;
+        Ok(config)
+    }
+
+    fn check_unique(&self) -> Result<()> {
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        let mut paths: HashMap<&str, usize> = HashMap::new();
+        for (i, r) in self.resources.iter().enumerate() {
+            let id = r.kind().id();
+            if let Some(first) = ids.insert(id.clone(), i) {
+                bail!(ConfigError {
+                    field: format!("resources.{i}"),
+                    message: format!("duplicate id {id} (first at resources.{first})")
+                });
+            }
+            if let Some(path) = r.path() {
+                if let Some(first) = paths.insert(path, i) {
+                    bail!(ConfigError {
+                        field: format!("resources.{i}.path"),
+                        message: format!("{path} is already managed by resources.{first}"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The target of a host name: a declared host, or `local` for this machine.
+    pub fn target(&self, host: &str) -> Result<Target> {
+        if let Some(target) = self.hosts.get(host) {
+            return Ok(target.clone());
+        }
+        if host == LOCAL_HOST {
+            return Ok(Target::local());
+        }
+        let known: Vec<&str> = self.hosts.keys().map(String::as_str).collect();
+        Err(anyhow!(
+            "unknown host {host:?}; declared hosts: {}",
+            if known.is_empty() {
+                "none (use `local` or --local)".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+    }
+}
+
+fn valid_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err(value: Value) -> String {
+        match Config::from_value(value, Path::new("/tmp")) {
+            Ok(_) => panic!("config was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(
+            err(json!({"resources": [{"type": "dir"}]})),
+            "resources.0.path: missing (required)"
+        );
+        assert!(
+            err(json!({"resources": [{"type": "dir", "path": "/a", "mode": "999"}]}))
+                .starts_with("resources.0.mode:")
+        );
+        assert!(
+            err(json!({"resources": [{"type": "nope"}]}))
+                .contains("unknown resource type \"nope\"")
+        );
+        assert!(
+            err(json!({"resources": [{"type": "dir", "path": "rel/x"}]}))
+                .contains("not an absolute path")
+        );
+        assert!(
+            err(json!({"resources": [{"type": "dir", "path": "/a", "mdoe": "0644"}]}))
+                .starts_with("resources.0.mdoe: unknown field")
+        );
+        assert!(err(json!({"resources": [{"type": "dir", "path": "/a"}, {"type": "dir", "path": "/a/"}]})).contains("duplicate id dir:/a"));
+        assert!(err(json!({"resources": [{"type": "dir", "path": "/a"}, {"type": "link", "path": "/a", "target": "b"}]})).contains("already managed"));
+        assert!(
+            err(json!({"resources": [{"type": "file", "path": "/a"}]}))
+                .contains("needs content or source")
+        );
+        assert!(err(json!({"resources": [{"type": "dir", "path": "/a/../b"}]})).contains("'..'"));
+        assert!(err(json!({"resources": {}})).starts_with("resources: expected a list"));
+    }
+}

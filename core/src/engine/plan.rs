@@ -1,0 +1,140 @@
+//! Planning: one probe script per host, then a diff per resource.
+
+use anyhow::{Context, Result, bail};
+use indexmap::IndexMap;
+use sha2::{Digest, Sha256};
+
+use super::probe::{self, Facts, ProbeBatch};
+use super::{dependency_order, nonce};
+use crate::config::Config;
+use crate::model::{Action, Direction, HostPlan, Plan, PlanRow, Reason};
+use crate::resources::{Observed, Resource};
+use crate::transport::{Target, Transport};
+
+#[derive(Default, Clone)]
+pub struct PlanOptions {
+    /// `type:name` ids to leave alone (shown as noop rows, reason `ignored`).
+    pub ignore: Vec<String>,
+}
+
+/// Short hash of an observed state; a plan row carries it and apply compares it.
+pub fn fingerprint(seen: &Observed) -> String {
+    let json = serde_json::to_vec(seen).unwrap_or_default();
+    Sha256::digest(&json)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Plan every named host of `config`.
+pub fn plan(config: &Config, hosts: &[String], options: &PlanOptions) -> Result<Plan> {
+    for ignore in &options.ignore {
+        if !ignore.contains(':') {
+            bail!("--ignore {ignore:?}: write it as type:name, e.g. file:/etc/app.conf");
+        }
+    }
+    let mut plan = Plan {
+        direction: Direction::Up,
+        hosts: IndexMap::new(),
+        rows: Vec::new(),
+    };
+    for host in hosts {
+        let target = config.target(host)?;
+        let (host_plan, rows) = plan_host(host, &target, &config.resources, options)?;
+        plan.hosts.insert(host.clone(), host_plan);
+        plan.rows.extend(rows);
+    }
+    Ok(plan)
+}
+
+/// Probe `resources` on one host in one script: the observed state of each, and who the host is.
+pub fn probe_host(
+    transport: &mut dyn Transport,
+    resources: &[&Resource],
+) -> Result<(Facts, Vec<Observed>)> {
+    let mut batch = ProbeBatch::default();
+    for r in resources {
+        r.kind().probe(&mut batch);
+    }
+    let nonce = nonce();
+    let script = batch.script(&nonce)?;
+    let out = transport.run_script(script.as_bytes(), &mut |_| {})?;
+    if out.status != 0 {
+        bail!(
+            "the probe script failed on {} (exit {}): {}",
+            transport.describe(),
+            out.status,
+            out.stderr_text()
+        );
+    }
+    let facts = probe::parse(&out.stdout, &nonce).with_context(|| {
+        format!(
+            "reading the probe output from {}: {}",
+            transport.describe(),
+            out.stderr_text()
+        )
+    })?;
+    let observed = resources.iter().map(|r| r.kind().observe(&facts)).collect();
+    Ok((facts, observed))
+}
+
+fn plan_host(
+    host: &str,
+    target: &Target,
+    all: &[Resource],
+    options: &PlanOptions,
+) -> Result<(HostPlan, Vec<PlanRow>)> {
+    let refs: Vec<&Resource> = all.iter().collect();
+    let ordered: Vec<&Resource> = dependency_order(&refs)
+        .into_iter()
+        .map(|i| refs[i])
+        .collect();
+    let (ignored, probed): (Vec<&Resource>, Vec<&Resource>) = ordered
+        .iter()
+        .partition(|r| options.ignore.contains(&r.kind().id()));
+    let mut transport = target
+        .connect()
+        .with_context(|| format!("connecting to host {host}"))?;
+    let (facts, observed) =
+        probe_host(transport.as_mut(), &probed).with_context(|| format!("planning host {host}"))?;
+    let mut rows = Vec::with_capacity(ordered.len());
+    for (resource, seen) in probed.iter().zip(&observed) {
+        let kind = resource.kind();
+        let diff = kind.diff(seen);
+        rows.push(PlanRow {
+            host: host.to_string(),
+            id: kind.id(),
+            rtype: kind.type_name().to_string(),
+            name: kind.name().to_string(),
+            action: diff.action,
+            reversible: kind.reversible(&diff),
+            changes: diff.changes,
+            reason: diff.reason,
+            fingerprint: fingerprint(seen),
+            resource: (*resource).clone(),
+        });
+    }
+    for resource in ignored {
+        let kind = resource.kind();
+        rows.push(PlanRow {
+            host: host.to_string(),
+            id: kind.id(),
+            rtype: kind.type_name().to_string(),
+            name: kind.name().to_string(),
+            action: Action::Noop,
+            changes: Vec::new(),
+            reason: Reason::Ignored,
+            reversible: true,
+            fingerprint: String::new(),
+            resource: resource.clone(),
+        });
+    }
+    Ok((
+        HostPlan {
+            target: target.clone(),
+            identity: facts.identity,
+        },
+        rows,
+    ))
+}

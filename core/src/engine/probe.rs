@@ -1,0 +1,250 @@
+//! The probe: ONE generated script per host reads every resource's state in a few batched commands,
+//! and its nonce-delimited output is parsed into facts.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result, bail};
+
+use crate::model::HostIdentity;
+use crate::quote::q;
+
+/// Most paths handed to one `stat`/`sha256sum` call, well under the kernel's argument limit.
+const PATHS_PER_CALL: usize = 400;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathKind {
+    Missing,
+    File,
+    Dir,
+    Link,
+    Other(String),
+}
+
+impl PathKind {
+    pub fn label(&self) -> &str {
+        match self {
+            PathKind::Missing => "missing",
+            PathKind::File => "file",
+            PathKind::Dir => "directory",
+            PathKind::Link => "link",
+            PathKind::Other(kind) => kind,
+        }
+    }
+}
+
+/// What the host says about one path.
+#[derive(Clone, Debug)]
+pub struct PathFacts {
+    pub kind: PathKind,
+    /// Four octal digits, e.g. "0644".
+    pub mode: String,
+    pub owner: String,
+    pub group: String,
+    pub uid: String,
+    pub gid: String,
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub target: Option<String>,
+}
+
+impl PathFacts {
+    pub fn missing() -> Self {
+        PathFacts {
+            kind: PathKind::Missing,
+            mode: String::new(),
+            owner: String::new(),
+            group: String::new(),
+            uid: String::new(),
+            gid: String::new(),
+            size: 0,
+            sha256: None,
+            target: None,
+        }
+    }
+}
+
+/// Everything one probe learned about a host.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub identity: HostIdentity,
+    pub paths: HashMap<String, PathFacts>,
+}
+
+impl Facts {
+    pub fn path(&self, path: &str) -> PathFacts {
+        self.paths
+            .get(path)
+            .cloned()
+            .unwrap_or_else(PathFacts::missing)
+    }
+}
+
+/// What the resources of one host ask the probe to read.
+#[derive(Default)]
+pub struct ProbeBatch {
+    stat: Vec<String>,
+    sha256: Vec<String>,
+}
+
+impl ProbeBatch {
+    pub fn stat(&mut self, path: &str) {
+        self.stat.push(path.to_string());
+    }
+
+    /// Content hash of a path, read only when it is a regular file.
+    pub fn sha256(&mut self, path: &str) {
+        self.sha256.push(path.to_string());
+    }
+
+    /// The probe script: sections start with a line `<nonce> <section>` so that anything a login
+    /// shell prints on its own cannot be mistaken for facts.
+    pub fn script(&self, nonce: &str) -> Result<String> {
+        let mut s = String::with_capacity(256 + 64 * (self.stat.len() + self.sha256.len()));
+        s.push_str("set -u\nexport LC_ALL=C QUOTING_STYLE=literal\n");
+        s.push_str(&format!("HK={}\n", q(nonce)?));
+        s.push_str("printf '\\n%s host\\n' \"$HK\"\n");
+        s.push_str("h=; m=\nread -r h < /proc/sys/kernel/hostname 2>/dev/null || h=$(uname -n)\n");
+        s.push_str(
+            "read -r m < /etc/machine-id 2>/dev/null || m=\nprintf '%s\\n%s\\n' \"$h\" \"$m\"\n",
+        );
+        s.push_str("printf '\\n%s stat\\n' \"$HK\"\n");
+        for chunk in self.stat.chunks(PATHS_PER_CALL) {
+            s.push_str("stat --printf '%n\\0%F\\0%a\\0%U\\0%G\\0%u\\0%g\\0%s\\0%N\\0' --");
+            push_words(&mut s, chunk)?;
+            s.push_str(" 2>/dev/null || :\n");
+        }
+        s.push_str("printf '\\n%s sha256\\n' \"$HK\"\n");
+        for chunk in self.sha256.chunks(PATHS_PER_CALL) {
+            s.push_str("sha256sum -z --");
+            push_words(&mut s, chunk)?;
+            s.push_str(" 2>/dev/null || :\n");
+        }
+        s.push_str("printf '\\n%s end\\n' \"$HK\"\n");
+        Ok(s)
+    }
+}
+
+fn push_words(s: &mut String, words: &[String]) -> Result<()> {
+    for word in words {
+        s.push(' ');
+        s.push_str(&q(word)?);
+    }
+    Ok(())
+}
+
+/// Split probe output into its sections by nonce marker.
+pub fn sections<'a>(out: &'a [u8], nonce: &str) -> HashMap<String, &'a [u8]> {
+    let marker = format!("\n{nonce} ");
+    let marker = marker.as_bytes();
+    let mut found = HashMap::new();
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while let Some(pos) = find(&out[i..], marker) {
+        starts.push(i + pos);
+        i += pos + marker.len();
+    }
+    for (n, &start) in starts.iter().enumerate() {
+        let name_start = start + marker.len();
+        let Some(eol) = out[name_start..].iter().position(|&b| b == b'\n') else {
+            continue;
+        };
+        let name = String::from_utf8_lossy(&out[name_start..name_start + eol]).into_owned();
+        let body_start = name_start + eol + 1;
+        let body_end = starts
+            .get(n + 1)
+            .copied()
+            .unwrap_or(out.len())
+            .max(body_start);
+        found.insert(name, &out[body_start..body_end]);
+    }
+    found
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Parse the output of [`ProbeBatch::script`].
+pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
+    let sections = sections(out, nonce);
+    if !sections.contains_key("end") {
+        bail!("the probe script did not finish (no end marker in its output)");
+    }
+    let mut facts = Facts::default();
+    let host = sections
+        .get("host")
+        .context("probe output has no host section")?;
+    let host = String::from_utf8_lossy(host);
+    let mut lines = host.lines();
+    facts.identity.hostname = lines.next().unwrap_or_default().trim().to_string();
+    facts.identity.machine_id = lines.next().unwrap_or_default().trim().to_string();
+
+    if let Some(stat) = sections.get("stat") {
+        let fields: Vec<&[u8]> = stat.split(|&b| b == 0).collect();
+        for record in fields.chunks_exact(9) {
+            let text = |i: usize| String::from_utf8_lossy(record[i]).into_owned();
+            let name = text(0);
+            let kind = match text(1).as_str() {
+                "regular file" | "regular empty file" => PathKind::File,
+                "directory" => PathKind::Dir,
+                "symbolic link" => PathKind::Link,
+                other => PathKind::Other(other.to_string()),
+            };
+            let target = if kind == PathKind::Link {
+                let prefix = format!("{name} -> ");
+                text(8).strip_prefix(&prefix).map(str::to_string)
+            } else {
+                None
+            };
+            let mode = format!("{:0>4}", text(2));
+            facts.paths.insert(
+                name,
+                PathFacts {
+                    kind,
+                    mode,
+                    owner: text(3),
+                    group: text(4),
+                    uid: text(5),
+                    gid: text(6),
+                    size: text(7).parse().unwrap_or(0),
+                    sha256: None,
+                    target,
+                },
+            );
+        }
+    }
+    if let Some(sums) = sections.get("sha256") {
+        for line in sums.split(|&b| b == 0) {
+            // "<64 hex>  <path>"; a leading newline comes from the section marker layout.
+            let line = line.strip_prefix(b"\n").unwrap_or(line);
+            if line.len() < 67 || &line[64..66] != b"  " {
+                continue;
+            }
+            let sum = String::from_utf8_lossy(&line[..64]).into_owned();
+            let path = String::from_utf8_lossy(&line[66..]).into_owned();
+            if let Some(p) = facts.paths.get_mut(&path) {
+                p.sha256 = Some(sum);
+            }
+        }
+    }
+    Ok(facts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stray_output_before_and_inside_is_ignored() {
+        let nonce = "abc123";
+        let out = b"pyenv says hi\nabc123 not a marker\n\nabc123 host\nweb1\nm-1\n\nabc123 stat\n\nabc123 sha256\n\nabc123 end\n";
+        let facts = parse(out, nonce).expect("parses");
+        assert_eq!(facts.identity.hostname, "web1");
+        assert_eq!(facts.identity.machine_id, "m-1");
+    }
+
+    #[test]
+    fn missing_end_marker_is_an_error() {
+        assert!(parse(b"\nn host\nh\nm\n", "n").is_err());
+    }
+}

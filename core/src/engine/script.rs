@@ -1,0 +1,117 @@
+//! The apply script builder: one POSIX sh script per host, one function per step, one event line per
+//! step on stdout (`<nonce> ok <n>` / `<nonce> failed <n>`), stopping at the first failure.
+
+use anyhow::Result;
+use base64::Engine as _;
+
+use crate::quote::{q, quote_bytes};
+
+/// Payloads larger than this, or holding NUL bytes, travel as base64 in a here-document.
+const INLINE_PAYLOAD_MAX: usize = 256 * 1024;
+
+pub struct ApplyScript {
+    nonce: String,
+    text: String,
+}
+
+impl ApplyScript {
+    pub fn new(nonce: &str) -> Result<Self> {
+        let mut text = String::with_capacity(4096);
+        // -C: `>` never follows or clobbers an existing file, so temp files cannot be redirected.
+        text.push_str("set -euC\numask 077\nexport LC_ALL=C\n");
+        text.push_str(&format!("HK={}\n", q(nonce)?));
+        text.push_str(
+            "hk_err=$(mktemp \"${TMPDIR:-/tmp}/hk-err.XXXXXX\")\ntrap 'rm -f \"$hk_err\"' EXIT\n",
+        );
+        text.push_str(concat!(
+            "hk_step() {\n",
+            "  if \"$1\" 2>|\"$hk_err\"; then printf '%s ok %s\\n' \"$HK\" \"$2\"\n",
+            "  else cat \"$hk_err\" >&2; printf '%s failed %s\\n' \"$HK\" \"$2\"; exit 1; fi\n",
+            "}\n"
+        ));
+        Ok(ApplyScript {
+            nonce: nonce.to_string(),
+            text,
+        })
+    }
+
+    /// Add step `index`: its commands run in order and stop at the first that fails (they are joined
+    /// with `&&`, because `set -e` does not apply inside an `if`). `on_failure` runs after a failure.
+    pub fn step(&mut self, index: usize, step: Step) {
+        let Step {
+            commands,
+            on_failure,
+            heredoc,
+        } = step;
+        let mut body = commands.join(" && ");
+        if !on_failure.is_empty() {
+            body = format!("{{ {body}; }} || {{ {}; false; }}", on_failure.join("; "));
+        }
+        self.text
+            .push_str(&format!("hk_s{index}() {{ {body}; }}\n"));
+        if let Some(doc) = heredoc {
+            self.text.push_str(&doc);
+        }
+        self.text
+            .push_str(&format!("hk_step hk_s{index} {index}\n"));
+    }
+
+    pub fn finish(mut self) -> String {
+        self.text.push_str("exit 0\n");
+        self.text
+    }
+
+    pub fn nonce(&self) -> &str {
+        &self.nonce
+    }
+}
+
+/// The commands of one step.
+#[derive(Default)]
+pub struct Step {
+    pub commands: Vec<String>,
+    pub on_failure: Vec<String>,
+    heredoc: Option<String>,
+}
+
+impl Step {
+    pub fn new() -> Self {
+        Step::default()
+    }
+
+    pub fn run(&mut self, command: String) -> &mut Self {
+        self.commands.push(command);
+        self
+    }
+
+    pub fn cleanup(&mut self, command: String) -> &mut Self {
+        self.on_failure.push(command);
+        self
+    }
+
+    /// A command writing `bytes` byte for byte to the new file `dest` (which must not exist).
+    pub fn write_bytes(&mut self, dest: &str, bytes: &[u8], nonce: &str) -> Result<&mut Self> {
+        if bytes.len() <= INLINE_PAYLOAD_MAX && !bytes.contains(&0) {
+            // printf is a shell builtin: no process per file.
+            self.commands.push(format!(
+                "printf '%s' {} > {}",
+                quote_bytes(bytes)?,
+                q(dest)?
+            ));
+        } else {
+            let end = format!("HK_PAYLOAD_{nonce}");
+            self.commands
+                .push(format!("base64 -d <<'{end}' > {}", q(dest)?));
+            let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+            let mut doc = String::with_capacity(encoded.len() + encoded.len() / 76 + end.len() + 2);
+            for line in encoded.as_bytes().chunks(76) {
+                doc.push_str(std::str::from_utf8(line).unwrap_or_default());
+                doc.push('\n');
+            }
+            doc.push_str(&end);
+            doc.push('\n');
+            self.heredoc = Some(doc);
+        }
+        Ok(self)
+    }
+}

@@ -1,0 +1,11 @@
+//! hk-core: the hk engine — desired state, plans, apply, transports. No Nushell dependency.
+
+pub mod config;
+pub mod engine;
+pub mod model;
+pub mod plan_file;
+pub mod quote;
+pub mod resources;
+pub mod transport;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,149 @@
+//! `dir`: a directory with mode, owner and group.
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use super::path_attrs::{PathAttrs, State, normalize_path, text};
+use super::{Diff, Observed, ResourceKind, StepContext, ancestor_dir_ids};
+use crate::config::Obj;
+use crate::engine::probe::{Facts, ProbeBatch};
+use crate::engine::script::Step;
+use crate::model::{Action, FieldChange, Reason};
+use crate::quote::q;
+
+const DEFAULT_MODE: &str = "0755";
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Dir {
+    pub path: String,
+    #[serde(flatten)]
+    pub attrs: PathAttrs,
+    #[serde(default)]
+    pub state: State,
+}
+
+impl Dir {
+    pub fn from_config(obj: &mut Obj) -> Result<Self> {
+        let raw = obj.req_str("path")?;
+        let path = normalize_path(obj, "path", &raw)?;
+        let attrs = PathAttrs::from_config(obj)?;
+        let state = obj.state()?;
+        Ok(Dir { path, attrs, state })
+    }
+}
+
+impl ResourceKind for Dir {
+    fn type_name(&self) -> &'static str {
+        "dir"
+    }
+
+    fn name(&self) -> &str {
+        &self.path
+    }
+
+    fn probe(&self, batch: &mut ProbeBatch) {
+        batch.stat(&self.path);
+    }
+
+    fn observe(&self, facts: &Facts) -> Observed {
+        PathAttrs::observe(&facts.path(&self.path))
+    }
+
+    fn diff(&self, seen: &Observed) -> Diff {
+        let kind = text(seen, "kind").unwrap_or_default();
+        match (self.state, kind.as_str()) {
+            (State::Absent, "directory") => Diff {
+                action: Action::Delete,
+                reason: Reason::Drift,
+                changes: vec![FieldChange::new("kind", Some(kind), None)],
+            },
+            (State::Absent, _) => Diff::noop(),
+            (State::Present, "missing") => {
+                let mut changes = vec![FieldChange::new("kind", None, Some("directory".into()))];
+                changes.extend(self.attrs.changes(seen, true, DEFAULT_MODE));
+                Diff {
+                    action: Action::Create,
+                    reason: Reason::Missing,
+                    changes,
+                }
+            }
+            (State::Present, "directory") => {
+                let changes = self.attrs.changes(seen, false, DEFAULT_MODE);
+                if changes.is_empty() {
+                    Diff::noop()
+                } else {
+                    Diff {
+                        action: Action::Update,
+                        reason: Reason::Drift,
+                        changes,
+                    }
+                }
+            }
+            (State::Present, other) => Diff {
+                action: Action::Update,
+                reason: Reason::Drift,
+                changes: vec![FieldChange::new(
+                    "kind",
+                    Some(other.to_string()),
+                    Some("directory".into()),
+                )],
+            },
+        }
+    }
+
+    fn step(&self, diff: &Diff, _seen: &Observed, _cx: &StepContext) -> Result<Step> {
+        let path = q(&self.path)?;
+        let mut step = Step::new();
+        match diff.action {
+            Action::Create => {
+                let mode = self.attrs.mode.as_deref().unwrap_or(DEFAULT_MODE);
+                step.run(format!("mkdir -m {} -- {path}", q(mode)?));
+                let owned: Vec<FieldChange> = diff
+                    .changes
+                    .iter()
+                    .filter(|c| c.field != "mode")
+                    .cloned()
+                    .collect();
+                step.commands
+                    .extend(self.attrs.commands(&owned, &self.path, false)?);
+            }
+            Action::Update if diff.has("kind") => {
+                step.run(refuse_kind(&self.path, "a directory")?);
+            }
+            Action::Update => {
+                step.commands
+                    .extend(self.attrs.commands(&diff.changes, &self.path, false)?)
+            }
+            Action::Delete => {
+                step.run(format!("rmdir -- {path}"));
+            }
+            Action::Noop | Action::Read => {}
+        }
+        Ok(step)
+    }
+
+    fn depends_on(&self) -> Vec<String> {
+        let mut deps = ancestor_dir_ids(&self.path);
+        deps.extend(owner_ids(&self.attrs));
+        deps
+    }
+}
+
+/// Ids of the user and group a path is owned by, so declared accounts come first.
+pub fn owner_ids(attrs: &PathAttrs) -> Vec<String> {
+    let mut ids = Vec::new();
+    if let Some(owner) = &attrs.owner {
+        ids.push(format!("user:{owner}"));
+    }
+    if let Some(group) = &attrs.group {
+        ids.push(format!("group:{group}"));
+    }
+    ids
+}
+
+/// A command that fails with a message saying what is in the way; hk never removes it silently.
+pub fn refuse_kind(path: &str, wanted: &str) -> Result<String> {
+    let message =
+        format!("hk: {path} exists but is not {wanted}; move it away or change the config");
+    Ok(format!("{{ printf '%s\\n' {} >&2; false; }}", q(&message)?))
+}

@@ -1,0 +1,317 @@
+//! `file`: a regular file with exact bytes (inline `content` or a local `source`), mode, owner, group.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::dir::{owner_ids, refuse_kind};
+use super::path_attrs::{PathAttrs, State, normalize_path, temp_sibling, text};
+use super::{Diff, Observed, ResourceKind, StepContext, ancestor_dir_ids};
+use crate::config::Obj;
+use crate::engine::probe::{Facts, ProbeBatch};
+use crate::engine::script::Step;
+use crate::model::{Action, FieldChange, Reason};
+use crate::quote::q;
+
+const DEFAULT_MODE: &str = "0644";
+
+/// Inline content: text, or raw bytes (a Nushell binary value arrives as a list of byte values).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct File {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Content>,
+    /// Absolute local path of the source file; its bytes are read again at apply and must still hash
+    /// to `sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// sha256 of the desired bytes (empty when the file is to be absent).
+    #[serde(default)]
+    pub sha256: String,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(flatten)]
+    pub attrs: PathAttrs,
+    #[serde(default)]
+    pub state: State,
+    #[serde(skip)]
+    data: Option<Arc<Vec<u8>>>,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn describe(sha: &str, size: u64) -> String {
+    format!("sha256:{} ({size} B)", &sha[..sha.len().min(12)])
+}
+
+impl File {
+    pub fn from_config(obj: &mut Obj) -> Result<Self> {
+        let raw = obj.req_str("path")?;
+        let path = normalize_path(obj, "path", &raw)?;
+        let content = match obj.take("content") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(Content::Text(s)),
+            Some(value @ serde_json::Value::Array(_)) => {
+                match serde_json::from_value::<Vec<u8>>(value) {
+                    Ok(bytes) => Some(Content::Bytes(bytes)),
+                    Err(_) => obj.fail(
+                        "content",
+                        "expected a string or binary data (a list of bytes 0-255)",
+                    )?,
+                }
+            }
+            Some(other) => obj.fail(
+                "content",
+                &format!("expected a string or binary data, got {}", kind_of(&other)),
+            )?,
+        };
+        let source = match obj.opt_str("source")? {
+            Some(src) => Some(obj.local_path(&src)),
+            None => None,
+        };
+        let attrs = PathAttrs::from_config(obj)?;
+        let state = obj.state()?;
+        let mut file = File {
+            path,
+            content,
+            source,
+            sha256: String::new(),
+            size: 0,
+            attrs,
+            state,
+            data: None,
+        };
+        match (&file.content, &file.source, state) {
+            (Some(_), Some(_), _) => {
+                obj.fail("source", "give either content or source, not both")?
+            }
+            (None, None, State::Present) => {
+                obj.fail("content", "missing: a file needs content or source")?
+            }
+            _ => {}
+        }
+        if let Some(src) = &file.source {
+            let bytes = std::fs::read(src)
+                .or_else(|e| obj.fail("source", &format!("cannot read {src}: {e}")))?;
+            file.set_data(bytes);
+        } else if let Some(content) = &file.content {
+            let bytes = match content {
+                Content::Text(s) => s.clone().into_bytes(),
+                Content::Bytes(b) => b.clone(),
+            };
+            file.set_data(bytes);
+        }
+        Ok(file)
+    }
+
+    fn set_data(&mut self, bytes: Vec<u8>) {
+        self.sha256 = sha256_hex(&bytes);
+        self.size = bytes.len() as u64;
+        self.data = Some(Arc::new(bytes));
+    }
+
+    /// Load the bytes after a plan came back from a row or a file; refuse a source that changed.
+    pub fn resolve(&mut self) -> Result<()> {
+        if self.data.is_some() || self.state == State::Absent {
+            return Ok(());
+        }
+        let bytes = match (&self.content, &self.source) {
+            (Some(Content::Text(s)), _) => s.clone().into_bytes(),
+            (Some(Content::Bytes(b)), _) => b.clone(),
+            (None, Some(src)) => std::fs::read(src)
+                .with_context(|| format!("cannot read source {src} of file:{}", self.path))?,
+            (None, None) => bail!("file:{} has neither content nor source", self.path),
+        };
+        let sha = sha256_hex(&bytes);
+        if !self.sha256.is_empty() && sha != self.sha256 {
+            bail!(
+                "the content of file:{} changed since it was planned (sha256 {} now, {} in the plan); plan again",
+                self.path,
+                &sha[..12],
+                &self.sha256[..self.sha256.len().min(12)]
+            );
+        }
+        self.set_data(bytes);
+        Ok(())
+    }
+
+    fn bytes(&self) -> Result<Arc<Vec<u8>>> {
+        self.data
+            .clone()
+            .with_context(|| format!("file:{}: content was not loaded", self.path))
+    }
+}
+
+fn kind_of(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "nothing",
+        serde_json::Value::Bool(_) => "a bool",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "a record",
+    }
+}
+
+impl ResourceKind for File {
+    fn type_name(&self) -> &'static str {
+        "file"
+    }
+
+    fn name(&self) -> &str {
+        &self.path
+    }
+
+    fn probe(&self, batch: &mut ProbeBatch) {
+        batch.stat(&self.path);
+        if self.state == State::Present {
+            batch.sha256(&self.path);
+        }
+    }
+
+    fn observe(&self, facts: &Facts) -> Observed {
+        let path = facts.path(&self.path);
+        let mut seen = PathAttrs::observe(&path);
+        if let Some(sha) = &path.sha256 {
+            seen.insert("sha256".into(), sha.clone().into());
+            seen.insert("size".into(), path.size.into());
+        }
+        seen
+    }
+
+    fn diff(&self, seen: &Observed) -> Diff {
+        let kind = text(seen, "kind").unwrap_or_default();
+        let want = describe(&self.sha256, self.size);
+        match (self.state, kind.as_str()) {
+            (State::Absent, "file") => Diff {
+                action: Action::Delete,
+                reason: Reason::Drift,
+                changes: vec![FieldChange::new("kind", Some(kind), None)],
+            },
+            (State::Absent, _) => Diff::noop(),
+            (State::Present, "missing") => {
+                let mut changes = vec![FieldChange::new("content", None, Some(want))];
+                changes.extend(self.attrs.changes(seen, true, DEFAULT_MODE));
+                Diff {
+                    action: Action::Create,
+                    reason: Reason::Missing,
+                    changes,
+                }
+            }
+            (State::Present, "file") => {
+                let mut changes = Vec::new();
+                let have_sha = text(seen, "sha256").unwrap_or_default();
+                if have_sha != self.sha256 {
+                    let size = seen.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
+                    changes.push(FieldChange::new(
+                        "content",
+                        Some(describe(&have_sha, size)),
+                        Some(want),
+                    ));
+                }
+                changes.extend(self.attrs.changes(seen, false, DEFAULT_MODE));
+                if changes.is_empty() {
+                    Diff::noop()
+                } else {
+                    Diff {
+                        action: Action::Update,
+                        reason: Reason::Drift,
+                        changes,
+                    }
+                }
+            }
+            (State::Present, other) => {
+                let mut changes = vec![FieldChange::new(
+                    "kind",
+                    Some(other.to_string()),
+                    Some("file".into()),
+                )];
+                changes.push(FieldChange::new("content", None, Some(want)));
+                Diff {
+                    action: Action::Update,
+                    reason: Reason::Drift,
+                    changes,
+                }
+            }
+        }
+    }
+
+    fn step(&self, diff: &Diff, seen: &Observed, cx: &StepContext) -> Result<Step> {
+        let mut step = Step::new();
+        let kind = text(seen, "kind").unwrap_or_default();
+        match diff.action {
+            Action::Create | Action::Update if diff.has("content") || diff.has("kind") => {
+                if !matches!(kind.as_str(), "missing" | "file" | "link") {
+                    step.run(refuse_kind(&self.path, "a regular file")?);
+                    return Ok(step);
+                }
+                let tmp = temp_sibling(&self.path, cx.nonce);
+                let bytes = self.bytes()?;
+                step.write_bytes(&tmp, &bytes, cx.nonce)?;
+                // The new file keeps the old one's mode and ownership unless the config sets them.
+                let mode = self
+                    .attrs
+                    .mode
+                    .clone()
+                    .or_else(|| (kind == "file").then(|| text(seen, "mode")).flatten());
+                step.run(format!(
+                    "chmod {} -- {}",
+                    q(mode.as_deref().unwrap_or(DEFAULT_MODE))?,
+                    q(&tmp)?
+                ));
+                let keep = |want: &Option<String>, have: &str| match want {
+                    Some(w) => Some(w.clone()),
+                    None if kind == "file" => text(seen, have),
+                    None => None,
+                };
+                match (
+                    keep(&self.attrs.owner, "uid"),
+                    keep(&self.attrs.group, "gid"),
+                ) {
+                    (None, None) => {}
+                    (owner, group) => {
+                        let spec = format!(
+                            "{}:{}",
+                            owner.unwrap_or_default(),
+                            group.unwrap_or_default()
+                        );
+                        step.run(format!(
+                            "chown {} -- {}",
+                            q(spec.trim_end_matches(':'))?,
+                            q(&tmp)?
+                        ));
+                    }
+                }
+                step.run(format!("mv -fT -- {} {}", q(&tmp)?, q(&self.path)?))
+                    .cleanup(format!("rm -f -- {}", q(&tmp)?));
+            }
+            Action::Update => {
+                step.commands
+                    .extend(self.attrs.commands(&diff.changes, &self.path, false)?)
+            }
+            Action::Delete => {
+                step.run(format!("rm -f -- {}", q(&self.path)?));
+            }
+            Action::Create | Action::Noop | Action::Read => {}
+        }
+        Ok(step)
+    }
+
+    fn depends_on(&self) -> Vec<String> {
+        let mut deps = ancestor_dir_ids(&self.path);
+        deps.extend(owner_ids(&self.attrs));
+        deps
+    }
+}

@@ -1,0 +1,142 @@
+//! Resource types. Each type lives in its own file and implements [`ResourceKind`]; adding a type is
+//! adding a file and one variant here.
+
+mod dir;
+mod file;
+mod link;
+mod path_attrs;
+
+use anyhow::Result;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+pub use dir::Dir;
+pub use file::File;
+pub use link::Link;
+pub use path_attrs::{PathAttrs, State};
+
+use crate::config::Obj;
+use crate::engine::probe::{Facts, ProbeBatch};
+use crate::engine::script::Step;
+use crate::model::{Action, FieldChange, Reason};
+
+/// Observed state of one resource, as plain fields; its hash is the plan row's fingerprint.
+pub type Observed = IndexMap<String, serde_json::Value>;
+
+/// What planning decided for one resource.
+#[derive(Clone, Debug)]
+pub struct Diff {
+    pub action: Action,
+    pub reason: Reason,
+    pub changes: Vec<FieldChange>,
+}
+
+impl Diff {
+    pub fn noop() -> Self {
+        Diff {
+            action: Action::Noop,
+            reason: Reason::InSync,
+            changes: Vec::new(),
+        }
+    }
+
+    pub fn has(&self, field: &str) -> bool {
+        self.changes.iter().any(|c| c.field == field)
+    }
+}
+
+/// Context a resource needs while writing its steps.
+pub struct StepContext<'a> {
+    pub nonce: &'a str,
+}
+
+pub trait ResourceKind {
+    fn type_name(&self) -> &'static str;
+    /// Unique within its type on a host; for path resources, the path.
+    fn name(&self) -> &str;
+    fn id(&self) -> String {
+        format!("{}:{}", self.type_name(), self.name())
+    }
+    /// Ask the probe for the facts this resource needs.
+    fn probe(&self, batch: &mut ProbeBatch);
+    /// Pick this resource's observed state out of the host's facts.
+    fn observe(&self, facts: &Facts) -> Observed;
+    fn diff(&self, seen: &Observed) -> Diff;
+    /// The commands that take the host from `seen` to the desired state.
+    fn step(&self, diff: &Diff, seen: &Observed, cx: &StepContext) -> Result<Step>;
+    /// Ids of resources that must be applied before this one, when they are declared.
+    fn depends_on(&self) -> Vec<String>;
+    /// Whether a down plan can undo this change.
+    fn reversible(&self, _diff: &Diff) -> bool {
+        true
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Resource {
+    Dir(Dir),
+    File(File),
+    Link(Link),
+}
+
+impl Resource {
+    pub const TYPES: &'static [&'static str] = &["dir", "file", "link"];
+
+    pub fn kind(&self) -> &dyn ResourceKind {
+        match self {
+            Resource::Dir(r) => r,
+            Resource::File(r) => r,
+            Resource::Link(r) => r,
+        }
+    }
+
+    /// Build a resource from one config entry; `obj` carries the field path for errors.
+    pub fn from_config(obj: &mut Obj) -> Result<Resource> {
+        let rtype = obj.req_str("type")?;
+        Ok(match rtype.as_str() {
+            "dir" => Resource::Dir(Dir::from_config(obj)?),
+            "file" => Resource::File(File::from_config(obj)?),
+            "link" => Resource::Link(Link::from_config(obj)?),
+            other => obj.fail(
+                "type",
+                &format!(
+                    "unknown resource type {other:?} (known: {})",
+                    Self::TYPES.join(", ")
+                ),
+            )?,
+        })
+    }
+
+    /// The path a path resource manages.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Resource::Dir(r) => Some(&r.path),
+            Resource::File(r) => Some(&r.path),
+            Resource::Link(r) => Some(&r.path),
+        }
+    }
+
+    /// Load what is not carried in the row itself (a file's `source` bytes) and check it is unchanged.
+    pub fn resolve(&mut self) -> Result<()> {
+        match self {
+            Resource::File(f) => f.resolve(),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Ids of the declared directories above `path`, nearest last.
+pub fn ancestor_dir_ids(path: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut current = path;
+    while let Some(pos) = current.rfind('/') {
+        current = &current[..pos];
+        if current.is_empty() {
+            break;
+        }
+        ids.push(format!("dir:{current}"));
+    }
+    ids.reverse();
+    ids
+}

@@ -1,0 +1,85 @@
+//! The local transport: the same `sh -s` scripts as over SSH, run as a child process.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::thread;
+
+use anyhow::{Context, Result};
+
+use super::{LineSplitter, ScriptOutput, Transport};
+
+pub struct LocalTransport {
+    sudo: bool,
+}
+
+impl LocalTransport {
+    pub fn new(sudo: bool) -> Self {
+        LocalTransport { sudo }
+    }
+}
+
+impl Transport for LocalTransport {
+    fn run_script(
+        &mut self,
+        script: &[u8],
+        on_line: &mut dyn FnMut(&[u8]),
+    ) -> Result<ScriptOutput> {
+        let mut command = if self.sudo {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "sh", "-s"]);
+            c
+        } else {
+            let mut c = Command::new("sh");
+            c.arg("-s");
+            c
+        };
+        // Never inherit the plugin's stdout: it is the Nushell protocol channel.
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .context("cannot start sh on the local host")?;
+        let mut stdin = child.stdin.take().context("no stdin for sh")?;
+        let script = script.to_vec();
+        // Writer and stderr reader run beside the stdout reader: any one of the pipes may fill.
+        let writer = thread::spawn(move || {
+            let _ = stdin.write_all(&script);
+        });
+        let mut stderr_pipe = child.stderr.take().context("no stderr for sh")?;
+        let err_reader = thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = stderr_pipe.read_to_end(&mut buf);
+            buf
+        });
+        let mut stdout = child.stdout.take().context("no stdout for sh")?;
+        let mut lines = LineSplitter::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = stdout
+                .read(&mut buf)
+                .context("reading the script's output")?;
+            if n == 0 {
+                break;
+            }
+            lines.push(&buf[..n], on_line);
+        }
+        let _ = writer.join();
+        let stderr = err_reader.join().unwrap_or_default();
+        let status = child.wait().context("waiting for sh")?;
+        Ok(ScriptOutput {
+            status: status.code().unwrap_or(-1),
+            stdout: lines.all,
+            stderr,
+        })
+    }
+
+    fn describe(&self) -> String {
+        if self.sudo {
+            "local (sudo)".into()
+        } else {
+            "local".into()
+        }
+    }
+}

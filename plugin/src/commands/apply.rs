@@ -1,0 +1,188 @@
+//! `hk apply`: re-check and apply plan rows, streaming one event row per change.
+
+use std::sync::mpsc;
+
+use hk_core::engine::{self, ApplyOptions};
+use hk_core::model::{Direction, Plan};
+use hk_core::plan_file;
+use indexmap::IndexMap;
+use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
+use nu_protocol::{
+    Category, Example, LabeledError, ListStream, PipelineData, Signature, Span, Spanned,
+    SyntaxShape, Type, Value,
+};
+
+use super::plan::{input_record, plan_selection, selection_signature};
+use crate::HkPlugin;
+use crate::convert::{event_to_value, value_to_row};
+use crate::error::{LabelErr, labeled};
+use crate::load::resolve_path;
+
+pub struct Apply;
+
+/// Plan rows piped in, back into a plan.
+fn rows_to_plan(rows: Vec<Value>) -> Result<Plan, LabeledError> {
+    let mut plan = Plan {
+        direction: Direction::Up,
+        hosts: IndexMap::new(),
+        rows: Vec::new(),
+    };
+    for (i, value) in rows.iter().enumerate() {
+        let (row, host) = value_to_row(value, i)?;
+        if let Some(known) = plan.hosts.get(&row.host) {
+            if known.identity != host.identity {
+                return Err(LabeledError::new(
+                    "hk apply: rows for one host disagree on its identity",
+                )
+                .with_label(format!("row {i} ({})", row.id), value.span()));
+            }
+        } else {
+            plan.hosts.insert(row.host.clone(), host);
+        }
+        plan.rows.push(row);
+    }
+    Ok(plan)
+}
+
+impl PluginCommand for Apply {
+    type Plugin = HkPlugin;
+
+    fn name(&self) -> &str {
+        "hk apply"
+    }
+
+    fn description(&self) -> &str {
+        "Apply plan rows to their hosts, refusing stale rows, and stream one event per change."
+    }
+
+    fn extra_description(&self) -> &str {
+        "Input: plan rows (a filtered plan applies only its rows), or --plan FILE, or neither to plan inline from TARGET/CONFIG. Exactly one of --confirm or --dry-run is required. Before changing anything the planned resources are read again; if any changed since planning, or the host is another machine, nothing is changed."
+    }
+
+    fn search_terms(&self) -> Vec<&str> {
+        vec!["converge", "execute", "run plan", "deploy", "provision"]
+    }
+
+    fn signature(&self) -> Signature {
+        selection_signature(Signature::build(self.name()))
+            .switch("confirm", "really change the hosts", Some('y'))
+            .switch(
+                "dry-run",
+                "check the plan against the hosts and report, changing nothing",
+                Some('n'),
+            )
+            .named(
+                "plan",
+                SyntaxShape::Filepath,
+                "apply a plan file written by `hk plan --out`",
+                Some('p'),
+            )
+            .input_output_types(vec![
+                (Type::Nothing, Type::table()),
+                (Type::table(), Type::table()),
+                (Type::List(Box::new(Type::Any)), Type::table()),
+                (Type::record(), Type::table()),
+            ])
+            .category(Category::Custom("hk".into()))
+    }
+
+    fn examples(&self) -> Vec<Example<'_>> {
+        vec![
+            Example {
+                example: "{resources: [{type: dir, path: /nonexistent-hk-example/app}]} | hk plan local | hk apply --dry-run | get status",
+                description: "Check a plan against the host without changing anything",
+                result: Some(Value::test_list(vec![Value::test_string("dry-run")])),
+            },
+            Example {
+                example: "hk plan local | where type == file | hk apply --confirm",
+                description: "Apply only the file rows of a plan",
+                result: None,
+            },
+            Example {
+                example: "hk apply --plan plan.json --confirm",
+                description: "Apply a saved plan (refused if the host changed since)",
+                result: None,
+            },
+        ]
+    }
+
+    fn run(
+        &self,
+        _plugin: &HkPlugin,
+        engine: &EngineInterface,
+        call: &EvaluatedCall,
+        input: PipelineData,
+    ) -> Result<PipelineData, LabeledError> {
+        let confirm = call.has_flag("confirm")?;
+        let dry_run = call.has_flag("dry-run")?;
+        if confirm == dry_run {
+            return Err(
+                LabeledError::new("hk apply needs exactly one of --confirm or --dry-run")
+                    .with_label(
+                        "add --confirm to change the hosts, or --dry-run to only check",
+                        call.head,
+                    ),
+            );
+        }
+        let plan_flag: Option<Spanned<String>> = call.get_flag("plan")?;
+        let span = call.head;
+        let plan = match (plan_flag, input) {
+            (Some(file), PipelineData::Empty) => {
+                let path = resolve_path(engine, &file.item)?;
+                plan_file::read(&path).at(file.span)?
+            }
+            (Some(file), _) => {
+                return Err(
+                    LabeledError::new("hk apply: both piped rows and --plan given")
+                        .with_label("drop this or the input", file.span),
+                );
+            }
+            (None, PipelineData::Empty) => plan_selection(engine, call, None)?,
+            (None, input) => match input.into_value(span)? {
+                Value::List { vals, .. } => rows_to_plan(vals.to_vec())?,
+                Value::Nothing { .. } => plan_selection(engine, call, None)?,
+                record @ Value::Record { .. }
+                    if record.as_record().is_ok_and(|r| r.contains("spec")) =>
+                {
+                    rows_to_plan(vec![record])?
+                }
+                record @ Value::Record { .. } => plan_selection(
+                    engine,
+                    call,
+                    input_record(PipelineData::value(record, None), span)?,
+                )?,
+                other => {
+                    return Err(LabeledError::new(
+                        "hk apply: input must be plan rows or a config record",
+                    )
+                    .with_label(format!("got {}", other.get_type()), other.span()));
+                }
+            },
+        };
+        Ok(stream_apply(plan, ApplyOptions { dry_run }, engine, span))
+    }
+}
+
+/// Run the apply on its own thread and stream its events as they happen; a failure ends the stream
+/// with an error value.
+fn stream_apply(
+    plan: Plan,
+    options: ApplyOptions,
+    engine: &EngineInterface,
+    span: Span,
+) -> PipelineData {
+    let (tx, rx) = mpsc::sync_channel::<Value>(256);
+    std::thread::spawn(move || {
+        let events = tx.clone();
+        let result = engine::apply(plan, options, &mut |event| {
+            let _ = events.send(event_to_value(&event, span));
+        });
+        if let Err(err) = result {
+            let _ = tx.send(Value::error(labeled(err, span).into(), span));
+        }
+    });
+    PipelineData::list_stream(
+        ListStream::new(rx.into_iter(), span, engine.signals().clone()),
+        None,
+    )
+}

@@ -1,0 +1,4 @@
+//! One file per Nushell command.
+
+pub mod apply;
+pub mod plan;

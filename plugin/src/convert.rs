@@ -1,0 +1,195 @@
+//! The only place where hk-core types and Nushell values meet.
+
+use hk_core::model::{Event, FieldChange, HostIdentity, HostPlan, PlanRow};
+use hk_core::resources::Resource;
+use hk_core::transport::Target;
+use nu_protocol::{LabeledError, Record, Span, Value};
+use serde::Deserialize;
+
+/// A Nushell value as JSON-like data (what hk-core reads configs from).
+pub fn value_to_json(value: &Value) -> Result<serde_json::Value, LabeledError> {
+    use serde_json::Value as J;
+    Ok(match value {
+        Value::Nothing { .. } => J::Null,
+        Value::Bool { val, .. } => J::Bool(*val),
+        Value::Int { val, .. } => J::from(*val),
+        Value::Float { val, .. } => serde_json::Number::from_f64(*val)
+            .map(J::Number)
+            .unwrap_or(J::Null),
+        Value::String { val, .. } | Value::Glob { val, .. } => J::String(val.clone()),
+        Value::Filesize { val, .. } => J::from(val.get()),
+        Value::Duration { val, .. } => J::from(*val),
+        Value::Date { val, .. } => J::String(val.to_rfc3339()),
+        Value::Binary { val, .. } => J::Array(val.iter().map(|b| J::from(*b)).collect()),
+        Value::List { vals, .. } => {
+            J::Array(vals.iter().map(value_to_json).collect::<Result<_, _>>()?)
+        }
+        Value::Record { val, .. } => {
+            let mut map = serde_json::Map::new();
+            for (k, v) in val.iter() {
+                map.insert(k.clone(), value_to_json(v)?);
+            }
+            J::Object(map)
+        }
+        Value::Error { error, .. } => return Err(LabeledError::from(*error.clone())),
+        other => {
+            return Err(LabeledError::new(format!(
+                "hk cannot use a {} value here",
+                other.get_type()
+            ))
+            .with_label("not plain data", other.span()));
+        }
+    })
+}
+
+/// JSON-like data as a Nushell value.
+pub fn json_to_value(json: &serde_json::Value, span: Span) -> Value {
+    use serde_json::Value as J;
+    match json {
+        J::Null => Value::nothing(span),
+        J::Bool(b) => Value::bool(*b, span),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Value::int(i, span),
+            None => Value::float(n.as_f64().unwrap_or_default(), span),
+        },
+        J::String(s) => Value::string(s.clone(), span),
+        J::Array(items) => {
+            Value::list(items.iter().map(|v| json_to_value(v, span)).collect(), span)
+        }
+        J::Object(map) => {
+            let mut record = Record::with_capacity(map.len());
+            for (k, v) in map {
+                record.push(k.clone(), json_to_value(v, span));
+            }
+            Value::record(record, span)
+        }
+    }
+}
+
+fn opt_string(value: &Option<String>, span: Span) -> Value {
+    match value {
+        Some(s) => Value::string(s.clone(), span),
+        None => Value::nothing(span),
+    }
+}
+
+fn to_json_value<T: serde::Serialize>(item: &T, span: Span) -> Value {
+    match serde_json::to_value(item) {
+        Ok(json) => json_to_value(&json, span),
+        Err(e) => Value::error(
+            LabeledError::new(format!("hk: cannot encode value: {e}")).into(),
+            span,
+        ),
+    }
+}
+
+/// A plan row, with `spec` carrying what apply needs (the desired resource, how to reach the host
+/// and who it must be), so a filtered table can be piped straight into `hk apply`.
+pub fn row_to_value(row: &PlanRow, host: &HostPlan, span: Span) -> Value {
+    let changes = row
+        .changes
+        .iter()
+        .map(|c| {
+            let mut r = Record::with_capacity(3);
+            r.push("field", Value::string(c.field.clone(), span));
+            r.push("from", opt_string(&c.from, span));
+            r.push("to", opt_string(&c.to, span));
+            Value::record(r, span)
+        })
+        .collect();
+    let mut spec = Record::with_capacity(3);
+    spec.push("resource", to_json_value(&row.resource, span));
+    spec.push("target", to_json_value(&host.target, span));
+    spec.push("identity", to_json_value(&host.identity, span));
+    let mut r = Record::with_capacity(10);
+    r.push("host", Value::string(row.host.clone(), span));
+    r.push("id", Value::string(row.id.clone(), span));
+    r.push("type", Value::string(row.rtype.clone(), span));
+    r.push("name", Value::string(row.name.clone(), span));
+    r.push("action", Value::string(row.action.as_str(), span));
+    r.push("changes", Value::list(changes, span));
+    r.push("reason", Value::string(row.reason.as_str(), span));
+    r.push("reversible", Value::bool(row.reversible, span));
+    r.push("fingerprint", Value::string(row.fingerprint.clone(), span));
+    r.push("spec", Value::record(spec, span));
+    Value::record(r, span)
+}
+
+#[derive(Deserialize)]
+struct RowIn {
+    host: String,
+    id: String,
+    #[serde(rename = "type")]
+    rtype: String,
+    name: String,
+    action: hk_core::model::Action,
+    #[serde(default)]
+    changes: Vec<FieldChange>,
+    reason: hk_core::model::Reason,
+    reversible: bool,
+    fingerprint: String,
+    spec: SpecIn,
+}
+
+#[derive(Deserialize)]
+struct SpecIn {
+    resource: Resource,
+    target: Target,
+    identity: HostIdentity,
+}
+
+/// A row piped into `hk apply`, back to a plan row and its host.
+pub fn value_to_row(value: &Value, index: usize) -> Result<(PlanRow, HostPlan), LabeledError> {
+    let span = value.span();
+    let record = value.as_record().map_err(|_| {
+        LabeledError::new("hk apply: input must be plan rows").with_label(
+            format!("row {index} is a {}, not a record", value.get_type()),
+            span,
+        )
+    })?;
+    if !record.contains("spec") {
+        return Err(LabeledError::new("hk apply: a row has no `spec` column")
+            .with_label(format!("row {index} lacks `spec`"), span)
+            .with_help("pipe rows straight from `hk plan` or `hk down` (filtering with `where` is fine; keep all columns), or use --plan FILE"));
+    }
+    let json = value_to_json(value)?;
+    let row: RowIn = serde_json::from_value(json).map_err(|e| {
+        LabeledError::new("hk apply: a row is not a plan row")
+            .with_label(format!("row {index}: {e}"), span)
+    })?;
+    let host = HostPlan {
+        target: row.spec.target,
+        identity: row.spec.identity,
+    };
+    let plan_row = PlanRow {
+        host: row.host,
+        id: row.id,
+        rtype: row.rtype,
+        name: row.name,
+        action: row.action,
+        changes: row.changes,
+        reason: row.reason,
+        reversible: row.reversible,
+        fingerprint: row.fingerprint,
+        resource: row.spec.resource,
+    };
+    Ok((plan_row, host))
+}
+
+pub fn event_to_value(event: &Event, span: Span) -> Value {
+    let mut r = Record::with_capacity(7);
+    r.push("time", Value::date(event.time.fixed_offset(), span));
+    r.push("host", Value::string(event.host.clone(), span));
+    r.push("id", Value::string(event.id.clone(), span));
+    r.push("action", Value::string(event.action.as_str(), span));
+    r.push("status", Value::string(event.status.as_str(), span));
+    r.push(
+        "duration",
+        Value::duration(
+            i64::try_from(event.duration.as_nanos()).unwrap_or(i64::MAX),
+            span,
+        ),
+    );
+    r.push("message", Value::string(event.message.clone(), span));
+    Value::record(r, span)
+}

@@ -1,0 +1,23 @@
+//! nu_plugin_hk: hk's commands for Nushell. Glue only: the engine is hk-core.
+
+pub mod commands;
+pub mod convert;
+pub mod error;
+pub mod load;
+
+use nu_plugin::{Plugin, PluginCommand};
+
+pub struct HkPlugin;
+
+impl Plugin for HkPlugin {
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").into()
+    }
+
+    fn commands(&self) -> Vec<Box<dyn PluginCommand<Plugin = Self>>> {
+        vec![
+            Box::new(commands::plan::Plan),
+            Box::new(commands::apply::Apply),
+        ]
+    }
+}

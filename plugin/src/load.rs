@@ -1,0 +1,299 @@
+//! Where the desired state and the host list come from: a piped record; a CONFIG argument (`.nu`
+//! evaluated by nu, `.nuon`/`.toml` parsed by nu's own commands, `.json`); else ./hk.nu, ./hk.nuon.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use hk_core::config::{Config, LOCAL_HOST};
+use nu_plugin::{EngineInterface, EvaluatedCall};
+use nu_protocol::{LabeledError, PipelineData, Span, Spanned, Value};
+
+use crate::convert::value_to_json;
+use crate::error::LabelErr;
+
+/// Positional `[TARGET] [CONFIG]` plus the flags shared by plan-like commands.
+pub struct Selection {
+    pub config: Config,
+    pub hosts: Vec<String>,
+    /// Span of the config's origin, for errors about it.
+    pub span: Span,
+}
+
+fn looks_like_config(arg: &str) -> bool {
+    [".nu", ".nuon", ".json", ".toml"]
+        .iter()
+        .any(|ext| arg.ends_with(ext))
+        || arg.contains('/')
+}
+
+/// A string or a list of strings given to a flag such as `--ignore`.
+pub fn string_list(call: &EvaluatedCall, flag: &str) -> Result<Vec<String>, LabeledError> {
+    match call.get_flag_value(flag) {
+        None => Ok(Vec::new()),
+        Some(Value::String { val, .. }) => Ok(vec![val]),
+        Some(Value::List { vals, .. }) => vals
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .map_err(|e| LabeledError::from(e))
+            })
+            .collect(),
+        Some(other) => Err(LabeledError::new(format!(
+            "--{flag} takes a string or a list of strings"
+        ))
+        .with_label(format!("got {}", other.get_type()), other.span())),
+    }
+}
+
+pub fn current_dir(engine: &EngineInterface) -> Result<PathBuf, LabeledError> {
+    Ok(PathBuf::from(engine.get_current_dir()?))
+}
+
+/// Resolve a user-given path against the caller's directory (the plugin process does not `cd`).
+pub fn resolve_path(engine: &EngineInterface, raw: &str) -> Result<PathBuf, LabeledError> {
+    let p = Path::new(raw);
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        current_dir(engine)?.join(p)
+    })
+}
+
+/// Read the selection from positionals, flags and piped input.
+pub fn select(
+    engine: &EngineInterface,
+    call: &EvaluatedCall,
+    input: Option<Value>,
+) -> Result<Selection, LabeledError> {
+    let first: Option<Spanned<String>> = call.opt(0)?;
+    let second: Option<Spanned<String>> = call.opt(1)?;
+    let (host_arg, config_arg) = match (first, second) {
+        (Some(a), Some(b)) => (Some(a), Some(b)),
+        (Some(a), None) if looks_like_config(&a.item) => (None, Some(a)),
+        (a, _) => (a, None),
+    };
+    let require = string_list(call, "require")?;
+    let (config, span) = load_config(engine, call, input, config_arg.as_ref(), &require)?;
+    let hosts = if call.has_flag("local")? {
+        if let Some(h) = &host_arg {
+            return Err(LabeledError::new("hk: --local and a host name both given")
+                .with_label("drop this or --local", h.span));
+        }
+        vec![LOCAL_HOST.to_string()]
+    } else if let Some(h) = host_arg {
+        config.target(&h.item).at(h.span)?;
+        vec![h.item]
+    } else {
+        match config.hosts.len() {
+            0 => vec![LOCAL_HOST.to_string()],
+            1 => config.hosts.keys().cloned().collect(),
+            _ => {
+                let names: Vec<&str> = config.hosts.keys().map(String::as_str).collect();
+                return Err(LabeledError::new("hk: which host?")
+                    .with_label(
+                        format!("the config declares several hosts: {}", names.join(", ")),
+                        call.head,
+                    )
+                    .with_help("name one, e.g. `hk plan prod`"));
+            }
+        }
+    };
+    Ok(Selection {
+        config,
+        hosts,
+        span,
+    })
+}
+
+fn load_config(
+    engine: &EngineInterface,
+    call: &EvaluatedCall,
+    input: Option<Value>,
+    config_arg: Option<&Spanned<String>>,
+    require: &[String],
+) -> Result<(Config, Span), LabeledError> {
+    let cwd = current_dir(engine)?;
+    if let Some(value) = input {
+        if config_arg.is_some() {
+            return Err(
+                LabeledError::new("hk: both a piped config and a CONFIG argument").with_label(
+                    "drop this or the piped record",
+                    config_arg.map_or(call.head, |c| c.span),
+                ),
+            );
+        }
+        let span = value.span();
+        let json = value_to_json(&value)?;
+        let config = Config::from_value(json, &cwd).at(span)?;
+        return Ok((config, span));
+    }
+    let (path, span) = match config_arg {
+        Some(arg) => {
+            let path = resolve_path(engine, &arg.item)?;
+            if !path.is_file() {
+                return Err(LabeledError::new(format!(
+                    "hk: config file {} not found",
+                    path.display()
+                ))
+                .with_label("no such file", arg.span));
+            }
+            (path, arg.span)
+        }
+        None => match ["hk.nu", "hk.nuon"]
+            .iter()
+            .map(|n| cwd.join(n))
+            .find(|p| p.is_file())
+        {
+            Some(path) => (path, call.head),
+            None => {
+                return Err(LabeledError::new("hk: no config")
+                    .with_label(
+                        format!("no hk.nu or hk.nuon in {}", cwd.display()),
+                        call.head,
+                    )
+                    .with_help("pipe a record, give a CONFIG path, or create ./hk.nu"));
+            }
+        },
+    };
+    let json = read_config_file(engine, call, &path, require, span)?;
+    let base = path.parent().unwrap_or(&cwd).to_path_buf();
+    let config = Config::from_value(json, &base)
+        .map_err(|e| e.context(format!("in {}", path.display())))
+        .at(span)?;
+    Ok((config, span))
+}
+
+fn read_config_file(
+    engine: &EngineInterface,
+    call: &EvaluatedCall,
+    path: &Path,
+    require: &[String],
+    span: Span,
+) -> Result<serde_json::Value, LabeledError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    if ext == "nu" {
+        return eval_nu_config(engine, path, require, span);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        LabeledError::new(format!("hk: cannot read {}: {e}", path.display()))
+            .with_label("here", span)
+    })?;
+    match ext {
+        "json" => serde_json::from_str(&text).map_err(|e| {
+            LabeledError::new(format!("hk: {} is not valid JSON: {e}", path.display()))
+                .with_label("here", span)
+        }),
+        "nuon" | "toml" => {
+            let decl = format!("from {ext}");
+            let id = engine.find_decl(&decl)?.ok_or_else(|| {
+                LabeledError::new(format!("hk: this nu has no `{decl}` command"))
+                    .with_label("needed here", span)
+            })?;
+            let parsed = engine
+                .call_decl(
+                    id,
+                    EvaluatedCall::new(call.head),
+                    PipelineData::value(Value::string(text, span), None),
+                    true,
+                    false,
+                )
+                .and_then(|data| data.into_value(span))
+                .map_err(|e| {
+                    LabeledError::new(format!("hk: cannot parse {}", path.display()))
+                        .with_label(e.to_string(), span)
+                })?;
+            value_to_json(&parsed)
+        }
+        other => Err(
+            LabeledError::new(format!("hk: unknown config format {other:?}"))
+                .with_label("use .nu, .nuon, .json or .toml", span),
+        ),
+    }
+}
+
+/// The nu that started this plugin (its parent process), so `.nu` configs see the same language.
+fn nu_binary() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("HK_NU") {
+        return Some(PathBuf::from(path));
+    }
+    let parent =
+        std::fs::read_link(format!("/proc/{}/exe", std::os::unix::process::parent_id())).ok()?;
+    let name = parent.file_name()?.to_string_lossy().to_string();
+    name.starts_with("nu").then_some(parent)
+}
+
+fn nu_raw_string(s: &str, span: Span) -> Result<String, LabeledError> {
+    if s.contains("'#") {
+        return Err(LabeledError::new(format!(
+            "hk: path {s:?} contains '#, which hk cannot pass to nu"
+        ))
+        .with_label("here", span));
+    }
+    Ok(format!("r#'{s}'#"))
+}
+
+fn eval_nu_config(
+    engine: &EngineInterface,
+    path: &Path,
+    require: &[String],
+    span: Span,
+) -> Result<serde_json::Value, LabeledError> {
+    let nu = nu_binary().ok_or_else(|| {
+        LabeledError::new("hk: cannot find the nu binary to evaluate a .nu config")
+            .with_label("this config", span)
+            .with_help("set $env.HK_NU to the path of nu")
+    })?;
+    let mut script = String::new();
+    for module in require {
+        let module_path = resolve_path(engine, module)?;
+        script.push_str(&format!(
+            "use {} *\n",
+            nu_raw_string(&module_path.display().to_string(), span)?
+        ));
+    }
+    script.push_str(&format!(
+        "let hk_config = (source {})\n$hk_config | to json --raw\n",
+        nu_raw_string(&path.display().to_string(), span)?
+    ));
+    let mut command = Command::new(&nu);
+    command.args(["-n", "--no-std-lib", "-c", &script]);
+    command.current_dir(current_dir(engine)?);
+    for (name, value) in engine.get_env_vars()? {
+        if let Ok(text) = value.coerce_str() {
+            command.env(name, text.as_ref());
+        } else if let Value::List { vals, .. } = &value {
+            let parts: Vec<String> = vals
+                .iter()
+                .filter_map(|v| v.coerce_str().ok().map(|s| s.into_owned()))
+                .collect();
+            command.env(name, parts.join(":"));
+        }
+    }
+    // The plugin's stdout is the protocol channel: capture the child's output, never inherit it.
+    let output = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| {
+            LabeledError::new(format!("hk: cannot run {}: {e}", nu.display()))
+                .with_label("evaluating this config", span)
+        })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(
+            LabeledError::new(format!("hk: evaluating {} failed", path.display()))
+                .with_label(stderr.trim().to_string(), span),
+        );
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| {
+        LabeledError::new(format!("hk: {} did not produce a record", path.display())).with_label(
+            format!("its last expression must be the config record ({e})"),
+            span,
+        )
+    })
+}
