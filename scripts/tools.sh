@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what hk needs into the project (nu from npm, the built plugin, a project-local plugin
+# registry) and, with --test, what the tests need (openssh-server). Idempotent; safe on a bare machine.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+say() { printf '== %s\n' "$*" >&2; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "apt-get install ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+NU="$root/tools/node_modules/@nushell/linux-x64/bin/nu"
+if [ ! -x "$NU" ] || [ "$("$NU" --version 2>/dev/null)" != "0.115.1" ]; then
+  command -v npm >/dev/null || apt_install nodejs npm
+  say "installing nu 0.115.1 (npm package nushell) into tools/"
+  (cd tools && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+if [ "$want_test" = 1 ]; then
+  command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || apt_install openssh-server
+fi
+
+say "building the hk plugin"
+cargo build --quiet -p nu_plugin_hk
+
+mkdir -p .hk
+"$NU" -n -c "plugin add --plugin-config '$root/.hk/plugins.msgpackz' '$root/target/debug/nu_plugin_hk'"
