@@ -238,13 +238,13 @@ impl Config {
                     message: format!("duplicate id {id} (first at resources.{first})")
                 });
             }
-            if let Some(path) = r.path() {
-                if let Some(first) = paths.insert(path, i) {
-                    bail!(ConfigError {
-                        field: format!("resources.{i}.path"),
-                        message: format!("{path} is already managed by resources.{first}"),
-                    });
-                }
+            if let Some(path) = r.path()
+                && let Some(first) = paths.insert(path, i)
+            {
+                bail!(ConfigError {
+                    field: format!("resources.{i}.path"),
+                    message: format!("{path} is already managed by resources.{first}"),
+                });
             }
         }
         Ok(())

@@ -97,10 +97,16 @@ pub fn row_to_value(row: &PlanRow, host: &HostPlan, span: Span) -> Value {
             Value::record(r, span)
         })
         .collect();
-    let mut spec = Record::with_capacity(3);
-    spec.push("resource", to_json_value(&row.resource, span));
-    spec.push("target", to_json_value(&host.target, span));
-    spec.push("identity", to_json_value(&host.identity, span));
+    // A row that changes nothing is never applied: it carries no spec, which keeps big no-op plans light.
+    let spec = if row.action.mutates() {
+        let mut spec = Record::with_capacity(3);
+        spec.push("resource", to_json_value(&row.resource, span));
+        spec.push("target", to_json_value(&host.target, span));
+        spec.push("identity", to_json_value(&host.identity, span));
+        Value::record(spec, span)
+    } else {
+        Value::nothing(span)
+    };
     let mut r = Record::with_capacity(10);
     r.push("host", Value::string(row.host.clone(), span));
     r.push("id", Value::string(row.id.clone(), span));
@@ -111,7 +117,7 @@ pub fn row_to_value(row: &PlanRow, host: &HostPlan, span: Span) -> Value {
     r.push("reason", Value::string(row.reason.as_str(), span));
     r.push("reversible", Value::bool(row.reversible, span));
     r.push("fingerprint", Value::string(row.fingerprint.clone(), span));
-    r.push("spec", Value::record(spec, span));
+    r.push("spec", spec);
     Value::record(r, span)
 }
 
@@ -138,8 +144,11 @@ struct SpecIn {
     identity: HostIdentity,
 }
 
-/// A row piped into `hk apply`, back to a plan row and its host.
-pub fn value_to_row(value: &Value, index: usize) -> Result<(PlanRow, HostPlan), LabeledError> {
+/// A row piped into `hk apply`, back to a plan row and its host; `None` for a row that changes nothing.
+pub fn value_to_row(
+    value: &Value,
+    index: usize,
+) -> Result<Option<(PlanRow, HostPlan)>, LabeledError> {
     let span = value.span();
     let record = value.as_record().map_err(|_| {
         LabeledError::new("hk apply: input must be plan rows").with_label(
@@ -147,7 +156,14 @@ pub fn value_to_row(value: &Value, index: usize) -> Result<(PlanRow, HostPlan), 
             span,
         )
     })?;
-    if !record.contains("spec") {
+    let changes_nothing = matches!(
+        record.get("action").and_then(|a| a.as_str().ok()),
+        Some("noop" | "read")
+    );
+    if changes_nothing {
+        return Ok(None);
+    }
+    if record.get("spec").is_none_or(|s| s.is_nothing()) {
         return Err(LabeledError::new("hk apply: a row has no `spec` column")
             .with_label(format!("row {index} lacks `spec`"), span)
             .with_help("pipe rows straight from `hk plan` or `hk down` (filtering with `where` is fine; keep all columns), or use --plan FILE"));
@@ -173,7 +189,7 @@ pub fn value_to_row(value: &Value, index: usize) -> Result<(PlanRow, HostPlan), 
         fingerprint: row.fingerprint,
         resource: row.spec.resource,
     };
-    Ok((plan_row, host))
+    Ok(Some((plan_row, host)))
 }
 
 pub fn event_to_value(event: &Event, span: Span) -> Value {

@@ -1,5 +1,8 @@
 //! nu_plugin_hk: hk's commands for Nushell. Glue only: the engine is hk-core.
 
+// nu-plugin's own error types (LabeledError, ShellError) are large; every command returns them.
+#![allow(clippy::result_large_err)]
+
 pub mod commands;
 pub mod convert;
 pub mod error;

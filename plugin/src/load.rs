@@ -33,11 +33,7 @@ pub fn string_list(call: &EvaluatedCall, flag: &str) -> Result<Vec<String>, Labe
         Some(Value::String { val, .. }) => Ok(vec![val]),
         Some(Value::List { vals, .. }) => vals
             .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .map_err(|e| LabeledError::from(e))
-            })
+            .map(|v| v.as_str().map(str::to_string).map_err(LabeledError::from))
             .collect(),
         Some(other) => Err(LabeledError::new(format!(
             "--{flag} takes a string or a list of strings"
@@ -156,11 +152,15 @@ fn load_config(
             }
         },
     };
+    let timer = hk_core::trace::Timer::start("read config");
     let json = read_config_file(engine, call, &path, require, span)?;
+    timer.done(&path.display().to_string());
+    let timer = hk_core::trace::Timer::start("check config");
     let base = path.parent().unwrap_or(&cwd).to_path_buf();
     let config = Config::from_value(json, &base)
         .map_err(|e| e.context(format!("in {}", path.display())))
         .at(span)?;
+    timer.done("");
     Ok((config, span))
 }
 

@@ -17,9 +17,17 @@ pub struct PlanOptions {
     pub ignore: Vec<String>,
 }
 
+/// Observed fields that only help people read a plan (names next to numeric ids): a probe reads
+/// them only when needed, so they never count in a fingerprint.
+const DISPLAY_ONLY: &[&str] = &["owner", "group"];
+
 /// Short hash of an observed state; a plan row carries it and apply compares it.
 pub fn fingerprint(seen: &Observed) -> String {
-    let json = serde_json::to_vec(seen).unwrap_or_default();
+    let essential: Vec<(&String, &serde_json::Value)> = seen
+        .iter()
+        .filter(|(k, _)| !DISPLAY_ONLY.contains(&k.as_str()))
+        .collect();
+    let json = serde_json::to_vec(&essential).unwrap_or_default();
     Sha256::digest(&json)
         .iter()
         .take(8)
@@ -59,7 +67,13 @@ pub fn probe_host(
     }
     let nonce = nonce();
     let script = batch.script(&nonce)?;
+    let timer = crate::trace::Timer::start("probe script");
     let out = transport.run_script(script.as_bytes(), &mut |_| {})?;
+    timer.done(&format!(
+        "{} bytes in, {} out",
+        script.len(),
+        out.stdout.len()
+    ));
     if out.status != 0 {
         bail!(
             "the probe script failed on {} (exit {}): {}",
@@ -75,7 +89,9 @@ pub fn probe_host(
             out.stderr_text()
         )
     })?;
-    let observed = resources.iter().map(|r| r.kind().observe(&facts)).collect();
+    let timer = crate::trace::Timer::start("parse + observe");
+    let observed: Vec<Observed> = resources.iter().map(|r| r.kind().observe(&facts)).collect();
+    timer.done("");
     Ok((facts, observed))
 }
 
@@ -98,10 +114,16 @@ fn plan_host(
         .with_context(|| format!("connecting to host {host}"))?;
     let (facts, observed) =
         probe_host(transport.as_mut(), &probed).with_context(|| format!("planning host {host}"))?;
+    let diff_timer = crate::trace::Timer::start("diff");
     let mut rows = Vec::with_capacity(ordered.len());
     for (resource, seen) in probed.iter().zip(&observed) {
         let kind = resource.kind();
         let diff = kind.diff(seen);
+        // A row that changes nothing never needs its payload: keep plans of big trees small.
+        let mut resource = (*resource).clone();
+        if !diff.action.mutates() {
+            resource.strip_payload();
+        }
         rows.push(PlanRow {
             host: host.to_string(),
             id: kind.id(),
@@ -112,7 +134,7 @@ fn plan_host(
             changes: diff.changes,
             reason: diff.reason,
             fingerprint: fingerprint(seen),
-            resource: (*resource).clone(),
+            resource,
         });
     }
     for resource in ignored {
@@ -130,6 +152,7 @@ fn plan_host(
             resource: resource.clone(),
         });
     }
+    diff_timer.done(&format!("{} rows", rows.len()));
     Ok((
         HostPlan {
             target: target.clone(),

@@ -38,8 +38,9 @@ pub struct PathFacts {
     pub kind: PathKind,
     /// Four octal digits, e.g. "0644".
     pub mode: String,
-    pub owner: String,
-    pub group: String,
+    /// Names, when the probe looked them up.
+    pub owner: Option<String>,
+    pub group: Option<String>,
     pub uid: String,
     pub gid: String,
     pub size: u64,
@@ -52,8 +53,8 @@ impl PathFacts {
         PathFacts {
             kind: PathKind::Missing,
             mode: String::new(),
-            owner: String::new(),
-            group: String::new(),
+            owner: None,
+            group: None,
             uid: String::new(),
             gid: String::new(),
             size: 0,
@@ -84,11 +85,17 @@ impl Facts {
 pub struct ProbeBatch {
     stat: Vec<String>,
     sha256: Vec<String>,
+    /// Look up owner and group names (costly per path); only when some resource declares them.
+    names: bool,
 }
 
 impl ProbeBatch {
     pub fn stat(&mut self, path: &str) {
         self.stat.push(path.to_string());
+    }
+
+    pub fn need_names(&mut self) {
+        self.names = true;
     }
 
     /// Content hash of a path, read only when it is a regular file.
@@ -108,8 +115,11 @@ impl ProbeBatch {
             "read -r m < /etc/machine-id 2>/dev/null || m=\nprintf '%s\\n%s\\n' \"$h\" \"$m\"\n",
         );
         s.push_str("printf '\\n%s stat\\n' \"$HK\"\n");
+        let names = if self.names { "%U\\0%G" } else { "-\\0-" };
         for chunk in self.stat.chunks(PATHS_PER_CALL) {
-            s.push_str("stat --printf '%n\\0%F\\0%a\\0%U\\0%G\\0%u\\0%g\\0%s\\0%N\\0' --");
+            s.push_str(&format!(
+                "stat --printf '%n\\0%F\\0%a\\0{names}\\0%u\\0%g\\0%s\\0%N\\0' --"
+            ));
             push_words(&mut s, chunk)?;
             s.push_str(" 2>/dev/null || :\n");
         }
@@ -202,8 +212,8 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
                 PathFacts {
                     kind,
                     mode,
-                    owner: text(3),
-                    group: text(4),
+                    owner: Some(text(3)).filter(|n| n != "-"),
+                    group: Some(text(4)).filter(|n| n != "-"),
                     uid: text(5),
                     gid: text(6),
                     size: text(7).parse().unwrap_or(0),

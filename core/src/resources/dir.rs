@@ -42,6 +42,7 @@ impl ResourceKind for Dir {
     }
 
     fn probe(&self, batch: &mut ProbeBatch) {
+        self.attrs.probe(batch);
         batch.stat(&self.path);
     }
 

@@ -77,10 +77,7 @@ impl File {
                 &format!("expected a string or binary data, got {}", kind_of(&other)),
             )?,
         };
-        let source = match obj.opt_str("source")? {
-            Some(src) => Some(obj.local_path(&src)),
-            None => None,
-        };
+        let source = obj.opt_str("source")?.map(|src| obj.local_path(&src));
         let attrs = PathAttrs::from_config(obj)?;
         let state = obj.state()?;
         let mut file = File {
@@ -147,6 +144,11 @@ impl File {
         Ok(())
     }
 
+    pub fn strip_payload(&mut self) {
+        self.content = None;
+        self.data = None;
+    }
+
     fn bytes(&self) -> Result<Arc<Vec<u8>>> {
         self.data
             .clone()
@@ -175,6 +177,7 @@ impl ResourceKind for File {
     }
 
     fn probe(&self, batch: &mut ProbeBatch) {
+        self.attrs.probe(batch);
         batch.stat(&self.path);
         if self.state == State::Present {
             batch.sha256(&self.path);

@@ -106,6 +106,11 @@ impl ResourceKind for Link {
                     step.run(refuse_kind(&self.path, "a link")?);
                     return Ok(step);
                 }
+                if kind == "missing" {
+                    // symlink(2) is atomic on its own when nothing is in the way.
+                    step.run(format!("ln -s -- {} {}", q(&self.target)?, q(&self.path)?));
+                    return Ok(step);
+                }
                 let tmp = temp_sibling(&self.path, cx.nonce);
                 step.run(format!("ln -s -- {} {}", q(&self.target)?, q(&tmp)?))
                     .run(format!("mv -fT -- {} {}", q(&tmp)?, q(&self.path)?))

@@ -117,6 +117,13 @@ impl Resource {
         }
     }
 
+    /// Drop inline payloads (a file's content) from a row that will not be applied.
+    pub fn strip_payload(&mut self) {
+        if let Resource::File(f) = self {
+            f.strip_payload();
+        }
+    }
+
     /// Load what is not carried in the row itself (a file's `source` bytes) and check it is unchanged.
     pub fn resolve(&mut self) -> Result<()> {
         match self {

@@ -47,16 +47,27 @@ impl PathAttrs {
         Ok(PathAttrs { mode, owner, group })
     }
 
+    /// Ask the probe for names when this resource manages owner or group by name.
+    pub fn probe(&self, batch: &mut crate::engine::probe::ProbeBatch) {
+        if self.owner.is_some() || self.group.is_some() {
+            batch.need_names();
+        }
+    }
+
     /// Fields observed for a path resource.
     pub fn observe(facts: &PathFacts) -> Observed {
         let mut seen = Observed::new();
         seen.insert("kind".into(), facts.kind.label().into());
         if facts.kind != PathKind::Missing {
             seen.insert("mode".into(), facts.mode.clone().into());
-            seen.insert("owner".into(), facts.owner.clone().into());
-            seen.insert("group".into(), facts.group.clone().into());
             seen.insert("uid".into(), facts.uid.clone().into());
             seen.insert("gid".into(), facts.gid.clone().into());
+            if let Some(owner) = &facts.owner {
+                seen.insert("owner".into(), owner.clone().into());
+            }
+            if let Some(group) = &facts.group {
+                seen.insert("group".into(), group.clone().into());
+            }
         }
         seen
     }
@@ -79,7 +90,7 @@ impl PathAttrs {
                 out.push(FieldChange::new(field, None, Some(want)));
                 continue;
             }
-            let have = text(seen, field);
+            let have = text(seen, field).or_else(|| numeric.and_then(|n| text(seen, n)));
             // A numeric owner or group compares with the numeric id.
             let have_id = numeric.map(|n| text(seen, n));
             let same = have.as_deref() == Some(want.as_str())
@@ -101,14 +112,13 @@ impl PathAttrs {
     ) -> Result<Vec<String>> {
         let mut cmds = Vec::new();
         let changed = |f: &str| changes.iter().any(|c| c.field == f);
-        if changed("mode") {
-            if let Some(mode) = changes
+        if changed("mode")
+            && let Some(mode) = changes
                 .iter()
                 .find(|c| c.field == "mode")
                 .and_then(|c| c.to.clone())
-            {
-                cmds.push(format!("chmod {} -- {}", q(&mode)?, q(path)?));
-            }
+        {
+            cmds.push(format!("chmod {} -- {}", q(&mode)?, q(path)?));
         }
         let owner = if changed("owner") {
             self.owner.clone()

@@ -28,7 +28,9 @@ fn rows_to_plan(rows: Vec<Value>) -> Result<Plan, LabeledError> {
         rows: Vec::new(),
     };
     for (i, value) in rows.iter().enumerate() {
-        let (row, host) = value_to_row(value, i)?;
+        let Some((row, host)) = value_to_row(value, i)? else {
+            continue;
+        };
         if let Some(known) = plan.hosts.get(&row.host) {
             if known.identity != host.identity {
                 return Err(LabeledError::new(

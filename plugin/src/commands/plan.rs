@@ -14,6 +14,14 @@ use crate::load::{resolve_path, select, string_list};
 
 pub struct Plan;
 
+/// A flag value that is one string or a list of them (a list literal must be tried first).
+pub fn string_or_list() -> SyntaxShape {
+    SyntaxShape::OneOf(vec![
+        SyntaxShape::List(Box::new(SyntaxShape::String)),
+        SyntaxShape::String,
+    ])
+}
+
 /// Flags shared by every command that selects hosts and a config.
 pub fn selection_signature(sig: Signature) -> Signature {
     sig.optional(
@@ -29,19 +37,13 @@ pub fn selection_signature(sig: Signature) -> Signature {
     .switch("local", "plan the machine hk runs on", Some('l'))
     .named(
         "require",
-        SyntaxShape::OneOf(vec![
-            SyntaxShape::String,
-            SyntaxShape::List(Box::new(SyntaxShape::String)),
-        ]),
+        string_or_list(),
         "Nu module(s) to `use` before evaluating a .nu config",
         Some('r'),
     )
     .named(
         "ignore",
-        SyntaxShape::OneOf(vec![
-            SyntaxShape::String,
-            SyntaxShape::List(Box::new(SyntaxShape::String)),
-        ]),
+        string_or_list(),
         "resource id(s) type:name to leave alone, e.g. file:/etc/motd or [file:/a dir:/b]",
         Some('i'),
     )
@@ -154,12 +156,15 @@ impl PluginCommand for Plan {
         call: &EvaluatedCall,
         input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
+        let timer = hk_core::trace::Timer::start("hk plan");
         let input = input_record(input, call.head)?;
         let plan = plan_selection(engine, call, input)?;
         if let Some(out) = call.get_flag::<nu_protocol::Spanned<String>>("out")? {
             let path = resolve_path(engine, &out.item)?;
             plan_file::write(&path, &plan).at(out.span)?;
         }
-        Ok(PipelineData::value(plan_to_value(&plan, call.head), None))
+        let value = plan_to_value(&plan, call.head);
+        timer.done("until the table is built");
+        Ok(PipelineData::value(value, None))
     }
 }

@@ -1,0 +1,46 @@
+# hk's end-to-end test runner: every `export def "test ..."` of tests/test_*.nu runs in its own
+# `nu -n --plugins <built plugin>`; ends with the line `N passed, N failed`.
+const root = path self | path dirname | path dirname
+
+def main [
+  filter?: string     # run only tests whose file or name contains this
+  --jobs (-j): int = 2  # tests run at once
+] {
+  let nu_bin = $nu.current-exe
+  let plugin = $root | path join target/debug/nu_plugin_hk
+  let scratch = $root | path join .scratch/tests
+  rm -rf $scratch
+  mkdir $scratch
+  let tests = glob ($root | path join tests/test_*.nu) | sort | each {|file|
+    open $file | lines
+    | parse --regex '^export def "(?<name>test [^"]+)"'
+    | get name
+    | each {|name| {file: $file, name: $name} }
+  } | flatten
+  let selected = if $filter == null { $tests } else {
+    $tests | where {|t| ($t.file | str contains $filter) or ($t.name | str contains $filter) }
+  }
+  print $"running ($selected | length) end-to-end tests"
+  let results = $selected | par-each --threads $jobs {|t|
+    let started = date now
+    let script = $"use r#'($t.file)'# *\n($t.name)"
+    let run = with-env {HK_TEST_ROOT: $root, HK_TEST_SCRATCH: $scratch, HK_NU: $nu_bin, HK_PLUGIN: $plugin} {
+      ^timeout 600 $nu_bin -n --plugins $plugin -c $script | complete
+    }
+    let took = (date now) - $started
+    let label = $"($t.file | path basename) › ($t.name)"
+    if $run.exit_code == 0 {
+      print $"  ok    ($label) \(($took | format duration sec)\)"
+    } else {
+      print $"  FAIL  ($label)\n($run.stdout)\n($run.stderr | ansi strip)"
+    }
+    {name: $label, ok: ($run.exit_code == 0)}
+  }
+  let failed = $results | where not ok
+  if ($failed | is-not-empty) {
+    print "failed:"
+    $failed | each {|f| print $"  ($f.name)" } | ignore
+  }
+  print $"($results | where ok | length) passed, ($failed | length) failed"
+  if ($failed | is-not-empty) { exit 1 }
+}

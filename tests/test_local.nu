@@ -1,0 +1,286 @@
+# Part 1: plan and apply dirs, files and links on the local host.
+use std/assert
+use lib/helpers.nu *
+
+def tree [root: string] {
+  {
+    hosts: {local: {local: true}}
+    resources: [
+      {type: dir, path: $root, mode: "0755"}
+      {type: dir, path: ($root | path join etc), mode: "0750"}
+      {type: file, path: ($root | path join etc/app.conf), content: "port = 8080\n", mode: "0640"}
+      {type: file, path: ($root | path join etc/motd), content: "hello\n"}
+      {type: link, path: ($root | path join current), target: etc}
+    ]
+  }
+}
+
+export def "test plan, filter, apply, plan again is all noop" [] {
+  let root = (scratch | path join site)
+  let config = tree $root
+  let plan = $config | hk plan local
+  assert equal ($plan | length) 5
+  assert equal ($plan.action | uniq) [create]
+  assert equal ($plan | columns | first 9) [host id type name action changes reason reversible fingerprint]
+  assert equal ($plan.host | uniq) [local]
+
+  # A filtered plan applies only its rows.
+  let events = $plan | where type == dir | hk apply --confirm
+  assert equal ($events | length) 2
+  assert equal ($events.status | uniq) [ok]
+  assert equal ($events | columns) [time host id action status duration message]
+  assert equal ($events.time | each { describe } | uniq) [datetime]
+  assert equal ($events.duration | each { describe } | uniq) [duration]
+  assert not (($root | path join etc/app.conf) | path exists)
+
+  let rest = $config | hk plan local
+  assert equal ($rest | where action == create | get type | sort) [file file link]
+  $rest | hk apply --confirm | ignore
+  assert equal (open --raw ($root | path join etc/app.conf)) "port = 8080\n"
+  assert equal (ls -lD ($root | path join etc/app.conf) | get 0.mode) "rw-r-----"
+  assert equal (ls -lD ($root | path join etc) | get 0.mode) "rwxr-x---"
+  assert equal (^readlink ($root | path join current)) "etc"
+
+  let again = $config | hk plan local
+  assert equal ($again.action | uniq) [noop]
+  assert equal ($again.reason | uniq) [in_sync]
+}
+
+export def "test out-of-band drift shows as update" [] {
+  let root = (scratch | path join site)
+  let config = tree $root
+  $config | hk apply --confirm | ignore
+  "changed\n" | save -f ($root | path join etc/motd)
+  ^chmod 0600 ($root | path join etc/app.conf)
+  rm ($root | path join current)
+  ^ln -s /elsewhere ($root | path join current)
+  let plan = $config | hk plan local | where action != noop
+  assert equal ($plan.id | sort) ([etc/app.conf etc/motd current] | each {|p| $root | path join $p } | zip [file file link] | each {|x| $"($x.1):($x.0)" } | sort)
+  assert equal ($plan.action | uniq) [update]
+  assert equal ($plan.reason | uniq) [drift]
+  let conf = $plan | where name ends-with app.conf | first
+  assert equal $conf.changes [{field: mode, from: "0600", to: "0640"}]
+  let link = $plan | where type == link | first
+  assert equal $link.changes [{field: target, from: /elsewhere, to: etc}]
+  assert equal ($plan | where name ends-with motd | get 0.changes.field) [content]
+  $plan | hk apply --confirm | ignore
+  assert equal (open --raw ($root | path join etc/motd)) "hello\n"
+  assert equal (^readlink ($root | path join current)) "etc"
+  assert equal (($config | hk plan local).action | uniq) [noop]
+}
+
+export def "test stale plan is refused and changes nothing" [] {
+  let dir = scratch
+  let root = ($dir | path join site)
+  let config = tree $root
+  mkdir $root
+  let out = $dir | path join plan.json
+  $config | hk plan local --out $out | ignore
+  assert equal (ls -l $out | get 0.mode) "rw-------"
+  let artifact = open $out
+  assert equal $artifact.format hk-plan
+  assert equal $artifact.version 1
+  assert ($artifact.hosts.local.identity.machine_id | is-not-empty)
+  # Someone else touches a planned path in between.
+  mkdir ($root | path join etc)
+  let err = error-of { hk apply --plan $out --confirm }
+  has $err "stale"
+  has $err $"dir:($root)/etc"
+  has $err "nothing was changed"
+  # Nothing at all was applied: the file planned in the same run does not exist.
+  assert not (($root | path join etc/motd) | path exists)
+
+  # The same for piped rows.
+  let rows = $config | hk plan local
+  "x" | save ($root | path join etc/motd)
+  let err = error-of { $rows | hk apply --confirm }
+  has $err "stale"
+  assert equal (open --raw ($root | path join etc/motd)) "x"
+}
+
+export def "test a plan for another machine is refused" [] {
+  let root = (scratch | path join site)
+  let rows = tree $root | hk plan local | update spec.identity.machine_id "0000-not-this-machine"
+  let err = error-of { $rows | hk apply --confirm }
+  has $err "not the machine this plan was made for"
+  assert not ($root | path exists)
+}
+
+export def "test dry-run changes nothing" [] {
+  let root = (scratch | path join site)
+  let events = tree $root | hk plan local | hk apply --dry-run
+  assert equal ($events | length) 5
+  assert equal ($events.status | uniq) [dry-run]
+  assert not ($root | path exists)
+  let err = error-of { tree $root | hk plan local | hk apply }
+  has $err "exactly one of --confirm or --dry-run"
+  let err = error-of { tree $root | hk plan local | hk apply --confirm --dry-run }
+  has $err "exactly one of --confirm or --dry-run"
+}
+
+export def "test a failing step stops the apply and names host, resource and stderr" [] {
+  let dir = scratch
+  "not a dir" | save ($dir | path join blocker)
+  let config = {resources: [
+    {type: dir, path: ($dir | path join ok1)}
+    {type: file, path: ($dir | path join blocker/inside), content: "x"}
+    {type: dir, path: ($dir | path join zz-after)}
+  ]}
+  let plan = $config | hk plan local
+  let events = try { $plan | hk apply --confirm | collect } catch {|e| $e.rendered | ansi strip }
+  has $events "host local"
+  has $events $"file:($dir)/blocker/inside"
+  has $events "cannot create"
+  assert (($dir | path join ok1) | path exists)
+  assert not (($dir | path join zz-after) | path exists)
+  # Leftover temp files are cleaned up.
+  assert equal (ls -a $dir | where name =~ '\.hk-' | length) 0
+}
+
+export def "test shell metacharacters in paths and contents are data" [] {
+  let dir = scratch
+  let nasty = [
+    "$(touch PWNED)" "`touch PWNED`" "a'b\"c" "semi; touch PWNED" "new\nline" "*" "-rf" "sp ace" "ü✓"
+  ]
+  let resources = $nasty | enumerate | each {|x|
+    [
+      {type: file, path: ($dir | path join $"f($x.index) ($x.item)"), content: $"content ($x.item) $\(touch PWNED\) '\"\n"}
+      {type: link, path: ($dir | path join $"l($x.index) ($x.item)"), target: $"t ($x.item)"}
+    ]
+  } | flatten
+  let config = {resources: $resources}
+  $config | hk plan local | hk apply --confirm | ignore
+  assert not (($dir | path join PWNED) | path exists)
+  assert not ("PWNED" | path exists)
+  for x in ($nasty | enumerate) {
+    assert equal (open --raw ($dir | path join $"f($x.index) ($x.item)")) $"content ($x.item) $\(touch PWNED\) '\"\n"
+    assert equal (^readlink ($dir | path join $"l($x.index) ($x.item)")) $"t ($x.item)"
+  }
+  assert equal (($config | hk plan local).action | uniq) [noop]
+}
+
+export def "test binary files are byte-exact" [] {
+  let dir = scratch
+  let src = $dir | path join src.bin
+  0x[00 01 02 ff fe 00 0a 0d 27 22 24 28 29 00] | save $src
+  let config = {resources: [
+    {type: file, path: ($dir | path join a.bin), source: $src}
+    {type: file, path: ($dir | path join b.bin), content: 0x[00 ff 00 0a]}
+  ]}
+  $config | hk plan local | hk apply --confirm | ignore
+  assert equal (open --raw ($dir | path join a.bin) | into binary) (open --raw $src | into binary)
+  assert equal (open --raw ($dir | path join b.bin) | into binary) 0x[00 ff 00 0a]
+  assert equal (($config | hk plan local).action | uniq) [noop]
+}
+
+export def "test deletes and absent state" [] {
+  let dir = scratch
+  mkdir ($dir | path join gone)
+  "x" | save ($dir | path join gone.txt)
+  ^ln -s x ($dir | path join gone.link)
+  let plan = {resources: [
+    {type: dir, path: ($dir | path join gone), state: absent}
+    {type: file, path: ($dir | path join gone.txt), state: absent}
+    {type: link, path: ($dir | path join gone.link), target: x, state: absent}
+    {type: file, path: ($dir | path join never.txt), state: absent}
+  ]} | hk plan local
+  assert equal ($plan.action) [delete delete delete noop]
+  $plan | hk apply --confirm | ignore
+  assert equal (ls -a $dir | length) 0
+}
+
+export def "test --ignore leaves resources alone" [] {
+  let root = (scratch | path join site)
+  let config = tree $root
+  let motd = $"file:($root)/etc/motd"
+  let plan = $config | hk plan local --ignore $motd
+  assert equal ($plan | where id == $motd | get 0.reason) ignored
+  assert equal ($plan | where id == $motd | get 0.action) noop
+  $plan | hk apply --confirm | ignore
+  assert not (($root | path join etc/motd) | path exists)
+  let plan2 = $config | hk plan local --ignore [$motd $"link:($root)/current"]
+  assert equal ($plan2 | where reason == ignored | length) 2
+  let err = error-of { $config | hk plan local --ignore motd }
+  has $err "type:name"
+}
+
+export def "test config files: nu with --require, nuon, json, toml, ./hk.nu, relative paths" [] {
+  let dir = scratch
+  cd $dir
+  mkdir mods
+  "export def site-dir [] { $env.PWD | path join from-nu }" | save mods/site.nu
+  "{resources: [{type: dir, path: (site-dir)}]}" | save cfg.nu
+  {resources: [{type: dir, path: ($dir | path join from-nuon)}]} | to nuon | save cfg.nuon
+  {resources: [{type: dir, path: ($dir | path join from-json)}]} | to json | save cfg.json
+  $"[[resources]]\ntype = \"dir\"\npath = \"($dir)/from-toml\"\n" | save cfg.toml
+  assert equal (hk plan local cfg.nu --require mods/site.nu | get 0.name) ($dir | path join from-nu)
+  assert equal (hk plan local cfg.nuon | get 0.name) ($dir | path join from-nuon)
+  assert equal (hk plan local cfg.json | get 0.name) ($dir | path join from-json)
+  assert equal (hk plan local cfg.toml | get 0.name) ($dir | path join from-toml)
+  # The config alone (no host) plans the local host; a relative `source` is read beside the config.
+  mkdir sub
+  "payload" | save sub/data.txt
+  {resources: [{type: file, path: ($dir | path join copied.txt), source: data.txt}]} | to nuon | save sub/hk.nuon
+  hk plan sub/hk.nuon | hk apply --confirm | ignore
+  assert equal (open --raw copied.txt) "payload"
+  # ./hk.nu is the default config.
+  "{resources: [{type: dir, path: ($env.PWD | path join default-nu)}]}" | save hk.nu
+  assert equal (hk plan | get 0.name) ($dir | path join default-nu)
+  assert equal (hk plan --local | get 0.host) local
+}
+
+export def "test bad input gets a clear error and changes nothing" [] {
+  let dir = scratch
+  let cases = [
+    [config, expect];
+    [{resources: [{type: dir}]}, "resources.0.path: missing"]
+    [{resources: [{type: dir, path: /x, mode: "999"}]}, "resources.0.mode"]
+    [{resources: [{type: dir, path: /x, mode: 644}]}, "ambiguous as a mode"]
+    [{resources: [{type: dir, path: /x, mdoe: "0644"}]}, "resources.0.mdoe: unknown field"]
+    [{resources: [{type: service, name: x}]}, "unknown resource type \"service\""]
+    [{resources: [{type: dir, path: relative/x}]}, "not an absolute path"]
+    [{resources: [{type: file, path: /x, content: 5}]}, "resources.0.content"]
+    [{resources: [{type: file, path: ($dir | path join a), content: x}, {type: file, path: ($dir | path join a), content: y}]}, "duplicate id"]
+    [{resources: [{type: link, path: /x}]}, "resources.0.target: missing"]
+    [{resources: {}}, "resources: expected a list"]
+    [{hosts: {web: {local: true}}, resources: [], extra: 1}, "extra: unknown field"]
+  ]
+  for case in $cases {
+    let err = error-of { $case.config | hk plan local }
+    has $err $case.expect
+  }
+  let err = error-of { {resources: []} | hk plan nosuchhost }
+  has $err "unknown host \"nosuchhost\""
+  let err = error-of { hk plan local ($dir | path join missing.nuon) }
+  has $err "not found"
+  "{not nuon" | save ($dir | path join broken.nuon)
+  let err = error-of { hk plan local ($dir | path join broken.nuon) }
+  has $err "cannot parse"
+  "error make {msg: 'boom from config'}" | save ($dir | path join broken.nu)
+  let err = error-of { hk plan local ($dir | path join broken.nu) }
+  has $err "boom from config"
+  {format: "something-else", version: 1} | to json | save ($dir | path join other.json)
+  let err = error-of { hk apply --plan ($dir | path join other.json) --confirm }
+  has $err "not an hk plan"
+  {format: "hk-plan", version: 99} | to json | save ($dir | path join future.json)
+  let err = error-of { hk apply --plan ($dir | path join future.json) --confirm }
+  has $err "version 99"
+  let err = error-of { [{id: x}] | hk apply --confirm }
+  has $err "no `spec` column"
+  assert equal (ls -a $dir | length) 4
+}
+
+export def "test examples with results run as documented" [] {
+  let commands = scope commands | where name starts-with "hk " | where {|c| $c.examples | is-not-empty }
+  assert (($commands | length) >= 2)
+  mut checked = 0
+  for cmd in $commands {
+    for ex in ($cmd.examples | where result != null) {
+      let got = ^$env.HK_NU -n --plugins $env.HK_PLUGIN -c $"($ex.example) | to nuon" | complete
+      assert equal $got.exit_code 0 $"example failed: ($ex.example)\n($got.stderr)"
+      assert equal ($got.stdout | str trim) ($ex.result | to nuon) $ex.example
+      $checked += 1
+    }
+  }
+  assert ($checked >= 2)
+}
