@@ -25,7 +25,7 @@ NU="$root/tools/node_modules/@nushell/linux-x64/bin/nu"
 if [ ! -x "$NU" ] || [ "$("$NU" --version 2>/dev/null)" != "0.115.1" ]; then
   command -v npm >/dev/null || apt_install nodejs npm
   say "installing nu 0.115.1 (npm package nushell) into tools/"
-  (cd tools && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  (cd tools && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
 if [ "$want_test" = 1 ]; then
