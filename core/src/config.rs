@@ -45,11 +45,7 @@ pub struct Obj {
 impl Obj {
     pub fn new(path: &str, value: Value, base_dir: &Path) -> Result<Obj> {
         match value {
-            Value::Object(map) => Ok(Obj {
-                path: path.to_string(),
-                map,
-                base_dir: base_dir.to_path_buf(),
-            }),
+            Value::Object(map) => Ok(Obj { path: path.to_string(), map, base_dir: base_dir.to_path_buf() }),
             other => Err(ConfigError {
                 field: path.to_string(),
                 message: format!("expected a record, got {}", type_name(&other)),
@@ -59,19 +55,11 @@ impl Obj {
     }
 
     fn field_path(&self, field: &str) -> String {
-        if self.path.is_empty() {
-            field.to_string()
-        } else {
-            format!("{}.{field}", self.path)
-        }
+        if self.path.is_empty() { field.to_string() } else { format!("{}.{field}", self.path) }
     }
 
     pub fn fail<T>(&self, field: &str, message: &str) -> Result<T> {
-        Err(ConfigError {
-            field: self.field_path(field),
-            message: message.to_string(),
-        }
-        .into())
+        Err(ConfigError { field: self.field_path(field), message: message.to_string() }.into())
     }
 
     pub fn take(&mut self, key: &str) -> Option<Value> {
@@ -82,10 +70,7 @@ impl Obj {
         match self.take(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => self.fail(
-                key,
-                &format!("expected a string, got {}", type_name(&other)),
-            ),
+            Some(other) => self.fail(key, &format!("expected a string, got {}", type_name(&other))),
         }
     }
 
@@ -108,10 +93,21 @@ impl Obj {
         match self.take(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
-            Some(other) => self.fail(
-                key,
-                &format!("expected a whole number, got {}", type_name(&other)),
-            ),
+            Some(other) => self.fail(key, &format!("expected a whole number, got {}", type_name(&other))),
+        }
+    }
+
+    /// A duration: a number of milliseconds, or a string with a unit ("250ms", "2s", "1min"; a Nushell
+    /// duration arrives as "<n>ns").
+    pub fn opt_duration_ms(&mut self, key: &str) -> Result<Option<u64>> {
+        match self.take(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
+            Some(Value::String(s)) => match parse_duration_ms(&s) {
+                Some(ms) => Ok(Some(ms)),
+                None => self.fail(key, &format!("{s:?} is not a duration (e.g. 250ms, 2s)")),
+            },
+            Some(other) => self.fail(key, &format!("expected a duration, got {}", type_name(&other))),
         }
     }
 
@@ -128,13 +124,10 @@ impl Obj {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) if n.as_u64().is_some() => Ok(Some(n.to_string())),
             Some(Value::String(s)) if valid_account_name(&s) => Ok(Some(s)),
-            Some(Value::String(s)) => {
-                self.fail(key, &format!("{s:?} is not a valid user or group name"))
+            Some(Value::String(s)) => self.fail(key, &format!("{s:?} is not a valid user or group name")),
+            Some(other) => {
+                self.fail(key, &format!("expected a name or a numeric id, got {}", type_name(&other)))
             }
-            Some(other) => self.fail(
-                key,
-                &format!("expected a name or a numeric id, got {}", type_name(&other)),
-            ),
         }
     }
 
@@ -142,21 +135,14 @@ impl Obj {
         match self.opt_str("state")?.as_deref() {
             None | Some("present") => Ok(State::Present),
             Some("absent") => Ok(State::Absent),
-            Some(other) => self.fail(
-                "state",
-                &format!("{other:?} is not a state: use present or absent"),
-            ),
+            Some(other) => self.fail("state", &format!("{other:?} is not a state: use present or absent")),
         }
     }
 
     /// A path on the machine running hk, relative ones resolved against the config's directory.
     pub fn local_path(&self, raw: &str) -> String {
         let p = Path::new(raw);
-        if p.is_absolute() {
-            raw.to_string()
-        } else {
-            self.base_dir.join(p).display().to_string()
-        }
+        if p.is_absolute() { raw.to_string() } else { self.base_dir.join(p).display().to_string() }
     }
 
     /// Refuse fields nobody read: a typo must not be silently ignored.
@@ -168,11 +154,26 @@ impl Obj {
     }
 }
 
+fn parse_duration_ms(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().ok()?;
+    let factor = match unit.trim() {
+        "ns" => 1e-6,
+        "us" | "µs" => 1e-3,
+        "" | "ms" => 1.0,
+        "s" | "sec" => 1e3,
+        "m" | "min" => 60e3,
+        _ => return None,
+    };
+    Some((value * factor).round() as u64)
+}
+
 fn valid_account_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'))
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'))
         && !s.starts_with('-')
 }
 
@@ -216,10 +217,7 @@ impl Config {
                     resources.push(resource);
                 }
             }
-            Some(other) => root.fail(
-                "resources",
-                &format!("expected a list, got {}", type_name(&other)),
-            )?,
+            Some(other) => root.fail("resources", &format!("expected a list, got {}", type_name(&other)))?,
         }
         root.finish()?;
         let config = Config { hosts, resources };
@@ -261,20 +259,13 @@ impl Config {
         let known: Vec<&str> = self.hosts.keys().map(String::as_str).collect();
         Err(anyhow!(
             "unknown host {host:?}; declared hosts: {}",
-            if known.is_empty() {
-                "none (use `local` or --local)".to_string()
-            } else {
-                known.join(", ")
-            }
+            if known.is_empty() { "none (use `local` or --local)".to_string() } else { known.join(", ") }
         ))
     }
 }
 
 fn valid_host_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 #[cfg(test)]
@@ -291,31 +282,26 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        assert_eq!(
-            err(json!({"resources": [{"type": "dir"}]})),
-            "resources.0.path: missing (required)"
-        );
+        assert_eq!(err(json!({"resources": [{"type": "dir"}]})), "resources.0.path: missing (required)");
         assert!(
             err(json!({"resources": [{"type": "dir", "path": "/a", "mode": "999"}]}))
                 .starts_with("resources.0.mode:")
         );
+        assert!(err(json!({"resources": [{"type": "nope"}]})).contains("unknown resource type \"nope\""));
         assert!(
-            err(json!({"resources": [{"type": "nope"}]}))
-                .contains("unknown resource type \"nope\"")
-        );
-        assert!(
-            err(json!({"resources": [{"type": "dir", "path": "rel/x"}]}))
-                .contains("not an absolute path")
+            err(json!({"resources": [{"type": "dir", "path": "rel/x"}]})).contains("not an absolute path")
         );
         assert!(
             err(json!({"resources": [{"type": "dir", "path": "/a", "mdoe": "0644"}]}))
                 .starts_with("resources.0.mdoe: unknown field")
         );
-        assert!(err(json!({"resources": [{"type": "dir", "path": "/a"}, {"type": "dir", "path": "/a/"}]})).contains("duplicate id dir:/a"));
+        assert!(
+            err(json!({"resources": [{"type": "dir", "path": "/a"}, {"type": "dir", "path": "/a/"}]}))
+                .contains("duplicate id dir:/a")
+        );
         assert!(err(json!({"resources": [{"type": "dir", "path": "/a"}, {"type": "link", "path": "/a", "target": "b"}]})).contains("already managed"));
         assert!(
-            err(json!({"resources": [{"type": "file", "path": "/a"}]}))
-                .contains("needs content or source")
+            err(json!({"resources": [{"type": "file", "path": "/a"}]})).contains("needs content or source")
         );
         assert!(err(json!({"resources": [{"type": "dir", "path": "/a/../b"}]})).contains("'..'"));
         assert!(err(json!({"resources": {}})).starts_with("resources: expected a list"));

@@ -71,11 +71,7 @@ pub struct FieldChange {
 
 impl FieldChange {
     pub fn new(field: &str, from: Option<String>, to: Option<String>) -> Self {
-        FieldChange {
-            field: field.to_string(),
-            from,
-            to,
-        }
+        FieldChange { field: field.to_string(), from, to }
     }
 }
 
@@ -157,11 +153,7 @@ impl PlanArtifact {
     }
 
     pub fn into_plan(self) -> Plan {
-        Plan {
-            direction: self.direction,
-            hosts: self.hosts,
-            rows: self.changes,
-        }
+        Plan { direction: self.direction, hosts: self.hosts, rows: self.changes }
     }
 }
 

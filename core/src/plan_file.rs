@@ -10,14 +10,8 @@ use crate::model::{PLAN_FORMAT, PLAN_VERSION, Plan, PlanArtifact};
 
 /// Write `bytes` to `path` via a temp file in the same directory and a rename, with `mode`.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .context("the output path has no file name")?
-        .to_string_lossy();
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().context("the output path has no file name")?.to_string_lossy();
     let tmp = dir.join(format!(".{name}.hk-{}", crate::engine::nonce()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -41,25 +35,18 @@ pub fn write(path: &Path, plan: &Plan) -> Result<PlanArtifact> {
 }
 
 pub fn read(path: &Path) -> Result<Plan> {
-    let text =
-        std::fs::read(path).with_context(|| format!("cannot read plan file {}", path.display()))?;
+    let text = std::fs::read(path).with_context(|| format!("cannot read plan file {}", path.display()))?;
     let value: serde_json::Value =
         serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    let format = value
-        .get("format")
-        .and_then(|f| f.as_str())
-        .unwrap_or_default();
-    let version = value
-        .get("version")
-        .and_then(|v| v.as_u64())
-        .unwrap_or_default();
+    let format = value.get("format").and_then(|f| f.as_str()).unwrap_or_default();
+    let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or_default();
     if format != PLAN_FORMAT || version != PLAN_VERSION {
         bail!(
             "{} is not an hk plan this hk reads (format {format:?} version {version}; expected {PLAN_FORMAT:?} version {PLAN_VERSION})",
             path.display()
         );
     }
-    let artifact: PlanArtifact = serde_json::from_value(value)
-        .with_context(|| format!("{} is a damaged hk plan", path.display()))?;
+    let artifact: PlanArtifact =
+        serde_json::from_value(value).with_context(|| format!("{} is a damaged hk plan", path.display()))?;
     Ok(artifact.into_plan())
 }

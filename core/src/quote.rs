@@ -23,11 +23,7 @@ mod tests {
     /// Runs `printf %s <quoted>` through sh and returns what the shell saw.
     fn through_sh(value: &str) -> String {
         let script = format!("printf '%s' {}", q(value).expect("quotable"));
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .output()
-            .expect("sh runs");
+        let out = Command::new("sh").arg("-c").arg(script).output().expect("sh runs");
         assert!(out.status.success());
         String::from_utf8(out.stdout).expect("utf-8")
     }

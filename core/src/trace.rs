@@ -15,10 +15,7 @@ pub struct Timer {
 
 impl Timer {
     pub fn start(what: &'static str) -> Timer {
-        Timer {
-            what,
-            start: Instant::now(),
-        }
+        Timer { what, start: Instant::now() }
     }
 
     pub fn done(self, detail: &str) {

@@ -13,17 +13,14 @@ pub fn value_to_json(value: &Value) -> Result<serde_json::Value, LabeledError> {
         Value::Nothing { .. } => J::Null,
         Value::Bool { val, .. } => J::Bool(*val),
         Value::Int { val, .. } => J::from(*val),
-        Value::Float { val, .. } => serde_json::Number::from_f64(*val)
-            .map(J::Number)
-            .unwrap_or(J::Null),
+        Value::Float { val, .. } => serde_json::Number::from_f64(*val).map(J::Number).unwrap_or(J::Null),
         Value::String { val, .. } | Value::Glob { val, .. } => J::String(val.clone()),
         Value::Filesize { val, .. } => J::from(val.get()),
-        Value::Duration { val, .. } => J::from(*val),
+        // A duration keeps its unit so configs read it as time, not as a bare number.
+        Value::Duration { val, .. } => J::String(format!("{val}ns")),
         Value::Date { val, .. } => J::String(val.to_rfc3339()),
         Value::Binary { val, .. } => J::Array(val.iter().map(|b| J::from(*b)).collect()),
-        Value::List { vals, .. } => {
-            J::Array(vals.iter().map(value_to_json).collect::<Result<_, _>>()?)
-        }
+        Value::List { vals, .. } => J::Array(vals.iter().map(value_to_json).collect::<Result<_, _>>()?),
         Value::Record { val, .. } => {
             let mut map = serde_json::Map::new();
             for (k, v) in val.iter() {
@@ -33,11 +30,8 @@ pub fn value_to_json(value: &Value) -> Result<serde_json::Value, LabeledError> {
         }
         Value::Error { error, .. } => return Err(LabeledError::from(*error.clone())),
         other => {
-            return Err(LabeledError::new(format!(
-                "hk cannot use a {} value here",
-                other.get_type()
-            ))
-            .with_label("not plain data", other.span()));
+            return Err(LabeledError::new(format!("hk cannot use a {} value here", other.get_type()))
+                .with_label("not plain data", other.span()));
         }
     })
 }
@@ -53,9 +47,7 @@ pub fn json_to_value(json: &serde_json::Value, span: Span) -> Value {
             None => Value::float(n.as_f64().unwrap_or_default(), span),
         },
         J::String(s) => Value::string(s.clone(), span),
-        J::Array(items) => {
-            Value::list(items.iter().map(|v| json_to_value(v, span)).collect(), span)
-        }
+        J::Array(items) => Value::list(items.iter().map(|v| json_to_value(v, span)).collect(), span),
         J::Object(map) => {
             let mut record = Record::with_capacity(map.len());
             for (k, v) in map {
@@ -76,10 +68,7 @@ fn opt_string(value: &Option<String>, span: Span) -> Value {
 fn to_json_value<T: serde::Serialize>(item: &T, span: Span) -> Value {
     match serde_json::to_value(item) {
         Ok(json) => json_to_value(&json, span),
-        Err(e) => Value::error(
-            LabeledError::new(format!("hk: cannot encode value: {e}")).into(),
-            span,
-        ),
+        Err(e) => Value::error(LabeledError::new(format!("hk: cannot encode value: {e}")).into(), span),
     }
 }
 
@@ -145,21 +134,13 @@ struct SpecIn {
 }
 
 /// A row piped into `hk apply`, back to a plan row and its host; `None` for a row that changes nothing.
-pub fn value_to_row(
-    value: &Value,
-    index: usize,
-) -> Result<Option<(PlanRow, HostPlan)>, LabeledError> {
+pub fn value_to_row(value: &Value, index: usize) -> Result<Option<(PlanRow, HostPlan)>, LabeledError> {
     let span = value.span();
     let record = value.as_record().map_err(|_| {
-        LabeledError::new("hk apply: input must be plan rows").with_label(
-            format!("row {index} is a {}, not a record", value.get_type()),
-            span,
-        )
+        LabeledError::new("hk apply: input must be plan rows")
+            .with_label(format!("row {index} is a {}, not a record", value.get_type()), span)
     })?;
-    let changes_nothing = matches!(
-        record.get("action").and_then(|a| a.as_str().ok()),
-        Some("noop" | "read")
-    );
+    let changes_nothing = matches!(record.get("action").and_then(|a| a.as_str().ok()), Some("noop" | "read"));
     if changes_nothing {
         return Ok(None);
     }
@@ -170,13 +151,9 @@ pub fn value_to_row(
     }
     let json = value_to_json(value)?;
     let row: RowIn = serde_json::from_value(json).map_err(|e| {
-        LabeledError::new("hk apply: a row is not a plan row")
-            .with_label(format!("row {index}: {e}"), span)
+        LabeledError::new("hk apply: a row is not a plan row").with_label(format!("row {index}: {e}"), span)
     })?;
-    let host = HostPlan {
-        target: row.spec.target,
-        identity: row.spec.identity,
-    };
+    let host = HostPlan { target: row.spec.target, identity: row.spec.identity };
     let plan_row = PlanRow {
         host: row.host,
         id: row.id,
@@ -199,13 +176,7 @@ pub fn event_to_value(event: &Event, span: Span) -> Value {
     r.push("id", Value::string(event.id.clone(), span));
     r.push("action", Value::string(event.action.as_str(), span));
     r.push("status", Value::string(event.status.as_str(), span));
-    r.push(
-        "duration",
-        Value::duration(
-            i64::try_from(event.duration.as_nanos()).unwrap_or(i64::MAX),
-            span,
-        ),
-    );
+    r.push("duration", Value::duration(i64::try_from(event.duration.as_nanos()).unwrap_or(i64::MAX), span));
     r.push("message", Value::string(event.message.clone(), span));
     Value::record(r, span)
 }

@@ -8,14 +8,7 @@ pub fn labeled(err: anyhow::Error, span: Span) -> LabeledError {
     let text = format!("{err:#}");
     let headline = match err.downcast_ref::<ConfigError>() {
         Some(config) => format!("hk: invalid config at {}", config.field),
-        None => format!(
-            "hk: {}",
-            err.root_cause()
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("error")
-        ),
+        None => format!("hk: {}", err.root_cause().to_string().lines().next().unwrap_or("error")),
     };
     LabeledError::new(headline).with_label(text, span)
 }

@@ -5,40 +5,39 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use hk_core::config::{Config, LOCAL_HOST};
+use hk_core::transport::{Credentials, Target, TargetOverrides};
 use nu_plugin::{EngineInterface, EvaluatedCall};
 use nu_protocol::{LabeledError, PipelineData, Span, Spanned, Value};
 
 use crate::convert::value_to_json;
 use crate::error::LabelErr;
 
-/// Positional `[TARGET] [CONFIG]` plus the flags shared by plan-like commands.
+/// What a plan-like command works on: the desired state and the hosts with how to reach them.
 pub struct Selection {
     pub config: Config,
-    pub hosts: Vec<String>,
-    /// Span of the config's origin, for errors about it.
-    pub span: Span,
+    pub targets: Vec<(String, Target)>,
 }
 
 fn looks_like_config(arg: &str) -> bool {
-    [".nu", ".nuon", ".json", ".toml"]
-        .iter()
-        .any(|ext| arg.ends_with(ext))
-        || arg.contains('/')
+    [".nu", ".nuon", ".json", ".toml"].iter().any(|ext| arg.ends_with(ext)) || arg.contains('/')
 }
 
 /// A string or a list of strings given to a flag such as `--ignore`.
 pub fn string_list(call: &EvaluatedCall, flag: &str) -> Result<Vec<String>, LabeledError> {
     match call.get_flag_value(flag) {
         None => Ok(Vec::new()),
-        Some(Value::String { val, .. }) => Ok(vec![val]),
-        Some(Value::List { vals, .. }) => vals
-            .iter()
-            .map(|v| v.as_str().map(str::to_string).map_err(LabeledError::from))
-            .collect(),
-        Some(other) => Err(LabeledError::new(format!(
-            "--{flag} takes a string or a list of strings"
-        ))
-        .with_label(format!("got {}", other.get_type()), other.span())),
+        Some(value) => strings_of(&value, &format!("--{flag}")),
+    }
+}
+
+fn strings_of(value: &Value, what: &str) -> Result<Vec<String>, LabeledError> {
+    match value {
+        Value::String { val, .. } => Ok(vec![val.clone()]),
+        Value::List { vals, .. } => {
+            vals.iter().map(|v| v.as_str().map(str::to_string).map_err(LabeledError::from)).collect()
+        }
+        other => Err(LabeledError::new(format!("{what} takes a string or a list of strings"))
+            .with_label(format!("got {}", other.get_type()), other.span())),
     }
 }
 
@@ -49,11 +48,58 @@ pub fn current_dir(engine: &EngineInterface) -> Result<PathBuf, LabeledError> {
 /// Resolve a user-given path against the caller's directory (the plugin process does not `cd`).
 pub fn resolve_path(engine: &EngineInterface, raw: &str) -> Result<PathBuf, LabeledError> {
     let p = Path::new(raw);
-    Ok(if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        current_dir(engine)?.join(p)
+    Ok(if p.is_absolute() { p.to_path_buf() } else { current_dir(engine)?.join(p) })
+}
+
+/// The raw-target flags that override how hosts are reached.
+pub fn overrides(engine: &EngineInterface, call: &EvaluatedCall) -> Result<TargetOverrides, LabeledError> {
+    let path_flag = |name: &str| -> Result<Option<String>, LabeledError> {
+        match call.get_flag::<String>(name)? {
+            Some(p) => Ok(Some(resolve_path(engine, &p)?.display().to_string())),
+            None => Ok(None),
+        }
+    };
+    let port = match call.get_flag::<Spanned<i64>>("port")? {
+        Some(p) => Some(u16::try_from(p.item).map_err(|_| {
+            LabeledError::new("hk: --port must be 1-65535").with_label("not a port", p.span)
+        })?),
+        None => None,
+    };
+    Ok(TargetOverrides {
+        user: call.get_flag("user")?,
+        port,
+        identity_file: path_flag("identity-file")?,
+        known_hosts: path_flag("known-hosts")?,
+        password_env: call.get_flag("password-env")?,
+        accept_unknown_host: call.has_flag("silently-accept-hosts")?,
+        sudo: call.has_flag("sudo")?,
     })
+}
+
+/// Passwords for these targets: `--password`, else the variables named by `--password-env` or a
+/// host's `password_env`, read from the caller's environment (never from arguments of a process).
+pub fn credentials<'a>(
+    engine: &EngineInterface,
+    call: &EvaluatedCall,
+    targets: impl Iterator<Item = &'a Target>,
+) -> Result<Credentials, LabeledError> {
+    let mut creds = Credentials { password: call.get_flag("password")?, ..Credentials::default() };
+    for name in targets.filter_map(|t| t.password_env()) {
+        if creds.env.contains_key(name) {
+            continue;
+        }
+        match engine.get_env_var(name)? {
+            Some(value) => {
+                creds.env.insert(name.to_string(), value.coerce_str()?.into_owned());
+            }
+            None => {
+                return Err(LabeledError::new(format!("hk: ${name} is not set"))
+                    .with_label(format!("a host takes its password from ${name}"), call.head)
+                    .with_help(format!("set it first: $env.{name} = (input -s 'password: ')")));
+            }
+        }
+    }
+    Ok(creds)
 }
 
 /// Read the selection from positionals, flags and piped input.
@@ -62,24 +108,36 @@ pub fn select(
     call: &EvaluatedCall,
     input: Option<Value>,
 ) -> Result<Selection, LabeledError> {
-    let first: Option<Spanned<String>> = call.opt(0)?;
+    let first: Option<Value> = call.opt(0)?;
     let second: Option<Spanned<String>> = call.opt(1)?;
     let (host_arg, config_arg) = match (first, second) {
-        (Some(a), Some(b)) => (Some(a), Some(b)),
-        (Some(a), None) if looks_like_config(&a.item) => (None, Some(a)),
-        (a, _) => (a, None),
+        (Some(Value::String { val, internal_span, .. }), None) if looks_like_config(&val) => {
+            (None, Some(Spanned { item: val, span: internal_span }))
+        }
+        (first, second) => (first, second),
     };
     let require = string_list(call, "require")?;
-    let (config, span) = load_config(engine, call, input, config_arg.as_ref(), &require)?;
-    let hosts = if call.has_flag("local")? {
-        if let Some(h) = &host_arg {
-            return Err(LabeledError::new("hk: --local and a host name both given")
-                .with_label("drop this or --local", h.span));
-        }
+    let config = load_config(engine, call, input, config_arg.as_ref(), &require)?;
+    let remote: Option<Spanned<String>> = call.get_flag("remote")?;
+    let all = call.has_flag("all")?;
+    let local = call.has_flag("local")?;
+    let chosen = [host_arg.is_some(), remote.is_some(), all, local].iter().filter(|b| **b).count();
+    if chosen > 1 {
+        return Err(LabeledError::new("hk: choose hosts one way")
+            .with_label("give a host list, --remote, --all or --local, not several", call.head));
+    }
+    let names: Vec<String> = if let Some(remote) = &remote {
+        vec![remote.item.clone()]
+    } else if local {
         vec![LOCAL_HOST.to_string()]
-    } else if let Some(h) = host_arg {
-        config.target(&h.item).at(h.span)?;
-        vec![h.item]
+    } else if all {
+        if config.hosts.is_empty() { vec![LOCAL_HOST.to_string()] } else { config.hosts.keys().cloned().collect() }
+    } else if let Some(hosts) = &host_arg {
+        let names = strings_of(hosts, "the host argument")?;
+        for name in &names {
+            config.target(name).at(hosts.span())?;
+        }
+        names
     } else {
         match config.hosts.len() {
             0 => vec![LOCAL_HOST.to_string()],
@@ -87,19 +145,22 @@ pub fn select(
             _ => {
                 let names: Vec<&str> = config.hosts.keys().map(String::as_str).collect();
                 return Err(LabeledError::new("hk: which host?")
-                    .with_label(
-                        format!("the config declares several hosts: {}", names.join(", ")),
-                        call.head,
-                    )
-                    .with_help("name one, e.g. `hk plan prod`"));
+                    .with_label(format!("the config declares several hosts: {}", names.join(", ")), call.head)
+                    .with_help("name one or a list, e.g. `hk plan prod` or `hk plan [web1 web2]`, or use --all"));
             }
         }
     };
-    Ok(Selection {
-        config,
-        hosts,
-        span,
-    })
+    let overrides = overrides(engine, call)?;
+    let mut targets = Vec::with_capacity(names.len());
+    for name in names {
+        let mut target = match &remote {
+            Some(r) => Target::remote(&r.item),
+            None => config.target(&name).at(call.head)?,
+        };
+        target.apply_overrides(&overrides);
+        targets.push((name, target));
+    }
+    Ok(Selection { config, targets })
 }
 
 fn load_config(
@@ -108,46 +169,31 @@ fn load_config(
     input: Option<Value>,
     config_arg: Option<&Spanned<String>>,
     require: &[String],
-) -> Result<(Config, Span), LabeledError> {
+) -> Result<Config, LabeledError> {
     let cwd = current_dir(engine)?;
     if let Some(value) = input {
         if config_arg.is_some() {
-            return Err(
-                LabeledError::new("hk: both a piped config and a CONFIG argument").with_label(
-                    "drop this or the piped record",
-                    config_arg.map_or(call.head, |c| c.span),
-                ),
-            );
+            return Err(LabeledError::new("hk: both a piped config and a CONFIG argument")
+                .with_label("drop this or the piped record", config_arg.map_or(call.head, |c| c.span)));
         }
         let span = value.span();
         let json = value_to_json(&value)?;
-        let config = Config::from_value(json, &cwd).at(span)?;
-        return Ok((config, span));
+        return Config::from_value(json, &cwd).at(span);
     }
     let (path, span) = match config_arg {
         Some(arg) => {
             let path = resolve_path(engine, &arg.item)?;
             if !path.is_file() {
-                return Err(LabeledError::new(format!(
-                    "hk: config file {} not found",
-                    path.display()
-                ))
-                .with_label("no such file", arg.span));
+                return Err(LabeledError::new(format!("hk: config file {} not found", path.display()))
+                    .with_label("no such file", arg.span));
             }
             (path, arg.span)
         }
-        None => match ["hk.nu", "hk.nuon"]
-            .iter()
-            .map(|n| cwd.join(n))
-            .find(|p| p.is_file())
-        {
+        None => match ["hk.nu", "hk.nuon"].iter().map(|n| cwd.join(n)).find(|p| p.is_file()) {
             Some(path) => (path, call.head),
             None => {
                 return Err(LabeledError::new("hk: no config")
-                    .with_label(
-                        format!("no hk.nu or hk.nuon in {}", cwd.display()),
-                        call.head,
-                    )
+                    .with_label(format!("no hk.nu or hk.nuon in {}", cwd.display()), call.head)
                     .with_help("pipe a record, give a CONFIG path, or create ./hk.nu"));
             }
         },
@@ -157,11 +203,10 @@ fn load_config(
     timer.done(&path.display().to_string());
     let timer = hk_core::trace::Timer::start("check config");
     let base = path.parent().unwrap_or(&cwd).to_path_buf();
-    let config = Config::from_value(json, &base)
-        .map_err(|e| e.context(format!("in {}", path.display())))
-        .at(span)?;
+    let config =
+        Config::from_value(json, &base).map_err(|e| e.context(format!("in {}", path.display()))).at(span)?;
     timer.done("");
-    Ok((config, span))
+    Ok(config)
 }
 
 fn read_config_file(
@@ -171,16 +216,12 @@ fn read_config_file(
     require: &[String],
     span: Span,
 ) -> Result<serde_json::Value, LabeledError> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default();
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
     if ext == "nu" {
         return eval_nu_config(engine, path, require, span);
     }
     let text = std::fs::read_to_string(path).map_err(|e| {
-        LabeledError::new(format!("hk: cannot read {}: {e}", path.display()))
-            .with_label("here", span)
+        LabeledError::new(format!("hk: cannot read {}: {e}", path.display())).with_label("here", span)
     })?;
     match ext {
         "json" => serde_json::from_str(&text).map_err(|e| {
@@ -208,10 +249,8 @@ fn read_config_file(
                 })?;
             value_to_json(&parsed)
         }
-        other => Err(
-            LabeledError::new(format!("hk: unknown config format {other:?}"))
-                .with_label("use .nu, .nuon, .json or .toml", span),
-        ),
+        other => Err(LabeledError::new(format!("hk: unknown config format {other:?}"))
+            .with_label("use .nu, .nuon, .json or .toml", span)),
     }
 }
 
@@ -220,18 +259,15 @@ fn nu_binary() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("HK_NU") {
         return Some(PathBuf::from(path));
     }
-    let parent =
-        std::fs::read_link(format!("/proc/{}/exe", std::os::unix::process::parent_id())).ok()?;
+    let parent = std::fs::read_link(format!("/proc/{}/exe", std::os::unix::process::parent_id())).ok()?;
     let name = parent.file_name()?.to_string_lossy().to_string();
     name.starts_with("nu").then_some(parent)
 }
 
 fn nu_raw_string(s: &str, span: Span) -> Result<String, LabeledError> {
     if s.contains("'#") {
-        return Err(LabeledError::new(format!(
-            "hk: path {s:?} contains '#, which hk cannot pass to nu"
-        ))
-        .with_label("here", span));
+        return Err(LabeledError::new(format!("hk: path {s:?} contains '#, which hk cannot pass to nu"))
+            .with_label("here", span));
     }
     Ok(format!("r#'{s}'#"))
 }
@@ -250,10 +286,7 @@ fn eval_nu_config(
     let mut script = String::new();
     for module in require {
         let module_path = resolve_path(engine, module)?;
-        script.push_str(&format!(
-            "use {} *\n",
-            nu_raw_string(&module_path.display().to_string(), span)?
-        ));
+        script.push_str(&format!("use {} *\n", nu_raw_string(&module_path.display().to_string(), span)?));
     }
     script.push_str(&format!(
         "let hk_config = (source {})\n$hk_config | to json --raw\n",
@@ -266,34 +299,24 @@ fn eval_nu_config(
         if let Ok(text) = value.coerce_str() {
             command.env(name, text.as_ref());
         } else if let Value::List { vals, .. } = &value {
-            let parts: Vec<String> = vals
-                .iter()
-                .filter_map(|v| v.coerce_str().ok().map(|s| s.into_owned()))
-                .collect();
+            let parts: Vec<String> =
+                vals.iter().filter_map(|v| v.coerce_str().ok().map(|s| s.into_owned())).collect();
             command.env(name, parts.join(":"));
         }
     }
     // The plugin's stdout is the protocol channel: capture the child's output, never inherit it.
-    let output = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| {
+    let output =
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).output().map_err(|e| {
             LabeledError::new(format!("hk: cannot run {}: {e}", nu.display()))
                 .with_label("evaluating this config", span)
         })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(
-            LabeledError::new(format!("hk: evaluating {} failed", path.display()))
-                .with_label(stderr.trim().to_string(), span),
-        );
+        return Err(LabeledError::new(format!("hk: evaluating {} failed", path.display()))
+            .with_label(stderr.trim().to_string(), span));
     }
     serde_json::from_slice(&output.stdout).map_err(|e| {
-        LabeledError::new(format!("hk: {} did not produce a record", path.display())).with_label(
-            format!("its last expression must be the config record ({e})"),
-            span,
-        )
+        LabeledError::new(format!("hk: {} did not produce a record", path.display()))
+            .with_label(format!("its last expression must be the config record ({e})"), span)
     })
 }

@@ -8,39 +8,52 @@ use chrono::Utc;
 
 use super::plan::{fingerprint, probe_host};
 use super::script::ApplyScript;
-use super::{dependency_order, nonce};
+use super::{dependency_order, failed_hosts_error, for_each_host, nonce};
 use crate::model::{Action, Event, EventStatus, HostPlan, Plan, PlanRow};
 use crate::resources::{Resource, StepContext};
+use crate::transport::Credentials;
 
-#[derive(Default, Clone, Copy)]
+#[derive(Clone)]
 pub struct ApplyOptions {
     pub dry_run: bool,
+    /// Hosts applied at once.
+    pub parallel: usize,
+    pub credentials: Credentials,
 }
 
-/// Apply `plan`, calling `on_event` for every change as it finishes.
-pub fn apply(plan: Plan, options: ApplyOptions, on_event: &mut dyn FnMut(Event)) -> Result<()> {
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions { dry_run: false, parallel: 8, credentials: Credentials::default() }
+    }
+}
+
+/// Apply `plan`, calling `on_event` for every change as it finishes (from one thread per host).
+/// Every host is attempted; the error names each host that failed.
+pub fn apply(plan: Plan, options: &ApplyOptions, on_event: &(dyn Fn(Event) + Sync)) -> Result<()> {
     let mut hosts: Vec<String> = Vec::new();
     for row in &plan.rows {
-        if !hosts.contains(&row.host) {
+        if row.action.mutates() && !hosts.contains(&row.host) {
             hosts.push(row.host.clone());
         }
     }
-    for host in hosts {
-        let host_plan = plan.hosts.get(&host).with_context(|| {
-            format!("the plan has rows for host {host} but no entry for it in `hosts`")
-        })?;
-        let rows: Vec<PlanRow> = plan
-            .rows
-            .iter()
-            .filter(|r| r.host == host && r.action.mutates())
-            .cloned()
-            .collect();
-        if rows.is_empty() {
-            continue;
+    for host in &hosts {
+        if !plan.hosts.contains_key(host) {
+            bail!("the plan has rows for host {host} but no entry for it in `hosts`");
         }
-        apply_host(&host, host_plan, rows, options, on_event)?;
     }
-    Ok(())
+    let results = for_each_host(&hosts, options.parallel, |host| {
+        let host_plan = plan.hosts.get(host).context("host missing from plan")?;
+        let rows: Vec<PlanRow> =
+            plan.rows.iter().filter(|r| r.host == host && r.action.mutates()).cloned().collect();
+        apply_host(host, host_plan, rows, options, on_event)
+    });
+    let failures: Vec<(String, String)> =
+        results.into_iter().filter_map(|(host, r)| r.err().map(|e| (host, format!("{e:#}")))).collect();
+    match failures.len() {
+        0 => Ok(()),
+        1 if hosts.len() == 1 => Err(anyhow!("{}", failures[0].1)),
+        _ => Err(failed_hosts_error(&failures)),
+    }
 }
 
 /// Creates and updates in dependency order, then deletes in reverse order (children first).
@@ -64,18 +77,16 @@ fn apply_host(
     host: &str,
     host_plan: &HostPlan,
     rows: Vec<PlanRow>,
-    options: ApplyOptions,
-    on_event: &mut dyn FnMut(Event),
+    options: &ApplyOptions,
+    on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<()> {
     let mut rows = order_rows(rows);
     for row in &mut rows {
-        row.resource
-            .resolve()
-            .with_context(|| format!("host {host}: {}", row.id))?;
+        row.resource.resolve().with_context(|| format!("host {host}: {}", row.id))?;
     }
     let mut transport = host_plan
         .target
-        .connect()
+        .connect(&options.credentials)
         .with_context(|| format!("connecting to host {host}"))?;
     let resources: Vec<&Resource> = rows.iter().map(|r| &r.resource).collect();
     let (facts, observed) = probe_host(transport.as_mut(), &resources)
@@ -96,31 +107,15 @@ fn apply_host(
         .iter()
         .zip(&observed)
         .filter(|(row, seen)| fingerprint(seen) != row.fingerprint)
-        .map(|(row, seen)| {
-            format!(
-                "{} (planned {}, now {})",
-                row.id,
-                row.fingerprint,
-                fingerprint(seen)
-            )
-        })
+        .map(|(row, seen)| format!("{} (planned {}, now {})", row.id, row.fingerprint, fingerprint(seen)))
         .collect();
     if !stale.is_empty() {
-        bail!(
-            "the plan is stale on host {host}: {}; nothing was changed. Plan again.",
-            stale.join(", ")
-        );
+        bail!("the plan is stale on host {host}: {}; nothing was changed. Plan again.", stale.join(", "));
     }
 
     if options.dry_run {
         for row in &rows {
-            on_event(event(
-                host,
-                row,
-                EventStatus::DryRun,
-                std::time::Duration::ZERO,
-                "would apply".into(),
-            ));
+            on_event(event(host, row, EventStatus::DryRun, std::time::Duration::ZERO, "would apply".into()));
         }
         return Ok(());
     }
@@ -131,9 +126,8 @@ fn apply_host(
     for (i, (row, seen)) in rows.iter().zip(&observed).enumerate() {
         let kind = row.resource.kind();
         let diff = kind.diff(seen);
-        let step = kind
-            .step(&diff, seen, &cx)
-            .with_context(|| format!("host {host}: preparing {}", row.id))?;
+        let step =
+            kind.step(&diff, seen, &cx).with_context(|| format!("host {host}: preparing {}", row.id))?;
         script.step(i, step);
     }
     let script = script.finish();
@@ -148,10 +142,8 @@ fn apply_host(
         };
         let rest = String::from_utf8_lossy(rest);
         let mut parts = rest.split(' ');
-        let (status, index) = (
-            parts.next().unwrap_or_default(),
-            parts.next().and_then(|n| n.parse::<usize>().ok()),
-        );
+        let (status, index) =
+            (parts.next().unwrap_or_default(), parts.next().and_then(|n| n.parse::<usize>().ok()));
         let Some(row) = index.and_then(|i| rows.get(i)) else {
             return;
         };
@@ -169,13 +161,7 @@ fn apply_host(
     if let Some(i) = failed {
         let row = &rows[i];
         let stderr = output.stderr_text();
-        on_event(event(
-            host,
-            row,
-            EventStatus::Failed,
-            last.elapsed(),
-            stderr.clone(),
-        ));
+        on_event(event(host, row, EventStatus::Failed, last.elapsed(), stderr.clone()));
         for rest in &rows[i + 1..] {
             on_event(event(
                 host,
@@ -185,11 +171,7 @@ fn apply_host(
                 "not run: an earlier change failed".into(),
             ));
         }
-        return Err(anyhow!(
-            "host {host}: {} {} failed: {stderr}",
-            row.action.as_str(),
-            row.id
-        ));
+        return Err(anyhow!("host {host}: {} {} failed: {stderr}", row.action.as_str(), row.id));
     }
     if output.status != 0 || finished != rows.len() {
         return Err(anyhow!(

@@ -1,14 +1,16 @@
 //! Plan (probe + diff) and apply (staleness check + one script of steps).
 
 mod apply;
+mod fanout;
 mod order;
 mod plan;
 pub mod probe;
 pub mod script;
 
 pub use apply::{ApplyOptions, apply};
+pub use fanout::{failed_hosts_error, for_each_host};
 pub use order::dependency_order;
-pub use plan::{PlanOptions, fingerprint, plan};
+pub use plan::{PlanOptions, PlanOutcome, fingerprint, plan, probe_host};
 
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,10 +28,5 @@ pub fn nonce() -> String {
     hasher.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
     let addr = &hasher as *const _ as usize;
     hasher.update(addr.to_le_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hasher.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
 }

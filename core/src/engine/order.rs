@@ -7,20 +7,11 @@ use crate::resources::Resource;
 /// Indices of `resources` so that each comes after the declared resources it depends on; otherwise
 /// declaration order is kept. A cycle falls back to declaration order for the rest.
 pub fn dependency_order(resources: &[&Resource]) -> Vec<usize> {
-    let index: HashMap<String, usize> = resources
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.kind().id(), i))
-        .collect();
+    let index: HashMap<String, usize> =
+        resources.iter().enumerate().map(|(i, r)| (r.kind().id(), i)).collect();
     let deps: Vec<Vec<usize>> = resources
         .iter()
-        .map(|r| {
-            r.kind()
-                .depends_on()
-                .iter()
-                .filter_map(|id| index.get(id).copied())
-                .collect()
-        })
+        .map(|r| r.kind().depends_on().iter().filter_map(|id| index.get(id).copied()).collect())
         .collect();
     let mut done = vec![false; resources.len()];
     let mut order = Vec::with_capacity(resources.len());
@@ -69,10 +60,7 @@ mod tests {
         )
         .expect("valid");
         let refs: Vec<&Resource> = config.resources.iter().collect();
-        let ids: Vec<String> = dependency_order(&refs)
-            .into_iter()
-            .map(|i| refs[i].kind().id())
-            .collect();
+        let ids: Vec<String> = dependency_order(&refs).into_iter().map(|i| refs[i].kind().id()).collect();
         assert_eq!(ids, ["dir:/a", "dir:/a/b", "file:/a/b/c.txt", "link:/a/l"]);
     }
 }

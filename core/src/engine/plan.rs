@@ -5,16 +5,25 @@ use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 
 use super::probe::{self, Facts, ProbeBatch};
-use super::{dependency_order, nonce};
+use super::{dependency_order, for_each_host, nonce};
 use crate::config::Config;
 use crate::model::{Action, Direction, HostPlan, Plan, PlanRow, Reason};
 use crate::resources::{Observed, Resource};
-use crate::transport::{Target, Transport};
+use crate::transport::{Credentials, Target, Transport};
 
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct PlanOptions {
     /// `type:name` ids to leave alone (shown as noop rows, reason `ignored`).
     pub ignore: Vec<String>,
+    /// Hosts read at once.
+    pub parallel: usize,
+    pub credentials: Credentials,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions { ignore: Vec::new(), parallel: 8, credentials: Credentials::default() }
+    }
 }
 
 /// Observed fields that only help people read a plan (names next to numeric ids): a probe reads
@@ -23,44 +32,49 @@ const DISPLAY_ONLY: &[&str] = &["owner", "group"];
 
 /// Short hash of an observed state; a plan row carries it and apply compares it.
 pub fn fingerprint(seen: &Observed) -> String {
-    let essential: Vec<(&String, &serde_json::Value)> = seen
-        .iter()
-        .filter(|(k, _)| !DISPLAY_ONLY.contains(&k.as_str()))
-        .collect();
+    let essential: Vec<(&String, &serde_json::Value)> =
+        seen.iter().filter(|(k, _)| !DISPLAY_ONLY.contains(&k.as_str())).collect();
     let json = serde_json::to_vec(&essential).unwrap_or_default();
-    Sha256::digest(&json)
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(&json).iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Plan every named host of `config`.
-pub fn plan(config: &Config, hosts: &[String], options: &PlanOptions) -> Result<Plan> {
+/// The plan of every host that could be read, and why the others could not.
+pub struct PlanOutcome {
+    pub plan: Plan,
+    pub failures: Vec<(String, String)>,
+}
+
+/// Plan the named hosts of `config` (with the given targets), in parallel.
+pub fn plan(config: &Config, targets: &[(String, Target)], options: &PlanOptions) -> Result<PlanOutcome> {
     for ignore in &options.ignore {
         if !ignore.contains(':') {
             bail!("--ignore {ignore:?}: write it as type:name, e.g. file:/etc/app.conf");
         }
     }
-    let mut plan = Plan {
-        direction: Direction::Up,
-        hosts: IndexMap::new(),
-        rows: Vec::new(),
+    let names: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
+    let results = for_each_host(&names, options.parallel, |host| {
+        let target =
+            targets.iter().find(|(n, _)| n == host).map(|(_, t)| t).context("host without target")?;
+        plan_host(host, target, &config.resources, options)
+    });
+    let mut outcome = PlanOutcome {
+        plan: Plan { direction: Direction::Up, hosts: IndexMap::new(), rows: Vec::new() },
+        failures: Vec::new(),
     };
-    for host in hosts {
-        let target = config.target(host)?;
-        let (host_plan, rows) = plan_host(host, &target, &config.resources, options)?;
-        plan.hosts.insert(host.clone(), host_plan);
-        plan.rows.extend(rows);
+    for (host, result) in results {
+        match result {
+            Ok((host_plan, rows)) => {
+                outcome.plan.hosts.insert(host, host_plan);
+                outcome.plan.rows.extend(rows);
+            }
+            Err(e) => outcome.failures.push((host, format!("{e:#}"))),
+        }
     }
-    Ok(plan)
+    Ok(outcome)
 }
 
 /// Probe `resources` on one host in one script: the observed state of each, and who the host is.
-pub fn probe_host(
-    transport: &mut dyn Transport,
-    resources: &[&Resource],
-) -> Result<(Facts, Vec<Observed>)> {
+pub fn probe_host(transport: &mut dyn Transport, resources: &[&Resource]) -> Result<(Facts, Vec<Observed>)> {
     let mut batch = ProbeBatch::default();
     for r in resources {
         r.kind().probe(&mut batch);
@@ -69,11 +83,7 @@ pub fn probe_host(
     let script = batch.script(&nonce)?;
     let timer = crate::trace::Timer::start("probe script");
     let out = transport.run_script(script.as_bytes(), &mut |_| {})?;
-    timer.done(&format!(
-        "{} bytes in, {} out",
-        script.len(),
-        out.stdout.len()
-    ));
+    timer.done(&format!("{} bytes in, {} out", script.len(), out.stdout.len()));
     if out.status != 0 {
         bail!(
             "the probe script failed on {} (exit {}): {}",
@@ -83,11 +93,7 @@ pub fn probe_host(
         );
     }
     let facts = probe::parse(&out.stdout, &nonce).with_context(|| {
-        format!(
-            "reading the probe output from {}: {}",
-            transport.describe(),
-            out.stderr_text()
-        )
+        format!("reading the probe output from {}: {}", transport.describe(), out.stderr_text())
     })?;
     let timer = crate::trace::Timer::start("parse + observe");
     let observed: Vec<Observed> = resources.iter().map(|r| r.kind().observe(&facts)).collect();
@@ -102,16 +108,11 @@ fn plan_host(
     options: &PlanOptions,
 ) -> Result<(HostPlan, Vec<PlanRow>)> {
     let refs: Vec<&Resource> = all.iter().collect();
-    let ordered: Vec<&Resource> = dependency_order(&refs)
-        .into_iter()
-        .map(|i| refs[i])
-        .collect();
-    let (ignored, probed): (Vec<&Resource>, Vec<&Resource>) = ordered
-        .iter()
-        .partition(|r| options.ignore.contains(&r.kind().id()));
-    let mut transport = target
-        .connect()
-        .with_context(|| format!("connecting to host {host}"))?;
+    let ordered: Vec<&Resource> = dependency_order(&refs).into_iter().map(|i| refs[i]).collect();
+    let (ignored, probed): (Vec<&Resource>, Vec<&Resource>) =
+        ordered.iter().partition(|r| options.ignore.contains(&r.kind().id()));
+    let mut transport =
+        target.connect(&options.credentials).with_context(|| format!("connecting to host {host}"))?;
     let (facts, observed) =
         probe_host(transport.as_mut(), &probed).with_context(|| format!("planning host {host}"))?;
     let diff_timer = crate::trace::Timer::start("diff");
@@ -153,11 +154,5 @@ fn plan_host(
         });
     }
     diff_timer.done(&format!("{} rows", rows.len()));
-    Ok((
-        HostPlan {
-            target: target.clone(),
-            identity: facts.identity,
-        },
-        rows,
-    ))
+    Ok((HostPlan { target: target.clone(), identity: facts.identity }, rows))
 }

@@ -73,10 +73,7 @@ pub struct Facts {
 
 impl Facts {
     pub fn path(&self, path: &str) -> PathFacts {
-        self.paths
-            .get(path)
-            .cloned()
-            .unwrap_or_else(PathFacts::missing)
+        self.paths.get(path).cloned().unwrap_or_else(PathFacts::missing)
     }
 }
 
@@ -111,15 +108,11 @@ impl ProbeBatch {
         s.push_str(&format!("HK={}\n", q(nonce)?));
         s.push_str("printf '\\n%s host\\n' \"$HK\"\n");
         s.push_str("h=; m=\nread -r h < /proc/sys/kernel/hostname 2>/dev/null || h=$(uname -n)\n");
-        s.push_str(
-            "read -r m < /etc/machine-id 2>/dev/null || m=\nprintf '%s\\n%s\\n' \"$h\" \"$m\"\n",
-        );
+        s.push_str("read -r m < /etc/machine-id 2>/dev/null || m=\nprintf '%s\\n%s\\n' \"$h\" \"$m\"\n");
         s.push_str("printf '\\n%s stat\\n' \"$HK\"\n");
         let names = if self.names { "%U\\0%G" } else { "-\\0-" };
         for chunk in self.stat.chunks(PATHS_PER_CALL) {
-            s.push_str(&format!(
-                "stat --printf '%n\\0%F\\0%a\\0{names}\\0%u\\0%g\\0%s\\0%N\\0' --"
-            ));
+            s.push_str(&format!("stat --printf '%n\\0%F\\0%a\\0{names}\\0%u\\0%g\\0%s\\0%N\\0' --"));
             push_words(&mut s, chunk)?;
             s.push_str(" 2>/dev/null || :\n");
         }
@@ -160,11 +153,7 @@ pub fn sections<'a>(out: &'a [u8], nonce: &str) -> HashMap<String, &'a [u8]> {
         };
         let name = String::from_utf8_lossy(&out[name_start..name_start + eol]).into_owned();
         let body_start = name_start + eol + 1;
-        let body_end = starts
-            .get(n + 1)
-            .copied()
-            .unwrap_or(out.len())
-            .max(body_start);
+        let body_end = starts.get(n + 1).copied().unwrap_or(out.len()).max(body_start);
         found.insert(name, &out[body_start..body_end]);
     }
     found
@@ -181,9 +170,7 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
         bail!("the probe script did not finish (no end marker in its output)");
     }
     let mut facts = Facts::default();
-    let host = sections
-        .get("host")
-        .context("probe output has no host section")?;
+    let host = sections.get("host").context("probe output has no host section")?;
     let host = String::from_utf8_lossy(host);
     let mut lines = host.lines();
     facts.identity.hostname = lines.next().unwrap_or_default().trim().to_string();

@@ -20,40 +20,29 @@ impl ApplyScript {
         // -C: `>` never follows or clobbers an existing file, so temp files cannot be redirected.
         text.push_str("set -euC\numask 077\nexport LC_ALL=C\n");
         text.push_str(&format!("HK={}\n", q(nonce)?));
-        text.push_str(
-            "hk_err=$(mktemp \"${TMPDIR:-/tmp}/hk-err.XXXXXX\")\ntrap 'rm -f \"$hk_err\"' EXIT\n",
-        );
+        text.push_str("hk_err=$(mktemp \"${TMPDIR:-/tmp}/hk-err.XXXXXX\")\ntrap 'rm -f \"$hk_err\"' EXIT\n");
         text.push_str(concat!(
             "hk_step() {\n",
             "  if \"$1\" 2>|\"$hk_err\"; then printf '%s ok %s\\n' \"$HK\" \"$2\"\n",
             "  else cat \"$hk_err\" >&2; printf '%s failed %s\\n' \"$HK\" \"$2\"; exit 1; fi\n",
             "}\n"
         ));
-        Ok(ApplyScript {
-            nonce: nonce.to_string(),
-            text,
-        })
+        Ok(ApplyScript { nonce: nonce.to_string(), text })
     }
 
     /// Add step `index`: its commands run in order and stop at the first that fails (they are joined
     /// with `&&`, because `set -e` does not apply inside an `if`). `on_failure` runs after a failure.
     pub fn step(&mut self, index: usize, step: Step) {
-        let Step {
-            commands,
-            on_failure,
-            heredoc,
-        } = step;
+        let Step { commands, on_failure, heredoc } = step;
         let mut body = commands.join(" && ");
         if !on_failure.is_empty() {
             body = format!("{{ {body}; }} || {{ {}; false; }}", on_failure.join("; "));
         }
-        self.text
-            .push_str(&format!("hk_s{index}() {{ {body}; }}\n"));
+        self.text.push_str(&format!("hk_s{index}() {{ {body}; }}\n"));
         if let Some(doc) = heredoc {
             self.text.push_str(&doc);
         }
-        self.text
-            .push_str(&format!("hk_step hk_s{index} {index}\n"));
+        self.text.push_str(&format!("hk_step hk_s{index} {index}\n"));
     }
 
     pub fn finish(mut self) -> String {
@@ -93,15 +82,10 @@ impl Step {
     pub fn write_bytes(&mut self, dest: &str, bytes: &[u8], nonce: &str) -> Result<&mut Self> {
         if bytes.len() <= INLINE_PAYLOAD_MAX && !bytes.contains(&0) {
             // printf is a shell builtin: no process per file.
-            self.commands.push(format!(
-                "printf '%s' {} > {}",
-                quote_bytes(bytes)?,
-                q(dest)?
-            ));
+            self.commands.push(format!("printf '%s' {} > {}", quote_bytes(bytes)?, q(dest)?));
         } else {
             let end = format!("HK_PAYLOAD_{nonce}");
-            self.commands
-                .push(format!("base64 -d <<'{end}' > {}", q(dest)?));
+            self.commands.push(format!("base64 -d <<'{end}' > {}", q(dest)?));
             let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
             let mut doc = String::with_capacity(encoded.len() + encoded.len() / 76 + end.len() + 2);
             for line in encoded.as_bytes().chunks(76) {

@@ -62,32 +62,20 @@ impl ResourceKind for Dir {
             (State::Present, "missing") => {
                 let mut changes = vec![FieldChange::new("kind", None, Some("directory".into()))];
                 changes.extend(self.attrs.changes(seen, true, DEFAULT_MODE));
-                Diff {
-                    action: Action::Create,
-                    reason: Reason::Missing,
-                    changes,
-                }
+                Diff { action: Action::Create, reason: Reason::Missing, changes }
             }
             (State::Present, "directory") => {
                 let changes = self.attrs.changes(seen, false, DEFAULT_MODE);
                 if changes.is_empty() {
                     Diff::noop()
                 } else {
-                    Diff {
-                        action: Action::Update,
-                        reason: Reason::Drift,
-                        changes,
-                    }
+                    Diff { action: Action::Update, reason: Reason::Drift, changes }
                 }
             }
             (State::Present, other) => Diff {
                 action: Action::Update,
                 reason: Reason::Drift,
-                changes: vec![FieldChange::new(
-                    "kind",
-                    Some(other.to_string()),
-                    Some("directory".into()),
-                )],
+                changes: vec![FieldChange::new("kind", Some(other.to_string()), Some("directory".into()))],
             },
         }
     }
@@ -99,22 +87,14 @@ impl ResourceKind for Dir {
             Action::Create => {
                 let mode = self.attrs.mode.as_deref().unwrap_or(DEFAULT_MODE);
                 step.run(format!("mkdir -m {} -- {path}", q(mode)?));
-                let owned: Vec<FieldChange> = diff
-                    .changes
-                    .iter()
-                    .filter(|c| c.field != "mode")
-                    .cloned()
-                    .collect();
-                step.commands
-                    .extend(self.attrs.commands(&owned, &self.path, false)?);
+                let owned: Vec<FieldChange> =
+                    diff.changes.iter().filter(|c| c.field != "mode").cloned().collect();
+                step.commands.extend(self.attrs.commands(&owned, &self.path, false)?);
             }
             Action::Update if diff.has("kind") => {
                 step.run(refuse_kind(&self.path, "a directory")?);
             }
-            Action::Update => {
-                step.commands
-                    .extend(self.attrs.commands(&diff.changes, &self.path, false)?)
-            }
+            Action::Update => step.commands.extend(self.attrs.commands(&diff.changes, &self.path, false)?),
             Action::Delete => {
                 step.run(format!("rmdir -- {path}"));
             }
@@ -144,7 +124,6 @@ pub fn owner_ids(attrs: &PathAttrs) -> Vec<String> {
 
 /// A command that fails with a message saying what is in the way; hk never removes it silently.
 pub fn refuse_kind(path: &str, wanted: &str) -> Result<String> {
-    let message =
-        format!("hk: {path} exists but is not {wanted}; move it away or change the config");
+    let message = format!("hk: {path} exists but is not {wanted}; move it away or change the config");
     Ok(format!("{{ printf '%s\\n' {} >&2; false; }}", q(&message)?))
 }

@@ -63,45 +63,27 @@ impl File {
         let content = match obj.take("content") {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(s)) => Some(Content::Text(s)),
-            Some(value @ serde_json::Value::Array(_)) => {
-                match serde_json::from_value::<Vec<u8>>(value) {
-                    Ok(bytes) => Some(Content::Bytes(bytes)),
-                    Err(_) => obj.fail(
-                        "content",
-                        "expected a string or binary data (a list of bytes 0-255)",
-                    )?,
-                }
+            Some(value @ serde_json::Value::Array(_)) => match serde_json::from_value::<Vec<u8>>(value) {
+                Ok(bytes) => Some(Content::Bytes(bytes)),
+                Err(_) => obj.fail("content", "expected a string or binary data (a list of bytes 0-255)")?,
+            },
+            Some(other) => {
+                obj.fail("content", &format!("expected a string or binary data, got {}", kind_of(&other)))?
             }
-            Some(other) => obj.fail(
-                "content",
-                &format!("expected a string or binary data, got {}", kind_of(&other)),
-            )?,
         };
         let source = obj.opt_str("source")?.map(|src| obj.local_path(&src));
         let attrs = PathAttrs::from_config(obj)?;
         let state = obj.state()?;
-        let mut file = File {
-            path,
-            content,
-            source,
-            sha256: String::new(),
-            size: 0,
-            attrs,
-            state,
-            data: None,
-        };
+        let mut file =
+            File { path, content, source, sha256: String::new(), size: 0, attrs, state, data: None };
         match (&file.content, &file.source, state) {
-            (Some(_), Some(_), _) => {
-                obj.fail("source", "give either content or source, not both")?
-            }
-            (None, None, State::Present) => {
-                obj.fail("content", "missing: a file needs content or source")?
-            }
+            (Some(_), Some(_), _) => obj.fail("source", "give either content or source, not both")?,
+            (None, None, State::Present) => obj.fail("content", "missing: a file needs content or source")?,
             _ => {}
         }
         if let Some(src) = &file.source {
-            let bytes = std::fs::read(src)
-                .or_else(|e| obj.fail("source", &format!("cannot read {src}: {e}")))?;
+            let bytes =
+                std::fs::read(src).or_else(|e| obj.fail("source", &format!("cannot read {src}: {e}")))?;
             file.set_data(bytes);
         } else if let Some(content) = &file.content {
             let bytes = match content {
@@ -150,9 +132,7 @@ impl File {
     }
 
     fn bytes(&self) -> Result<Arc<Vec<u8>>> {
-        self.data
-            .clone()
-            .with_context(|| format!("file:{}: content was not loaded", self.path))
+        self.data.clone().with_context(|| format!("file:{}: content was not loaded", self.path))
     }
 }
 
@@ -207,46 +187,27 @@ impl ResourceKind for File {
             (State::Present, "missing") => {
                 let mut changes = vec![FieldChange::new("content", None, Some(want))];
                 changes.extend(self.attrs.changes(seen, true, DEFAULT_MODE));
-                Diff {
-                    action: Action::Create,
-                    reason: Reason::Missing,
-                    changes,
-                }
+                Diff { action: Action::Create, reason: Reason::Missing, changes }
             }
             (State::Present, "file") => {
                 let mut changes = Vec::new();
                 let have_sha = text(seen, "sha256").unwrap_or_default();
                 if have_sha != self.sha256 {
                     let size = seen.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
-                    changes.push(FieldChange::new(
-                        "content",
-                        Some(describe(&have_sha, size)),
-                        Some(want),
-                    ));
+                    changes.push(FieldChange::new("content", Some(describe(&have_sha, size)), Some(want)));
                 }
                 changes.extend(self.attrs.changes(seen, false, DEFAULT_MODE));
                 if changes.is_empty() {
                     Diff::noop()
                 } else {
-                    Diff {
-                        action: Action::Update,
-                        reason: Reason::Drift,
-                        changes,
-                    }
+                    Diff { action: Action::Update, reason: Reason::Drift, changes }
                 }
             }
             (State::Present, other) => {
-                let mut changes = vec![FieldChange::new(
-                    "kind",
-                    Some(other.to_string()),
-                    Some("file".into()),
-                )];
+                let mut changes =
+                    vec![FieldChange::new("kind", Some(other.to_string()), Some("file".into()))];
                 changes.push(FieldChange::new("content", None, Some(want)));
-                Diff {
-                    action: Action::Update,
-                    reason: Reason::Drift,
-                    changes,
-                }
+                Diff { action: Action::Update, reason: Reason::Drift, changes }
             }
         }
     }
@@ -269,41 +230,23 @@ impl ResourceKind for File {
                     .mode
                     .clone()
                     .or_else(|| (kind == "file").then(|| text(seen, "mode")).flatten());
-                step.run(format!(
-                    "chmod {} -- {}",
-                    q(mode.as_deref().unwrap_or(DEFAULT_MODE))?,
-                    q(&tmp)?
-                ));
+                step.run(format!("chmod {} -- {}", q(mode.as_deref().unwrap_or(DEFAULT_MODE))?, q(&tmp)?));
                 let keep = |want: &Option<String>, have: &str| match want {
                     Some(w) => Some(w.clone()),
                     None if kind == "file" => text(seen, have),
                     None => None,
                 };
-                match (
-                    keep(&self.attrs.owner, "uid"),
-                    keep(&self.attrs.group, "gid"),
-                ) {
+                match (keep(&self.attrs.owner, "uid"), keep(&self.attrs.group, "gid")) {
                     (None, None) => {}
                     (owner, group) => {
-                        let spec = format!(
-                            "{}:{}",
-                            owner.unwrap_or_default(),
-                            group.unwrap_or_default()
-                        );
-                        step.run(format!(
-                            "chown {} -- {}",
-                            q(spec.trim_end_matches(':'))?,
-                            q(&tmp)?
-                        ));
+                        let spec = format!("{}:{}", owner.unwrap_or_default(), group.unwrap_or_default());
+                        step.run(format!("chown {} -- {}", q(spec.trim_end_matches(':'))?, q(&tmp)?));
                     }
                 }
                 step.run(format!("mv -fT -- {} {}", q(&tmp)?, q(&self.path)?))
                     .cleanup(format!("rm -f -- {}", q(&tmp)?));
             }
-            Action::Update => {
-                step.commands
-                    .extend(self.attrs.commands(&diff.changes, &self.path, false)?)
-            }
+            Action::Update => step.commands.extend(self.attrs.commands(&diff.changes, &self.path, false)?),
             Action::Delete => {
                 step.run(format!("rm -f -- {}", q(&self.path)?));
             }

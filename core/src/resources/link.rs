@@ -29,11 +29,7 @@ impl Link {
             obj.fail("target", "a link target must be a non-empty path")?;
         }
         let state = obj.state()?;
-        Ok(Link {
-            path,
-            target,
-            state,
-        })
+        Ok(Link { path, target, state })
     }
 }
 

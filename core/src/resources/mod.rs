@@ -33,11 +33,7 @@ pub struct Diff {
 
 impl Diff {
     pub fn noop() -> Self {
-        Diff {
-            action: Action::Noop,
-            reason: Reason::InSync,
-            changes: Vec::new(),
-        }
+        Diff { action: Action::Noop, reason: Reason::InSync, changes: Vec::new() }
     }
 
     pub fn has(&self, field: &str) -> bool {
@@ -100,10 +96,7 @@ impl Resource {
             "link" => Resource::Link(Link::from_config(obj)?),
             other => obj.fail(
                 "type",
-                &format!(
-                    "unknown resource type {other:?} (known: {})",
-                    Self::TYPES.join(", ")
-                ),
+                &format!("unknown resource type {other:?} (known: {})", Self::TYPES.join(", ")),
             )?,
         })
     }

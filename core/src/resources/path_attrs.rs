@@ -75,10 +75,7 @@ impl PathAttrs {
     /// Changes of mode, owner and group against what was seen (`creating`: everything set counts).
     pub fn changes(&self, seen: &Observed, creating: bool, default_mode: &str) -> Vec<FieldChange> {
         let mut out = Vec::new();
-        let mode = self
-            .mode
-            .clone()
-            .or_else(|| creating.then(|| default_mode.to_string()));
+        let mode = self.mode.clone().or_else(|| creating.then(|| default_mode.to_string()));
         let wanted = [
             ("mode", mode, None),
             ("owner", self.owner.clone(), Some("uid")),
@@ -104,32 +101,16 @@ impl PathAttrs {
     }
 
     /// chmod/chown commands for the attribute changes listed in `changes`, applied to `path`.
-    pub fn commands(
-        &self,
-        changes: &[FieldChange],
-        path: &str,
-        no_deref: bool,
-    ) -> Result<Vec<String>> {
+    pub fn commands(&self, changes: &[FieldChange], path: &str, no_deref: bool) -> Result<Vec<String>> {
         let mut cmds = Vec::new();
         let changed = |f: &str| changes.iter().any(|c| c.field == f);
         if changed("mode")
-            && let Some(mode) = changes
-                .iter()
-                .find(|c| c.field == "mode")
-                .and_then(|c| c.to.clone())
+            && let Some(mode) = changes.iter().find(|c| c.field == "mode").and_then(|c| c.to.clone())
         {
             cmds.push(format!("chmod {} -- {}", q(&mode)?, q(path)?));
         }
-        let owner = if changed("owner") {
-            self.owner.clone()
-        } else {
-            None
-        };
-        let group = if changed("group") {
-            self.group.clone()
-        } else {
-            None
-        };
+        let owner = if changed("owner") { self.owner.clone() } else { None };
+        let group = if changed("group") { self.group.clone() } else { None };
         let spec = match (owner, group) {
             (Some(o), Some(g)) => Some(format!("{o}:{g}")),
             (Some(o), None) => Some(o),
@@ -172,23 +153,14 @@ pub fn parse_mode(raw: &str) -> Option<String> {
 /// Validate an absolute path and bring it to one spelling (no trailing slash, no `//`).
 pub fn normalize_path(obj: &Obj, field: &str, raw: &str) -> Result<String> {
     if !raw.starts_with('/') {
-        obj.fail(
-            field,
-            &format!("{raw:?} is not an absolute path; target paths must start with /"),
-        )?;
+        obj.fail(field, &format!("{raw:?} is not an absolute path; target paths must start with /"))?;
     }
     if raw.contains('\0') {
         obj.fail(field, "path contains a NUL byte")?;
     }
-    let parts: Vec<&str> = raw
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
+    let parts: Vec<&str> = raw.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
     if parts.contains(&"..") {
-        obj.fail(
-            field,
-            &format!("{raw:?} contains '..'; write the path without it"),
-        )?;
+        obj.fail(field, &format!("{raw:?} contains '..'; write the path without it"))?;
     }
     if parts.is_empty() {
         obj.fail(field, "the root directory / cannot be managed")?;
@@ -222,9 +194,6 @@ mod tests {
 
     #[test]
     fn temp_names_stay_in_the_directory() {
-        assert_eq!(
-            temp_sibling("/etc/app.conf", "0123456789abcdef"),
-            "/etc/.app.conf.hk-0123456789ab"
-        );
+        assert_eq!(temp_sibling("/etc/app.conf", "0123456789abcdef"), "/etc/.app.conf.hk-0123456789ab");
     }
 }

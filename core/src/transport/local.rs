@@ -6,7 +6,7 @@ use std::thread;
 
 use anyhow::{Context, Result};
 
-use super::{LineSplitter, ScriptOutput, Transport};
+use super::{LineSplitter, ScriptOutput, Transport, sudo_failure};
 
 pub struct LocalTransport {
     sudo: bool,
@@ -19,11 +19,7 @@ impl LocalTransport {
 }
 
 impl Transport for LocalTransport {
-    fn run_script(
-        &mut self,
-        script: &[u8],
-        on_line: &mut dyn FnMut(&[u8]),
-    ) -> Result<ScriptOutput> {
+    fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
         let mut command = if self.sudo {
             let mut c = Command::new("sudo");
             c.args(["-n", "sh", "-s"]);
@@ -34,13 +30,8 @@ impl Transport for LocalTransport {
             c
         };
         // Never inherit the plugin's stdout: it is the Nushell protocol channel.
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .context("cannot start sh on the local host")?;
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().context("cannot start sh on the local host")?;
         let mut stdin = child.stdin.take().context("no stdin for sh")?;
         let script = script.to_vec();
         // Writer and stderr reader run beside the stdout reader: any one of the pipes may fill.
@@ -57,9 +48,7 @@ impl Transport for LocalTransport {
         let mut lines = LineSplitter::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = stdout
-                .read(&mut buf)
-                .context("reading the script's output")?;
+            let n = stdout.read(&mut buf).context("reading the script's output")?;
             if n == 0 {
                 break;
             }
@@ -68,18 +57,12 @@ impl Transport for LocalTransport {
         let _ = writer.join();
         let stderr = err_reader.join().unwrap_or_default();
         let status = child.wait().context("waiting for sh")?;
-        Ok(ScriptOutput {
-            status: status.code().unwrap_or(-1),
-            stdout: lines.all,
-            stderr,
-        })
+        let output = ScriptOutput { status: status.code().unwrap_or(-1), stdout: lines.all, stderr };
+        sudo_failure(&output, "the local host")?;
+        Ok(output)
     }
 
     fn describe(&self) -> String {
-        if self.sudo {
-            "local (sudo)".into()
-        } else {
-            "local".into()
-        }
+        if self.sudo { "local (sudo)".into() } else { "local".into() }
     }
 }

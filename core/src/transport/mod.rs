@@ -1,12 +1,17 @@
 //! Transports run generated scripts on a host: `sh -s` with the script on stdin, stdout streamed back
 //! line by line, stderr collected. Nothing outside this module touches processes or channels.
 
+mod known_hosts;
 mod local;
+mod ssh;
 
-use anyhow::Result;
+use std::collections::HashMap;
+
+use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
 pub use local::LocalTransport;
+pub use ssh::{Retry, SshTarget, SshTransport};
 
 use crate::config::Obj;
 
@@ -18,6 +23,39 @@ pub enum Target {
         #[serde(default)]
         sudo: bool,
     },
+    Ssh {
+        #[serde(flatten)]
+        ssh: SshTarget,
+        #[serde(default)]
+        sudo: bool,
+    },
+}
+
+/// Secrets for connecting, resolved by the caller at run time and never stored in a plan.
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    /// A password given directly (e.g. `--password`).
+    pub password: Option<String>,
+    /// Values of the environment variables that targets name in `password_env`.
+    pub env: HashMap<String, String>,
+}
+
+impl Credentials {
+    pub fn password_for(&self, env_name: Option<&str>) -> Option<String> {
+        self.password.clone().or_else(|| env_name.and_then(|name| self.env.get(name).cloned()))
+    }
+}
+
+/// Flags that override how declared hosts are reached (`--user`, `--port`, …).
+#[derive(Clone, Debug, Default)]
+pub struct TargetOverrides {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_file: Option<String>,
+    pub known_hosts: Option<String>,
+    pub password_env: Option<String>,
+    pub accept_unknown_host: bool,
+    pub sudo: bool,
 }
 
 impl Target {
@@ -25,28 +63,116 @@ impl Target {
         Target::Local { sudo: false }
     }
 
+    /// `{local: true}` or `{address, ssh: {user, port, identity_file, known_hosts, password_env,
+    /// retry: {attempts, base_delay, max_delay}, connect_timeout, timeout}}`, both with `sudo`.
     pub fn from_config(obj: &mut Obj) -> Result<Target> {
         let local = obj.opt_bool("local")?.unwrap_or(false);
         let sudo = obj.opt_bool("sudo")?.unwrap_or(false);
-        if !local {
-            return obj.fail(
-                "local",
-                "set `local: true` (this hk reaches the local host only)",
-            );
+        let address = obj.opt_str("address")?;
+        match (local, address) {
+            (true, Some(_)) => {
+                obj.fail("address", "a host is either `local: true` or has an address, not both")
+            }
+            (true, None) => Ok(Target::Local { sudo }),
+            (false, None) => obj.fail("address", "missing: give the host an address (or `local: true`)"),
+            (false, Some(address)) => {
+                if address.is_empty() {
+                    return obj.fail("address", "empty address");
+                }
+                let mut ssh = SshTarget { address, ..SshTarget::default() };
+                ssh.connect_timeout_ms = 10_000;
+                ssh.timeout_ms = 600_000;
+                if let Some(mut o) = obj.opt_record("ssh")? {
+                    ssh.user = o.opt_str("user")?;
+                    if let Some(port) = o.opt_u64("port")? {
+                        ssh.port =
+                            Some(u16::try_from(port).or_else(|_| o.fail("port", "a port is 1-65535"))?);
+                    }
+                    ssh.identity_file = o.opt_str("identity_file")?.map(|p| o.local_path(&p));
+                    ssh.known_hosts = o.opt_str("known_hosts")?.map(|p| o.local_path(&p));
+                    ssh.password_env = o.opt_str("password_env")?;
+                    ssh.accept_unknown_host = o.opt_bool("silently_accept_hosts")?.unwrap_or(false);
+                    if let Some(ms) = o.opt_duration_ms("connect_timeout")? {
+                        ssh.connect_timeout_ms = ms;
+                    }
+                    if let Some(ms) = o.opt_duration_ms("timeout")? {
+                        ssh.timeout_ms = ms;
+                    }
+                    if let Some(mut r) = o.opt_record("retry")? {
+                        let default = Retry::default();
+                        ssh.retry = Retry {
+                            attempts: r
+                                .opt_u64("attempts")?
+                                .map_or(default.attempts, |a| a.clamp(1, 100) as u32),
+                            base_delay_ms: r.opt_duration_ms("base_delay")?.unwrap_or(default.base_delay_ms),
+                            max_delay_ms: r.opt_duration_ms("max_delay")?.unwrap_or(default.max_delay_ms),
+                        };
+                        r.finish()?;
+                    }
+                    o.finish()?;
+                }
+                Ok(Target::Ssh { ssh, sudo })
+            }
         }
-        Ok(Target::Local { sudo })
+    }
+
+    /// A target for `--remote ADDRESS`.
+    pub fn remote(address: &str) -> Target {
+        Target::Ssh {
+            ssh: SshTarget {
+                address: address.to_string(),
+                connect_timeout_ms: 10_000,
+                timeout_ms: 600_000,
+                ..SshTarget::default()
+            },
+            sudo: false,
+        }
+    }
+
+    pub fn apply_overrides(&mut self, o: &TargetOverrides) {
+        match self {
+            Target::Local { sudo } => *sudo |= o.sudo,
+            Target::Ssh { ssh, sudo } => {
+                *sudo |= o.sudo;
+                if o.user.is_some() {
+                    ssh.user = o.user.clone();
+                }
+                if o.port.is_some() {
+                    ssh.port = o.port;
+                }
+                if o.identity_file.is_some() {
+                    ssh.identity_file = o.identity_file.clone();
+                }
+                if o.known_hosts.is_some() {
+                    ssh.known_hosts = o.known_hosts.clone();
+                }
+                if o.password_env.is_some() {
+                    ssh.password_env = o.password_env.clone();
+                }
+                ssh.accept_unknown_host |= o.accept_unknown_host;
+            }
+        }
     }
 
     /// Open a connection (for SSH: one authenticated session reused for every script).
-    pub fn connect(&self) -> Result<Box<dyn Transport>> {
+    pub fn connect(&self, credentials: &Credentials) -> Result<Box<dyn Transport>> {
         match self {
             Target::Local { sudo } => Ok(Box::new(LocalTransport::new(*sudo))),
+            Target::Ssh { ssh, sudo } => Ok(Box::new(SshTransport::connect(ssh, *sudo, credentials)?)),
         }
     }
 
     pub fn sudo(&self) -> bool {
         match self {
-            Target::Local { sudo } => *sudo,
+            Target::Local { sudo } | Target::Ssh { sudo, .. } => *sudo,
+        }
+    }
+
+    /// The environment variable holding this target's password, if any.
+    pub fn password_env(&self) -> Option<&str> {
+        match self {
+            Target::Ssh { ssh, .. } => ssh.password_env.as_deref(),
+            Target::Local { .. } => None,
         }
     }
 }
@@ -65,10 +191,23 @@ impl ScriptOutput {
     }
 }
 
+/// `sudo -n` fails fast when it needs a password; say so plainly instead of passing on its words.
+pub(crate) fn sudo_failure(output: &ScriptOutput, host: &str) -> Result<()> {
+    let stderr = output.stderr_text();
+    if output.status != 0
+        && stderr.starts_with("sudo:")
+        && (stderr.contains("password is required") || stderr.contains("terminal is required"))
+    {
+        bail!(
+            "sudo on {host} needs a password; hk runs `sudo -n`: allow this user passwordless sudo (NOPASSWD) or connect as root ({stderr})"
+        );
+    }
+    Ok(())
+}
+
 pub trait Transport: Send {
     /// Run `script` through `sh -s`. `on_line` sees every complete stdout line as soon as it arrives.
-    fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8]))
-    -> Result<ScriptOutput>;
+    fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput>;
 
     /// How this transport reaches its host, for messages.
     fn describe(&self) -> String;
@@ -82,10 +221,7 @@ pub(crate) struct LineSplitter {
 
 impl LineSplitter {
     pub fn new() -> Self {
-        LineSplitter {
-            all: Vec::new(),
-            consumed: 0,
-        }
+        LineSplitter { all: Vec::new(), consumed: 0 }
     }
 
     pub fn push(&mut self, chunk: &[u8], on_line: &mut dyn FnMut(&[u8])) {

@@ -8,35 +8,29 @@ use hk_core::plan_file;
 use indexmap::IndexMap;
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::{
-    Category, Example, LabeledError, ListStream, PipelineData, Signature, Span, Spanned,
-    SyntaxShape, Type, Value,
+    Category, Example, LabeledError, ListStream, PipelineData, Signature, Span, Spanned, SyntaxShape, Type,
+    Value,
 };
 
-use super::plan::{input_record, plan_selection, selection_signature};
+use super::plan::{input_record, parallel, plan_selection, selection_signature};
 use crate::HkPlugin;
 use crate::convert::{event_to_value, value_to_row};
 use crate::error::{LabelErr, labeled};
-use crate::load::resolve_path;
+use crate::load::{credentials, overrides, resolve_path};
 
 pub struct Apply;
 
 /// Plan rows piped in, back into a plan.
 fn rows_to_plan(rows: Vec<Value>) -> Result<Plan, LabeledError> {
-    let mut plan = Plan {
-        direction: Direction::Up,
-        hosts: IndexMap::new(),
-        rows: Vec::new(),
-    };
+    let mut plan = Plan { direction: Direction::Up, hosts: IndexMap::new(), rows: Vec::new() };
     for (i, value) in rows.iter().enumerate() {
         let Some((row, host)) = value_to_row(value, i)? else {
             continue;
         };
         if let Some(known) = plan.hosts.get(&row.host) {
             if known.identity != host.identity {
-                return Err(LabeledError::new(
-                    "hk apply: rows for one host disagree on its identity",
-                )
-                .with_label(format!("row {i} ({})", row.id), value.span()));
+                return Err(LabeledError::new("hk apply: rows for one host disagree on its identity")
+                    .with_label(format!("row {i} ({})", row.id), value.span()));
             }
         } else {
             plan.hosts.insert(row.host.clone(), host);
@@ -68,17 +62,8 @@ impl PluginCommand for Apply {
     fn signature(&self) -> Signature {
         selection_signature(Signature::build(self.name()))
             .switch("confirm", "really change the hosts", Some('y'))
-            .switch(
-                "dry-run",
-                "check the plan against the hosts and report, changing nothing",
-                Some('n'),
-            )
-            .named(
-                "plan",
-                SyntaxShape::Filepath,
-                "apply a plan file written by `hk plan --out`",
-                Some('p'),
-            )
+            .switch("dry-run", "check the plan against the hosts and report, changing nothing", Some('n'))
+            .named("plan", SyntaxShape::Filepath, "apply a plan file written by `hk plan --out`", Some('p'))
             .input_output_types(vec![
                 (Type::Nothing, Type::table()),
                 (Type::table(), Type::table()),
@@ -118,73 +103,70 @@ impl PluginCommand for Apply {
         let confirm = call.has_flag("confirm")?;
         let dry_run = call.has_flag("dry-run")?;
         if confirm == dry_run {
-            return Err(
-                LabeledError::new("hk apply needs exactly one of --confirm or --dry-run")
-                    .with_label(
-                        "add --confirm to change the hosts, or --dry-run to only check",
-                        call.head,
-                    ),
-            );
+            return Err(LabeledError::new("hk apply needs exactly one of --confirm or --dry-run")
+                .with_label("add --confirm to change the hosts, or --dry-run to only check", call.head));
         }
         let plan_flag: Option<Spanned<String>> = call.get_flag("plan")?;
         let span = call.head;
-        let plan = match (plan_flag, input) {
+        let inline = |input: Option<Value>| -> Result<Plan, LabeledError> {
+            let outcome = plan_selection(engine, call, input)?;
+            if !outcome.failures.is_empty() {
+                return Err(labeled(engine::failed_hosts_error(&outcome.failures), span)
+                    .with_help("nothing was applied; fix or leave out those hosts"));
+            }
+            Ok(outcome.plan)
+        };
+        let mut plan = match (plan_flag, input) {
             (Some(file), PipelineData::Empty) => {
                 let path = resolve_path(engine, &file.item)?;
                 plan_file::read(&path).at(file.span)?
             }
             (Some(file), _) => {
-                return Err(
-                    LabeledError::new("hk apply: both piped rows and --plan given")
-                        .with_label("drop this or the input", file.span),
-                );
+                return Err(LabeledError::new("hk apply: both piped rows and --plan given")
+                    .with_label("drop this or the input", file.span));
             }
-            (None, PipelineData::Empty) => plan_selection(engine, call, None)?,
+            (None, PipelineData::Empty) => inline(None)?,
             (None, input) => match input.into_value(span)? {
                 Value::List { vals, .. } => rows_to_plan(vals.to_vec())?,
-                Value::Nothing { .. } => plan_selection(engine, call, None)?,
-                record @ Value::Record { .. }
-                    if record.as_record().is_ok_and(|r| r.contains("spec")) =>
-                {
+                Value::Nothing { .. } => inline(None)?,
+                record @ Value::Record { .. } if record.as_record().is_ok_and(|r| r.contains("spec")) => {
                     rows_to_plan(vec![record])?
                 }
-                record @ Value::Record { .. } => plan_selection(
-                    engine,
-                    call,
-                    input_record(PipelineData::value(record, None), span)?,
-                )?,
+                record @ Value::Record { .. } => inline(input_record(PipelineData::value(record, None), span)?)?,
                 other => {
-                    return Err(LabeledError::new(
-                        "hk apply: input must be plan rows or a config record",
-                    )
-                    .with_label(format!("got {}", other.get_type()), other.span()));
+                    return Err(LabeledError::new("hk apply: input must be plan rows or a config record")
+                        .with_label(format!("got {}", other.get_type()), other.span()));
                 }
             },
         };
-        Ok(stream_apply(plan, ApplyOptions { dry_run }, engine, span))
+        // Flags such as --identity-file or --password-env also apply to rows and plan files.
+        let overrides = overrides(engine, call)?;
+        for host in plan.hosts.values_mut() {
+            host.target.apply_overrides(&overrides);
+        }
+        let options = ApplyOptions {
+            dry_run,
+            parallel: parallel(call)?,
+            credentials: credentials(engine, call, plan.hosts.values().map(|h| &h.target))?,
+        };
+        Ok(stream_apply(plan, options, engine, span))
     }
 }
 
 /// Run the apply on its own thread and stream its events as they happen; a failure ends the stream
 /// with an error value.
-fn stream_apply(
-    plan: Plan,
-    options: ApplyOptions,
-    engine: &EngineInterface,
-    span: Span,
-) -> PipelineData {
+fn stream_apply(plan: Plan, options: ApplyOptions, engine: &EngineInterface, span: Span) -> PipelineData {
     let (tx, rx) = mpsc::sync_channel::<Value>(256);
     std::thread::spawn(move || {
-        let events = tx.clone();
-        let result = engine::apply(plan, options, &mut |event| {
-            let _ = events.send(event_to_value(&event, span));
+        let events = std::sync::Mutex::new(tx.clone());
+        let result = engine::apply(plan, &options, &|event| {
+            if let Ok(events) = events.lock() {
+                let _ = events.send(event_to_value(&event, span));
+            }
         });
         if let Err(err) = result {
             let _ = tx.send(Value::error(labeled(err, span).into(), span));
         }
     });
-    PipelineData::list_stream(
-        ListStream::new(rx.into_iter(), span, engine.signals().clone()),
-        None,
-    )
+    PipelineData::list_stream(ListStream::new(rx.into_iter(), span, engine.signals().clone()), None)
 }

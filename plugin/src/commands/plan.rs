@@ -1,76 +1,101 @@
 //! `hk plan`: read hosts and diff them against the desired state; a table of changes.
 
-use hk_core::engine::{self, PlanOptions};
+use hk_core::engine::{self, PlanOptions, PlanOutcome};
 use hk_core::plan_file;
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::{
-    Category, Example, LabeledError, PipelineData, Signature, Span, SyntaxShape, Type, Value,
+    Category, Example, LabeledError, ListStream, PipelineData, Signals, Signature, Span, Spanned, SyntaxShape,
+    Type, Value,
 };
 
 use crate::HkPlugin;
 use crate::convert::row_to_value;
-use crate::error::LabelErr;
-use crate::load::{resolve_path, select, string_list};
+use crate::error::{LabelErr, labeled};
+use crate::load::{credentials, resolve_path, select, string_list};
 
 pub struct Plan;
 
 /// A flag value that is one string or a list of them (a list literal must be tried first).
 pub fn string_or_list() -> SyntaxShape {
-    SyntaxShape::OneOf(vec![
-        SyntaxShape::List(Box::new(SyntaxShape::String)),
-        SyntaxShape::String,
-    ])
+    SyntaxShape::OneOf(vec![SyntaxShape::List(Box::new(SyntaxShape::String)), SyntaxShape::String])
 }
 
 /// Flags shared by every command that selects hosts and a config.
 pub fn selection_signature(sig: Signature) -> Signature {
-    sig.optional(
-        "target",
-        SyntaxShape::String,
-        "host to plan (a declared name, or `local`), or a config path",
-    )
-    .optional(
-        "config",
-        SyntaxShape::String,
-        "config file: .nu, .nuon, .json or .toml (default ./hk.nu, then ./hk.nuon)",
-    )
-    .switch("local", "plan the machine hk runs on", Some('l'))
-    .named(
-        "require",
-        string_or_list(),
-        "Nu module(s) to `use` before evaluating a .nu config",
-        Some('r'),
-    )
-    .named(
-        "ignore",
-        string_or_list(),
-        "resource id(s) type:name to leave alone, e.g. file:/etc/motd or [file:/a dir:/b]",
-        Some('i'),
+    target_flags(
+        sig.optional(
+            "target",
+            string_or_list(),
+            "host(s) to work on: a declared name, a list of names, or `local`; or a config path",
+        )
+        .optional("config", SyntaxShape::String, "config file: .nu, .nuon, .json or .toml (default ./hk.nu, then ./hk.nuon)")
+        .switch("local", "work on the machine hk runs on", Some('l'))
+        .switch("all", "work on every declared host", Some('a'))
+        .named("require", string_or_list(), "Nu module(s) to `use` before evaluating a .nu config", Some('r'))
+        .named(
+            "ignore",
+            string_or_list(),
+            "resource id(s) type:name to leave alone, e.g. file:/etc/motd or [file:/a dir:/b]",
+            Some('i'),
+        ),
     )
 }
 
-/// Plan from the command's selection (piped record or CONFIG) and turn the rows into a table value.
+/// Flags that say how to reach hosts (they override what the config declares).
+pub fn target_flags(sig: Signature) -> Signature {
+    sig.named("remote", SyntaxShape::String, "reach this host over SSH without declaring it", None)
+        .named("user", SyntaxShape::String, "SSH user", Some('u'))
+        .named("port", SyntaxShape::Int, "SSH port", None)
+        .named("identity-file", SyntaxShape::Filepath, "SSH private key file", None)
+        .named("known-hosts", SyntaxShape::Filepath, "known_hosts file (default ~/.ssh/known_hosts)", None)
+        .named("password", SyntaxShape::String, "SSH password (prefer --password-env)", None)
+        .named("password-env", SyntaxShape::String, "name of an environment variable holding the SSH password", None)
+        .switch("silently-accept-hosts", "accept host keys that known_hosts does not list (never a changed one)", None)
+        .switch("sudo", "run the scripts under `sudo -n`", None)
+        .named("parallel", SyntaxShape::Int, "hosts worked on at once (default 8)", Some('j'))
+}
+
+pub fn parallel(call: &EvaluatedCall) -> Result<usize, LabeledError> {
+    match call.get_flag::<Spanned<i64>>("parallel")? {
+        None => Ok(8),
+        Some(n) if n.item >= 1 => Ok(n.item as usize),
+        Some(n) => Err(LabeledError::new("hk: --parallel must be at least 1").with_label("here", n.span)),
+    }
+}
+
+/// Plan from the command's selection (piped record or CONFIG).
 pub fn plan_selection(
     engine: &EngineInterface,
     call: &EvaluatedCall,
     input: Option<Value>,
-) -> Result<hk_core::model::Plan, LabeledError> {
+) -> Result<PlanOutcome, LabeledError> {
     let selection = select(engine, call, input)?;
     let options = PlanOptions {
         ignore: string_list(call, "ignore")?,
+        parallel: parallel(call)?,
+        credentials: credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?,
     };
-    engine::plan(&selection.config, &selection.hosts, &options).at(call.head)
+    engine::plan(&selection.config, &selection.targets, &options).at(call.head)
+}
+
+/// Rows of the hosts that were read; when some could not be, the list ends with an error naming them.
+pub fn outcome_to_pipeline(outcome: &PlanOutcome, span: Span) -> PipelineData {
+    let Value::List { vals, .. } = plan_to_value(&outcome.plan, span) else {
+        return PipelineData::empty();
+    };
+    if outcome.failures.is_empty() {
+        return PipelineData::value(Value::list(vals.to_vec(), span), None);
+    }
+    let mut items = vals.to_vec();
+    items.push(Value::error(labeled(engine::failed_hosts_error(&outcome.failures), span).into(), span));
+    PipelineData::list_stream(ListStream::new(items.into_iter(), span, Signals::empty()), None)
 }
 
 pub fn plan_to_value(plan: &hk_core::model::Plan, span: Span) -> Value {
     let rows = plan
         .rows
         .iter()
-        .filter_map(|row| {
-            plan.hosts
-                .get(&row.host)
-                .map(|host| row_to_value(row, host, span))
-        })
+        .filter_map(|row| plan.hosts.get(&row.host).map(|host| row_to_value(row, host, span)))
         .collect();
     Value::list(rows, span)
 }
@@ -104,14 +129,7 @@ impl PluginCommand for Plan {
     }
 
     fn search_terms(&self) -> Vec<&str> {
-        vec![
-            "diff",
-            "converge",
-            "desired state",
-            "dry run",
-            "infrastructure",
-            "deploy",
-        ]
+        vec!["diff", "converge", "desired state", "dry run", "infrastructure", "deploy"]
     }
 
     fn signature(&self) -> Signature {
@@ -122,10 +140,7 @@ impl PluginCommand for Plan {
                 "also write the plan to this JSON file (mode 0600)",
                 Some('o'),
             )
-            .input_output_types(vec![
-                (Type::Nothing, Type::table()),
-                (Type::record(), Type::table()),
-            ])
+            .input_output_types(vec![(Type::Nothing, Type::table()), (Type::record(), Type::table())])
             .category(Category::Custom("hk".into()))
     }
 
@@ -139,6 +154,16 @@ impl PluginCommand for Plan {
             Example {
                 example: "hk plan prod | where action != noop",
                 description: "Show only what would change on the declared host prod (config from ./hk.nu)",
+                result: None,
+            },
+            Example {
+                example: "hk plan [web1 web2] --parallel 2 | where action != noop | group-by host",
+                description: "Plan several declared hosts at once",
+                result: None,
+            },
+            Example {
+                example: "hk plan --remote 10.0.0.5 --user deploy --sudo app.nuon",
+                description: "Plan an undeclared host over SSH, running the probe under sudo",
                 result: None,
             },
             Example {
@@ -158,13 +183,17 @@ impl PluginCommand for Plan {
     ) -> Result<PipelineData, LabeledError> {
         let timer = hk_core::trace::Timer::start("hk plan");
         let input = input_record(input, call.head)?;
-        let plan = plan_selection(engine, call, input)?;
-        if let Some(out) = call.get_flag::<nu_protocol::Spanned<String>>("out")? {
+        let outcome = plan_selection(engine, call, input)?;
+        if let Some(out) = call.get_flag::<Spanned<String>>("out")? {
+            if !outcome.failures.is_empty() {
+                return Err(labeled(engine::failed_hosts_error(&outcome.failures), call.head)
+                    .with_help("no plan file was written"));
+            }
             let path = resolve_path(engine, &out.item)?;
-            plan_file::write(&path, &plan).at(out.span)?;
+            plan_file::write(&path, &outcome.plan).at(out.span)?;
         }
-        let value = plan_to_value(&plan, call.head);
+        let data = outcome_to_pipeline(&outcome, call.head);
         timer.done("until the table is built");
-        Ok(PipelineData::value(value, None))
+        Ok(data)
     }
 }

@@ -1,0 +1,405 @@
+//! The SSH transport (ssh2 on the system OpenSSL): one authenticated session per host, each script run
+//! in ONE exec of `sh -s` with the script on stdin, stdout and stderr read together without blocking.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use ssh2::{CheckResult, KnownHostFileKind, MethodType, Session};
+
+use super::known_hosts::{fingerprint, key_types_for, lookup_name};
+use super::{Credentials, LineSplitter, ScriptOutput, Transport, sudo_failure};
+
+const WRITE_CHUNK: usize = 256 * 1024;
+
+/// Connection retries: only establishing the connection is retried, never a command.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Retry {
+    pub attempts: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry { attempts: 4, base_delay_ms: 250, max_delay_ms: 4000 }
+    }
+}
+
+impl Retry {
+    fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u64 << attempt.min(16);
+        Duration::from_millis(self.base_delay_ms.saturating_mul(factor).min(self.max_delay_ms))
+    }
+}
+
+/// How to reach a host over SSH. Never holds a secret: a password comes from `password_env` (a
+/// variable name) or a flag, at connect time.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct SshTarget {
+    /// Host name, address, or an alias from ~/.ssh/config.
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub accept_unknown_host: bool,
+    #[serde(default)]
+    pub retry: Retry,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_connect_timeout() -> u64 {
+    10_000
+}
+
+fn default_timeout() -> u64 {
+    600_000
+}
+
+/// The parameters actually used after ~/.ssh/config.
+struct Resolved {
+    host: String,
+    port: u16,
+    user: String,
+    identity_files: Vec<PathBuf>,
+    known_hosts: PathBuf,
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
+}
+
+impl SshTarget {
+    fn resolve(&self) -> Resolved {
+        let config = std::fs::File::open(home().join(".ssh/config")).ok().and_then(|file| {
+            let mut reader = std::io::BufReader::new(file);
+            ssh2_config::SshConfig::default()
+                .parse(&mut reader, ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS)
+                .ok()
+        });
+        let params = config.map(|c| c.query(&self.address));
+        let host = params.as_ref().and_then(|p| p.host_name.clone()).unwrap_or_else(|| self.address.clone());
+        let port = self.port.or(params.as_ref().and_then(|p| p.port)).unwrap_or(22);
+        let user = self
+            .user
+            .clone()
+            .or(params.as_ref().and_then(|p| p.user.clone()))
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "root".into());
+        let identity_files =
+            match (&self.identity_file, params.as_ref().and_then(|p| p.identity_file.clone())) {
+                (Some(file), _) => vec![PathBuf::from(file)],
+                (None, Some(files)) => files,
+                (None, None) => ["id_ed25519", "id_ecdsa", "id_rsa"]
+                    .iter()
+                    .map(|n| home().join(".ssh").join(n))
+                    .filter(|p| p.exists())
+                    .collect(),
+            };
+        let known_hosts =
+            self.known_hosts.as_ref().map(PathBuf::from).unwrap_or_else(|| home().join(".ssh/known_hosts"));
+        Resolved { host, port, user, identity_files, known_hosts }
+    }
+
+    pub fn describe(&self) -> String {
+        let r = self.resolve();
+        format!("{}@{}:{}", r.user, r.host, r.port)
+    }
+}
+
+/// Whether another attempt may succeed (the connection was never established).
+enum Failure {
+    Transient(anyhow::Error),
+    Permanent(anyhow::Error),
+}
+
+pub struct SshTransport {
+    session: Session,
+    socket: TcpStream,
+    sudo: bool,
+    label: String,
+    timeout: Duration,
+}
+
+impl SshTransport {
+    pub fn connect(target: &SshTarget, sudo: bool, credentials: &Credentials) -> Result<SshTransport> {
+        let resolved = target.resolve();
+        let label = format!("{}@{}:{}", resolved.user, resolved.host, resolved.port);
+        let password = credentials.password_for(target.password_env.as_deref());
+        let attempts = target.retry.attempts.max(1);
+        let mut last = None;
+        for attempt in 0..attempts {
+            match try_connect(target, &resolved, password.as_deref()) {
+                Ok((session, socket)) => {
+                    return Ok(SshTransport {
+                        session,
+                        socket,
+                        sudo,
+                        label,
+                        timeout: Duration::from_millis(target.timeout_ms.max(1)),
+                    });
+                }
+                Err(Failure::Permanent(e)) => return Err(e.context(format!("ssh to {label}"))),
+                Err(Failure::Transient(e)) => {
+                    last = Some(e);
+                    if attempt + 1 < attempts {
+                        std::thread::sleep(target.retry.delay(attempt));
+                    }
+                }
+            }
+        }
+        let err = last.unwrap_or_else(|| anyhow!("no attempt was made"));
+        Err(err.context(format!("ssh to {label}: cannot connect after {attempts} attempt(s)")))
+    }
+}
+
+fn try_connect(
+    target: &SshTarget,
+    r: &Resolved,
+    password: Option<&str>,
+) -> Result<(Session, TcpStream), Failure> {
+    let addrs: Vec<_> = (r.host.as_str(), r.port)
+        .to_socket_addrs()
+        .map_err(|e| Failure::Permanent(anyhow!("cannot resolve {}: {e}", r.host)))?
+        .collect();
+    let addr = addrs.first().ok_or_else(|| Failure::Permanent(anyhow!("{} has no address", r.host)))?;
+    let timeout = Duration::from_millis(target.connect_timeout_ms.max(1));
+    let tcp = TcpStream::connect_timeout(addr, timeout).map_err(|e| {
+        let what = match e.kind() {
+            ErrorKind::ConnectionRefused => "connection refused".to_string(),
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => format!("connection timed out after {timeout:?}"),
+            _ => e.to_string(),
+        };
+        Failure::Transient(anyhow!("{addr}: {what}"))
+    })?;
+    // Without this every small exchange waits for a delayed ACK.
+    let _ = tcp.set_nodelay(true);
+    let socket = tcp.try_clone().map_err(|e| Failure::Transient(e.into()))?;
+    let mut session = Session::new().map_err(|e| Failure::Permanent(e.into()))?;
+    session.set_tcp_stream(tcp);
+    session.set_timeout(target.connect_timeout_ms.min(u32::MAX as u64) as u32);
+
+    // Ask for a host key type that known_hosts holds for this host.
+    let known_text = std::fs::read_to_string(&r.known_hosts).unwrap_or_default();
+    let types = key_types_for(&known_text, &lookup_name(&r.host, r.port));
+    if !types.is_empty() {
+        let _ = session.method_pref(MethodType::HostKey, &types.join(","));
+    }
+    session
+        .handshake()
+        .map_err(|e| Failure::Transient(anyhow!("SSH handshake with {}:{} failed: {e}", r.host, r.port)))?;
+
+    check_host_key(&session, target, r).map_err(Failure::Permanent)?;
+    authenticate(&session, r, password).map_err(Failure::Permanent)?;
+    session.set_timeout(0);
+    session.set_keepalive(true, 30);
+    Ok((session, socket))
+}
+
+fn check_host_key(session: &Session, target: &SshTarget, r: &Resolved) -> Result<()> {
+    let (key, _) = session.host_key().context("the server sent no host key")?;
+    let print = fingerprint(key);
+    let mut known = session.known_hosts()?;
+    if r.known_hosts.exists() {
+        known
+            .read_file(&r.known_hosts, KnownHostFileKind::OpenSSH)
+            .with_context(|| format!("cannot read {}", r.known_hosts.display()))?;
+    }
+    match known.check_port(&r.host, r.port, key) {
+        CheckResult::Match => Ok(()),
+        CheckResult::NotFound if target.accept_unknown_host => Ok(()),
+        CheckResult::NotFound => bail!(
+            "the host key of {} is not known ({print}); check it, then add it to {} (e.g. `ssh-keyscan -p {} {} >> {}`) or pass --silently-accept-hosts",
+            lookup_name(&r.host, r.port),
+            r.known_hosts.display(),
+            r.port,
+            r.host,
+            r.known_hosts.display()
+        ),
+        CheckResult::Mismatch => bail!(
+            "the host key of {} CHANGED: the server offers {print}, which differs from {}. Someone may be intercepting the connection, or the host was reinstalled; hk refuses to connect",
+            lookup_name(&r.host, r.port),
+            r.known_hosts.display()
+        ),
+        CheckResult::Failure => {
+            bail!("cannot check the host key of {} against {}", r.host, r.known_hosts.display())
+        }
+    }
+}
+
+fn authenticate(session: &Session, r: &Resolved, password: Option<&str>) -> Result<()> {
+    let mut tried = Vec::new();
+    if std::env::var_os("SSH_AUTH_SOCK").is_some()
+        && let Ok(mut agent) = session.agent()
+        && agent.connect().is_ok()
+        && agent.list_identities().is_ok()
+    {
+        let identities = agent.identities().unwrap_or_default();
+        tried.push(format!("ssh-agent ({} identities)", identities.len()));
+        for identity in identities {
+            if agent.userauth(&r.user, &identity).is_ok() && session.authenticated() {
+                return Ok(());
+            }
+        }
+    }
+    for file in &r.identity_files {
+        tried.push(format!("key {}", file.display()));
+        if session.userauth_pubkey_file(&r.user, None, file, None).is_ok() && session.authenticated() {
+            return Ok(());
+        }
+    }
+    if let Some(password) = password {
+        tried.push("password".into());
+        if session.userauth_password(&r.user, password).is_ok() && session.authenticated() {
+            return Ok(());
+        }
+    }
+    if tried.is_empty() {
+        bail!(
+            "no way to authenticate as {}: no ssh-agent, no key file, no password (--identity-file, --password-env)",
+            r.user
+        );
+    }
+    bail!("authentication failed for {} (tried {})", r.user, tried.join(", "))
+}
+
+fn would_block(e: &std::io::Error) -> bool {
+    e.kind() == ErrorKind::WouldBlock
+}
+
+impl SshTransport {
+    /// Wait until the socket can move data in the direction libssh2 is blocked on.
+    fn wait_socket(&self, max: Duration) {
+        let dirs = self.session.block_directions();
+        let mut events: libc::c_short = 0;
+        if matches!(dirs, ssh2::BlockDirections::Inbound | ssh2::BlockDirections::Both) {
+            events |= libc::POLLIN;
+        }
+        if matches!(dirs, ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both) {
+            events |= libc::POLLOUT;
+        }
+        if events == 0 {
+            events = libc::POLLIN;
+        }
+        let mut fd = libc::pollfd { fd: self.socket.as_raw_fd(), events, revents: 0 };
+        let ms = max.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: one valid pollfd for the duration of the call.
+        unsafe {
+            libc::poll(&mut fd, 1, ms);
+        }
+    }
+}
+
+impl Transport for SshTransport {
+    fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
+        let command = if self.sudo { "sudo -n sh -s" } else { "sh -s" };
+        self.session.set_blocking(true);
+        let mut channel = self
+            .session
+            .channel_session()
+            .with_context(|| format!("{}: cannot open a channel", self.label))?;
+        channel.exec(command).with_context(|| format!("{}: cannot start `{command}`", self.label))?;
+        self.session.set_blocking(false);
+
+        let mut written = 0usize;
+        let mut eof_sent = false;
+        let mut stdout = LineSplitter::new();
+        let mut stderr = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut last_progress = Instant::now();
+        let mut last_keepalive = Instant::now();
+        let result: Result<()> = 'run: loop {
+            let mut progress = false;
+            while written < script.len() {
+                let end = (written + WRITE_CHUNK).min(script.len());
+                match channel.write(&script[written..end]) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        written += n;
+                        progress = true;
+                    }
+                    Err(e) if would_block(&e) => break,
+                    Err(e) => break 'run Err(anyhow!("{}: sending the script failed: {e}", self.label)),
+                }
+            }
+            if written == script.len() && !eof_sent {
+                match channel.send_eof() {
+                    Ok(()) => eof_sent = true,
+                    Err(e) if e.code() == ssh2::ErrorCode::Session(-37) => {}
+                    Err(e) => break Err(anyhow!("{}: closing the script's input failed: {e}", self.label)),
+                }
+            }
+            loop {
+                match channel.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        stdout.push(&buf[..n], on_line);
+                        progress = true;
+                    }
+                    Err(e) if would_block(&e) => break,
+                    Err(e) => {
+                        break 'run Err(anyhow!("{}: reading the script's output failed: {e}", self.label));
+                    }
+                }
+            }
+            loop {
+                match channel.stderr().read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        stderr.extend_from_slice(&buf[..n]);
+                        progress = true;
+                    }
+                    Err(e) if would_block(&e) => break,
+                    Err(e) => {
+                        break 'run Err(anyhow!("{}: reading the script's errors failed: {e}", self.label));
+                    }
+                }
+            }
+            if channel.eof() && eof_sent {
+                break Ok(());
+            }
+            if progress {
+                last_progress = Instant::now();
+            } else {
+                if last_progress.elapsed() > self.timeout {
+                    break Err(anyhow!(
+                        "{}: no output for {:?}; giving up on the script",
+                        self.label,
+                        self.timeout
+                    ));
+                }
+                if last_keepalive.elapsed() > Duration::from_secs(15) {
+                    let _ = self.session.keepalive_send();
+                    last_keepalive = Instant::now();
+                }
+                self.wait_socket(Duration::from_millis(200));
+            }
+        };
+        self.session.set_blocking(true);
+        result?;
+        let _ = channel.wait_close();
+        let status = channel.exit_status().unwrap_or(-1);
+        let output = ScriptOutput { status, stdout: stdout.all, stderr };
+        sudo_failure(&output, &self.label)?;
+        Ok(output)
+    }
+
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+}
