@@ -29,7 +29,7 @@ if [ ! -x "$NU" ] || [ "$("$NU" --version 2>/dev/null)" != "0.115.1" ]; then
 fi
 
 if [ "$want_test" = 1 ]; then
-  command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || apt_install openssh-server
+  apt_install openssh-server sudo
 fi
 
 say "building the hk plugin"

@@ -127,7 +127,7 @@ export def "test a failing step stops the apply and names host, resource and std
     {type: dir, path: ($dir | path join zz-after)}
   ]}
   let plan = $config | hk plan local
-  let events = try { $plan | hk apply --confirm | collect } catch {|e| $e.rendered | ansi strip }
+  let events = error-of { $plan | hk apply --confirm }
   has $events "host local"
   has $events $"file:($dir)/blocker/inside"
   has $events "cannot create"

@@ -59,12 +59,13 @@ pub fn overrides(engine: &EngineInterface, call: &EvaluatedCall) -> Result<Targe
             None => Ok(None),
         }
     };
-    let port = match call.get_flag::<Spanned<i64>>("port")? {
-        Some(p) => Some(u16::try_from(p.item).map_err(|_| {
-            LabeledError::new("hk: --port must be 1-65535").with_label("not a port", p.span)
-        })?),
-        None => None,
-    };
+    let port =
+        match call.get_flag::<Spanned<i64>>("port")? {
+            Some(p) => Some(u16::try_from(p.item).map_err(|_| {
+                LabeledError::new("hk: --port must be 1-65535").with_label("not a port", p.span)
+            })?),
+            None => None,
+        };
     Ok(TargetOverrides {
         user: call.get_flag("user")?,
         port,
@@ -131,7 +132,11 @@ pub fn select(
     } else if local {
         vec![LOCAL_HOST.to_string()]
     } else if all {
-        if config.hosts.is_empty() { vec![LOCAL_HOST.to_string()] } else { config.hosts.keys().cloned().collect() }
+        if config.hosts.is_empty() {
+            vec![LOCAL_HOST.to_string()]
+        } else {
+            config.hosts.keys().cloned().collect()
+        }
     } else if let Some(hosts) = &host_arg {
         let names = strings_of(hosts, "the host argument")?;
         for name in &names {
@@ -146,7 +151,9 @@ pub fn select(
                 let names: Vec<&str> = config.hosts.keys().map(String::as_str).collect();
                 return Err(LabeledError::new("hk: which host?")
                     .with_label(format!("the config declares several hosts: {}", names.join(", ")), call.head)
-                    .with_help("name one or a list, e.g. `hk plan prod` or `hk plan [web1 web2]`, or use --all"));
+                    .with_help(
+                        "name one or a list, e.g. `hk plan prod` or `hk plan [web1 web2]`, or use --all",
+                    ));
             }
         }
     };

@@ -6,11 +6,21 @@ export def scratch []: nothing -> string {
   mktemp -d --tmpdir-path $env.HK_TEST_SCRATCH hk.XXXXXXXX
 }
 
-# Run `code`, which must fail; return the error as plain text (headline, labels and help).
+# Run `code`, which must fail; return the error's own words (headline, labels, help, inner errors),
+# never the source lines a rendered error quotes, so an assertion cannot match the test's own text.
 export def error-of [code: closure]: nothing -> string {
   let caught = try { do $code | collect | ignore; null } catch {|e| $e }
   if $caught == null { error make {msg: "expected an error, but the code succeeded"} }
-  $caught.rendered | ansi strip
+  error-words $caught.details
+}
+
+def error-words [details: record]: nothing -> string {
+  [$details.msg]
+  | append ($details.labels? | default [] | get text)
+  | append ($details.help? | default "")
+  | append ($details.inner? | default [] | each {|inner| error-words $inner })
+  | where {|line| $line | is-not-empty }
+  | str join "\n"
 }
 
 # Assert that `text` contains `part`, showing both when it does not.

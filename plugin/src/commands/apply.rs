@@ -132,7 +132,9 @@ impl PluginCommand for Apply {
                 record @ Value::Record { .. } if record.as_record().is_ok_and(|r| r.contains("spec")) => {
                     rows_to_plan(vec![record])?
                 }
-                record @ Value::Record { .. } => inline(input_record(PipelineData::value(record, None), span)?)?,
+                record @ Value::Record { .. } => {
+                    inline(input_record(PipelineData::value(record, None), span)?)?
+                }
                 other => {
                     return Err(LabeledError::new("hk apply: input must be plan rows or a config record")
                         .with_label(format!("got {}", other.get_type()), other.span()));

@@ -4,8 +4,8 @@ use hk_core::engine::{self, PlanOptions, PlanOutcome};
 use hk_core::plan_file;
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::{
-    Category, Example, LabeledError, ListStream, PipelineData, Signals, Signature, Span, Spanned, SyntaxShape,
-    Type, Value,
+    Category, Example, LabeledError, ListStream, PipelineData, Signals, Signature, Span, Spanned,
+    SyntaxShape, Type, Value,
 };
 
 use crate::HkPlugin;
@@ -28,7 +28,11 @@ pub fn selection_signature(sig: Signature) -> Signature {
             string_or_list(),
             "host(s) to work on: a declared name, a list of names, or `local`; or a config path",
         )
-        .optional("config", SyntaxShape::String, "config file: .nu, .nuon, .json or .toml (default ./hk.nu, then ./hk.nuon)")
+        .optional(
+            "config",
+            SyntaxShape::String,
+            "config file: .nu, .nuon, .json or .toml (default ./hk.nu, then ./hk.nuon)",
+        )
         .switch("local", "work on the machine hk runs on", Some('l'))
         .switch("all", "work on every declared host", Some('a'))
         .named("require", string_or_list(), "Nu module(s) to `use` before evaluating a .nu config", Some('r'))
@@ -49,8 +53,17 @@ pub fn target_flags(sig: Signature) -> Signature {
         .named("identity-file", SyntaxShape::Filepath, "SSH private key file", None)
         .named("known-hosts", SyntaxShape::Filepath, "known_hosts file (default ~/.ssh/known_hosts)", None)
         .named("password", SyntaxShape::String, "SSH password (prefer --password-env)", None)
-        .named("password-env", SyntaxShape::String, "name of an environment variable holding the SSH password", None)
-        .switch("silently-accept-hosts", "accept host keys that known_hosts does not list (never a changed one)", None)
+        .named(
+            "password-env",
+            SyntaxShape::String,
+            "name of an environment variable holding the SSH password",
+            None,
+        )
+        .switch(
+            "silently-accept-hosts",
+            "accept host keys that known_hosts does not list (never a changed one)",
+            None,
+        )
         .switch("sudo", "run the scripts under `sudo -n`", None)
         .named("parallel", SyntaxShape::Int, "hosts worked on at once (default 8)", Some('j'))
 }
