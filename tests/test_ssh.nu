@@ -46,6 +46,16 @@ export def "test ssh: unknown host key is refused with its fingerprint unless ac
   sshd stop $server
 }
 
+export def "test ssh: hashed known_hosts holding only an ECDSA key" [] {
+  let server = sshd start --ecdsa
+  ^ssh-keygen -q -H -f $server.known_hosts
+  assert not (open $server.known_hosts | str contains "127.0.0.1")
+  assert (open $server.known_hosts | str contains "ecdsa-sha2")
+  let plan = {hosts: {box: (sshd host $server)}, resources: [{type: dir, path: /tmp}]} | hk plan box
+  assert equal $plan.action [noop]
+  sshd stop $server
+}
+
 export def "test ssh: a changed host key is always refused" [] {
   let server = sshd start
   let other = sshd start

@@ -19,22 +19,26 @@ export def ensure-users [] {
 }
 
 # Start sshd; returns {port, dir, key, known_hosts, user, pid_file}. With --late it starts after a delay.
-export def start [--late: duration, --password] {
+export def start [--late: duration, --password, --ecdsa] {
   ensure-users
   mkdir /run/sshd
   let dir = mktemp -d --tmpdir-path $env.HK_TEST_SCRATCH sshd.XXXXXXXX
   ^chmod 0755 $dir
   let port = port
   ^ssh-keygen -q -t ed25519 -N "" -f ($dir | path join host_key)
+  # With --ecdsa the server also offers an ECDSA key, and known_hosts lists only that one.
+  ^ssh-keygen -q -t ecdsa -N "" -f ($dir | path join host_key_ecdsa)
   ^ssh-keygen -q -t ed25519 -N "" -f ($dir | path join client_key)
   cp ($dir | path join client_key.pub) ($dir | path join authorized_keys)
   ^chmod 0644 ($dir | path join authorized_keys)
-  let host_pub = open ($dir | path join host_key.pub) | str trim | split row " " | first 2 | str join " "
+  let pub_file = if $ecdsa { "host_key_ecdsa.pub" } else { "host_key.pub" }
+  let host_pub = open ($dir | path join $pub_file) | str trim | split row " " | first 2 | str join " "
   $"[127.0.0.1]:($port) ($host_pub)\n" | save ($dir | path join known_hosts)
   [
     $"Port ($port)"
     "ListenAddress 127.0.0.1"
     $"HostKey ($dir)/host_key"
+    (if $ecdsa { $"HostKey ($dir)/host_key_ecdsa" } else { "" })
     $"PidFile ($dir)/sshd.pid"
     $"AuthorizedKeysFile ($dir)/authorized_keys"
     $"PasswordAuthentication (if $password { 'yes' } else { 'no' })"
