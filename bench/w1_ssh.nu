@@ -1,0 +1,69 @@
+# Benchmark W1 over SSH to a loopback sshd (started here, as in the tests): hk plan (empty), apply,
+# no-op plan, against the floor — one `ssh` session running one hand-written script doing the same —
+# and a no-op plan of 20 hosts in parallel against one. Run as root: bin/hk-nu bench/w1_ssh.nu
+const root = path self | path dirname | path dirname
+use ../tests/lib/sshd.nu
+
+def w1 [base: string] {
+  let payload = 1..16 | each { "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n" } | str join
+  let dirs = 0..99 | each {|d| {type: dir, path: $"($base)/d($d)", mode: "0755"} }
+  let files = 0..99 | each {|d| 0..2 | each {|f| {type: file, path: $"($base)/d($d)/f($f).txt", content: $"($d) ($f)\n($payload)", mode: "0644"} } } | flatten
+  let links = 0..99 | each {|d| {type: link, path: $"($base)/l($d)", target: $"d($d)/f0.txt"} }
+  [{type: dir, path: $base, mode: "0755"}] | append $dirs | append $files | append $links
+}
+
+def median []: list<duration> -> duration { sort | get (($in | length) // 2) }
+
+def main [--runs: int = 5] {
+  let work = $root | path join .scratch/bench-ssh
+  rm -rf $work
+  mkdir $work
+  $env.HK_TEST_SCRATCH = $work
+  let server = sshd start
+  let remote = sshd remote-scratch
+  let base = $remote | path join w1
+  let resources = w1 $base
+  let host = sshd host $server
+  let config = {hosts: {box: $host}, resources: $resources}
+  let q = {|s| $"'($s | str replace --all "'" "'\\''")'" }
+  let floor_apply = [$"mkdir -m 0755 (do $q $base)"]
+    | append ($resources | where type == dir | skip 1 | each {|r| $"mkdir -m 0755 (do $q $r.path)" })
+    | append ($resources | where type == file | each {|r| $"printf '%s' (do $q $r.content) > (do $q $r.path)" })
+    | append ($resources | where type == link | each {|r| $"ln -s (do $q $r.target) (do $q $r.path)" })
+    | str join "\n"
+  let all_paths = $resources.path | each {|p| do $q $p } | str join ' '
+  let file_paths = $resources | where type == file | get path | each {|p| do $q $p } | str join ' '
+  let floor_probe = $"stat --printf '%n %F %a %u %g %s %N\\0' -- ($all_paths) >/dev/null 2>&1\nsha256sum -- ($file_paths) >/dev/null 2>&1\n"
+  let ssh_args = [-q -p $server.port -i $server.key -o $"UserKnownHostsFile=($server.known_hosts)" -o BatchMode=yes $"($server.user)@127.0.0.1" "sh -s"]
+  let hosts20 = 0..19 | reduce --fold {} {|i, acc| $acc | insert $"h($i)" $host }
+  let config20 = {hosts: $hosts20, resources: $resources}
+
+  mut rows = []
+  for i in 1..$runs {
+    rm -rf $base
+    let plan_empty = timeit { $config | hk plan box | ignore }
+    let apply = timeit { $config | hk plan box | hk apply --confirm | ignore }
+    let plan_noop = timeit { $config | hk plan box | ignore }
+    let plan20 = timeit { $config20 | hk plan --all --parallel 20 | ignore }
+    rm -rf $base
+    let floor_apply_t = timeit { $floor_apply | ^ssh ...$ssh_args }
+    let floor_probe_t = timeit { $floor_probe | ^ssh ...$ssh_args }
+    $rows = $rows | append {plan_empty: $plan_empty, apply: $apply, plan_noop: $plan_noop, plan20: $plan20, floor_apply: $floor_apply_t, floor_probe: $floor_probe_t}
+  }
+  sshd stop $server
+  let runs_table = $rows
+  let m = $runs_table | columns | reduce --fold {} {|c, acc| $acc | insert $c ($runs_table | get $c | median) }
+  print $"W1 over SSH to 127.0.0.1 \(($resources | length) resources, median of ($runs) runs\)"
+  print ([
+    [what, time];
+    ["hk plan (empty target)", $m.plan_empty]
+    ["hk plan + apply (empty target)", $m.apply]
+    ["hk plan (no-op)", $m.plan_noop]
+    ["hk plan (no-op), 20 hosts in parallel", $m.plan20]
+    ["floor: ssh + one sh reading the same facts", $m.floor_probe]
+    ["floor: ssh + one sh creating the same tree", $m.floor_apply]
+  ] | update time {|r| $r.time | format duration ms })
+  print $"no-op plan / floor = (($m.plan_noop / $m.floor_probe) | math round --precision 2) \(target ≤ 1.5\)"
+  print $"first apply / floor = (($m.apply / $m.floor_apply) | math round --precision 2) \(target ≤ 2\)"
+  print $"20 hosts / 1 host = (($m.plan20 / $m.plan_noop) | math round --precision 2) \(target ≤ 3\)"
+}
