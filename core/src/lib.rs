@@ -6,6 +6,7 @@ pub mod model;
 pub mod plan_file;
 pub mod quote;
 pub mod resources;
+pub mod runs;
 pub mod trace;
 pub mod transport;
 

@@ -104,6 +104,9 @@ pub struct PlanRow {
     /// Hash of the state observed when planning; apply refuses when it differs.
     pub fingerprint: String,
     pub resource: Resource,
+    /// Why a row is as it is when the other columns cannot say it (e.g. why it is not reversible).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]

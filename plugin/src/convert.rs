@@ -106,6 +106,7 @@ pub fn row_to_value(row: &PlanRow, host: &HostPlan, span: Span) -> Value {
     r.push("reason", Value::string(row.reason.as_str(), span));
     r.push("reversible", Value::bool(row.reversible, span));
     r.push("fingerprint", Value::string(row.fingerprint.clone(), span));
+    r.push("note", Value::string(row.note.clone(), span));
     r.push("spec", spec);
     Value::record(r, span)
 }
@@ -123,6 +124,8 @@ struct RowIn {
     reason: hk_core::model::Reason,
     reversible: bool,
     fingerprint: String,
+    #[serde(default)]
+    note: String,
     spec: SpecIn,
 }
 
@@ -165,6 +168,7 @@ pub fn value_to_row(value: &Value, index: usize) -> Result<Option<(PlanRow, Host
         reversible: row.reversible,
         fingerprint: row.fingerprint,
         resource: row.spec.resource,
+        note: row.note,
     };
     Ok(Some((plan_row, host)))
 }

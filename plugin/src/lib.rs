@@ -18,6 +18,11 @@ impl Plugin for HkPlugin {
     }
 
     fn commands(&self) -> Vec<Box<dyn PluginCommand<Plugin = Self>>> {
-        vec![Box::new(commands::plan::Plan), Box::new(commands::apply::Apply)]
+        vec![
+            Box::new(commands::plan::Plan),
+            Box::new(commands::apply::Apply),
+            Box::new(commands::runs::Runs),
+            Box::new(commands::down::Down),
+        ]
     }
 }

@@ -109,6 +109,17 @@ pub fn select(
     call: &EvaluatedCall,
     input: Option<Value>,
 ) -> Result<Selection, LabeledError> {
+    select_with(engine, call, input, false)
+}
+
+/// As [`select`]; with `config_optional`, a missing default config means "no declared hosts" (for
+/// commands such as `hk runs --local` that need no desired state).
+pub fn select_with(
+    engine: &EngineInterface,
+    call: &EvaluatedCall,
+    input: Option<Value>,
+    config_optional: bool,
+) -> Result<Selection, LabeledError> {
     let first: Option<Value> = call.opt(0)?;
     let second: Option<Spanned<String>> = call.opt(1)?;
     let (host_arg, config_arg) = match (first, second) {
@@ -118,7 +129,13 @@ pub fn select(
         (first, second) => (first, second),
     };
     let require = string_list(call, "require")?;
-    let config = load_config(engine, call, input, config_arg.as_ref(), &require)?;
+    let cwd = current_dir(engine)?;
+    let has_default = ["hk.nu", "hk.nuon"].iter().any(|n| cwd.join(n).is_file());
+    let config = if config_optional && input.is_none() && config_arg.is_none() && !has_default {
+        Config::default()
+    } else {
+        load_config(engine, call, input, config_arg.as_ref(), &require)?
+    };
     let remote: Option<Spanned<String>> = call.get_flag("remote")?;
     let all = call.has_flag("all")?;
     let local = call.has_flag("local")?;

@@ -7,15 +7,23 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::Utc;
 
 use super::plan::{fingerprint, probe_host};
+use super::probe::ProbeBatch;
 use super::script::ApplyScript;
 use super::{dependency_order, failed_hosts_error, for_each_host, nonce};
-use crate::model::{Action, Event, EventStatus, HostPlan, Plan, PlanRow};
+use crate::model::{Action, Direction, Event, EventStatus, HostPlan, Plan, PlanArtifact, PlanRow, Reason};
+use crate::quote::{q, quote_bytes};
+use crate::resources::Observed;
 use crate::resources::{Resource, StepContext};
+use crate::runs::{
+    ChangeRecord, ChangeStatus, RUN_FORMAT, Roots, RunRecord, RunStatus, escape_id, run_id, write_file_script,
+};
 use crate::transport::Credentials;
 
 #[derive(Clone)]
 pub struct ApplyOptions {
     pub dry_run: bool,
+    /// Record the run (and back up before each change) under these roots.
+    pub track: Option<Roots>,
     /// Hosts applied at once.
     pub parallel: usize,
     pub credentials: Credentials,
@@ -23,7 +31,7 @@ pub struct ApplyOptions {
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        ApplyOptions { dry_run: false, parallel: 8, credentials: Credentials::default() }
+        ApplyOptions { dry_run: false, track: None, parallel: 8, credentials: Credentials::default() }
     }
 }
 
@@ -89,8 +97,14 @@ fn apply_host(
         .connect(&options.credentials)
         .with_context(|| format!("connecting to host {host}"))?;
     let resources: Vec<&Resource> = rows.iter().map(|r| &r.resource).collect();
-    let (facts, observed) = probe_host(transport.as_mut(), &resources)
-        .with_context(|| format!("re-reading host {host} before apply"))?;
+    let (facts, observed) = probe_host(transport.as_mut(), &resources, {
+        let mut batch = ProbeBatch::default();
+        if let Some(roots) = &options.track {
+            batch.roots(roots);
+        }
+        batch
+    })
+    .with_context(|| format!("re-reading host {host} before apply"))?;
 
     // Refuse before any change: another machine, or state that moved since the plan was made.
     let planned = &host_plan.identity;
@@ -123,11 +137,25 @@ fn apply_host(
     let nonce = nonce();
     let cx = StepContext { nonce: &nonce };
     let mut script = ApplyScript::new(&nonce)?;
+    let mut record = match (&options.track, &facts.roots) {
+        (Some(_), Some((runs_root, backups_root))) => {
+            let record = new_record(host, &rows, &observed, runs_root, backups_root);
+            script.prologue(tracking_prologue(&record, host_plan, &rows, runs_root)?);
+            Some(record)
+        }
+        _ => None,
+    };
     for (i, (row, seen)) in rows.iter().zip(&observed).enumerate() {
         let kind = row.resource.kind();
         let diff = kind.diff(seen);
-        let step =
+        let mut step =
             kind.step(&diff, seen, &cx).with_context(|| format!("host {host}: preparing {}", row.id))?;
+        // Content about to be replaced or removed is copied first, inside the same step.
+        if let Some(backup) = record.as_ref().and_then(|r| r.changes[i].backup.clone())
+            && let Some(path) = row.resource.path()
+        {
+            step.commands.insert(0, format!("cp -p -- {} {}", q(path)?, q(&backup)?));
+        }
         script.step(i, step);
     }
     let script = script.finish();
@@ -136,7 +164,7 @@ fn apply_host(
     let mut failed: Option<usize> = None;
     let mut last = Instant::now();
     let prefix = format!("{nonce} ");
-    let output = transport.run_script(script.as_bytes(), &mut |line| {
+    let run = transport.run_script(script.as_bytes(), &mut |line| {
         let Some(rest) = line.strip_prefix(prefix.as_bytes()) else {
             return;
         };
@@ -157,7 +185,33 @@ fn apply_host(
             "failed" => failed = index,
             _ => {}
         }
-    })?;
+    });
+    // Whatever happened, the record says what did and did not run.
+    if let Some(record) = record.as_mut() {
+        for (i, change) in record.changes.iter_mut().enumerate() {
+            change.status = match failed {
+                _ if i < finished => ChangeStatus::Ok,
+                Some(f) if f == i => ChangeStatus::Failed,
+                Some(_) => ChangeStatus::Skipped,
+                None => ChangeStatus::Pending,
+            };
+        }
+        record.status = match (&run, failed) {
+            (Ok(out), None) if out.status == 0 && finished == rows.len() => RunStatus::Ok,
+            (_, Some(_)) => RunStatus::Failed,
+            _ => RunStatus::Partial,
+        };
+        record.finished_at = Some(Utc::now());
+        let runs_root = facts.roots.as_ref().map(|r| r.0.as_str()).unwrap_or_default();
+        let path = format!("{runs_root}/{}.json", record.id);
+        let json = serde_json::to_vec_pretty(&record)?;
+        match transport.run_script(write_file_script(&path, &json)?.as_bytes(), &mut |_| {}) {
+            Ok(o) if o.status == 0 => {}
+            Ok(o) => bail!("host {host}: cannot write the run record {path}: {}", o.stderr_text()),
+            Err(e) => return Err(e.context(format!("host {host}: cannot write the run record {path}"))),
+        }
+    }
+    let output = run?;
     if let Some(i) = failed {
         let row = &rows[i];
         let stderr = output.stderr_text();
@@ -182,6 +236,73 @@ fn apply_host(
         ));
     }
     Ok(())
+}
+
+/// The record of a tracked run as it starts: every change pending, backups named.
+fn new_record(
+    host: &str,
+    rows: &[PlanRow],
+    observed: &[Observed],
+    runs_root: &str,
+    backups_root: &str,
+) -> RunRecord {
+    let started_at = Utc::now();
+    let direction =
+        if rows.iter().all(|r| r.reason == Reason::Down) { Direction::Down } else { Direction::Up };
+    let id = run_id(host, direction, started_at);
+    let backups = format!("{backups_root}/{id}");
+    let changes = rows
+        .iter()
+        .zip(observed)
+        .map(|(row, seen)| ChangeRecord {
+            id: row.id.clone(),
+            rtype: row.rtype.clone(),
+            name: row.name.clone(),
+            action: row.action,
+            status: ChangeStatus::Pending,
+            before: seen.clone(),
+            // Only regular files have content to keep; everything else is described by `before`.
+            backup: (seen.get("kind").and_then(|k| k.as_str()) == Some("file"))
+                .then(|| format!("{backups}/{}", escape_id(&row.id))),
+        })
+        .collect();
+    let mut artifacts = indexmap::IndexMap::new();
+    artifacts.insert("plan".to_string(), format!("{runs_root}/artifacts/{id}/plan.json"));
+    RunRecord {
+        format: RUN_FORMAT.to_string(),
+        id,
+        host: host.to_string(),
+        direction,
+        status: RunStatus::Partial,
+        started_at,
+        finished_at: None,
+        changes,
+        artifacts,
+        backups,
+    }
+}
+
+/// Before any step: the run's directories, its plan artifact (0600) and a first record saying
+/// `partial`, so even a run cut off mid-way is on record.
+fn tracking_prologue(
+    record: &RunRecord,
+    host_plan: &HostPlan,
+    rows: &[PlanRow],
+    runs_root: &str,
+) -> Result<Vec<String>> {
+    let mut hosts = indexmap::IndexMap::new();
+    hosts.insert(record.host.clone(), host_plan.clone());
+    let plan = Plan { direction: record.direction, hosts, rows: rows.to_vec() };
+    let artifact = serde_json::to_vec_pretty(&PlanArtifact::new(&plan))?;
+    let artifact_path = record.artifacts.get("plan").cloned().unwrap_or_default();
+    let artifact_dir = format!("{runs_root}/artifacts/{}", record.id);
+    let record_path = format!("{runs_root}/{}.json", record.id);
+    let record_json = serde_json::to_vec_pretty(record)?;
+    Ok(vec![
+        format!("mkdir -p -m 0700 -- {} {} {}", q(runs_root)?, q(&artifact_dir)?, q(&record.backups)?),
+        format!("printf '%s' {} > {}", quote_bytes(&artifact)?, q(&artifact_path)?),
+        format!("printf '%s' {} > {}", quote_bytes(&record_json)?, q(&record_path)?),
+    ])
 }
 
 fn event(

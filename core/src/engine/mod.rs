@@ -1,6 +1,7 @@
 //! Plan (probe + diff) and apply (staleness check + one script of steps).
 
 mod apply;
+mod down;
 mod fanout;
 mod order;
 mod plan;
@@ -8,6 +9,7 @@ pub mod probe;
 pub mod script;
 
 pub use apply::{ApplyOptions, apply};
+pub use down::{DownOptions, down_from_plan, down_from_run, fetch_runs};
 pub use fanout::{failed_hosts_error, for_each_host};
 pub use order::dependency_order;
 pub use plan::{PlanOptions, PlanOutcome, fingerprint, plan, probe_host};

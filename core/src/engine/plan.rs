@@ -74,8 +74,11 @@ pub fn plan(config: &Config, targets: &[(String, Target)], options: &PlanOptions
 }
 
 /// Probe `resources` on one host in one script: the observed state of each, and who the host is.
-pub fn probe_host(transport: &mut dyn Transport, resources: &[&Resource]) -> Result<(Facts, Vec<Observed>)> {
-    let mut batch = ProbeBatch::default();
+pub fn probe_host(
+    transport: &mut dyn Transport,
+    resources: &[&Resource],
+    mut batch: ProbeBatch,
+) -> Result<(Facts, Vec<Observed>)> {
     for r in resources {
         r.kind().probe(&mut batch);
     }
@@ -113,8 +116,8 @@ fn plan_host(
         ordered.iter().partition(|r| options.ignore.contains(&r.kind().id()));
     let mut transport =
         target.connect(&options.credentials).with_context(|| format!("connecting to host {host}"))?;
-    let (facts, observed) =
-        probe_host(transport.as_mut(), &probed).with_context(|| format!("planning host {host}"))?;
+    let (facts, observed) = probe_host(transport.as_mut(), &probed, ProbeBatch::default())
+        .with_context(|| format!("planning host {host}"))?;
     let diff_timer = crate::trace::Timer::start("diff");
     let mut rows = Vec::with_capacity(ordered.len());
     for (resource, seen) in probed.iter().zip(&observed) {
@@ -136,6 +139,7 @@ fn plan_host(
             reason: diff.reason,
             fingerprint: fingerprint(seen),
             resource,
+            note: String::new(),
         });
     }
     for resource in ignored {
@@ -151,6 +155,7 @@ fn plan_host(
             reversible: true,
             fingerprint: String::new(),
             resource: resource.clone(),
+            note: String::new(),
         });
     }
     diff_timer.done(&format!("{} rows", rows.len()));

@@ -68,6 +68,10 @@ impl PathFacts {
 #[derive(Clone, Debug, Default)]
 pub struct Facts {
     pub identity: HostIdentity,
+    /// Direct entries of the directories asked about.
+    pub children: Vec<String>,
+    /// Resolved (runs, backups) roots, when asked for.
+    pub roots: Option<(String, String)>,
     pub paths: HashMap<String, PathFacts>,
 }
 
@@ -84,11 +88,23 @@ pub struct ProbeBatch {
     sha256: Vec<String>,
     /// Look up owner and group names (costly per path); only when some resource declares them.
     names: bool,
+    roots: Option<crate::runs::Roots>,
+    empty: Vec<String>,
 }
 
 impl ProbeBatch {
     pub fn stat(&mut self, path: &str) {
         self.stat.push(path.to_string());
+    }
+
+    /// Report what these directories hold (their direct entries).
+    pub fn emptiness(&mut self, dir: &str) {
+        self.empty.push(dir.to_string());
+    }
+
+    /// Also report where runs and backups live on this host.
+    pub fn roots(&mut self, roots: &crate::runs::Roots) {
+        self.roots = Some(roots.clone());
     }
 
     pub fn need_names(&mut self) {
@@ -121,6 +137,18 @@ impl ProbeBatch {
             s.push_str("sha256sum -z --");
             push_words(&mut s, chunk)?;
             s.push_str(" 2>/dev/null || :\n");
+        }
+        if !self.empty.is_empty() {
+            s.push_str("printf '\\n%s children\\n' \"$HK\"\n");
+            for chunk in self.empty.chunks(PATHS_PER_CALL) {
+                s.push_str("find");
+                push_words(&mut s, chunk)?;
+                s.push_str(" -mindepth 1 -maxdepth 1 -print0 2>/dev/null || :\n");
+            }
+        }
+        if let Some(roots) = &self.roots {
+            s.push_str(&roots.snippet()?);
+            s.push_str("printf '\\n%s roots\\n%s\\n%s\\n' \"$HK\" \"$hk_runs\" \"$hk_backups\"\n");
         }
         s.push_str("printf '\\n%s end\\n' \"$HK\"\n");
         Ok(s)
@@ -176,6 +204,18 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
     facts.identity.hostname = lines.next().unwrap_or_default().trim().to_string();
     facts.identity.machine_id = lines.next().unwrap_or_default().trim().to_string();
 
+    if let Some(children) = sections.get("children") {
+        for entry in children.split(|&b| b == 0).filter(|d| !d.is_empty()) {
+            facts.children.push(String::from_utf8_lossy(entry).into_owned());
+        }
+    }
+    if let Some(roots) = sections.get("roots") {
+        let text = String::from_utf8_lossy(roots);
+        let mut lines = text.lines();
+        let runs = lines.next().unwrap_or_default().to_string();
+        let backups = lines.next().unwrap_or_default().to_string();
+        facts.roots = Some((runs, backups));
+    }
     if let Some(stat) = sections.get("stat") {
         let fields: Vec<&[u8]> = stat.split(|&b| b == 0).collect();
         for record in fields.chunks_exact(9) {

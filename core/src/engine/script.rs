@@ -30,6 +30,14 @@ impl ApplyScript {
         Ok(ApplyScript { nonce: nonce.to_string(), text })
     }
 
+    /// Commands run once before the first step (at top level, so `set -e` stops the script on failure).
+    pub fn prologue(&mut self, commands: Vec<String>) {
+        for command in commands {
+            self.text.push_str(&command);
+            self.text.push('\n');
+        }
+    }
+
     /// Add step `index`: its commands run in order and stop at the first that fails (they are joined
     /// with `&&`, because `set -e` does not apply inside an `if`). `on_failure` runs after a failure.
     pub fn step(&mut self, index: usize, step: Step) {

@@ -37,6 +37,9 @@ pub struct File {
     /// sha256 of the desired bytes (empty when the file is to be absent).
     #[serde(default)]
     pub sha256: String,
+    /// A copy on the target to take the bytes from (a tracked run's backup); set by down plans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<String>,
     #[serde(default)]
     pub size: u64,
     #[serde(flatten)]
@@ -74,8 +77,17 @@ impl File {
         let source = obj.opt_str("source")?.map(|src| obj.local_path(&src));
         let attrs = PathAttrs::from_config(obj)?;
         let state = obj.state()?;
-        let mut file =
-            File { path, content, source, sha256: String::new(), size: 0, attrs, state, data: None };
+        let mut file = File {
+            path,
+            content,
+            source,
+            sha256: String::new(),
+            restore_from: None,
+            size: 0,
+            attrs,
+            state,
+            data: None,
+        };
         match (&file.content, &file.source, state) {
             (Some(_), Some(_), _) => obj.fail("source", "give either content or source, not both")?,
             (None, None, State::Present) => obj.fail("content", "missing: a file needs content or source")?,
@@ -103,7 +115,7 @@ impl File {
 
     /// Load the bytes after a plan came back from a row or a file; refuse a source that changed.
     pub fn resolve(&mut self) -> Result<()> {
-        if self.data.is_some() || self.state == State::Absent {
+        if self.data.is_some() || self.state == State::Absent || self.restore_from.is_some() {
             return Ok(());
         }
         let bytes = match (&self.content, &self.source) {
@@ -124,6 +136,36 @@ impl File {
         }
         self.set_data(bytes);
         Ok(())
+    }
+
+    /// A file to bring back from a backup copy on the target, as it was `before`.
+    pub fn restore(path: &str, backup: &str, sha256: &str, size: u64, attrs: PathAttrs) -> File {
+        File {
+            path: path.to_string(),
+            content: None,
+            source: None,
+            sha256: sha256.to_string(),
+            restore_from: Some(backup.to_string()),
+            size,
+            attrs,
+            state: State::Present,
+            data: None,
+        }
+    }
+
+    /// A file that must not exist.
+    pub fn absent(path: &str) -> File {
+        File {
+            path: path.to_string(),
+            content: None,
+            source: None,
+            sha256: String::new(),
+            restore_from: None,
+            size: 0,
+            attrs: PathAttrs::default(),
+            state: State::Absent,
+            data: None,
+        }
     }
 
     pub fn strip_payload(&mut self) {
@@ -222,6 +264,20 @@ impl ResourceKind for File {
                     return Ok(step);
                 }
                 let tmp = temp_sibling(&self.path, cx.nonce);
+                if let Some(backup) = &self.restore_from {
+                    let mode = self.attrs.mode.clone().unwrap_or_else(|| DEFAULT_MODE.to_string());
+                    step.run(format!("cp -- {} {}", q(backup)?, q(&tmp)?)).run(format!(
+                        "chmod {} -- {}",
+                        q(&mode)?,
+                        q(&tmp)?
+                    ));
+                    if let (Some(o), Some(g)) = (&self.attrs.owner, &self.attrs.group) {
+                        step.run(format!("chown {} -- {}", q(&format!("{o}:{g}"))?, q(&tmp)?));
+                    }
+                    step.run(format!("mv -fT -- {} {}", q(&tmp)?, q(&self.path)?))
+                        .cleanup(format!("rm -f -- {}", q(&tmp)?));
+                    return Ok(step);
+                }
                 let bytes = self.bytes()?;
                 step.write_bytes(&tmp, &bytes, cx.nonce)?;
                 // The new file keeps the old one's mode and ownership unless the config sets them.

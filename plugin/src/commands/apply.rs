@@ -12,7 +12,7 @@ use nu_protocol::{
     Value,
 };
 
-use super::plan::{input_record, parallel, plan_selection, selection_signature};
+use super::plan::{input_record, parallel, plan_selection, roots, roots_flags, selection_signature};
 use crate::HkPlugin;
 use crate::convert::{event_to_value, value_to_row};
 use crate::error::{LabelErr, labeled};
@@ -60,10 +60,11 @@ impl PluginCommand for Apply {
     }
 
     fn signature(&self) -> Signature {
-        selection_signature(Signature::build(self.name()))
+        roots_flags(selection_signature(Signature::build(self.name())))
             .switch("confirm", "really change the hosts", Some('y'))
             .switch("dry-run", "check the plan against the hosts and report, changing nothing", Some('n'))
             .named("plan", SyntaxShape::Filepath, "apply a plan file written by `hk plan --out`", Some('p'))
+            .switch("track", "record the run on the target, with backups before each change (default: $env.config.plugins.hk.track)", Some('t'))
             .input_output_types(vec![
                 (Type::Nothing, Type::table()),
                 (Type::table(), Type::table()),
@@ -83,6 +84,11 @@ impl PluginCommand for Apply {
             Example {
                 example: "hk plan local | where type == file | hk apply --confirm",
                 description: "Apply only the file rows of a plan",
+                result: None,
+            },
+            Example {
+                example: "hk plan prod | hk apply --confirm --track",
+                description: "Apply and record the run on the host, backing up before each change",
                 result: None,
             },
             Example {
@@ -146,13 +152,25 @@ impl PluginCommand for Apply {
         for host in plan.hosts.values_mut() {
             host.target.apply_overrides(&overrides);
         }
+        let track = call.has_flag("track")? || track_by_default(engine)?;
         let options = ApplyOptions {
             dry_run,
+            // A dry run changes nothing, so it is never recorded.
+            track: if track && !dry_run { Some(roots(call)?) } else { None },
             parallel: parallel(call)?,
             credentials: credentials(engine, call, plan.hosts.values().map(|h| &h.target))?,
         };
         Ok(stream_apply(plan, options, engine, span))
     }
+}
+
+/// `$env.config.plugins.hk.track = true` makes every apply tracked.
+fn track_by_default(engine: &EngineInterface) -> Result<bool, LabeledError> {
+    Ok(engine
+        .get_plugin_config()?
+        .and_then(|config| config.as_record().ok().and_then(|r| r.get("track").cloned()))
+        .and_then(|track| track.as_bool().ok())
+        .unwrap_or(false))
 }
 
 /// Run the apply on its own thread and stream its events as they happen; a failure ends the stream

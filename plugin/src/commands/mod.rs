@@ -1,4 +1,6 @@
 //! One file per Nushell command.
 
 pub mod apply;
+pub mod down;
 pub mod plan;
+pub mod runs;

@@ -22,6 +22,16 @@ pub fn string_or_list() -> SyntaxShape {
 
 /// Flags shared by every command that selects hosts and a config.
 pub fn selection_signature(sig: Signature) -> Signature {
+    host_signature(sig).named(
+        "ignore",
+        string_or_list(),
+        "resource id(s) type:name to leave alone, e.g. file:/etc/motd or [file:/a dir:/b]",
+        Some('i'),
+    )
+}
+
+/// `[TARGET] [CONFIG]` with the host-choosing and host-reaching flags.
+pub fn host_signature(sig: Signature) -> Signature {
     target_flags(
         sig.optional(
             "target",
@@ -35,14 +45,31 @@ pub fn selection_signature(sig: Signature) -> Signature {
         )
         .switch("local", "work on the machine hk runs on", Some('l'))
         .switch("all", "work on every declared host", Some('a'))
-        .named("require", string_or_list(), "Nu module(s) to `use` before evaluating a .nu config", Some('r'))
         .named(
-            "ignore",
+            "require",
             string_or_list(),
-            "resource id(s) type:name to leave alone, e.g. file:/etc/motd or [file:/a dir:/b]",
-            Some('i'),
+            "Nu module(s) to `use` before evaluating a .nu config",
+            Some('r'),
         ),
     )
+}
+
+/// Where run records and backups live (defaults on the target: /var/lib/hk/… for root,
+/// ~/.local/state/hk/… otherwise).
+pub fn roots_flags(sig: Signature) -> Signature {
+    sig.named("runs-root", SyntaxShape::String, "directory of run records on the target", None).named(
+        "backups-root",
+        SyntaxShape::String,
+        "directory of backups on the target",
+        None,
+    )
+}
+
+pub fn roots(call: &EvaluatedCall) -> Result<hk_core::runs::Roots, LabeledError> {
+    let roots =
+        hk_core::runs::Roots { runs: call.get_flag("runs-root")?, backups: call.get_flag("backups-root")? };
+    roots.validate().at(call.head)?;
+    Ok(roots)
 }
 
 /// Flags that say how to reach hosts (they override what the config declares).

@@ -1,0 +1,280 @@
+//! Down plans: the way back from a tracked run (restoring what its record and backups kept) or from
+//! a bare plan (what the plan itself recorded). A down plan is an ordinary plan, applied with apply.
+
+use anyhow::{Context, Result, bail};
+use indexmap::IndexMap;
+
+use super::plan::{fingerprint, probe_host};
+use super::probe::ProbeBatch;
+use crate::model::{Action, Direction, FieldChange, HostPlan, Plan, PlanRow, Reason};
+use crate::resources::{Dir, File, Link, Observed, PathAttrs, Resource, State};
+use crate::runs::{ChangeStatus, Roots, RunRecord, list_script, parse_list};
+use crate::transport::{Credentials, Target};
+
+#[derive(Clone, Default)]
+pub struct DownOptions {
+    /// Keep only these ids (`type:name`); empty keeps all.
+    pub only: Vec<String>,
+    /// Leave these ids out.
+    pub except: Vec<String>,
+    pub credentials: Credentials,
+}
+
+impl DownOptions {
+    fn keeps(&self, id: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|o| o == id)) && !self.except.iter().any(|e| e == id)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        for id in self.only.iter().chain(&self.except) {
+            if !id.contains(':') {
+                bail!("{id:?}: --only/--except take type:name, e.g. file:/etc/app.conf");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One row of a down plan before it is checked against the host.
+enum DownItem {
+    /// Bring the host to this resource; `only_if_empty` for directories the run created.
+    Restore { resource: Resource, only_if_empty: bool },
+    /// Cannot be undone; shown, never dropped.
+    Irreversible { id: String, rtype: String, name: String, resource: Resource, note: String },
+}
+
+/// Read the run records of a host.
+pub fn fetch_runs(
+    target: &Target,
+    roots: &Roots,
+    credentials: &Credentials,
+) -> Result<(Vec<RunRecord>, String, String)> {
+    roots.validate()?;
+    let mut transport = target.connect(credentials)?;
+    let nonce = super::nonce();
+    let out = transport.run_script(list_script(roots, &nonce)?.as_bytes(), &mut |_| {})?;
+    if out.status != 0 {
+        bail!("reading run records on {} failed: {}", transport.describe(), out.stderr_text());
+    }
+    parse_list(&out.stdout, &nonce)
+}
+
+fn text(seen: &Observed, key: &str) -> Option<String> {
+    seen.get(key).and_then(|v| v.as_str()).map(str::to_string)
+}
+
+/// The resource that brings `path` back to `before`.
+fn from_before(
+    rtype: &str,
+    path: &str,
+    before: &Observed,
+    backup: Option<&str>,
+) -> Result<(Resource, bool), String> {
+    let attrs =
+        || PathAttrs { mode: text(before, "mode"), owner: text(before, "uid"), group: text(before, "gid") };
+    match text(before, "kind").as_deref().unwrap_or("missing") {
+        "missing" => Ok(match rtype {
+            "dir" => (
+                Resource::Dir(Dir { path: path.into(), attrs: PathAttrs::default(), state: State::Absent }),
+                true,
+            ),
+            "link" => {
+                (Resource::Link(Link { path: path.into(), target: "-".into(), state: State::Absent }), false)
+            }
+            _ => (Resource::File(File::absent(path)), false),
+        }),
+        "file" => match (backup, text(before, "sha256")) {
+            (Some(backup), Some(sha)) => {
+                let size = before.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
+                Ok((Resource::File(File::restore(path, backup, &sha, size, attrs())), false))
+            }
+            _ => Err("the previous content was not backed up (apply with --track to keep it)".into()),
+        },
+        "directory" => {
+            Ok((Resource::Dir(Dir { path: path.into(), attrs: attrs(), state: State::Present }), false))
+        }
+        "link" => match text(before, "target") {
+            Some(target) => {
+                Ok((Resource::Link(Link { path: path.into(), target, state: State::Present }), false))
+            }
+            None => Err("the previous link target is unknown".into()),
+        },
+        other => Err(format!("it was a {other} before; hk does not recreate those")),
+    }
+}
+
+/// The down plan of one tracked run: changes that ran, newest first.
+pub fn down_from_run(host: &str, target: &Target, record: &RunRecord, options: &DownOptions) -> Result<Plan> {
+    let mut items = Vec::new();
+    for change in record.changes.iter().rev() {
+        if !matches!(change.status, ChangeStatus::Ok | ChangeStatus::Failed) || !options.keeps(&change.id) {
+            continue;
+        }
+        items.push(
+            match from_before(&change.rtype, &change.name, &change.before, change.backup.as_deref()) {
+                Ok((resource, only_if_empty)) => DownItem::Restore { resource, only_if_empty },
+                Err(note) => DownItem::Irreversible {
+                    id: change.id.clone(),
+                    rtype: change.rtype.clone(),
+                    name: change.name.clone(),
+                    resource: Resource::File(File::absent(&change.name)),
+                    note,
+                },
+            },
+        );
+    }
+    let (host_plan, rows) = check_items(host, target, items, &options.credentials)?;
+    let mut hosts = IndexMap::new();
+    hosts.insert(host.to_string(), host_plan);
+    Ok(Plan { direction: Direction::Down, hosts, rows })
+}
+
+/// The down plan of a bare plan: what the plan recorded is enough to delete what it created and to
+/// restore link targets and directory modes; file contents need a run's backups.
+pub fn down_from_plan(plan: &Plan, options: &DownOptions) -> Result<Plan> {
+    let mut down = Plan { direction: Direction::Down, hosts: IndexMap::new(), rows: Vec::new() };
+    for (host, host_plan) in &plan.hosts {
+        let mut items = Vec::new();
+        for row in
+            plan.rows.iter().rev().filter(|r| &r.host == host && r.action.mutates() && options.keeps(&r.id))
+        {
+            items.push(item_from_row(row));
+        }
+        let (checked, rows) = check_items(host, &host_plan.target, items, &options.credentials)?;
+        if checked.identity != host_plan.identity {
+            bail!("host {host} is not the machine the plan was made for; refusing to plan its way back");
+        }
+        down.hosts.insert(host.clone(), checked);
+        down.rows.extend(rows);
+    }
+    Ok(down)
+}
+
+fn item_from_row(row: &PlanRow) -> DownItem {
+    let from = |field: &str| row.changes.iter().find(|c| c.field == field).and_then(|c| c.from.clone());
+    let only_attrs = row.changes.iter().all(|c| matches!(c.field.as_str(), "mode" | "owner" | "group"));
+    let restored = match (row.action, row.rtype.as_str()) {
+        (Action::Create, _) => {
+            from_before(&row.rtype, &row.name, &Observed::new(), None).map_err(|e| e.to_string())
+        }
+        (Action::Update | Action::Delete, "link") if from("target").is_some() && from("kind").is_none() => {
+            Ok((
+                Resource::Link(Link {
+                    path: row.name.clone(),
+                    target: from("target").unwrap_or_default(),
+                    state: State::Present,
+                }),
+                false,
+            ))
+        }
+        (Action::Update, "dir") if only_attrs => Ok((
+            Resource::Dir(Dir {
+                path: row.name.clone(),
+                attrs: PathAttrs { mode: from("mode"), owner: from("owner"), group: from("group") },
+                state: State::Present,
+            }),
+            false,
+        )),
+        _ => Err("needs a run's backups: apply with --track, then `hk down --run ID`".to_string()),
+    };
+    match restored {
+        Ok((resource, only_if_empty)) => DownItem::Restore { resource, only_if_empty },
+        Err(note) => DownItem::Irreversible {
+            id: row.id.clone(),
+            rtype: row.rtype.clone(),
+            name: row.name.clone(),
+            resource: row.resource.clone(),
+            note,
+        },
+    }
+}
+
+/// Probe every restorable item in one script and turn all items into down rows.
+fn check_items(
+    host: &str,
+    target: &Target,
+    items: Vec<DownItem>,
+    credentials: &Credentials,
+) -> Result<(HostPlan, Vec<PlanRow>)> {
+    let mut batch = ProbeBatch::default();
+    let mut resources: Vec<&Resource> = Vec::new();
+    for item in &items {
+        if let DownItem::Restore { resource, only_if_empty } = item {
+            if *only_if_empty && let Some(path) = resource.path() {
+                batch.emptiness(path);
+            }
+            resources.push(resource);
+        }
+    }
+    let mut transport = target.connect(credentials).with_context(|| format!("connecting to host {host}"))?;
+    let (facts, observed) =
+        probe_host(transport.as_mut(), &resources, batch).with_context(|| format!("reading host {host}"))?;
+    // Paths this down plan deletes: a directory the run created may go once they are gone.
+    let deleted: std::collections::HashSet<String> = resources
+        .iter()
+        .zip(&observed)
+        .filter(|(r, seen)| r.kind().diff(seen).action == Action::Delete)
+        .filter_map(|(r, _)| r.path().map(str::to_string))
+        .collect();
+    let mut seen_iter = observed.into_iter();
+    let mut rows = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            DownItem::Restore { mut resource, only_if_empty } => {
+                let seen = seen_iter.next().unwrap_or_default();
+                let kind = resource.kind();
+                let diff = kind.diff(&seen);
+                let (id, rtype, name) = (kind.id(), kind.type_name().to_string(), kind.name().to_string());
+                let busy_dir = only_if_empty
+                    && diff.action == Action::Delete
+                    && resource.path().is_some_and(|dir| {
+                        let prefix = format!("{dir}/");
+                        facts.children.iter().any(|c| c.starts_with(&prefix) && !deleted.contains(c))
+                    });
+                let (action, reversible, note) = if busy_dir {
+                    (
+                        Action::Noop,
+                        false,
+                        "the directory is not empty: hk removes only an empty directory it created"
+                            .to_string(),
+                    )
+                } else {
+                    (diff.action, true, String::new())
+                };
+                if !action.mutates() {
+                    resource.strip_payload();
+                }
+                rows.push(PlanRow {
+                    host: host.to_string(),
+                    id,
+                    rtype,
+                    name,
+                    action,
+                    changes: if busy_dir { Vec::new() } else { diff.changes },
+                    reason: if action.mutates() { Reason::Down } else { Reason::InSync },
+                    reversible,
+                    fingerprint: fingerprint(&seen),
+                    resource,
+                    note,
+                });
+            }
+            DownItem::Irreversible { id, rtype, name, mut resource, note } => {
+                resource.strip_payload();
+                rows.push(PlanRow {
+                    host: host.to_string(),
+                    id,
+                    rtype,
+                    name,
+                    action: Action::Noop,
+                    changes: Vec::<FieldChange>::new(),
+                    reason: Reason::Down,
+                    reversible: false,
+                    fingerprint: String::new(),
+                    resource,
+                    note,
+                });
+            }
+        }
+    }
+    Ok((HostPlan { target: target.clone(), identity: facts.identity }, rows))
+}

@@ -1,0 +1,234 @@
+//! Tracked runs on the target: run records, plan artifacts and backups under two roots, and the
+//! scripts that read and prune them.
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Action, Direction};
+use crate::quote::q;
+use crate::resources::Observed;
+
+/// Where runs and backups live on a target; unset roots take the defaults there
+/// (`/var/lib/hk/{runs,backups}` for root, `~/.local/state/hk/{runs,backups}` otherwise).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Roots {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backups: Option<String>,
+}
+
+impl Roots {
+    /// Shell lines that set `$hk_runs` and `$hk_backups` on the target.
+    pub fn snippet(&self) -> Result<String> {
+        let mut s = String::from(
+            "if [ \"$(id -u)\" = 0 ]; then hk_state=/var/lib/hk; else hk_state=\"${HOME:-/tmp}/.local/state/hk\"; fi\n",
+        );
+        match &self.runs {
+            Some(r) => s.push_str(&format!("hk_runs={}\n", q(r)?)),
+            None => s.push_str("hk_runs=\"$hk_state/runs\"\n"),
+        }
+        match &self.backups {
+            Some(b) => s.push_str(&format!("hk_backups={}\n", q(b)?)),
+            None => s.push_str("hk_backups=\"$hk_state/backups\"\n"),
+        }
+        Ok(s)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        for root in [&self.runs, &self.backups].into_iter().flatten() {
+            if !root.starts_with('/') || root.split('/').any(|p| p == "..") || root == "/" {
+                bail!("{root:?} cannot be a runs or backups root: give an absolute path without '..'");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The state of one change in a run.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeStatus {
+    Ok,
+    Failed,
+    Skipped,
+    Pending,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Ok,
+    Failed,
+    Partial,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ChangeRecord {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub name: String,
+    pub action: Action,
+    pub status: ChangeStatus,
+    /// What the resource looked like just before the change.
+    pub before: Observed,
+    /// Path on the target of the backed-up content, when there was content to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct RunRecord {
+    pub format: String,
+    pub id: String,
+    pub host: String,
+    pub direction: Direction,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub changes: Vec<ChangeRecord>,
+    /// `{plan: <path of the up plan artifact>}`.
+    pub artifacts: indexmap::IndexMap<String, String>,
+    /// Directory of this run's backups.
+    pub backups: String,
+}
+
+pub const RUN_FORMAT: &str = "hk-run";
+
+/// `YYYYmmddTHHMMSSZ-<host>-<up|down>-<8 hex>`.
+pub fn run_id(host: &str, direction: Direction, now: DateTime<Utc>) -> String {
+    let dir = match direction {
+        Direction::Up => "up",
+        Direction::Down => "down",
+    };
+    let host: String = host
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .collect();
+    format!("{}-{host}-{dir}-{}", now.format("%Y%m%dT%H%M%SZ"), &crate::engine::nonce()[..8])
+}
+
+/// Run ids name files: only their own alphabet, never a path.
+pub fn valid_run_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() < 200
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !id.starts_with('.')
+}
+
+/// A resource id as one file name: `file:/etc/app.conf` → `file%3A%2Fetc%2Fapp.conf`.
+pub fn escape_id(id: &str) -> String {
+    let mut out = String::with_capacity(id.len() * 2);
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A script printing every run record under the runs root, each after a `<nonce> record <file>` line.
+pub fn list_script(roots: &Roots, nonce: &str) -> Result<String> {
+    let mut s = String::from("set -u\n");
+    s.push_str(&roots.snippet()?);
+    s.push_str(&format!("HK={}\n", q(nonce)?));
+    s.push_str("printf '\\n%s roots\\n%s\\n%s\\n' \"$HK\" \"$hk_runs\" \"$hk_backups\"\n");
+    s.push_str("if [ -d \"$hk_runs\" ]; then for f in \"$hk_runs\"/*.json; do [ -f \"$f\" ] || continue; printf '\\n%s record %s\\n' \"$HK\" \"${f##*/}\"; cat -- \"$f\"; done; fi\n");
+    s.push_str("printf '\\n%s end\\n' \"$HK\"\n");
+    Ok(s)
+}
+
+/// Records parsed from [`list_script`] output, newest first, and the resolved roots.
+pub fn parse_list(out: &[u8], nonce: &str) -> Result<(Vec<RunRecord>, String, String)> {
+    let sections = sections_in_order(out, nonce);
+    if !sections.iter().any(|(name, _)| name == "end") {
+        bail!("the runs listing did not finish");
+    }
+    let mut runs_root = String::new();
+    let mut backups_root = String::new();
+    let mut records = Vec::new();
+    for (name, body) in sections {
+        if name == "roots" {
+            let text = String::from_utf8_lossy(body);
+            let mut lines = text.lines();
+            runs_root = lines.next().unwrap_or_default().to_string();
+            backups_root = lines.next().unwrap_or_default().to_string();
+        } else if let Some(file) = name.strip_prefix("record ") {
+            let record: RunRecord =
+                serde_json::from_slice(body).with_context(|| format!("run record {file} is damaged"))?;
+            records.push(record);
+        }
+    }
+    records.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.id.cmp(&a.id)));
+    Ok((records, runs_root, backups_root))
+}
+
+/// Sections in output order (names may repeat, unlike the probe's).
+fn sections_in_order<'a>(out: &'a [u8], nonce: &str) -> Vec<(String, &'a [u8])> {
+    let marker = format!("\n{nonce} ");
+    let marker = marker.as_bytes();
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while let Some(pos) = out[i..].windows(marker.len()).position(|w| w == marker) {
+        starts.push(i + pos);
+        i += pos + marker.len();
+    }
+    let mut found = Vec::new();
+    for (n, &start) in starts.iter().enumerate() {
+        let name_start = start + marker.len();
+        let Some(eol) = out[name_start..].iter().position(|&b| b == b'\n') else { continue };
+        let name = String::from_utf8_lossy(&out[name_start..name_start + eol]).into_owned();
+        let body_start = name_start + eol + 1;
+        let body_end = starts.get(n + 1).copied().unwrap_or(out.len()).max(body_start);
+        found.push((name, &out[body_start..body_end]));
+    }
+    found
+}
+
+/// A script writing `bytes` atomically to `path` (mode 0600), creating its directory.
+pub fn write_file_script(path: &str, bytes: &[u8]) -> Result<String> {
+    let dir = path.rsplit_once('/').map(|(d, _)| d).filter(|d| !d.is_empty()).unwrap_or("/");
+    let tmp = format!("{path}.partial");
+    Ok(format!(
+        "set -eu\numask 077\nmkdir -p -- {dir}\nprintf '%s' {data} > {tmp}\nmv -f -- {tmp} {path}\n",
+        dir = q(dir)?,
+        data = crate::quote::quote_bytes(bytes)?,
+        tmp = q(&tmp)?,
+        path = q(path)?,
+    ))
+}
+
+/// A script removing the given runs (record, artifacts, backups); ids are checked, paths built here.
+pub fn prune_script(roots: &Roots, ids: &[String]) -> Result<String> {
+    let mut s = String::from("set -eu\n");
+    s.push_str(&roots.snippet()?);
+    for id in ids {
+        if !valid_run_id(id) {
+            bail!("refusing to prune {id:?}: not a run id");
+        }
+        let id = q(id)?;
+        s.push_str(&format!(
+            "rm -f -- \"$hk_runs\"/{id}.json\nrm -rf -- \"$hk_runs\"/artifacts/{id}\nrm -rf -- \"$hk_backups\"/{id}\n"
+        ));
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_escapes() {
+        let id = run_id("web 1", Direction::Up, Utc::now());
+        assert!(valid_run_id(&id), "{id}");
+        assert!(id.contains("-web_1-up-"));
+        assert!(!valid_run_id("../etc"));
+        assert!(!valid_run_id("a/b"));
+        assert_eq!(escape_id("file:/etc/a b"), "file%3A%2Fetc%2Fa%20b");
+    }
+}

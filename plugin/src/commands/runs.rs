@@ -1,0 +1,170 @@
+//! `hk runs`: the tracked runs recorded on hosts, as a table; one run in full; pruning old ones.
+
+use hk_core::engine::{self, fetch_runs};
+use hk_core::runs::{RunRecord, prune_script};
+use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
+use nu_protocol::{
+    Category, Example, LabeledError, PipelineData, Record, Signature, Span, SyntaxShape, Type, Value,
+};
+
+use super::plan::{host_signature, roots, roots_flags};
+use crate::HkPlugin;
+use crate::convert::json_to_value;
+use crate::error::LabelErr;
+use crate::load::{credentials, select_with};
+
+pub struct Runs;
+
+fn summary(run: &RunRecord, verbose: bool, span: Span) -> Value {
+    let mut r = Record::new();
+    r.push("id", Value::string(run.id.clone(), span));
+    r.push("host", Value::string(run.host.clone(), span));
+    r.push("direction", Value::string(format!("{:?}", run.direction).to_lowercase(), span));
+    r.push("status", Value::string(format!("{:?}", run.status).to_lowercase(), span));
+    r.push("started_at", Value::date(run.started_at.fixed_offset(), span));
+    let duration = run.finished_at.map(|f| (f - run.started_at).num_nanoseconds().unwrap_or(0));
+    r.push("duration", duration.map_or(Value::nothing(span), |d| Value::duration(d, span)));
+    r.push("changes", Value::int(run.changes.len() as i64, span));
+    if verbose {
+        r.push("artifacts", json_to_value(&serde_json::to_value(&run.artifacts).unwrap_or_default(), span));
+        r.push("backups", Value::string(run.backups.clone(), span));
+    }
+    Value::record(r, span)
+}
+
+/// The whole record, with typed times and the changes as a table.
+fn full(run: &RunRecord, span: Span) -> Value {
+    let json = serde_json::to_value(run).unwrap_or_default();
+    let mut value = json_to_value(&json, span);
+    if let Value::Record { val, .. } = &mut value {
+        let record = val.to_mut();
+        record.insert("started_at", Value::date(run.started_at.fixed_offset(), span));
+        if let Some(f) = run.finished_at {
+            record.insert("finished_at", Value::date(f.fixed_offset(), span));
+        }
+    }
+    value
+}
+
+impl PluginCommand for Runs {
+    type Plugin = HkPlugin;
+
+    fn name(&self) -> &str {
+        "hk runs"
+    }
+
+    fn description(&self) -> &str {
+        "List the tracked runs recorded on hosts, newest first; show one in full; prune old ones."
+    }
+
+    fn search_terms(&self) -> Vec<&str> {
+        vec!["history", "log", "audit", "record", "rollback"]
+    }
+
+    fn signature(&self) -> Signature {
+        roots_flags(host_signature(Signature::build(self.name())))
+            .switch("latest", "only the newest run", None)
+            .named("id", SyntaxShape::String, "the whole record of this run", None)
+            .switch("verbose", "add artifact and backup paths", Some('v'))
+            .switch("prune", "remove older runs with their artifacts and backups", None)
+            .named("keep", SyntaxShape::Int, "with --prune: how many of the newest runs to keep", Some('k'))
+            .input_output_types(vec![(Type::Nothing, Type::table()), (Type::Nothing, Type::record())])
+            .category(Category::Custom("hk".into()))
+    }
+
+    fn examples(&self) -> Vec<Example<'_>> {
+        vec![
+            Example {
+                example: "hk runs prod | where status != ok",
+                description: "Runs on prod that did not finish cleanly",
+                result: None,
+            },
+            Example {
+                example: "hk runs --local --latest",
+                description: "The newest run recorded on this machine",
+                result: None,
+            },
+            Example {
+                example: "hk runs prod --id $id | get changes | where action == update",
+                description: "What one run updated",
+                result: None,
+            },
+            Example {
+                example: "hk runs prod --prune --keep 10",
+                description: "Keep the ten newest runs and remove the rest",
+                result: None,
+            },
+        ]
+    }
+
+    fn run(
+        &self,
+        _plugin: &HkPlugin,
+        engine: &EngineInterface,
+        call: &EvaluatedCall,
+        _input: PipelineData,
+    ) -> Result<PipelineData, LabeledError> {
+        let span = call.head;
+        let selection = select_with(engine, call, None, true)?;
+        let creds = credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?;
+        let roots = roots(call)?;
+        let keep: Option<nu_protocol::Spanned<i64>> = call.get_flag("keep")?;
+        let prune = call.has_flag("prune")?;
+        if prune != keep.is_some() {
+            return Err(LabeledError::new("hk runs: --prune and --keep N go together")
+                .with_label("add both to remove old runs", span));
+        }
+        let mut all: Vec<RunRecord> = Vec::new();
+        let mut failures = Vec::new();
+        for (host, target) in &selection.targets {
+            match fetch_runs(target, &roots, &creds) {
+                Ok((runs, _, _)) => {
+                    if let Some(keep) = &keep {
+                        let n = usize::try_from(keep.item).map_err(|_| {
+                            LabeledError::new("hk runs: --keep must be 0 or more")
+                                .with_label("here", keep.span)
+                        })?;
+                        let old: Vec<String> = runs.iter().skip(n).map(|r| r.id.clone()).collect();
+                        if !old.is_empty() {
+                            let script = prune_script(&roots, &old).at(span)?;
+                            let mut transport = target.connect(&creds).at(span)?;
+                            let out = transport.run_script(script.as_bytes(), &mut |_| {}).at(span)?;
+                            if out.status != 0 {
+                                failures.push((host.clone(), out.stderr_text()));
+                                continue;
+                            }
+                        }
+                        all.extend(runs.into_iter().skip(n));
+                        continue;
+                    }
+                    all.extend(runs);
+                }
+                Err(e) => failures.push((host.clone(), format!("{e:#}"))),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(crate::error::labeled(engine::failed_hosts_error(&failures), span));
+        }
+        all.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.id.cmp(&a.id)));
+        if prune {
+            let removed = all.iter().map(|r| summary(r, false, span)).collect();
+            return Ok(PipelineData::value(Value::list(removed, span), None));
+        }
+        if let Some(id) = call.get_flag::<nu_protocol::Spanned<String>>("id")? {
+            let run = all.iter().find(|r| r.id == id.item).ok_or_else(|| {
+                LabeledError::new(format!("hk runs: no run {:?}", id.item))
+                    .with_label("not recorded on the selected hosts", id.span)
+            })?;
+            return Ok(PipelineData::value(full(run, span), None));
+        }
+        let verbose = call.has_flag("verbose")?;
+        if call.has_flag("latest")? {
+            return Ok(PipelineData::value(
+                all.first().map_or(Value::nothing(span), |r| summary(r, verbose, span)),
+                None,
+            ));
+        }
+        let rows = all.iter().map(|r| summary(r, verbose, span)).collect();
+        Ok(PipelineData::value(Value::list(rows, span), None))
+    }
+}
