@@ -5,17 +5,21 @@ use std/assert
 const test_user = "hktest"
 
 # Make sure the test accounts exist: `hktest` with passwordless sudo, `hktest-nosudo` without.
+# Tests run in parallel: the accounts are made under a lock, and their homes always belong to them.
 export def ensure-users [] {
   if (^id -u | into int) != 0 { error make {msg: "the SSH tests create test users and need root"} }
-  for user in [hktest hktest-nosudo] {
-    if (^id -u $user | complete | get exit_code) != 0 {
-      ^useradd --create-home --shell /bin/sh $user
-    }
-  }
-  "hktest ALL=(ALL) NOPASSWD: ALL\n" | save -f /etc/sudoers.d/hktest
-  ^chmod 0440 /etc/sudoers.d/hktest
-  # A locked account (no password at all) cannot log in even with a key.
-  "hktest:hk-test-password-1\nhktest-nosudo:hk-test-password-2\n" | ^chpasswd
+  let script = '
+    for user in hktest hktest-nosudo; do
+      id -u "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$user"
+      mkdir -p "/home/$user"
+      chown "$user:$user" "/home/$user"
+    done
+    printf "hktest ALL=(ALL) NOPASSWD: ALL\n" > /etc/sudoers.d/hktest
+    chmod 0440 /etc/sudoers.d/hktest
+    # A locked account (no password at all) cannot log in even with a key.
+    printf "hktest:hk-test-password-1\nhktest-nosudo:hk-test-password-2\n" | chpasswd
+  '
+  ^flock /tmp/hk-test-users.lock sh -c $script
 }
 
 # Start sshd; returns {port, dir, key, known_hosts, user, pid_file}. With --late it starts after a delay.

@@ -201,9 +201,8 @@ impl ResourceKind for File {
     fn probe(&self, batch: &mut ProbeBatch) {
         self.attrs.probe(batch);
         batch.stat(&self.path);
-        if self.state == State::Present {
-            batch.sha256(&self.path);
-        }
+        // Also for a file to delete: its hash lets a down plan restore it from the backup.
+        batch.sha256(&self.path);
     }
 
     fn observe(&self, facts: &Facts) -> Observed {
@@ -296,7 +295,14 @@ impl ResourceKind for File {
                     (None, None) => {}
                     (owner, group) => {
                         let spec = format!("{}:{}", owner.unwrap_or_default(), group.unwrap_or_default());
-                        step.run(format!("chown {} -- {}", q(spec.trim_end_matches(':'))?, q(&tmp)?));
+                        let chown = format!("chown {} -- {}", q(spec.trim_end_matches(':'))?, q(&tmp)?);
+                        if self.attrs.owner.is_none() && self.attrs.group.is_none() {
+                            // Keeping the old owner is best effort: a non-root user cannot give a
+                            // file away, and the new file then simply stays theirs.
+                            step.run(format!("{{ {chown} 2>/dev/null || :; }}"));
+                        } else {
+                            step.run(chown);
+                        }
                     }
                 }
                 step.run(format!("mv -fT -- {} {}", q(&tmp)?, q(&self.path)?))

@@ -61,7 +61,7 @@ impl PluginCommand for Down {
                 "also write the down plan to this JSON file (mode 0600)",
                 Some('o'),
             )
-            .input_output_types(vec![(Type::Nothing, Type::table())])
+            .input_output_types(vec![(Type::Nothing, Type::table()), (Type::record(), Type::table())])
             .category(Category::Custom("hk".into()))
     }
 
@@ -90,9 +90,10 @@ impl PluginCommand for Down {
         _plugin: &HkPlugin,
         engine: &EngineInterface,
         call: &EvaluatedCall,
-        _input: PipelineData,
+        input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
         let span = call.head;
+        let config_input = super::plan::input_record(input, span)?;
         let options = DownOptions {
             only: string_list(call, "only")?,
             except: string_list(call, "except")?,
@@ -114,7 +115,7 @@ impl PluginCommand for Down {
             let options = DownOptions { credentials: creds, ..options };
             (down_from_plan(&up, &options).at(span)?, Vec::new())
         } else {
-            let selection = select_with(engine, call, None, true)?;
+            let selection = select_with(engine, call, config_input, true)?;
             let creds = credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?;
             let options = DownOptions { credentials: creds, ..options };
             let roots = roots(call)?;

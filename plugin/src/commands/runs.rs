@@ -68,7 +68,12 @@ impl PluginCommand for Runs {
             .switch("verbose", "add artifact and backup paths", Some('v'))
             .switch("prune", "remove older runs with their artifacts and backups", None)
             .named("keep", SyntaxShape::Int, "with --prune: how many of the newest runs to keep", Some('k'))
-            .input_output_types(vec![(Type::Nothing, Type::table()), (Type::Nothing, Type::record())])
+            .input_output_types(vec![
+                (Type::Nothing, Type::table()),
+                (Type::Nothing, Type::record()),
+                (Type::record(), Type::table()),
+                (Type::record(), Type::record()),
+            ])
             .category(Category::Custom("hk".into()))
     }
 
@@ -102,10 +107,11 @@ impl PluginCommand for Runs {
         _plugin: &HkPlugin,
         engine: &EngineInterface,
         call: &EvaluatedCall,
-        _input: PipelineData,
+        input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
         let span = call.head;
-        let selection = select_with(engine, call, None, true)?;
+        let config_input = super::plan::input_record(input, span)?;
+        let selection = select_with(engine, call, config_input, true)?;
         let creds = credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?;
         let roots = roots(call)?;
         let keep: Option<nu_protocol::Spanned<i64>> = call.get_flag("keep")?;
