@@ -162,7 +162,7 @@ export def "test runs: tracked apply and down over ssh, default roots in the hom
   let root = (sshd remote-scratch | path join site)
   let config = {hosts: {box: (sshd host $server)}, resources: (site $root)}
   before $root
-  ^chown -R hktest $root
+  ^chown -R hktest:hktest $root
   let snap = snapshot $root
   $config | hk plan box | hk apply --confirm --track | ignore
   let runs = $config | hk runs box --verbose
