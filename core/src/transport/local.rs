@@ -1,12 +1,12 @@
 //! The local transport: the same `sh -s` scripts as over SSH, run as a child process.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::thread;
 
 use anyhow::{Context, Result};
 
-use super::{LineSplitter, ScriptOutput, Transport, sudo_failure};
+use super::{LineSplitter, SCRIPT_SHELL, ScriptOutput, Transport, sudo_failure};
 
 pub struct LocalTransport {
     sudo: bool,
@@ -19,24 +19,27 @@ impl LocalTransport {
 }
 
 impl Transport for LocalTransport {
-    fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
-        let mut command = if self.sudo {
-            let mut c = Command::new("sudo");
-            c.args(["-n", "sh", "-s"]);
-            c
-        } else {
-            let mut c = Command::new("sh");
-            c.arg("-s");
-            c
-        };
+    fn exec(
+        &mut self,
+        command_line: &str,
+        mut input: Box<dyn Read + Send>,
+        on_line: &mut dyn FnMut(&[u8]),
+    ) -> Result<ScriptOutput> {
+        // A script shell is started directly; anything else goes through `sh -c`.
+        let mut argv: Vec<&str> =
+            if command_line == SCRIPT_SHELL { vec!["sh", "-s"] } else { vec!["sh", "-c", command_line] };
+        if self.sudo {
+            argv.splice(0..0, ["sudo", "-n"]);
+        }
+        let mut command = Command::new(argv[0]);
+        command.args(&argv[1..]);
         // Never inherit the plugin's stdout: it is the Nushell protocol channel.
         command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().context("cannot start sh on the local host")?;
         let mut stdin = child.stdin.take().context("no stdin for sh")?;
-        let script = script.to_vec();
         // Writer and stderr reader run beside the stdout reader: any one of the pipes may fill.
         let writer = thread::spawn(move || {
-            let _ = stdin.write_all(&script);
+            let _ = std::io::copy(&mut input, &mut stdin);
         });
         let mut stderr_pipe = child.stderr.take().context("no stderr for sh")?;
         let err_reader = thread::spawn(move || {

@@ -7,13 +7,16 @@ mod ssh;
 
 use std::collections::HashMap;
 
-use anyhow::{Result, bail};
+use std::io::Read;
+
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 pub use local::LocalTransport;
 pub use ssh::{Retry, SshTarget, SshTransport};
 
 use crate::config::Obj;
+use crate::quote::q;
 
 /// How to reach a host.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -206,11 +209,48 @@ pub(crate) fn sudo_failure(output: &ScriptOutput, host: &str) -> Result<()> {
 }
 
 pub trait Transport: Send {
-    /// Run `script` through `sh -s`. `on_line` sees every complete stdout line as soon as it arrives.
-    fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput>;
+    /// Run the shell command line `command` (under `sudo -n` when the target says so) with `input` on
+    /// its stdin. `on_line` sees every complete stdout line as soon as it arrives.
+    fn exec(
+        &mut self,
+        command: &str,
+        input: Box<dyn Read + Send>,
+        on_line: &mut dyn FnMut(&[u8]),
+    ) -> Result<ScriptOutput>;
 
     /// How this transport reaches its host, for messages.
     fn describe(&self) -> String;
+
+    /// Run `script` through `sh -s`.
+    fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
+        self.exec(SCRIPT_SHELL, Box::new(std::io::Cursor::new(script.to_vec())), on_line)
+    }
+
+    /// Stream a local file to `remote` (created 0600, its directory made if missing), in large writes
+    /// on one exec channel.
+    fn upload(&mut self, local: &std::path::Path, remote: &str) -> Result<()> {
+        let file = std::fs::File::open(local).with_context(|| format!("cannot open {}", local.display()))?;
+        let dir = remote.rsplit_once('/').map(|(d, _)| d).filter(|d| !d.is_empty()).unwrap_or("/");
+        let command = format!("umask 077 && mkdir -p -- {} && cat > {}", q(dir)?, q(remote)?);
+        let out = self.exec(&command, Box::new(file), &mut |_| {})?;
+        if out.status != 0 {
+            bail!("uploading {} to {remote} on {} failed: {}", local.display(), self.describe(), out.stderr_text());
+        }
+        Ok(())
+    }
+}
+
+/// The command that reads a script on stdin.
+pub const SCRIPT_SHELL: &str = "sh -s";
+
+/// `command` as run on the target: under `sudo -n` when asked (a script shell directly, anything
+/// else through `sh -c`).
+pub fn with_sudo(command: &str, sudo: bool) -> Result<String> {
+    Ok(match (sudo, command == SCRIPT_SHELL) {
+        (false, _) => command.to_string(),
+        (true, true) => format!("sudo -n {command}"),
+        (true, false) => format!("sudo -n sh -c {}", q(command)?),
+    })
 }
 
 /// Splits a byte stream into lines for `on_line` while keeping every byte.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use ssh2::{CheckResult, KnownHostFileKind, MethodType, Session};
 
 use super::known_hosts::{fingerprint, key_types_for, lookup_name};
-use super::{Credentials, LineSplitter, ScriptOutput, Transport, sudo_failure};
+use super::{Credentials, LineSplitter, ScriptOutput, Transport, sudo_failure, with_sudo};
 
 const WRITE_CHUNK: usize = 256 * 1024;
 
@@ -306,8 +306,14 @@ impl SshTransport {
 }
 
 impl Transport for SshTransport {
-    fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
-        let command = if self.sudo { "sudo -n sh -s" } else { "sh -s" };
+    fn exec(
+        &mut self,
+        command_line: &str,
+        mut input: Box<dyn Read + Send>,
+        on_line: &mut dyn FnMut(&[u8]),
+    ) -> Result<ScriptOutput> {
+        let command = with_sudo(command_line, self.sudo)?;
+        let command = command.as_str();
         self.session.set_blocking(true);
         let mut channel = self
             .session
@@ -316,7 +322,9 @@ impl Transport for SshTransport {
         channel.exec(command).with_context(|| format!("{}: cannot start `{command}`", self.label))?;
         self.session.set_blocking(false);
 
-        let mut written = 0usize;
+        let mut pending: Vec<u8> = Vec::new();
+        let mut pending_at = 0usize;
+        let mut input_done = false;
         let mut eof_sent = false;
         let mut stdout = LineSplitter::new();
         let mut stderr = Vec::new();
@@ -325,19 +333,34 @@ impl Transport for SshTransport {
         let mut last_keepalive = Instant::now();
         let result: Result<()> = 'run: loop {
             let mut progress = false;
-            while written < script.len() {
-                let end = (written + WRITE_CHUNK).min(script.len());
-                match channel.write(&script[written..end]) {
+            loop {
+                if pending_at == pending.len() && !input_done {
+                    // Refill from the input in large chunks.
+                    pending.resize(WRITE_CHUNK, 0);
+                    match input.read(&mut pending) {
+                        Ok(0) => {
+                            input_done = true;
+                            pending.clear();
+                        }
+                        Ok(n) => pending.truncate(n),
+                        Err(e) => break 'run Err(anyhow!("{}: reading the input failed: {e}", self.label)),
+                    }
+                    pending_at = 0;
+                }
+                if pending_at == pending.len() {
+                    break;
+                }
+                match channel.write(&pending[pending_at..]) {
                     Ok(0) => break,
                     Ok(n) => {
-                        written += n;
+                        pending_at += n;
                         progress = true;
                     }
                     Err(e) if would_block(&e) => break,
-                    Err(e) => break 'run Err(anyhow!("{}: sending the script failed: {e}", self.label)),
+                    Err(e) => break 'run Err(anyhow!("{}: sending the input failed: {e}", self.label)),
                 }
             }
-            if written == script.len() && !eof_sent {
+            if input_done && pending_at == pending.len() && !eof_sent {
                 match channel.send_eof() {
                     Ok(()) => eof_sent = true,
                     Err(e) if e.code() == ssh2::ErrorCode::Session(-37) => {}
