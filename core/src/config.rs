@@ -212,9 +212,9 @@ impl Config {
             Some(Value::Array(items)) => {
                 for (i, item) in items.into_iter().enumerate() {
                     let mut obj = Obj::new(&format!("resources.{i}"), item, base_dir)?;
-                    let resource = Resource::from_config(&mut obj)?;
+                    let expanded = Resource::from_config(&mut obj)?;
                     obj.finish()?;
-                    resources.push(resource);
+                    resources.extend(expanded);
                 }
             }
             Some(other) => root.fail("resources", &format!("expected a list, got {}", type_name(&other)))?,

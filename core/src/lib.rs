@@ -5,6 +5,7 @@ pub mod engine;
 pub mod model;
 pub mod plan_file;
 pub mod quote;
+pub mod release;
 pub mod resources;
 pub mod runs;
 pub mod trace;

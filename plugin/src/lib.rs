@@ -23,6 +23,8 @@ impl Plugin for HkPlugin {
             Box::new(commands::apply::Apply),
             Box::new(commands::runs::Runs),
             Box::new(commands::down::Down),
+            Box::new(commands::release_build::ReleaseBuild),
+            Box::new(commands::clean::Clean),
         ]
     }
 }

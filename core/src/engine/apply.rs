@@ -134,6 +134,18 @@ fn apply_host(
         return Ok(());
     }
 
+    // Large payloads (release artifacts) travel first, each on one exec channel in large writes; the
+    // script then verifies them before anything depends on them.
+    for row in &rows {
+        if let Some((local, remote)) = row.resource.kind().upload() {
+            let timer = crate::trace::Timer::start("upload");
+            transport
+                .upload(std::path::Path::new(&local), &remote)
+                .with_context(|| format!("host {host}: {}", row.id))?;
+            timer.done(&remote);
+        }
+    }
+
     let nonce = nonce();
     let cx = StepContext { nonce: &nonce };
     let mut script = ApplyScript::new(&nonce)?;

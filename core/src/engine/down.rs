@@ -7,7 +7,9 @@ use indexmap::IndexMap;
 use super::plan::{fingerprint, probe_host};
 use super::probe::ProbeBatch;
 use crate::model::{Action, Direction, FieldChange, HostPlan, Plan, PlanRow, Reason};
-use crate::resources::{Dir, File, Link, Observed, PathAttrs, Resource, State};
+use crate::resources::{
+    Dir, File, Link, Observed, PathAttrs, ReleaseArtifact, ReleaseUnpack, Resource, State,
+};
 use crate::runs::{ChangeStatus, Roots, RunRecord, list_script, parse_list};
 use crate::transport::{Credentials, Target};
 
@@ -81,6 +83,8 @@ fn from_before(
             "link" => {
                 (Resource::Link(Link { path: path.into(), target: "-".into(), state: State::Absent }), false)
             }
+            "release_artifact" => (Resource::ReleaseArtifact(ReleaseArtifact::absent(path)), false),
+            "release_unpack" => (Resource::ReleaseUnpack(ReleaseUnpack::absent(path)), false),
             _ => (Resource::File(File::absent(path)), false),
         }),
         "file" => match (backup, text(before, "sha256")) {

@@ -1,6 +1,7 @@
 //! Plan (probe + diff) and apply (staleness check + one script of steps).
 
 mod apply;
+mod clean;
 mod down;
 mod fanout;
 mod order;
@@ -9,6 +10,7 @@ pub mod probe;
 pub mod script;
 
 pub use apply::{ApplyOptions, apply};
+pub use clean::clean;
 pub use down::{DownOptions, down_from_plan, down_from_run, fetch_runs};
 pub use fanout::{failed_hosts_error, for_each_host};
 pub use order::dependency_order;

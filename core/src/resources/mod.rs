@@ -5,6 +5,7 @@ mod dir;
 mod file;
 mod link;
 mod path_attrs;
+mod release;
 
 use anyhow::Result;
 use indexmap::IndexMap;
@@ -14,6 +15,7 @@ pub use dir::Dir;
 pub use file::File;
 pub use link::Link;
 pub use path_attrs::{PathAttrs, State};
+pub use release::{ReleaseArtifact, ReleaseUnpack};
 
 use crate::config::Obj;
 use crate::engine::probe::{Facts, ProbeBatch};
@@ -62,6 +64,11 @@ pub trait ResourceKind {
     fn step(&self, diff: &Diff, seen: &Observed, cx: &StepContext) -> Result<Step>;
     /// Ids of resources that must be applied before this one, when they are declared.
     fn depends_on(&self) -> Vec<String>;
+    /// A local file to stream to the host before the apply script runs: (local path, remote path).
+    fn upload(&self) -> Option<(String, String)> {
+        None
+    }
+
     /// Whether a down plan can undo this change.
     fn reversible(&self, _diff: &Diff) -> bool {
         true
@@ -74,26 +81,32 @@ pub enum Resource {
     Dir(Dir),
     File(File),
     Link(Link),
+    ReleaseArtifact(ReleaseArtifact),
+    ReleaseUnpack(ReleaseUnpack),
 }
 
 impl Resource {
-    pub const TYPES: &'static [&'static str] = &["dir", "file", "link"];
+    pub const TYPES: &'static [&'static str] = &["dir", "file", "link", "release"];
 
     pub fn kind(&self) -> &dyn ResourceKind {
         match self {
             Resource::Dir(r) => r,
             Resource::File(r) => r,
             Resource::Link(r) => r,
+            Resource::ReleaseArtifact(r) => r,
+            Resource::ReleaseUnpack(r) => r,
         }
     }
 
-    /// Build a resource from one config entry; `obj` carries the field path for errors.
-    pub fn from_config(obj: &mut Obj) -> Result<Resource> {
+    /// Build the resources of one config entry (a `release` gives three); `obj` carries the field
+    /// path for errors.
+    pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
         let rtype = obj.req_str("type")?;
         Ok(match rtype.as_str() {
-            "dir" => Resource::Dir(Dir::from_config(obj)?),
-            "file" => Resource::File(File::from_config(obj)?),
-            "link" => Resource::Link(Link::from_config(obj)?),
+            "dir" => vec![Resource::Dir(Dir::from_config(obj)?)],
+            "file" => vec![Resource::File(File::from_config(obj)?)],
+            "link" => vec![Resource::Link(Link::from_config(obj)?)],
+            "release" => release::from_config(obj)?,
             other => obj.fail(
                 "type",
                 &format!("unknown resource type {other:?} (known: {})", Self::TYPES.join(", ")),
@@ -107,6 +120,8 @@ impl Resource {
             Resource::Dir(r) => Some(&r.path),
             Resource::File(r) => Some(&r.path),
             Resource::Link(r) => Some(&r.path),
+            Resource::ReleaseArtifact(r) => Some(&r.path),
+            Resource::ReleaseUnpack(r) => Some(&r.path),
         }
     }
 

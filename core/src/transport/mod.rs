@@ -231,10 +231,16 @@ pub trait Transport: Send {
     fn upload(&mut self, local: &std::path::Path, remote: &str) -> Result<()> {
         let file = std::fs::File::open(local).with_context(|| format!("cannot open {}", local.display()))?;
         let dir = remote.rsplit_once('/').map(|(d, _)| d).filter(|d| !d.is_empty()).unwrap_or("/");
-        let command = format!("umask 077 && mkdir -p -- {} && cat > {}", q(dir)?, q(remote)?);
+        // Directories readable by services (0755), the upload itself private until verified.
+        let command = format!("umask 022 && mkdir -p -- {} && umask 077 && cat > {}", q(dir)?, q(remote)?);
         let out = self.exec(&command, Box::new(file), &mut |_| {})?;
         if out.status != 0 {
-            bail!("uploading {} to {remote} on {} failed: {}", local.display(), self.describe(), out.stderr_text());
+            bail!(
+                "uploading {} to {remote} on {} failed: {}",
+                local.display(),
+                self.describe(),
+                out.stderr_text()
+            );
         }
         Ok(())
     }

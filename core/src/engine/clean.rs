@@ -1,0 +1,185 @@
+//! `hk clean`: a plan removing inactive release versions (and their artifacts) beyond the newest N,
+//! never the active one nor the one before it.
+
+use anyhow::{Result, bail};
+
+use super::plan::{PlanOptions, PlanOutcome, plan};
+use crate::config::Config;
+use crate::quote::q;
+use crate::resources::{ReleaseArtifact, ReleaseUnpack, Resource};
+use crate::transport::Target;
+
+/// A release found on a host.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub version: String,
+    /// When it was unpacked (seconds since the epoch).
+    pub unpacked_at: i64,
+}
+
+fn semver_of(v: &str) -> Option<semver::Version> {
+    semver::Version::parse(v.trim_start_matches('v')).ok()
+}
+
+/// Oldest first: by semantic version when every version parses, else by unpack time (never as
+/// plain strings: 9.0 < 10.0).
+pub fn order_versions(mut versions: Vec<Installed>) -> Vec<Installed> {
+    let all_semver = versions.iter().all(|v| semver_of(&v.version).is_some());
+    versions.sort_by(|a, b| {
+        if all_semver {
+            semver_of(&a.version).cmp(&semver_of(&b.version))
+        } else {
+            a.unpacked_at.cmp(&b.unpacked_at).then_with(|| a.version.cmp(&b.version))
+        }
+    });
+    versions
+}
+
+/// Versions to remove: all but the newest `keep`, sparing the active one and the one before it.
+pub fn removable(ordered: &[Installed], active: Option<&str>, keep: usize) -> Vec<String> {
+    let active_at = active.and_then(|a| ordered.iter().position(|v| v.version == a));
+    let previous_at = active_at.and_then(|i| i.checked_sub(1));
+    let cut = ordered.len().saturating_sub(keep);
+    ordered
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i < cut && Some(*i) != active_at && Some(*i) != previous_at)
+        .map(|(_, v)| v.version.clone())
+        .collect()
+}
+
+/// `<root>/<name>` of each release in `config`, with its `keep`.
+fn releases(config: &Config) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = Vec::new();
+    for r in &config.resources {
+        if let Resource::ReleaseUnpack(u) = r
+            && let Some((base, _)) = u.path.rsplit_once("/releases/")
+            && !out.iter().any(|(b, _)| b == base)
+        {
+            out.push((base.to_string(), u.keep));
+        }
+    }
+    out
+}
+
+fn list_script(bases: &[(String, u64)], nonce: &str) -> Result<String> {
+    let mut s = format!("set -u\nHK={}\n", q(nonce)?);
+    for (i, (base, _)) in bases.iter().enumerate() {
+        let base = q(base)?;
+        s.push_str(&format!(
+            "printf '%s release {i} %s\\n' \"$HK\" \"$(readlink -- {base}/current 2>/dev/null || :)\"\n\
+             for d in {base}/releases/*; do [ -d \"$d\" ] && [ ! -L \"$d\" ] || continue; case \"$d\" in *.partial) continue;; esac; \
+             printf '%s version {i} %s %s\\n' \"$HK\" \"$(stat -c %Y -- \"$d\")\" \"${{d##*/}}\"; done\n"
+        ));
+    }
+    s.push_str("printf '%s end\\n' \"$HK\"\n");
+    Ok(s)
+}
+
+/// Plan the cleanup of every release declared in `config` on these hosts.
+pub fn clean(
+    config: &Config,
+    targets: &[(String, Target)],
+    keep: Option<u64>,
+    options: &PlanOptions,
+) -> Result<PlanOutcome> {
+    let bases = releases(config);
+    if bases.is_empty() {
+        bail!("the config declares no release to clean");
+    }
+    let mut outcome = PlanOutcome {
+        plan: crate::model::Plan {
+            direction: crate::model::Direction::Up,
+            hosts: Default::default(),
+            rows: Vec::new(),
+        },
+        failures: Vec::new(),
+    };
+    for (host, target) in targets {
+        let found = (|| -> Result<Config> {
+            let mut transport = target.connect(&options.credentials)?;
+            let nonce = super::nonce();
+            let out = transport.run_script(list_script(&bases, &nonce)?.as_bytes(), &mut |_| {})?;
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if out.status != 0 || !text.contains(&format!("{nonce} end")) {
+                bail!("listing releases failed: {}", out.stderr_text());
+            }
+            let mut resources = Vec::new();
+            for (i, (base, declared_keep)) in bases.iter().enumerate() {
+                let mut active = None;
+                let mut installed = Vec::new();
+                for line in text.lines().filter_map(|l| l.strip_prefix(&format!("{nonce} "))) {
+                    let mut parts = line.splitn(3, ' ');
+                    match (parts.next(), parts.next().and_then(|n| n.parse::<usize>().ok()), parts.next()) {
+                        (Some("release"), Some(n), rest) if n == i => {
+                            active = rest
+                                .and_then(|t| t.strip_prefix("releases/"))
+                                .map(|t| t.trim_end_matches('/').to_string());
+                        }
+                        (Some("version"), Some(n), Some(rest)) if n == i => {
+                            if let Some((time, version)) = rest.split_once(' ') {
+                                installed.push(Installed {
+                                    version: version.to_string(),
+                                    unpacked_at: time.parse().unwrap_or(0),
+                                });
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                let keep = keep.unwrap_or(*declared_keep).max(1) as usize;
+                let name = base.rsplit('/').next().unwrap_or_default();
+                for version in removable(&order_versions(installed), active.as_deref(), keep) {
+                    resources.push(Resource::ReleaseUnpack(ReleaseUnpack::absent(&format!(
+                        "{base}/releases/{version}"
+                    ))));
+                    resources.push(Resource::ReleaseArtifact(ReleaseArtifact::absent(&format!(
+                        "{base}/artifacts/{name}-{version}.tar.gz"
+                    ))));
+                }
+            }
+            Ok(Config { hosts: Default::default(), resources })
+        })();
+        match found.and_then(|cleanup| plan(&cleanup, &[(host.clone(), target.clone())], options)) {
+            Ok(host_outcome) => {
+                outcome.plan.hosts.extend(host_outcome.plan.hosts);
+                outcome.plan.rows.extend(host_outcome.plan.rows);
+                outcome.failures.extend(host_outcome.failures);
+            }
+            Err(e) => outcome.failures.push((host.clone(), format!("{e:#}"))),
+        }
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(version: &str, at: i64) -> Installed {
+        Installed { version: version.into(), unpacked_at: at }
+    }
+
+    #[test]
+    fn semantic_order_not_string_order() {
+        let ordered = order_versions(vec![v("10.0.0", 1), v("9.0.0", 2), v("9.1.0", 3)]);
+        let names: Vec<&str> = ordered.iter().map(|v| v.version.as_str()).collect();
+        assert_eq!(names, ["9.0.0", "9.1.0", "10.0.0"]);
+    }
+
+    #[test]
+    fn unpack_time_when_versions_are_not_semver() {
+        let ordered = order_versions(vec![v("abc123", 30), v("9.0", 10), v("10.0", 20)]);
+        let names: Vec<&str> = ordered.iter().map(|v| v.version.as_str()).collect();
+        assert_eq!(names, ["9.0", "10.0", "abc123"]);
+    }
+
+    #[test]
+    fn never_the_active_one_nor_the_one_before() {
+        let ordered = order_versions(vec![v("1.0.0", 1), v("2.0.0", 2), v("3.0.0", 3), v("4.0.0", 4)]);
+        // Active is an old one (after a rollback): it and its predecessor stay.
+        assert_eq!(removable(&ordered, Some("2.0.0"), 1), ["3.0.0"]);
+        assert_eq!(removable(&ordered, Some("4.0.0"), 2), ["1.0.0", "2.0.0"]);
+        assert_eq!(removable(&ordered, Some("4.0.0"), 1), ["1.0.0", "2.0.0"]);
+    }
+}

@@ -1,0 +1,111 @@
+//! What an artifact must be before it is shipped: an hk release (or a tarball) whose entries stay
+//! inside the release — no absolute paths, no `..`, no links out, no devices — and whose bytes match
+//! the manifest's sha256.
+
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use flate2::read::GzDecoder;
+
+use super::build::sha256_file;
+use super::{Manifest, RELEASE_FORMAT, RELEASE_VERSION};
+
+/// A checked artifact on the machine running hk.
+#[derive(Clone, Debug)]
+pub struct Artifact {
+    pub tarball: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// Normalise `path` lexically; `None` when it climbs above its start.
+fn inside(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Check a tarball (`.tar.gz`) or a manifest (`.json`, with its tarball beside it).
+pub fn check_artifact(path: &Path) -> Result<Artifact> {
+    let (tarball, expected) = if path.extension().is_some_and(|e| e == "json") {
+        let text = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        let format = value.get("format").and_then(|f| f.as_str()).unwrap_or_default();
+        let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or_default();
+        if format != RELEASE_FORMAT || version != RELEASE_VERSION {
+            bail!("{} is not an hk release manifest (format {format:?} version {version})", path.display());
+        }
+        let manifest: Manifest = serde_json::from_value(value)
+            .with_context(|| format!("{} is a damaged manifest", path.display()))?;
+        let tarball = path.with_file_name(format!("{}-{}.tar.gz", manifest.name, manifest.release_version));
+        (tarball, Some(manifest.sha256))
+    } else {
+        (path.to_path_buf(), None)
+    };
+    let (sha256, size) = sha256_file(&tarball)?;
+    if let Some(expected) = expected
+        && expected != sha256
+    {
+        bail!(
+            "{} does not match its manifest: sha256 {} on disk, {} in the manifest",
+            tarball.display(),
+            &sha256[..12],
+            &expected[..expected.len().min(12)]
+        );
+    }
+    let file = fs::File::open(&tarball)?;
+    let mut archive = tar::Archive::new(GzDecoder::new(file));
+    let entries =
+        archive.entries().with_context(|| format!("{} is not a tar.gz archive", tarball.display()))?;
+    for entry in entries {
+        let entry =
+            entry.with_context(|| format!("{} is not a complete tar.gz archive", tarball.display()))?;
+        let raw = entry.path_bytes().to_vec();
+        let name = String::from_utf8_lossy(&raw).to_string();
+        let path = Path::new(&name);
+        if path.is_absolute() {
+            bail!("{}: entry {name:?} has an absolute path", tarball.display());
+        }
+        let Some(normal) = inside(path) else {
+            bail!("{}: entry {name:?} leaves the release ('..')", tarball.display())
+        };
+        match entry.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Directory | tar::EntryType::GNULongName => {}
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = entry.link_name()?.map(|t| t.to_path_buf()).unwrap_or_default();
+                let resolved = if entry.header().entry_type() == tar::EntryType::Link {
+                    inside(&target)
+                } else if target.is_absolute() {
+                    None
+                } else {
+                    inside(&normal.parent().unwrap_or(Path::new("")).join(&target))
+                };
+                if resolved.is_none() {
+                    bail!(
+                        "{}: link {name:?} points outside the release ({})",
+                        tarball.display(),
+                        target.display()
+                    );
+                }
+            }
+            other => bail!(
+                "{}: entry {name:?} is a {other:?}; a release holds only files, directories and links",
+                tarball.display()
+            ),
+        }
+    }
+    Ok(Artifact { tarball, sha256, size })
+}

@@ -1,0 +1,303 @@
+//! `release`: one config entry, three plan rows — the artifact on the host (uploaded only when the
+//! host lacks these bytes, verified by sha256), the unpacked version directory, and the `current`
+//! link flipped atomically to it.
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use super::dir::refuse_kind;
+use super::path_attrs::{PathAttrs, State, normalize_path, text};
+use super::{Diff, Link, Observed, Resource, ResourceKind, StepContext};
+use crate::config::Obj;
+use crate::engine::probe::{Facts, ProbeBatch};
+use crate::engine::script::Step;
+use crate::model::{Action, FieldChange, Reason};
+use crate::quote::q;
+use crate::release::{check_artifact, valid_component};
+
+/// Expand a `release` config entry into its rows' resources.
+pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
+    let name = obj.req_str("name")?;
+    if !valid_component(&name) {
+        obj.fail("name", "a release name uses letters, digits, '.', '_', '-', '+'")?;
+    }
+    let version = obj.req_str("version")?;
+    if !valid_component(&version) {
+        obj.fail("version", "a release version uses letters, digits, '.', '_', '-', '+'")?;
+    }
+    let artifact = obj.req_str("artifact")?;
+    let artifact = obj.local_path(&artifact);
+    let checked = match check_artifact(std::path::Path::new(&artifact)) {
+        Ok(a) => a,
+        Err(e) => obj.fail("artifact", &format!("{e:#}"))?,
+    };
+    let root = match obj.opt_str("root")? {
+        Some(r) => normalize_path(obj, "root", &r)?,
+        None => "/opt/hk".to_string(),
+    };
+    let keep = obj.opt_u64("keep")?.unwrap_or(5);
+    let owner = obj.opt_name("owner")?;
+    let group = obj.opt_name("group")?;
+    let base = format!("{root}/{name}");
+    let artifact_path = format!("{base}/artifacts/{name}-{version}.tar.gz");
+    Ok(vec![
+        Resource::ReleaseArtifact(ReleaseArtifact {
+            path: artifact_path.clone(),
+            local: checked.tarball.display().to_string(),
+            sha256: checked.sha256.clone(),
+            size: checked.size,
+            state: State::Present,
+        }),
+        Resource::ReleaseUnpack(ReleaseUnpack {
+            path: format!("{base}/releases/{version}"),
+            artifact: artifact_path,
+            sha256: checked.sha256,
+            owner,
+            group,
+            keep,
+            state: State::Present,
+        }),
+        Resource::Link(Link {
+            path: format!("{base}/current"),
+            target: format!("releases/{version}"),
+            state: State::Present,
+        }),
+    ])
+}
+
+fn describe(sha: &str, size: u64) -> String {
+    format!("sha256:{} ({size} B)", &sha[..sha.len().min(12)])
+}
+
+/// `release_artifact`: the tarball under `<root>/<name>/artifacts/`.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ReleaseArtifact {
+    pub path: String,
+    /// The tarball on the machine running hk.
+    pub local: String,
+    pub sha256: String,
+    pub size: u64,
+    #[serde(default)]
+    pub state: State,
+}
+
+impl ReleaseArtifact {
+    pub fn absent(path: &str) -> ReleaseArtifact {
+        ReleaseArtifact {
+            path: path.into(),
+            local: String::new(),
+            sha256: String::new(),
+            size: 0,
+            state: State::Absent,
+        }
+    }
+}
+
+impl ResourceKind for ReleaseArtifact {
+    fn type_name(&self) -> &'static str {
+        "release_artifact"
+    }
+
+    fn name(&self) -> &str {
+        &self.path
+    }
+
+    fn probe(&self, batch: &mut ProbeBatch) {
+        batch.stat(&self.path);
+        batch.sha256(&self.path);
+    }
+
+    fn observe(&self, facts: &Facts) -> Observed {
+        let path = facts.path(&self.path);
+        let mut seen = PathAttrs::observe(&path);
+        if let Some(sha) = &path.sha256 {
+            seen.insert("sha256".into(), sha.clone().into());
+            seen.insert("size".into(), path.size.into());
+        }
+        seen
+    }
+
+    fn diff(&self, seen: &Observed) -> Diff {
+        let kind = text(seen, "kind").unwrap_or_default();
+        let have = text(seen, "sha256");
+        match (self.state, kind.as_str()) {
+            (State::Absent, "file") => Diff {
+                action: Action::Delete,
+                reason: Reason::Drift,
+                changes: vec![FieldChange::new("artifact", have, None)],
+            },
+            (State::Absent, _) => Diff::noop(),
+            (State::Present, "file") if have.as_deref() == Some(self.sha256.as_str()) => Diff::noop(),
+            (State::Present, kind) => Diff {
+                action: if kind == "missing" { Action::Create } else { Action::Update },
+                reason: if kind == "missing" { Reason::Missing } else { Reason::Drift },
+                changes: vec![FieldChange::new(
+                    "artifact",
+                    have.map(|h| describe(&h, seen.get("size").and_then(|s| s.as_u64()).unwrap_or(0))),
+                    Some(describe(&self.sha256, self.size)),
+                )],
+            },
+        }
+    }
+
+    fn step(&self, diff: &Diff, seen: &Observed, _cx: &StepContext) -> Result<Step> {
+        let mut step = Step::new();
+        let path = q(&self.path)?;
+        match diff.action {
+            Action::Create | Action::Update => {
+                if !matches!(text(seen, "kind").as_deref(), Some("missing" | "file")) {
+                    step.run(refuse_kind(&self.path, "a regular file")?);
+                    return Ok(step);
+                }
+                // The bytes were streamed to `.partial` before this script; they count only if they
+                // hash to what was checked on this machine.
+                let partial = q(&format!("{}.partial", self.path))?;
+                let message = q(&format!(
+                    "hk: the uploaded artifact {} does not match sha256 {}; it was removed",
+                    self.path, self.sha256
+                ))?;
+                step.run(format!(
+                    "{{ [ \"$(sha256sum < {partial} | cut -d' ' -f1)\" = {} ] || {{ rm -f -- {partial}; printf '%s\\n' {message} >&2; false; }}; }}",
+                    q(&self.sha256)?
+                ))
+                .run(format!("chmod 0644 -- {partial}"))
+                .run(format!("mv -fT -- {partial} {path}"));
+            }
+            Action::Delete => {
+                step.run(format!("rm -f -- {path}"));
+            }
+            Action::Noop | Action::Read => {}
+        }
+        Ok(step)
+    }
+
+    fn depends_on(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn upload(&self) -> Option<(String, String)> {
+        (self.state == State::Present).then(|| (self.local.clone(), format!("{}.partial", self.path)))
+    }
+}
+
+/// `release_unpack`: `<root>/<name>/releases/<version>`, unpacked from the verified artifact.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ReleaseUnpack {
+    pub path: String,
+    /// The artifact on the host.
+    pub artifact: String,
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub keep: u64,
+    #[serde(default)]
+    pub state: State,
+}
+
+impl ReleaseUnpack {
+    pub fn absent(path: &str) -> ReleaseUnpack {
+        ReleaseUnpack {
+            path: path.into(),
+            artifact: String::new(),
+            sha256: String::new(),
+            owner: None,
+            group: None,
+            keep: 0,
+            state: State::Absent,
+        }
+    }
+}
+
+impl ResourceKind for ReleaseUnpack {
+    fn type_name(&self) -> &'static str {
+        "release_unpack"
+    }
+
+    fn name(&self) -> &str {
+        &self.path
+    }
+
+    fn probe(&self, batch: &mut ProbeBatch) {
+        batch.stat(&self.path);
+    }
+
+    fn observe(&self, facts: &Facts) -> Observed {
+        let mut seen = Observed::new();
+        seen.insert("kind".into(), facts.path(&self.path).kind.label().into());
+        seen
+    }
+
+    fn diff(&self, seen: &Observed) -> Diff {
+        let kind = text(seen, "kind").unwrap_or_default();
+        match (self.state, kind.as_str()) {
+            (State::Present, "directory") | (State::Absent, "missing") => Diff::noop(),
+            (State::Present, _) => Diff {
+                action: Action::Create,
+                reason: Reason::Missing,
+                changes: vec![FieldChange::new(
+                    "unpacked",
+                    None,
+                    Some(describe(&self.sha256, 0).replace(" (0 B)", "")),
+                )],
+            },
+            (State::Absent, _) => Diff {
+                action: Action::Delete,
+                reason: Reason::Drift,
+                changes: vec![FieldChange::new("unpacked", Some(kind), None)],
+            },
+        }
+    }
+
+    fn step(&self, diff: &Diff, seen: &Observed, _cx: &StepContext) -> Result<Step> {
+        let mut step = Step::new();
+        let path = q(&self.path)?;
+        match diff.action {
+            Action::Create => {
+                if text(seen, "kind").as_deref() != Some("missing") {
+                    step.run(refuse_kind(&self.path, "a release directory")?);
+                    return Ok(step);
+                }
+                let partial = q(&format!("{}.partial", self.path))?;
+                let parent = q(self.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("/"))?;
+                let artifact = q(&self.artifact)?;
+                let message = q(&format!(
+                    "hk: {} does not match sha256 {}; nothing was unpacked",
+                    self.artifact, self.sha256
+                ))?;
+                step.run("umask 022".into())
+                    .run(format!("rm -rf -- {partial}"))
+                    .run(format!("mkdir -p -- {parent}"))
+                    .run(format!("mkdir -- {partial}"))
+                    .run(format!(
+                        "{{ [ \"$(sha256sum < {artifact} | cut -d' ' -f1)\" = {} ] || {{ printf '%s\\n' {message} >&2; false; }}; }}",
+                        q(&self.sha256)?
+                    ))
+                    .run(format!("tar -xzf {artifact} -C {partial} --no-same-owner"));
+                let spec = match (&self.owner, &self.group) {
+                    (Some(o), Some(g)) => Some(format!("{o}:{g}")),
+                    (Some(o), None) => Some(o.clone()),
+                    (None, Some(g)) => Some(format!(":{g}")),
+                    (None, None) => None,
+                };
+                if let Some(spec) = spec {
+                    step.run(format!("chown -R -- {} {partial}", q(&spec)?));
+                }
+                step.run(format!("mv -T -- {partial} {path}"))
+                    .run("umask 077".into())
+                    .cleanup(format!("rm -rf -- {partial}"));
+            }
+            Action::Delete => {
+                step.run(format!("rm -rf -- {path}"));
+            }
+            Action::Update | Action::Noop | Action::Read => {}
+        }
+        Ok(step)
+    }
+
+    fn depends_on(&self) -> Vec<String> {
+        vec![format!("release_artifact:{}", self.artifact)]
+    }
+}

@@ -1,0 +1,79 @@
+//! `hk clean`: a plan removing old release versions, applied with `hk apply`.
+
+use hk_core::engine::{self, PlanOptions};
+use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
+use nu_protocol::{Category, Example, LabeledError, PipelineData, Signature, Spanned, SyntaxShape, Type};
+
+use super::plan::{host_signature, input_record, outcome_to_pipeline, parallel};
+use crate::HkPlugin;
+use crate::error::LabelErr;
+use crate::load::{credentials, select};
+
+pub struct Clean;
+
+impl PluginCommand for Clean {
+    type Plugin = HkPlugin;
+
+    fn name(&self) -> &str {
+        "hk clean"
+    }
+
+    fn description(&self) -> &str {
+        "Plan the removal of inactive release versions beyond the newest N (never the active one nor the one before it)."
+    }
+
+    fn extra_description(&self) -> &str {
+        "Versions are ordered by semantic version when they all parse, else by when they were unpacked. The result is a plan table: apply it with `hk apply --confirm`."
+    }
+
+    fn search_terms(&self) -> Vec<&str> {
+        vec!["prune", "cleanup", "old releases", "disk", "retention"]
+    }
+
+    fn signature(&self) -> Signature {
+        host_signature(Signature::build(self.name()))
+            .named(
+                "keep",
+                SyntaxShape::Int,
+                "versions to keep per release (default: the release's `keep`, 5)",
+                Some('k'),
+            )
+            .input_output_types(vec![(Type::Nothing, Type::table()), (Type::record(), Type::table())])
+            .category(Category::Custom("hk".into()))
+    }
+
+    fn examples(&self) -> Vec<Example<'_>> {
+        vec![Example {
+            example: "hk clean prod --keep 3 | hk apply --confirm",
+            description: "Keep the three newest versions of each release on prod",
+            result: None,
+        }]
+    }
+
+    fn run(
+        &self,
+        _plugin: &HkPlugin,
+        engine: &EngineInterface,
+        call: &EvaluatedCall,
+        input: PipelineData,
+    ) -> Result<PipelineData, LabeledError> {
+        let span = call.head;
+        let selection = select(engine, call, input_record(input, span)?)?;
+        let keep = match call.get_flag::<Spanned<i64>>("keep")? {
+            Some(k) if k.item >= 1 => Some(k.item as u64),
+            Some(k) => {
+                return Err(
+                    LabeledError::new("hk clean: --keep must be at least 1").with_label("here", k.span)
+                );
+            }
+            None => None,
+        };
+        let options = PlanOptions {
+            ignore: Vec::new(),
+            parallel: parallel(call)?,
+            credentials: credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?,
+        };
+        let outcome = engine::clean(&selection.config, &selection.targets, keep, &options).at(span)?;
+        Ok(outcome_to_pipeline(&outcome, span))
+    }
+}
