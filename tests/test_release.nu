@@ -1,0 +1,173 @@
+# Part 4: releases — build, the release resource, hk clean.
+use std/assert
+use lib/helpers.nu *
+use lib/sshd.nu
+
+# An app folder with a file that says which version it is.
+def app [dir: string, version: string] {
+  let src = $dir | path join $"src-($version)"
+  mkdir ($src | path join bin)
+  $"#!/bin/sh\necho ($version)\n" | save ($src | path join bin/run)
+  ^chmod 0755 ($src | path join bin/run)
+  $"version ($version)\n" | save ($src | path join VERSION)
+  ^ln -s VERSION ($src | path join ALIAS)
+  hk release build $src --name demo --version $version --out-dir ($dir | path join dist)
+}
+
+def release [dir: string, version: string, root: string] {
+  {type: release, name: demo, version: $version, artifact: ($dir | path join dist $"demo-($version).json"), root: $root}
+}
+
+export def "test release: build is reproducible and describes itself" [] {
+  let dir = scratch
+  let a = app $dir 1.0.0
+  let first = open --raw $a.tarball | hash sha256
+  sleep 1100ms
+  ^touch ($dir | path join src-1.0.0/VERSION)
+  let b = hk release build ($dir | path join src-1.0.0) --name demo --version 1.0.0 --out-dir ($dir | path join dist)
+  assert equal $a.sha256 $b.sha256
+  assert equal $first $a.sha256
+  assert equal (open ($dir | path join dist/demo-1.0.0.json) | get format) hk-release
+  assert equal $a.release_version 1.0.0
+  assert equal ($a.files.path | sort) [VERSION bin/run]
+  assert equal ($a.files | where path == bin/run | get 0.mode) "0755"
+  assert equal ($a.built_at | describe) datetime
+  assert ($a.source | columns | all {|c| $c in [git_commit dirty] })
+  # Name from package.json, version required outside git.
+  # Outside any git checkout, so `git describe` has nothing to say.
+  let pkg = mktemp -d -t hk-pkg.XXXXXXXX
+  '{"name": "from-package"}' | save ($pkg | path join package.json)
+  assert equal (hk release build $pkg --version 2 --out-dir ($dir | path join dist)).name from-package
+  let err = error-of { hk release build $pkg --out-dir ($dir | path join dist) }
+  has $err "pass --version"
+  rm -rf $pkg
+}
+
+export def "test release: deploy, flip, down --last, clean keeps N" [] {
+  let dir = scratch
+  let root = $dir | path join opt
+  let roots = {runs: ($dir | path join runs), backups: ($dir | path join backups)}
+  for v in [1.0.0 2.0.0 9.0.0 10.0.0] { app $dir $v | ignore }
+  let deploy = {|v|
+    {resources: [(release $dir $v $root)]} | hk plan local | hk apply --confirm --track --runs-root $roots.runs --backups-root $roots.backups | ignore
+  }
+  let plan = {resources: [(release $dir 1.0.0 $root)]} | hk plan local
+  assert equal $plan.type [release_artifact release_unpack link]
+  assert equal $plan.action [create create create]
+  do $deploy 1.0.0
+  assert equal (^($root | path join demo/current/bin/run)) "1.0.0"
+  assert equal (^readlink ($root | path join demo/current)) releases/1.0.0
+  assert equal (open --raw ($root | path join demo/current/ALIAS)) "version 1.0.0\n"
+  # Same artifact again: nothing to upload, nothing to do.
+  assert equal (({resources: [(release $dir 1.0.0 $root)]} | hk plan local).action | uniq) [noop]
+  do $deploy 2.0.0
+  assert equal (^($root | path join demo/current/bin/run)) "2.0.0"
+  # The way back flips current to the previous version.
+  let down = hk down --local --last --runs-root $roots.runs
+  assert ($down | where type == link | get 0.changes.0.to | str ends-with releases/1.0.0)
+  $down | hk apply --confirm | ignore
+  assert equal (^($root | path join demo/current/bin/run)) "1.0.0"
+  for v in [2.0.0 9.0.0 10.0.0] { do $deploy $v }
+  assert equal (ls ($root | path join demo/releases) | length) 4
+  # Keep 2: 10.0.0 (active) and 9.0.0 stay; semantic order, not string order.
+  let clean = {resources: [(release $dir 10.0.0 $root)]} | hk clean --local --keep 2
+  assert equal ($clean.name | each {|n| $n | path basename } | sort) [1.0.0 2.0.0 demo-1.0.0.tar.gz demo-2.0.0.tar.gz]
+  assert equal ($clean.action | uniq) [delete]
+  $clean | hk apply --confirm | ignore
+  assert equal (ls ($root | path join demo/releases) | get name | path basename | sort) [10.0.0 9.0.0]
+  assert equal (ls ($root | path join demo/artifacts) | length) 2
+  # Never the active one nor the one before it, whatever keep says.
+  let again = {resources: [(release $dir 10.0.0 $root)]} | hk clean --local --keep 1
+  assert equal ($again | where action != noop | length) 0
+}
+
+export def "test release: malicious or damaged artifacts are refused and current stays" [] {
+  let dir = scratch
+  let root = $dir | path join opt
+  app $dir 1.0.0 | ignore
+  {resources: [(release $dir 1.0.0 $root)]} | hk plan local | hk apply --confirm | ignore
+  let evil = $dir | path join evil
+  mkdir $evil
+  cd $evil
+  "x" | save payload
+  ^ln -s /etc/passwd escape
+  ^ln -s ../../outside up
+  ^tar -czf abs.tar.gz -P ($evil | path join payload)
+  ^tar -czf dotdot.tar.gz --transform 's,^,../,' payload
+  ^tar -czf link.tar.gz escape
+  ^tar -czf uplink.tar.gz up
+  ^mknod dev c 1 3
+  ^tar -czf device.tar.gz dev
+  let cases = [[file expect]; [abs.tar.gz "absolute path"] [dotdot.tar.gz "leaves the release"] [link.tar.gz "points outside"] [uplink.tar.gz "points outside"] [device.tar.gz "Char"]]
+  for case in $cases {
+    let err = error-of { {resources: [{type: release, name: demo, version: 6.6.6, artifact: ($evil | path join $case.file), root: $root}]} | hk plan local }
+    has $err $case.expect
+  }
+  # A tarball that does not match its manifest.
+  let tarball = $dir | path join dist/demo-1.0.0.tar.gz
+  app $dir 2.0.0 | ignore
+  let good = open --raw ($dir | path join dist/demo-2.0.0.tar.gz) | into binary
+  $good | bytes add 0x[00] --end | save -f ($dir | path join dist/demo-2.0.0.tar.gz)
+  let err = error-of { {resources: [(release $dir 2.0.0 $root)]} | hk plan local }
+  has $err "does not match its manifest"
+  # A manifest of another format.
+  {format: other, version: 1} | to json | save ($dir | path join dist/other.json)
+  let err = error-of { {resources: [{type: release, name: demo, version: 3.0.0, artifact: ($dir | path join dist/other.json), root: $root}]} | hk plan local }
+  has $err "not an hk release manifest"
+  # Bytes that change between plan and apply are caught on the host by their sha256.
+  $good | save -f ($dir | path join dist/demo-2.0.0.tar.gz)
+  let plan = {resources: [(release $dir 2.0.0 $root)]} | hk plan local
+  $good | bytes at 0..20 | save -f ($dir | path join dist/demo-2.0.0.tar.gz)
+  let err = error-of { $plan | hk apply --confirm }
+  has $err "does not match sha256"
+  assert equal (^readlink ($root | path join demo/current)) releases/1.0.0
+  assert not (($root | path join demo/releases/2.0.0) | path exists)
+  # With the right bytes back, the next apply goes through cleanly.
+  $good | save -f ($dir | path join dist/demo-2.0.0.tar.gz)
+  {resources: [(release $dir 2.0.0 $root)]} | hk plan local | hk apply --confirm | ignore
+  assert equal (^($root | path join demo/current/bin/run)) "2.0.0"
+}
+
+export def "test release: readers never miss current during 100 flips" [] {
+  let dir = scratch
+  let root = $dir | path join opt
+  app $dir 1.0.0 | ignore
+  app $dir 2.0.0 | ignore
+  for v in [1.0.0 2.0.0] {
+    {resources: [(release $dir $v $root)]} | hk plan local | hk apply --confirm | ignore
+  }
+  let current = $root | path join demo/current
+  let stop = $dir | path join stop
+  let log = $dir | path join reads.log
+  # The reader runs beside the flips: $1 stop file, $2 current, $3 log.
+  let reader = 'n=0; bad=0; while [ ! -e "$1" ] || [ "$n" -lt 1000 ]; do cat "$2/VERSION" >/dev/null 2>&1 || bad=$((bad+1)); n=$((n+1)); done; echo "$n $bad" > "$3"'
+  ^sh -c $"\(($reader)\) >/dev/null 2>&1 &" sh $stop $current $log
+  for i in 1..100 {
+    let v = if ($i mod 2) == 0 { "1.0.0" } else { "2.0.0" }
+    {resources: [{type: link, path: $current, target: $"releases/($v)"}]} | hk plan local | hk apply --confirm | ignore
+  }
+  "" | save $stop
+  mut waited = 0
+  while not ($log | path exists) and $waited < 200 { sleep 100ms; $waited += 1 }
+  let result = open $log | str trim | split row " " | into int
+  assert ($result.0 >= 1000) $"only ($result.0) reads"
+  assert equal $result.1 0 $"($result.1) of ($result.0) reads failed"
+}
+
+export def "test release: deploy and roll back over ssh" [] {
+  let server = sshd start
+  let dir = scratch
+  ^chmod 0755 $dir
+  let root = (sshd remote-scratch | path join opt)
+  app $dir 1.0.0 | ignore
+  app $dir 2.0.0 | ignore
+  let host = sshd host $server
+  for v in [1.0.0 2.0.0] {
+    {hosts: {box: $host}, resources: [(release $dir $v $root)]} | hk plan box | hk apply --confirm --track | ignore
+  }
+  assert equal (^($root | path join demo/current/bin/run)) "2.0.0"
+  assert equal (ls -l ($root | path join demo/releases/2.0.0/bin/run) | get 0.user) hktest
+  {hosts: {box: $host}, resources: []} | hk down box --last | hk apply --confirm | ignore
+  assert equal (^($root | path join demo/current/bin/run)) "1.0.0"
+  sshd stop $server
+}
