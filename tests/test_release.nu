@@ -171,3 +171,41 @@ export def "test release: deploy and roll back over ssh" [] {
   assert equal (^($root | path join demo/current/bin/run)) "1.0.0"
   sshd stop $server
 }
+
+export def "test release: a connection killed mid-upload leaves current alone and the next apply resumes" [] {
+  let server = sshd start
+  let dir = scratch
+  ^chmod 0755 $dir
+  let root = (sshd remote-scratch | path join opt)
+  app $dir 1.0.0 | ignore
+  # A big second release, so the upload takes a moment.
+  let big = $dir | path join src-2.0.0
+  mkdir ($big | path join bin)
+  "#!/bin/sh\necho 2.0.0\n" | save ($big | path join bin/run)
+  ^chmod 0755 ($big | path join bin/run)
+  ^head -c 24000000 /dev/urandom | save ($big | path join blob)
+  hk release build $big --name demo --version 2.0.0 --out-dir ($dir | path join dist) | ignore
+  let host = sshd host $server
+  let config_file = $dir | path join deploy.nuon
+  {hosts: {box: $host}, resources: [(release $dir 1.0.0 $root)]} | hk plan box | hk apply --confirm | ignore
+  {hosts: {box: $host}, resources: [(release $dir 2.0.0 $root)]} | to nuon | save $config_file
+  let partial = $root | path join demo/artifacts/demo-2.0.0.tar.gz.partial
+  let out = $dir | path join apply.out
+  let apply = $"hk plan box ($config_file) | hk apply --confirm | ignore"
+  ^sh -c '("$1" -n --plugins "$2" -c "$3" > "$4" 2>&1; echo "exit $?" >> "$4") &' sh $env.HK_NU $env.HK_PLUGIN $apply $out
+  mut waited = 0
+  while (not ($partial | path exists) or (ls $partial | get 0.size) < 1MB) and $waited < 300 { sleep 20ms; $waited += 1 }
+  assert ($partial | path exists) "the upload never started"
+  # Kill the SSH sessions serving the upload.
+  ^pkill -f "sshd: hktest" | complete | ignore
+  mut waited = 0
+  while not ($out | path exists) or not (open --raw $out | str contains "exit ") { sleep 100ms; $waited += 1; if $waited > 300 { break } }
+  assert not (open --raw $out | str contains "exit 0") (open --raw $out)
+  assert equal (^readlink ($root | path join demo/current)) releases/1.0.0
+  assert not (($root | path join demo/releases/2.0.0) | path exists)
+  # The next apply uploads again and finishes.
+  hk plan box $config_file | hk apply --confirm | ignore
+  assert equal (^($root | path join demo/current/bin/run)) "2.0.0"
+  assert not ($partial | path exists)
+  sshd stop $server
+}
