@@ -117,9 +117,16 @@ export def "test release: malicious or damaged artifacts are refused and current
   # Bytes that change between plan and apply are caught on the host by their sha256.
   $good | save -f ($dir | path join dist/demo-2.0.0.tar.gz)
   let plan = {resources: [(release $dir 2.0.0 $root)]} | hk plan local
-  $good | bytes at 0..20 | save -f ($dir | path join dist/demo-2.0.0.tar.gz)
+  # Another valid tarball: unpacks fine, but its sha256 gives it away.
+  cp -f $tarball ($dir | path join dist/demo-2.0.0.tar.gz)
   let err = error-of { $plan | hk apply --confirm }
   has $err "does not match sha256"
+  assert equal (^readlink ($root | path join demo/current)) releases/1.0.0
+  # Truncated bytes: the upload itself fails.
+  $good | bytes at 0..20 | save -f ($dir | path join dist/demo-2.0.0.tar.gz)
+  let err = error-of { $plan | hk apply --confirm }
+  has $err "uploading"
+  has $err "unexpected end of file"
   assert equal (^readlink ($root | path join demo/current)) releases/1.0.0
   assert not (($root | path join demo/releases/2.0.0) | path exists)
   # With the right bytes back, the next apply goes through cleanly.

@@ -135,19 +135,21 @@ fn apply_host(
     }
 
     // Large payloads (release artifacts) travel first, each on one exec channel in large writes; the
-    // script then verifies them before anything depends on them.
+    // script then checks them before anything depends on them.
+    let mut uploaded = Vec::new();
     for row in &rows {
-        if let Some((local, remote)) = row.resource.kind().upload() {
+        if let Some(upload) = row.resource.kind().upload()? {
             let timer = crate::trace::Timer::start("upload");
             transport
-                .upload(std::path::Path::new(&local), &remote)
+                .upload(std::path::Path::new(&upload.local), &upload.command)
                 .with_context(|| format!("host {host}: {}", row.id))?;
-            timer.done(&remote);
+            timer.done(&row.id);
+            uploaded.push(row.id.clone());
         }
     }
 
     let nonce = nonce();
-    let cx = StepContext { nonce: &nonce };
+    let cx = StepContext { nonce: &nonce, uploaded: &uploaded };
     let mut script = ApplyScript::new(&nonce)?;
     let mut record = match (&options.track, &facts.roots) {
         (Some(_), Some((runs_root, backups_root))) => {

@@ -46,6 +46,14 @@ impl Diff {
 /// Context a resource needs while writing its steps.
 pub struct StepContext<'a> {
     pub nonce: &'a str,
+    /// Ids of the rows whose uploads this apply has just streamed to the host.
+    pub uploaded: &'a [String],
+}
+
+/// Bytes to stream before the script: `local` into the shell command line `command` on the host.
+pub struct Upload {
+    pub local: String,
+    pub command: String,
 }
 
 pub trait ResourceKind {
@@ -64,9 +72,9 @@ pub trait ResourceKind {
     fn step(&self, diff: &Diff, seen: &Observed, cx: &StepContext) -> Result<Step>;
     /// Ids of resources that must be applied before this one, when they are declared.
     fn depends_on(&self) -> Vec<String>;
-    /// A local file to stream to the host before the apply script runs: (local path, remote path).
-    fn upload(&self) -> Option<(String, String)> {
-        None
+    /// A local file to stream to the host before the apply script runs.
+    fn upload(&self) -> Result<Option<Upload>> {
+        Ok(None)
     }
 
     /// Whether a down plan can undo this change.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dir::refuse_kind;
 use super::path_attrs::{PathAttrs, State, normalize_path, text};
-use super::{Diff, Link, Observed, Resource, ResourceKind, StepContext};
+use super::{Diff, Link, Observed, Resource, ResourceKind, StepContext, Upload};
 use crate::config::Obj;
 use crate::engine::probe::{Facts, ProbeBatch};
 use crate::engine::script::Step;
@@ -46,6 +46,7 @@ pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
             local: checked.tarball.display().to_string(),
             sha256: checked.sha256.clone(),
             size: checked.size,
+            unpack_to: Some(format!("{base}/releases/{version}")),
             state: State::Present,
         }),
         Resource::ReleaseUnpack(ReleaseUnpack {
@@ -77,6 +78,10 @@ pub struct ReleaseArtifact {
     pub local: String,
     pub sha256: String,
     pub size: u64,
+    /// The version directory the upload also unpacks into (as `<dir>.partial`), while the bytes
+    /// arrive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpack_to: Option<String>,
     #[serde(default)]
     pub state: State,
 }
@@ -88,9 +93,18 @@ impl ReleaseArtifact {
             local: String::new(),
             sha256: String::new(),
             size: 0,
+            unpack_to: None,
             state: State::Absent,
         }
     }
+
+    fn partial(&self) -> String {
+        format!("{}.partial", self.path)
+    }
+}
+
+fn parent(path: &str) -> &str {
+    path.rsplit_once('/').map(|(d, _)| d).filter(|d| !d.is_empty()).unwrap_or("/")
 }
 
 impl ResourceKind for ReleaseArtifact {
@@ -149,17 +163,23 @@ impl ResourceKind for ReleaseArtifact {
                     step.run(refuse_kind(&self.path, "a regular file")?);
                     return Ok(step);
                 }
-                // The bytes were streamed to `.partial` before this script; they count only if they
-                // hash to what was checked on this machine.
-                let partial = q(&format!("{}.partial", self.path))?;
+                // The bytes were streamed to `.partial` before this script and hashed on the way in;
+                // they count only if they hash to what was checked on this machine.
+                let partial = q(&self.partial())?;
+                let sum = q(&format!("{}.sum", self.partial()))?;
+                let mut discard = format!("rm -f -- {partial} {sum}");
+                if let Some(dir) = &self.unpack_to {
+                    discard.push_str(&format!("; rm -rf -- {}", q(&format!("{dir}.partial"))?));
+                }
                 let message = q(&format!(
                     "hk: the uploaded artifact {} does not match sha256 {}; it was removed",
                     self.path, self.sha256
                 ))?;
                 step.run(format!(
-                    "{{ [ \"$(sha256sum < {partial} | cut -d' ' -f1)\" = {} ] || {{ rm -f -- {partial}; printf '%s\\n' {message} >&2; false; }}; }}",
+                    "{{ [ -f {sum} ] && [ \"$(cut -d' ' -f1 < {sum})\" = {} ] || {{ {discard}; printf '%s\\n' {message} >&2; false; }}; }}",
                     q(&self.sha256)?
                 ))
+                .run(format!("rm -f -- {sum}"))
                 .run(format!("chmod 0644 -- {partial}"))
                 .run(format!("mv -fT -- {partial} {path}"));
             }
@@ -175,8 +195,32 @@ impl ResourceKind for ReleaseArtifact {
         Vec::new()
     }
 
-    fn upload(&self) -> Option<(String, String)> {
-        (self.state == State::Present).then(|| (self.local.clone(), format!("{}.partial", self.path)))
+    fn upload(&self) -> Result<Option<Upload>> {
+        if self.state != State::Present {
+            return Ok(None);
+        }
+        // One pass over the bytes as they arrive: stored, hashed (through a fifo) and, for a new
+        // version, unpacked into `<version>.partial` — which only the next steps make real.
+        let partial = q(&self.partial())?;
+        let sum = q(&format!("{}.sum", self.partial()))?;
+        let fifo = q(&format!("{}.fifo", self.partial()))?;
+        let mut script = format!(
+            "set -eu\numask 022\nmkdir -p -- {dir}\nrm -f -- {partial} {sum} {fifo}\nmkfifo -- {fifo}\n",
+            dir = q(parent(&self.path))?
+        );
+        match &self.unpack_to {
+            Some(version_dir) => {
+                let unpack = q(&format!("{version_dir}.partial"))?;
+                script.push_str(&format!(
+                    "mkdir -p -- {}\nrm -rf -- {unpack}\nmkdir -- {unpack}\nsha256sum < {fifo} > {sum} &\n\
+                     tee -- {fifo} {partial} | tar -xzf - -C {unpack} --no-same-owner\n",
+                    q(parent(version_dir))?
+                ));
+            }
+            None => script.push_str(&format!("sha256sum < {fifo} > {sum} &\ntee -- {fifo} > {partial}\n")),
+        }
+        script.push_str(&format!("wait $!\nrm -f -- {fifo}\n"));
+        Ok(Some(Upload { local: self.local.clone(), command: format!("sh -c {}", q(&script)?) }))
     }
 }
 
@@ -251,7 +295,7 @@ impl ResourceKind for ReleaseUnpack {
         }
     }
 
-    fn step(&self, diff: &Diff, seen: &Observed, _cx: &StepContext) -> Result<Step> {
+    fn step(&self, diff: &Diff, seen: &Observed, cx: &StepContext) -> Result<Step> {
         let mut step = Step::new();
         let path = q(&self.path)?;
         match diff.action {
@@ -261,7 +305,22 @@ impl ResourceKind for ReleaseUnpack {
                     return Ok(step);
                 }
                 let partial = q(&format!("{}.partial", self.path))?;
-                let parent = q(self.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("/"))?;
+                let spec = match (&self.owner, &self.group) {
+                    (Some(o), Some(g)) => Some(format!("{o}:{g}")),
+                    (Some(o), None) => Some(o.clone()),
+                    (None, Some(g)) => Some(format!(":{g}")),
+                    (None, None) => None,
+                };
+                if cx.uploaded.contains(&format!("release_artifact:{}", self.artifact)) {
+                    // Unpacked while uploading; the artifact step before this one verified the bytes.
+                    step.run(format!("[ -d {partial} ]"));
+                    if let Some(spec) = &spec {
+                        step.run(format!("chown -R -- {} {partial}", q(spec)?));
+                    }
+                    step.run(format!("mv -T -- {partial} {path}")).cleanup(format!("rm -rf -- {partial}"));
+                    return Ok(step);
+                }
+                let parent = q(parent(&self.path))?;
                 let artifact = q(&self.artifact)?;
                 let message = q(&format!(
                     "hk: {} does not match sha256 {}; nothing was unpacked",
@@ -276,12 +335,6 @@ impl ResourceKind for ReleaseUnpack {
                         q(&self.sha256)?
                     ))
                     .run(format!("tar -xzf {artifact} -C {partial} --no-same-owner"));
-                let spec = match (&self.owner, &self.group) {
-                    (Some(o), Some(g)) => Some(format!("{o}:{g}")),
-                    (Some(o), None) => Some(o.clone()),
-                    (None, Some(g)) => Some(format!(":{g}")),
-                    (None, None) => None,
-                };
                 if let Some(spec) = spec {
                     step.run(format!("chown -R -- {} {partial}", q(&spec)?));
                 }

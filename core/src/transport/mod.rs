@@ -226,21 +226,13 @@ pub trait Transport: Send {
         self.exec(SCRIPT_SHELL, Box::new(std::io::Cursor::new(script.to_vec())), on_line)
     }
 
-    /// Stream a local file to `remote` (created 0600, its directory made if missing), in large writes
-    /// on one exec channel.
-    fn upload(&mut self, local: &std::path::Path, remote: &str) -> Result<()> {
+    /// Stream a local file into `command` (a shell command line reading stdin) on one exec channel,
+    /// in large writes.
+    fn upload(&mut self, local: &std::path::Path, command: &str) -> Result<()> {
         let file = std::fs::File::open(local).with_context(|| format!("cannot open {}", local.display()))?;
-        let dir = remote.rsplit_once('/').map(|(d, _)| d).filter(|d| !d.is_empty()).unwrap_or("/");
-        // Directories readable by services (0755), the upload itself private until verified.
-        let command = format!("umask 022 && mkdir -p -- {} && umask 077 && cat > {}", q(dir)?, q(remote)?);
-        let out = self.exec(&command, Box::new(file), &mut |_| {})?;
+        let out = self.exec(command, Box::new(file), &mut |_| {})?;
         if out.status != 0 {
-            bail!(
-                "uploading {} to {remote} on {} failed: {}",
-                local.display(),
-                self.describe(),
-                out.stderr_text()
-            );
+            bail!("uploading {} to {} failed: {}", local.display(), self.describe(), out.stderr_text());
         }
         Ok(())
     }
