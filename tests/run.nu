@@ -36,6 +36,8 @@ def main [
     }
     {name: $label, ok: ($run.exit_code == 0)}
   }
+  # Servers of tests that failed before stopping them.
+  ^pkill -f $"sshd -f ($scratch)" | complete | ignore
   let failed = $results | where not ok
   if ($failed | is-not-empty) {
     print "failed:"
