@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::dir::{owner_ids, refuse_kind};
-use super::path_attrs::{PathAttrs, State, normalize_path, temp_sibling, text};
+use super::path_attrs::{
+    PathAttrs, State, describe_content, normalize_path, observe_file, temp_sibling, text,
+};
 use super::{Diff, Observed, ResourceKind, StepContext, ancestor_dir_ids};
 use crate::config::Obj;
 use crate::engine::probe::{Facts, ProbeBatch};
@@ -53,10 +55,6 @@ pub struct File {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn describe(sha: &str, size: u64) -> String {
-    format!("sha256:{} ({size} B)", &sha[..sha.len().min(12)])
 }
 
 impl File {
@@ -206,18 +204,12 @@ impl ResourceKind for File {
     }
 
     fn observe(&self, facts: &Facts) -> Observed {
-        let path = facts.path(&self.path);
-        let mut seen = PathAttrs::observe(&path);
-        if let Some(sha) = &path.sha256 {
-            seen.insert("sha256".into(), sha.clone().into());
-            seen.insert("size".into(), path.size.into());
-        }
-        seen
+        observe_file(&facts.path(&self.path))
     }
 
     fn diff(&self, seen: &Observed) -> Diff {
         let kind = text(seen, "kind").unwrap_or_default();
-        let want = describe(&self.sha256, self.size);
+        let want = describe_content(&self.sha256, self.size);
         match (self.state, kind.as_str()) {
             (State::Absent, "file") => Diff {
                 action: Action::Delete,
@@ -235,7 +227,11 @@ impl ResourceKind for File {
                 let have_sha = text(seen, "sha256").unwrap_or_default();
                 if have_sha != self.sha256 {
                     let size = seen.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
-                    changes.push(FieldChange::new("content", Some(describe(&have_sha, size)), Some(want)));
+                    changes.push(FieldChange::new(
+                        "content",
+                        Some(describe_content(&have_sha, size)),
+                        Some(want),
+                    ));
                 }
                 changes.extend(self.attrs.changes(seen, false, DEFAULT_MODE));
                 if changes.is_empty() {

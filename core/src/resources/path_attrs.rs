@@ -125,6 +125,21 @@ impl PathAttrs {
     }
 }
 
+/// Fields observed for a regular file: its attributes plus content hash and size.
+pub fn observe_file(facts: &PathFacts) -> Observed {
+    let mut seen = PathAttrs::observe(facts);
+    if let Some(sha) = &facts.sha256 {
+        seen.insert("sha256".into(), sha.clone().into());
+        seen.insert("size".into(), facts.size.into());
+    }
+    seen
+}
+
+/// Content as plan rows show it: `sha256:<12 hex> (<size> B)`.
+pub fn describe_content(sha: &str, size: u64) -> String {
+    format!("sha256:{} ({size} B)", &sha[..sha.len().min(12)])
+}
+
 pub fn text(seen: &Observed, field: &str) -> Option<String> {
     seen.get(field).and_then(|v| v.as_str()).map(str::to_string)
 }

@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::dir::refuse_kind;
-use super::path_attrs::{PathAttrs, State, normalize_path, text};
+use super::path_attrs::{State, describe_content, normalize_path, observe_file, text};
 use super::{Diff, Link, Observed, Resource, ResourceKind, StepContext, Upload};
 use crate::config::Obj;
 use crate::engine::probe::{Facts, ProbeBatch};
@@ -66,10 +66,6 @@ pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
     ])
 }
 
-fn describe(sha: &str, size: u64) -> String {
-    format!("sha256:{} ({size} B)", &sha[..sha.len().min(12)])
-}
-
 /// `release_artifact`: the tarball under `<root>/<name>/artifacts/`.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct ReleaseArtifact {
@@ -122,13 +118,7 @@ impl ResourceKind for ReleaseArtifact {
     }
 
     fn observe(&self, facts: &Facts) -> Observed {
-        let path = facts.path(&self.path);
-        let mut seen = PathAttrs::observe(&path);
-        if let Some(sha) = &path.sha256 {
-            seen.insert("sha256".into(), sha.clone().into());
-            seen.insert("size".into(), path.size.into());
-        }
-        seen
+        observe_file(&facts.path(&self.path))
     }
 
     fn diff(&self, seen: &Observed) -> Diff {
@@ -147,8 +137,10 @@ impl ResourceKind for ReleaseArtifact {
                 reason: if kind == "missing" { Reason::Missing } else { Reason::Drift },
                 changes: vec![FieldChange::new(
                     "artifact",
-                    have.map(|h| describe(&h, seen.get("size").and_then(|s| s.as_u64()).unwrap_or(0))),
-                    Some(describe(&self.sha256, self.size)),
+                    have.map(|h| {
+                        describe_content(&h, seen.get("size").and_then(|s| s.as_u64()).unwrap_or(0))
+                    }),
+                    Some(describe_content(&self.sha256, self.size)),
                 )],
             },
         }
@@ -284,7 +276,7 @@ impl ResourceKind for ReleaseUnpack {
                 changes: vec![FieldChange::new(
                     "unpacked",
                     None,
-                    Some(describe(&self.sha256, 0).replace(" (0 B)", "")),
+                    Some(describe_content(&self.sha256, 0).replace(" (0 B)", "")),
                 )],
             },
             (State::Absent, _) => Diff {
