@@ -169,12 +169,15 @@ export def "test release: deploy and roll back over ssh" [] {
   app $dir 1.0.0 | ignore
   app $dir 2.0.0 | ignore
   let host = sshd host $server
+  # Runs kept beside the release (the default, the test user's home, belongs to another test).
+  let rr = $root | path dirname | path join runs
+  let br = $root | path dirname | path join backups
   for v in [1.0.0 2.0.0] {
-    {hosts: {box: $host}, resources: [(release $dir $v $root)]} | hk plan box | hk apply --confirm --track | ignore
+    {hosts: {box: $host}, resources: [(release $dir $v $root)]} | hk plan box | hk apply --confirm --track --runs-root $rr --backups-root $br | ignore
   }
   assert equal (^($root | path join demo/current/bin/run)) "2.0.0"
   assert equal (ls -l ($root | path join demo/releases/2.0.0/bin/run) | get 0.user) hktest
-  {hosts: {box: $host}, resources: []} | hk down box --last | hk apply --confirm | ignore
+  {hosts: {box: $host}, resources: []} | hk down box --last --runs-root $rr --backups-root $br | hk apply --confirm | ignore
   assert equal (^($root | path join demo/current/bin/run)) "1.0.0"
   sshd stop $server
 }
