@@ -207,6 +207,7 @@ impl Config {
             }
         }
         let mut resources = Vec::new();
+        let mut origins = Vec::new();
         match root.take("resources") {
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) => {
@@ -214,6 +215,7 @@ impl Config {
                     let mut obj = Obj::new(&format!("resources.{i}"), item, base_dir)?;
                     let expanded = Resource::from_config(&mut obj)?;
                     obj.finish()?;
+                    origins.extend(expanded.iter().map(|_| i));
                     resources.extend(expanded);
                 }
             }
@@ -221,14 +223,15 @@ impl Config {
         }
         root.finish()?;
         let config = Config { hosts, resources };
-        config.check_unique()?;
+        config.check_unique(&origins)?;
         Ok(config)
     }
 
-    fn check_unique(&self) -> Result<()> {
+    /// `origins[k]`: the config entry resource k came from (a `release` entry gives several).
+    fn check_unique(&self, origins: &[usize]) -> Result<()> {
         let mut ids: HashMap<String, usize> = HashMap::new();
         let mut paths: HashMap<&str, usize> = HashMap::new();
-        for (i, r) in self.resources.iter().enumerate() {
+        for (r, &i) in self.resources.iter().zip(origins) {
             let id = r.kind().id();
             if let Some(first) = ids.insert(id.clone(), i) {
                 bail!(ConfigError {
