@@ -145,6 +145,7 @@ export def "test runs: a down plan from a bare plan file" [] {
   let out = $dir | path join plan.json
   {resources: (site $root)} | hk plan local --out $out | hk apply --confirm | ignore
   let down = hk down --plan $out
+  assert equal (hk down $out | get id) $down.id
   # Content changes need a run's backups: shown, not dropped.
   let needs = $down | where reversible == false
   assert equal ($needs.name | sort) ([a.txt bin.dat gone.txt] | each {|p| $root | path join $p } | sort)
@@ -165,6 +166,8 @@ export def "test runs: tracked apply and down over ssh, default roots in the hom
   ^chown -R hktest:hktest $root
   let snap = snapshot $root
   $config | hk plan box | hk apply --confirm --track | ignore
+  # Out of band, someone edits what the run wrote.
+  "edited remotely\n" | save -f ($root | path join a.txt)
   let runs = $config | hk runs box --verbose
   assert equal ($runs | length) 1
   assert ($runs.0.backups | str starts-with /home/hktest/.local/state/hk/backups/)

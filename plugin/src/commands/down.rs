@@ -14,6 +14,15 @@ use crate::load::{credentials, resolve_path, select_with, string_list};
 
 pub struct Down;
 
+/// Whether `path` holds an hk plan (rather than a JSON config).
+fn is_plan_file(path: &std::path::Path) -> bool {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|v| v.get("format").and_then(|f| f.as_str()).map(|f| f == hk_core::model::PLAN_FORMAT))
+        .unwrap_or(false)
+}
+
 impl PluginCommand for Down {
     type Plugin = HkPlugin;
 
@@ -78,6 +87,11 @@ impl PluginCommand for Down {
                 result: None,
             },
             Example {
+                example: "hk down plan.json | hk apply --dry-run",
+                description: "Check the way back from a saved plan without changing anything",
+                result: None,
+            },
+            Example {
                 example: "hk down --plan plan.json | where reversible == false",
                 description: "What a bare plan file cannot undo without a run's backups",
                 result: None,
@@ -100,7 +114,16 @@ impl PluginCommand for Down {
             credentials: Default::default(),
         };
         options.validate().at(span)?;
-        let plan_flag: Option<Spanned<String>> = call.get_flag("plan")?;
+        // `hk down plan.json`: a positional plan file works like --plan.
+        let positional_plan = match call.opt::<Spanned<String>>(0) {
+            Ok(Some(arg))
+                if arg.item.ends_with(".json") && is_plan_file(&resolve_path(engine, &arg.item)?) =>
+            {
+                Some(arg)
+            }
+            _ => None,
+        };
+        let plan_flag: Option<Spanned<String>> = call.get_flag("plan")?.or(positional_plan);
         let run_flag: Option<Spanned<String>> = call.get_flag("run")?;
         let last = call.has_flag("last")?;
         let chosen = [plan_flag.is_some(), run_flag.is_some(), last].iter().filter(|b| **b).count();
