@@ -101,6 +101,10 @@ export def "test ssh: password from an environment variable, never stored" [] {
   # The flag form names the variable too.
   let flagged = {hosts: {box: ((sshd host $server) | reject ssh.identity_file)}, resources: (site $root)}
   assert equal (($flagged | hk plan box --password-env HK_TEST_SSH_PASSWORD).action | uniq) [noop]
+  # A password given directly works too (and is not kept anywhere either).
+  let direct = $flagged | hk plan box --password hk-test-password-1 --out ($dir | path join direct.json)
+  assert equal ($direct.action | uniq) [noop]
+  assert not (open --raw ($dir | path join direct.json) | str contains "hk-test-password-1")
   $env.HK_TEST_SSH_PASSWORD = "wrong"
   let err = error-of { $config | hk plan box }
   has $err "authentication failed"
