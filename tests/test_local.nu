@@ -284,3 +284,25 @@ export def "test examples with results run as documented" [] {
   }
   assert ($checked >= 2)
 }
+
+export def "test the same tree without the perl file helper" [] {
+  let dir = scratch
+  let script = $"
+    use std/assert
+    let root = '($dir)/site'
+    let config = {resources: [
+      {type: dir, path: $root, mode: '0750'}
+      {type: file, path: \($root | path join 'a b.txt'\), content: \"x\\n\", mode: '0600'}
+      {type: link, path: \($root | path join l\), target: 'a b.txt'}
+    ]}
+    $config | hk plan local | hk apply --confirm | ignore
+    assert equal \(ls -lD $root | get 0.mode\) rwxr-x---
+    assert equal \(open --raw \($root | path join 'a b.txt'\)\) \"x\\n\"
+    assert equal \(^readlink \($root | path join l\)\) 'a b.txt'
+    {resources: [{type: link, path: \($root | path join l\), target: other}]} | hk plan local | hk apply --confirm | ignore
+    assert equal \(^readlink \($root | path join l\)\) other
+    assert equal \(\($config | hk plan local | where type != link\).action | uniq\) [noop]
+  "
+  let run = with-env {HK_NO_PERL: 1} { ^$env.HK_NU -n --plugins $env.HK_PLUGIN -c $script | complete }
+  assert equal $run.exit_code 0 $run.stderr
+}

@@ -9,6 +9,59 @@ use crate::quote::{q, quote_bytes};
 /// Payloads larger than this, or holding NUL bytes, travel as base64 in a here-document.
 const INLINE_PAYLOAD_MAX: usize = 256 * 1024;
 
+/// `hk_mv FROM TO` (rename, as `mv -fT`), `hk_ln TARGET PATH` (a new symlink) and
+/// `hk_mkdir PATH MODE` (a new directory with exactly MODE). Where the host has perl, one perl process
+/// serves them over two fifos, so these operations cost no process each; otherwise they are the
+/// coreutils commands (also when `HK_NO_PERL` is set on the host).
+const FS_OPS: &str = r#"hk_fs=
+if [ -z "${HK_NO_PERL:-}" ] && command -v perl >/dev/null 2>&1 && mkfifo "$hk_tmp/req" "$hk_tmp/resp" 2>/dev/null; then
+  # The shell opens the fifos for perl, so a perl that fails to start ends the replies (EOF) instead
+  # of leaving this script waiting on a fifo.
+  perl -e '
+    $| = 1; $/ = "\0";
+    while (defined(my $op = <STDIN>)) {
+      my $a = <STDIN>; my $b = <STDIN>; chomp($op, $a, $b);
+      my $ok = $op eq "mv" ? rename($a, $b)
+        : $op eq "ln" ? symlink($a, $b)
+        : $op eq "mkdir" ? (mkdir($a, 0700) && chmod(oct($b), $a)) : 0;
+      my $what = $op eq "mv" ? "mv: cannot move \x27$a\x27 to \x27$b\x27"
+        : $op eq "ln" ? "ln: failed to create symbolic link \x27$b\x27"
+        : "mkdir: cannot create directory \x27$a\x27";
+      print(($ok ? "ok" : "$what: $!") . "\n");
+    }' < "$hk_tmp/req" > "$hk_tmp/resp" 2>/dev/null &
+  exec 3>"$hk_tmp/req" 4<"$hk_tmp/resp"
+  hk_fs=perl
+fi
+hk_op() {
+  printf '%s\0%s\0%s\0' "$1" "$2" "$3" >&3 && IFS= read -r hk_r <&4 || { printf 'hk: the file helper stopped\n' >&2; return 1; }
+  [ "$hk_r" = ok ] || { printf '%s\n' "$hk_r" >&2; return 1; }
+}
+if [ "$hk_fs" = perl ]; then
+  hk_mv() { hk_op mv "$1" "$2"; }
+  hk_ln() { hk_op ln "$1" "$2"; }
+  hk_mkdir() { hk_op mkdir "$1" "$2"; }
+else
+  hk_mv() { mv -fT -- "$1" "$2"; }
+  hk_ln() { ln -s -- "$1" "$2"; }
+  hk_mkdir() { mkdir -m "$2" -- "$1"; }
+fi
+"#;
+
+/// Rename `from` over `to` atomically (like `mv -fT`).
+pub fn rename(from: &str, to: &str) -> Result<String> {
+    Ok(format!("hk_mv {} {}", q(from)?, q(to)?))
+}
+
+/// Create the symlink `path` pointing at `target`.
+pub fn symlink(target: &str, path: &str) -> Result<String> {
+    Ok(format!("hk_ln {} {}", q(target)?, q(path)?))
+}
+
+/// Create the directory `path` with exactly `mode`.
+pub fn mkdir(path: &str, mode: &str) -> Result<String> {
+    Ok(format!("hk_mkdir {} {}", q(path)?, q(mode)?))
+}
+
 pub struct ApplyScript {
     nonce: String,
     text: String,
@@ -20,13 +73,15 @@ impl ApplyScript {
         // -C: `>` never follows or clobbers an existing file, so temp files cannot be redirected.
         text.push_str("set -euC\numask 077\nexport LC_ALL=C\n");
         text.push_str(&format!("HK={}\n", q(nonce)?));
-        text.push_str("hk_err=$(mktemp \"${TMPDIR:-/tmp}/hk-err.XXXXXX\")\ntrap 'rm -f \"$hk_err\"' EXIT\n");
+        text.push_str("hk_tmp=$(mktemp -d \"${TMPDIR:-/tmp}/hk-apply.XXXXXX\")\nhk_err=\"$hk_tmp/err\"\n");
+        text.push_str("trap 'exec 3>&- 4<&- 2>/dev/null; wait; rm -rf \"$hk_tmp\"' EXIT\n");
         text.push_str(concat!(
             "hk_step() {\n",
             "  if \"$1\" 2>|\"$hk_err\"; then printf '%s ok %s\\n' \"$HK\" \"$2\"\n",
             "  else cat \"$hk_err\" >&2; printf '%s failed %s\\n' \"$HK\" \"$2\"; exit 1; fi\n",
             "}\n"
         ));
+        text.push_str(FS_OPS);
         Ok(ApplyScript { nonce: nonce.to_string(), text })
     }
 

@@ -7,7 +7,7 @@ use super::path_attrs::{PathAttrs, State, normalize_path, text};
 use super::{Diff, Observed, ResourceKind, StepContext, ancestor_dir_ids};
 use crate::config::Obj;
 use crate::engine::probe::{Facts, ProbeBatch};
-use crate::engine::script::Step;
+use crate::engine::script::{self, Step};
 use crate::model::{Action, FieldChange, Reason};
 use crate::quote::q;
 
@@ -86,7 +86,7 @@ impl ResourceKind for Dir {
         match diff.action {
             Action::Create => {
                 let mode = self.attrs.mode.as_deref().unwrap_or(DEFAULT_MODE);
-                step.run(format!("mkdir -m {} -- {path}", q(mode)?));
+                step.run(script::mkdir(&self.path, mode)?);
                 let owned: Vec<FieldChange> =
                     diff.changes.iter().filter(|c| c.field != "mode").cloned().collect();
                 step.commands.extend(self.attrs.commands(&owned, &self.path, false)?);

@@ -13,7 +13,7 @@ use super::path_attrs::{
 use super::{Diff, Observed, ResourceKind, StepContext, ancestor_dir_ids};
 use crate::config::Obj;
 use crate::engine::probe::{Facts, ProbeBatch};
-use crate::engine::script::Step;
+use crate::engine::script::{self, Step};
 use crate::model::{Action, FieldChange, Reason};
 use crate::quote::q;
 
@@ -275,8 +275,7 @@ impl ResourceKind for File {
                             q(&tmp)?
                         ));
                     }
-                    step.run(format!("mv -fT -- {} {}", q(&tmp)?, q(&self.path)?))
-                        .cleanup(format!("rm -f -- {}", q(&tmp)?));
+                    step.run(script::rename(&tmp, &self.path)?).cleanup(format!("rm -f -- {}", q(&tmp)?));
                     return Ok(step);
                 }
                 let bytes = self.bytes()?;
@@ -307,8 +306,7 @@ impl ResourceKind for File {
                         }
                     }
                 }
-                step.run(format!("mv -fT -- {} {}", q(&tmp)?, q(&self.path)?))
-                    .cleanup(format!("rm -f -- {}", q(&tmp)?));
+                step.run(script::rename(&tmp, &self.path)?).cleanup(format!("rm -f -- {}", q(&tmp)?));
             }
             Action::Update => step.commands.extend(self.attrs.commands(&diff.changes, &self.path, false)?),
             Action::Delete => {

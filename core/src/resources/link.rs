@@ -8,7 +8,7 @@ use super::path_attrs::{PathAttrs, State, normalize_path, temp_sibling, text};
 use super::{Diff, Observed, ResourceKind, StepContext, ancestor_dir_ids};
 use crate::config::Obj;
 use crate::engine::probe::{Facts, ProbeBatch};
-use crate::engine::script::Step;
+use crate::engine::script::{self, Step};
 use crate::model::{Action, FieldChange, Reason};
 use crate::quote::q;
 
@@ -104,12 +104,12 @@ impl ResourceKind for Link {
                 }
                 if kind == "missing" {
                     // symlink(2) is atomic on its own when nothing is in the way.
-                    step.run(format!("ln -s -- {} {}", q(&self.target)?, q(&self.path)?));
+                    step.run(script::symlink(&self.target, &self.path)?);
                     return Ok(step);
                 }
                 let tmp = temp_sibling(&self.path, cx.nonce);
-                step.run(format!("ln -s -- {} {}", q(&self.target)?, q(&tmp)?))
-                    .run(format!("mv -fT -- {} {}", q(&tmp)?, q(&self.path)?))
+                step.run(script::symlink(&self.target, &tmp)?)
+                    .run(script::rename(&tmp, &self.path)?)
                     .cleanup(format!("rm -f -- {}", q(&tmp)?));
             }
             Action::Delete => {
