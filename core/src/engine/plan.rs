@@ -52,11 +52,13 @@ pub fn plan(config: &Config, targets: &[(String, Target)], options: &PlanOptions
         }
     }
     let names: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
+    let timer = crate::trace::Timer::start("all hosts");
     let results = for_each_host(&names, options.parallel, |host| {
         let target =
             targets.iter().find(|(n, _)| n == host).map(|(_, t)| t).context("host without target")?;
         plan_host(host, target, &config.resources, options)
     });
+    timer.done("");
     let mut outcome = PlanOutcome {
         plan: Plan { direction: Direction::Up, hosts: IndexMap::new(), rows: Vec::new() },
         failures: Vec::new(),

@@ -109,7 +109,9 @@ pub fn plan_selection(
     call: &EvaluatedCall,
     input: Option<Value>,
 ) -> Result<PlanOutcome, LabeledError> {
+    let timer = hk_core::trace::Timer::start("select");
     let selection = select(engine, call, input)?;
+    timer.done("");
     let options = PlanOptions {
         ignore: string_list(call, "ignore")?,
         parallel: parallel(call)?,
@@ -232,7 +234,9 @@ impl PluginCommand for Plan {
             let path = resolve_path(engine, &out.item)?;
             plan_file::write(&path, &outcome.plan).at(out.span)?;
         }
+        let table_timer = hk_core::trace::Timer::start("table");
         let data = outcome_to_pipeline(&outcome, call.head);
+        table_timer.done("");
         timer.done("until the table is built");
         Ok(data)
     }
