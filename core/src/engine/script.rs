@@ -63,7 +63,6 @@ pub fn mkdir(path: &str, mode: &str) -> Result<String> {
 }
 
 pub struct ApplyScript {
-    nonce: String,
     text: String,
 }
 
@@ -82,7 +81,7 @@ impl ApplyScript {
             "}\n"
         ));
         text.push_str(FS_OPS);
-        Ok(ApplyScript { nonce: nonce.to_string(), text })
+        Ok(ApplyScript { text })
     }
 
     /// Commands run once before the first step (at top level, so `set -e` stops the script on failure).
@@ -111,10 +110,6 @@ impl ApplyScript {
     pub fn finish(mut self) -> String {
         self.text.push_str("exit 0\n");
         self.text
-    }
-
-    pub fn nonce(&self) -> &str {
-        &self.nonce
     }
 }
 

@@ -165,12 +165,6 @@ impl Target {
         }
     }
 
-    pub fn sudo(&self) -> bool {
-        match self {
-            Target::Local { sudo } | Target::Ssh { sudo, .. } => *sudo,
-        }
-    }
-
     /// The environment variable holding this target's password, if any.
     pub fn password_env(&self) -> Option<&str> {
         match self {
