@@ -196,3 +196,20 @@ export def "test ssh: raw target flags and ~/.ssh/config aliases" [] {
   assert equal $run.exit_code 0 $run.stderr
   sshd stop $server
 }
+
+export def "test ssh: a server that never answers times out with a clear error" [] {
+  let dir = scratch
+  let port = port
+  # Accepts connections and then says nothing: no SSH banner ever arrives.
+  let listener = $"import socket, time\ns = socket.socket\(\)\ns.setsockopt\(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1\)\ns.bind\(\('127.0.0.1', ($port)\)\)\ns.listen\(5\)\nconns = []\nend = time.time\(\) + 30\nwhile time.time\(\) < end:\n    s.settimeout\(1\)\n    try:\n        conns.append\(s.accept\(\)\)\n    except OSError:\n        pass\n"
+  $listener | save ($dir | path join silent.py)
+  ^sh -c $"python3 ($dir)/silent.py >/dev/null 2>&1 &"
+  sleep 500ms
+  let host = {address: 127.0.0.1, ssh: {port: $port, user: hktest, connect_timeout: 1sec, retry: {attempts: 1}}}
+  let started = date now
+  let err = error-of { {hosts: {mute: $host}, resources: []} | hk plan mute }
+  has $err "mute"
+  has $err "handshake"
+  has $err "Timed out"
+  assert (((date now) - $started) < 10sec) "the timeout was not applied"
+}
