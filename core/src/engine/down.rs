@@ -11,7 +11,7 @@ use crate::resources::{
     Dir, File, Link, Observed, PathAttrs, ReleaseArtifact, ReleaseUnpack, Resource, State,
 };
 use crate::runs::{ChangeStatus, Roots, RunRecord, list_script, parse_list};
-use crate::transport::{Credentials, Target};
+use crate::transport::{Credentials, Target, Transport};
 
 #[derive(Clone, Default)]
 pub struct DownOptions {
@@ -46,13 +46,8 @@ enum DownItem {
 }
 
 /// Read the run records of a host.
-pub fn fetch_runs(
-    target: &Target,
-    roots: &Roots,
-    credentials: &Credentials,
-) -> Result<(Vec<RunRecord>, String, String)> {
+pub fn fetch_runs(transport: &mut dyn Transport, roots: &Roots) -> Result<(Vec<RunRecord>, String, String)> {
     roots.validate()?;
-    let mut transport = target.connect(credentials)?;
     let nonce = super::nonce();
     let out = transport.run_script(list_script(roots, &nonce)?.as_bytes(), &mut |_| {})?;
     if out.status != 0 {
@@ -108,7 +103,14 @@ fn from_before(
 }
 
 /// The down plan of one tracked run: changes that ran, newest first.
-pub fn down_from_run(host: &str, target: &Target, record: &RunRecord, options: &DownOptions) -> Result<Plan> {
+/// `transport` is the connection the record was read over; the down plan reuses it.
+pub fn down_from_run(
+    host: &str,
+    target: &Target,
+    transport: &mut dyn Transport,
+    record: &RunRecord,
+    options: &DownOptions,
+) -> Result<Plan> {
     let mut items = Vec::new();
     for change in record.changes.iter().rev() {
         if !matches!(change.status, ChangeStatus::Ok | ChangeStatus::Failed) || !options.keeps(&change.id) {
@@ -127,7 +129,7 @@ pub fn down_from_run(host: &str, target: &Target, record: &RunRecord, options: &
             },
         );
     }
-    let (host_plan, rows) = check_items(host, target, items, &options.credentials)?;
+    let (host_plan, rows) = check_items(host, target, transport, items)?;
     let mut hosts = IndexMap::new();
     hosts.insert(host.to_string(), host_plan);
     Ok(Plan { direction: Direction::Down, hosts, rows })
@@ -144,7 +146,11 @@ pub fn down_from_plan(plan: &Plan, options: &DownOptions) -> Result<Plan> {
         {
             items.push(item_from_row(row));
         }
-        let (checked, rows) = check_items(host, &host_plan.target, items, &options.credentials)?;
+        let mut transport = host_plan
+            .target
+            .connect(&options.credentials)
+            .with_context(|| format!("connecting to host {host}"))?;
+        let (checked, rows) = check_items(host, &host_plan.target, transport.as_mut(), items)?;
         if checked.identity != host_plan.identity {
             bail!("host {host} is not the machine the plan was made for; refusing to plan its way back");
         }
@@ -197,8 +203,8 @@ fn item_from_row(row: &PlanRow) -> DownItem {
 fn check_items(
     host: &str,
     target: &Target,
+    transport: &mut dyn Transport,
     items: Vec<DownItem>,
-    credentials: &Credentials,
 ) -> Result<(HostPlan, Vec<PlanRow>)> {
     let mut batch = ProbeBatch::default();
     let mut resources: Vec<&Resource> = Vec::new();
@@ -210,9 +216,8 @@ fn check_items(
             resources.push(resource);
         }
     }
-    let mut transport = target.connect(credentials).with_context(|| format!("connecting to host {host}"))?;
     let (facts, observed) =
-        probe_host(transport.as_mut(), &resources, batch).with_context(|| format!("reading host {host}"))?;
+        probe_host(transport, &resources, batch).with_context(|| format!("reading host {host}"))?;
     // Paths this down plan deletes: a directory the run created may go once they are gone.
     let deleted: std::collections::HashSet<String> = resources
         .iter()

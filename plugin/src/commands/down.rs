@@ -145,7 +145,8 @@ impl PluginCommand for Down {
             let mut plan = Plan { direction: Direction::Down, hosts: IndexMap::new(), rows: Vec::new() };
             let mut failures = Vec::new();
             for (host, target) in &selection.targets {
-                let result = fetch_runs(target, &roots, &options.credentials).and_then(|(runs, _, _)| {
+                let result = target.connect(&options.credentials).and_then(|mut transport| {
+                    let (runs, _, _) = fetch_runs(transport.as_mut(), &roots)?;
                     let record = match &run_flag {
                         Some(id) => runs.iter().find(|r| r.id == id.item),
                         None => runs.first(),
@@ -156,7 +157,7 @@ impl PluginCommand for Down {
                             run_flag.as_ref().map_or("run".to_string(), |id| format!("run {:?}", id.item))
                         );
                     };
-                    down_from_run(host, target, record, &options)
+                    down_from_run(host, target, transport.as_mut(), record, &options)
                 });
                 match result {
                     Ok(down) => {

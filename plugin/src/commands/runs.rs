@@ -123,8 +123,11 @@ impl PluginCommand for Runs {
         let mut all: Vec<RunRecord> = Vec::new();
         let mut failures = Vec::new();
         for (host, target) in &selection.targets {
-            match fetch_runs(target, &roots, &creds) {
-                Ok((runs, _, _)) => {
+            // One connection per host serves both the listing and the pruning.
+            let connected = target.connect(&creds);
+            let fetched = connected.and_then(|mut t| fetch_runs(t.as_mut(), &roots).map(|runs| (t, runs)));
+            match fetched {
+                Ok((mut transport, (runs, _, _))) => {
                     if let Some(keep) = &keep {
                         let n = usize::try_from(keep.item).map_err(|_| {
                             LabeledError::new("hk runs: --keep must be 0 or more")
@@ -133,7 +136,6 @@ impl PluginCommand for Runs {
                         let old: Vec<String> = runs.iter().skip(n).map(|r| r.id.clone()).collect();
                         if !old.is_empty() {
                             let script = prune_script(&roots, &old).at(span)?;
-                            let mut transport = target.connect(&creds).at(span)?;
                             let out = transport.run_script(script.as_bytes(), &mut |_| {}).at(span)?;
                             if out.status != 0 {
                                 failures.push((host.clone(), out.stderr_text()));
