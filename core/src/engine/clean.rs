@@ -3,8 +3,9 @@
 
 use anyhow::{Result, bail};
 
-use super::plan::{PlanOptions, PlanOutcome, plan};
+use super::plan::{PlanOptions, PlanOutcome, plan_over};
 use crate::config::Config;
+use crate::model::{HostPlan, PlanRow};
 use crate::quote::q;
 use crate::resources::{ReleaseArtifact, ReleaseUnpack, Resource};
 use crate::transport::Target;
@@ -96,7 +97,8 @@ pub fn clean(
         failures: Vec::new(),
     };
     for (host, target) in targets {
-        let found = (|| -> Result<Config> {
+        // One connection per host: the listing, then the probe of what would be removed.
+        let host_rows = (|| -> Result<(HostPlan, Vec<PlanRow>)> {
             let mut transport = target.connect(&options.credentials)?;
             let nonce = super::nonce();
             let out = transport.run_script(list_script(&bases, &nonce)?.as_bytes(), &mut |_| {})?;
@@ -138,13 +140,12 @@ pub fn clean(
                     ))));
                 }
             }
-            Ok(Config { hosts: Default::default(), resources })
+            plan_over(host, target, transport.as_mut(), &resources, &[])
         })();
-        match found.and_then(|cleanup| plan(&cleanup, &[(host.clone(), target.clone())], options)) {
-            Ok(host_outcome) => {
-                outcome.plan.hosts.extend(host_outcome.plan.hosts);
-                outcome.plan.rows.extend(host_outcome.plan.rows);
-                outcome.failures.extend(host_outcome.failures);
+        match host_rows {
+            Ok((host_plan, rows)) => {
+                outcome.plan.hosts.insert(host.clone(), host_plan);
+                outcome.plan.rows.extend(rows);
             }
             Err(e) => outcome.failures.push((host.clone(), format!("{e:#}"))),
         }

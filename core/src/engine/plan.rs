@@ -112,13 +112,24 @@ fn plan_host(
     all: &[Resource],
     options: &PlanOptions,
 ) -> Result<(HostPlan, Vec<PlanRow>)> {
+    let mut transport =
+        target.connect(&options.credentials).with_context(|| format!("connecting to host {host}"))?;
+    plan_over(host, target, transport.as_mut(), all, &options.ignore)
+}
+
+/// Plan `all` on one host over an open connection.
+pub fn plan_over(
+    host: &str,
+    target: &Target,
+    transport: &mut dyn Transport,
+    all: &[Resource],
+    ignore: &[String],
+) -> Result<(HostPlan, Vec<PlanRow>)> {
     let refs: Vec<&Resource> = all.iter().collect();
     let ordered: Vec<&Resource> = dependency_order(&refs).into_iter().map(|i| refs[i]).collect();
     let (ignored, probed): (Vec<&Resource>, Vec<&Resource>) =
-        ordered.iter().partition(|r| options.ignore.contains(&r.kind().id()));
-    let mut transport =
-        target.connect(&options.credentials).with_context(|| format!("connecting to host {host}"))?;
-    let (facts, observed) = probe_host(transport.as_mut(), &probed, ProbeBatch::default())
+        ordered.iter().partition(|r| ignore.contains(&r.kind().id()));
+    let (facts, observed) = probe_host(transport, &probed, ProbeBatch::default())
         .with_context(|| format!("planning host {host}"))?;
     let diff_timer = crate::trace::Timer::start("diff");
     let mut rows = Vec::with_capacity(ordered.len());
