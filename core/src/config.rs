@@ -8,6 +8,7 @@ use anyhow::{Result, anyhow, bail};
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
+use crate::instance::{self, Instance, InstanceSpec};
 use crate::resources::{Resource, State};
 use crate::transport::Target;
 
@@ -18,6 +19,14 @@ pub const LOCAL_HOST: &str = "local";
 pub struct Config {
     pub hosts: IndexMap<String, Target>,
     pub resources: Vec<Resource>,
+    /// `instances.NAME`: machines hk brings up itself.
+    pub instances: IndexMap<String, InstanceSpec>,
+    /// Hosts declared with `instance: NAME`, reached through that instance once it runs.
+    pub host_instances: IndexMap<String, String>,
+    /// Where instances keep their own files (`NAME/` below it).
+    pub instances_dir: PathBuf,
+    /// The shared image cache of instance backends.
+    pub image_cache: PathBuf,
 }
 
 /// A config error that names the offending field.
@@ -60,6 +69,10 @@ impl Obj {
 
     pub fn fail<T>(&self, field: &str, message: &str) -> Result<T> {
         Err(ConfigError { field: self.field_path(field), message: message.to_string() }.into())
+    }
+
+    pub fn put(&mut self, key: &str, value: Value) {
+        self.map.insert(key.to_string(), value);
     }
 
     pub fn take(&mut self, key: &str) -> Option<Value> {
@@ -192,7 +205,20 @@ impl Config {
     /// Validate a config value. `base_dir` anchors relative local paths (a file's `source`).
     pub fn from_value(value: Value, base_dir: &Path) -> Result<Config> {
         let mut root = Obj::new("", value, base_dir)?;
+        let mut instances = IndexMap::new();
+        if let Some(mut instance_map) = root.opt_record("instances")? {
+            let names: Vec<String> = instance_map.map.keys().cloned().collect();
+            for name in names {
+                instance::check_name(&format!("instances.{name}"), &name)?;
+                let value = instance_map.take(&name).unwrap_or(Value::Null);
+                let mut obj = Obj::new(&format!("instances.{name}"), value, base_dir)?;
+                let spec = InstanceSpec::from_config(&mut obj)?;
+                obj.finish()?;
+                instances.insert(name, spec);
+            }
+        }
         let mut hosts = IndexMap::new();
+        let mut host_instances = IndexMap::new();
         if let Some(mut host_map) = root.opt_record("hosts")? {
             let names: Vec<String> = host_map.map.keys().cloned().collect();
             for name in names {
@@ -201,6 +227,27 @@ impl Config {
                 }
                 let value = host_map.take(&name).unwrap_or(Value::Null);
                 let mut obj = Obj::new(&format!("hosts.{name}"), value, base_dir)?;
+                if let Some(instance) = obj.opt_str("instance")? {
+                    if !instances.contains_key(&instance) {
+                        let declared: Vec<&str> = instances.keys().map(String::as_str).collect();
+                        return obj.fail(
+                            "instance",
+                            &format!(
+                                "no instance {instance:?} is declared (instances: {})",
+                                if declared.is_empty() { "none".to_string() } else { declared.join(", ") }
+                            ),
+                        );
+                    }
+                    if obj.map.contains_key("address") || obj.map.contains_key("local") {
+                        return obj.fail(
+                            "instance",
+                            "a host on an instance takes its address from it: drop `address`/`local`",
+                        );
+                    }
+                    // The real port, key and known_hosts are filled in from the running instance.
+                    obj.put("address", Value::String("127.0.0.1".into()));
+                    host_instances.insert(name.clone(), instance);
+                }
                 let target = Target::from_config(&mut obj)?;
                 obj.finish()?;
                 hosts.insert(name, target);
@@ -222,7 +269,14 @@ impl Config {
             Some(other) => root.fail("resources", &format!("expected a list, got {}", type_name(&other)))?,
         }
         root.finish()?;
-        let config = Config { hosts, resources };
+        let config = Config {
+            hosts,
+            resources,
+            instances,
+            host_instances,
+            instances_dir: base_dir.join(".hk/instances"),
+            image_cache: instance::default_cache_dir(),
+        };
         config.check_unique(&origins)?;
         Ok(config)
     }
@@ -254,7 +308,11 @@ impl Config {
     /// The target of a host name: a declared host, or `local` for this machine.
     pub fn target(&self, host: &str) -> Result<Target> {
         if let Some(target) = self.hosts.get(host) {
-            return Ok(target.clone());
+            let mut target = target.clone();
+            if let (Some(name), Target::Ssh { ssh, .. }) = (self.host_instances.get(host), &mut target) {
+                instance::resolve_host(host, &self.instance(name)?, ssh)?;
+            }
+            return Ok(target);
         }
         if host == LOCAL_HOST {
             return Ok(Target::local());
@@ -264,6 +322,29 @@ impl Config {
             "unknown host {host:?}; declared hosts: {}",
             if known.is_empty() { "none (use `local` or --local)".to_string() } else { known.join(", ") }
         ))
+    }
+}
+
+impl Config {
+    /// A declared instance with where its files live.
+    pub fn instance(&self, name: &str) -> Result<Instance> {
+        let spec = self.instances.get(name).ok_or_else(|| {
+            let declared: Vec<&str> = self.instances.keys().map(String::as_str).collect();
+            anyhow!(
+                "unknown instance {name:?}; declared instances: {}",
+                if declared.is_empty() {
+                    "none (declare one under `instances`)".to_string()
+                } else {
+                    declared.join(", ")
+                }
+            )
+        })?;
+        Ok(Instance {
+            name: name.to_string(),
+            spec: spec.clone(),
+            dir: self.instances_dir.join(name),
+            cache: self.image_cache.clone(),
+        })
     }
 }
 

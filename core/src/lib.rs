@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod instance;
 pub mod model;
 pub mod plan_file;
 pub mod quote;

@@ -25,6 +25,9 @@ impl Plugin for HkPlugin {
             Box::new(commands::down::Down),
             Box::new(commands::release_build::ReleaseBuild),
             Box::new(commands::clean::Clean),
+            Box::new(commands::instance_status::InstanceStatus),
+            Box::new(commands::instance_ensure::InstanceEnsure),
+            Box::new(commands::instance_destroy::InstanceDestroy),
         ]
     }
 }

@@ -187,7 +187,7 @@ pub fn select_with(
     Ok(Selection { config, targets })
 }
 
-fn load_config(
+pub fn load_config(
     engine: &EngineInterface,
     call: &EvaluatedCall,
     input: Option<Value>,
@@ -202,7 +202,9 @@ fn load_config(
         }
         let span = value.span();
         let json = value_to_json(&value)?;
-        return Config::from_value(json, &cwd).at(span);
+        let mut config = Config::from_value(json, &cwd).at(span)?;
+        place_instances(engine, &mut config)?;
+        return Ok(config);
     }
     let (path, span) = match config_arg {
         Some(arg) => {
@@ -227,10 +229,23 @@ fn load_config(
     timer.done(&path.display().to_string());
     let timer = hk_core::trace::Timer::start("check config");
     let base = path.parent().unwrap_or(&cwd).to_path_buf();
-    let config =
+    let mut config =
         Config::from_value(json, &base).map_err(|e| e.context(format!("in {}", path.display()))).at(span)?;
     timer.done("");
+    place_instances(engine, &mut config)?;
     Ok(config)
+}
+
+/// `$env.HK_INSTANCES_DIR` (instances' own files) and `$env.HK_IMAGE_CACHE` (shared images) from the
+/// caller's environment, which may differ from the one this plugin process started with.
+fn place_instances(engine: &EngineInterface, config: &mut Config) -> Result<(), LabeledError> {
+    if let Some(dir) = engine.get_env_var("HK_INSTANCES_DIR")? {
+        config.instances_dir = resolve_path(engine, &dir.coerce_str()?)?;
+    }
+    if let Some(dir) = engine.get_env_var("HK_IMAGE_CACHE")? {
+        config.image_cache = resolve_path(engine, &dir.coerce_str()?)?;
+    }
+    Ok(())
 }
 
 fn read_config_file(
