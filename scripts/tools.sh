@@ -28,6 +28,18 @@ if [ ! -x "$NU" ] || [ "$("$NU" --version 2>/dev/null)" != "0.115.1" ]; then
   (cd tools && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
+# The qemu instance backend. This machine kind may carry a newer qemu-utils (backports) than the
+# qemu-system-x86 its apt sources offer; take the matching pair.
+if ! command -v qemu-system-x86_64 >/dev/null || ! command -v mmdebstrap >/dev/null || ! command -v zstd >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  say "apt-get install qemu-system-x86 qemu-utils mmdebstrap zstd (the qemu instance backend)"
+  $sudo apt-get update -qq >/dev/null
+  qemu_version=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ {print $2}')
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends --allow-downgrades \
+    qemu-system-x86 "qemu-utils=$qemu_version" mmdebstrap zstd >/dev/null
+fi
+
 if [ "$want_test" = 1 ]; then
   apt_install openssh-server sudo
 fi

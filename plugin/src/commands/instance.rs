@@ -2,7 +2,7 @@
 
 use hk_core::instance::{Backend, Instance, Status, backend};
 use nu_plugin::{EngineInterface, EvaluatedCall};
-use nu_protocol::{Category, LabeledError, Record, Signature, Span, Spanned, SyntaxShape, Type, Value};
+use nu_protocol::{Category, LabeledError, Record, Signature, Span, Spanned, SyntaxShape, Value};
 
 use super::plan::{input_record, string_or_list};
 use crate::error::LabelErr;
@@ -25,12 +25,15 @@ pub fn instance_signature(name: &str, name_required: bool) -> Signature {
     .category(Category::Custom("hk".into()))
 }
 
+/// A declared instance with the backend that runs it.
+pub type WithBackend = (Instance, Box<dyn Backend>);
+
 /// The declared instances named by the call (all of them when no name is given), with their backends.
 pub fn instances(
     engine: &EngineInterface,
     call: &EvaluatedCall,
     input: nu_protocol::PipelineData,
-) -> Result<Vec<(Instance, Box<dyn Backend>)>, LabeledError> {
+) -> Result<Vec<WithBackend>, LabeledError> {
     let span = call.head;
     let name: Option<Spanned<String>> = call.opt(0)?;
     let config_arg: Option<Spanned<String>> = call.opt(1)?;
@@ -48,10 +51,6 @@ pub fn instances(
             Ok((instance, backend))
         })
         .collect()
-}
-
-pub fn status_type() -> Type {
-    Type::record()
 }
 
 pub fn status_to_value(status: &Status, span: Span) -> Value {
