@@ -20,11 +20,30 @@ def main [
   let selected = if $filter == null { $tests } else {
     $tests | where {|t| ($t.file | str contains $filter) or ($t.name | str contains $filter) }
   }
+  let instances = $root | path join .scratch/instances
+  let env_of_tests = {
+    HK_TEST_ROOT: $root, HK_TEST_SCRATCH: $scratch, HK_NU: $nu_bin, HK_PLUGIN: $plugin,
+    HK_INSTANCES_DIR: $instances
+  }
+  # Tests in test_guest*.nu share one qemu guest, brought up once through hk itself.
+  let needs_guest = $selected | any {|t| $t.file | path basename | str starts-with test_guest }
+  if $needs_guest {
+    print "bringing up the test guest (hk instance ensure; the first run on a machine builds the image, ≈2-3 min)"
+    let started = date now
+    let up = with-env $env_of_tests {
+      ^$nu_bin -n --plugins $plugin -c $"use r#'($root)/tests/lib/guest.nu'#; guest up | to nuon" | complete
+    }
+    if $up.exit_code != 0 {
+      print $"the test guest did not come up:\n($up.stderr)"
+      exit 1
+    }
+    print $"  guest up in ((date now) - $started | format duration sec): ($up.stdout | str trim)"
+  }
   print $"running ($selected | length) end-to-end tests"
   let results = $selected | par-each --threads $jobs {|t|
     let started = date now
     let script = $"use r#'($t.file)'# *\n($t.name)"
-    let run = with-env {HK_TEST_ROOT: $root, HK_TEST_SCRATCH: $scratch, HK_NU: $nu_bin, HK_PLUGIN: $plugin} {
+    let run = with-env $env_of_tests {
       ^timeout 600 $nu_bin -n --plugins $plugin -c $script | complete
     }
     let took = (date now) - $started
@@ -35,6 +54,11 @@ def main [
       print $"  FAIL  ($label)\n($run.stdout)\n($run.stderr | ansi strip)"
     }
     {name: $label, ok: ($run.exit_code == 0)}
+  }
+  if $needs_guest {
+    with-env $env_of_tests {
+      ^$nu_bin -n --plugins $plugin -c $"use r#'($root)/tests/lib/guest.nu'#; guest down | ignore" | complete | ignore
+    }
   }
   # Servers of tests that failed before stopping them.
   ^pkill -f $"sshd -f ($scratch)" | complete | ignore

@@ -109,19 +109,21 @@ pub fn select(
     call: &EvaluatedCall,
     input: Option<Value>,
 ) -> Result<Selection, LabeledError> {
-    select_with(engine, call, input, false)
+    select_with(engine, call, input, false, 0)
 }
 
 /// As [`select`]; with `config_optional`, a missing default config means "no declared hosts" (for
-/// commands such as `hk runs --local` that need no desired state).
+/// commands such as `hk runs --local` that need no desired state). TARGET and CONFIG are the
+/// positionals at `at` and `at + 1` (after a command's own leading positionals).
 pub fn select_with(
     engine: &EngineInterface,
     call: &EvaluatedCall,
     input: Option<Value>,
     config_optional: bool,
+    at: usize,
 ) -> Result<Selection, LabeledError> {
-    let first: Option<Value> = call.opt(0)?;
-    let second: Option<Spanned<String>> = call.opt(1)?;
+    let first: Option<Value> = call.opt(at)?;
+    let second: Option<Spanned<String>> = call.opt(at + 1)?;
     let (host_arg, config_arg) = match (first, second) {
         (Some(Value::String { val, internal_span, .. }), None) if looks_like_config(&val) => {
             (None, Some(Spanned { item: val, span: internal_span }))

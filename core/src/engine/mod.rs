@@ -3,6 +3,7 @@
 mod apply;
 mod clean;
 mod down;
+mod exec;
 mod fanout;
 mod order;
 mod plan;
@@ -12,6 +13,7 @@ pub mod script;
 pub use apply::{ApplyOptions, apply};
 pub use clean::clean;
 pub use down::{DownOptions, down_from_plan, down_from_run, fetch_runs};
+pub use exec::exec;
 pub use fanout::{failed_hosts_error, for_each_host};
 pub use order::dependency_order;
 pub use plan::{PlanOptions, PlanOutcome, fingerprint, plan, probe_host};

@@ -181,6 +181,8 @@ pub struct Status {
     pub image: Option<String>,
     /// When the instance was last brought up (RFC 3339).
     pub since: Option<String>,
+    /// A command line that logs in to a running instance as root.
+    pub ssh: Option<String>,
     /// Anything the user should know (a stale pid file cleaned up, …).
     pub note: Option<String>,
 }

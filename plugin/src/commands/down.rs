@@ -138,7 +138,7 @@ impl PluginCommand for Down {
             let options = DownOptions { credentials: creds, ..options };
             (down_from_plan(&up, &options).at(span)?, Vec::new())
         } else {
-            let selection = select_with(engine, call, config_input, true)?;
+            let selection = select_with(engine, call, config_input, true, 0)?;
             let creds = credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?;
             let options = DownOptions { credentials: creds, ..options };
             let roots = roots(call)?;

@@ -69,6 +69,7 @@ pub fn status_to_value(status: &Status, span: Span) -> Value {
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .map_or(Value::nothing(span), |d| Value::date(d, span));
     r.push("since", since);
+    r.push("ssh", text(&status.ssh));
     r.push("note", text(&status.note));
     Value::record(r, span)
 }

@@ -111,7 +111,7 @@ impl PluginCommand for Runs {
     ) -> Result<PipelineData, LabeledError> {
         let span = call.head;
         let config_input = super::plan::input_record(input, span)?;
-        let selection = select_with(engine, call, config_input, true)?;
+        let selection = select_with(engine, call, config_input, true, 0)?;
         let creds = credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?;
         let roots = roots(call)?;
         let keep: Option<nu_protocol::Spanned<i64>> = call.get_flag("keep")?;

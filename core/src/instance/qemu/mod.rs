@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::{Accel, Backend, Endpoint, FileLock, Instance, Lifecycle, Status, read_json, write_json};
+use crate::quote::q;
 use vm::{Vm, VmFiles};
 
 pub struct Qemu;
@@ -100,6 +101,7 @@ impl Backend for Qemu {
             pid: None,
             image: None,
             since: None,
+            ssh: None,
             note: None,
         };
         if !instance.dir.is_dir() {
@@ -115,6 +117,13 @@ impl Backend for Qemu {
                     status.address = Some("127.0.0.1".into());
                     status.port = Some(s.port);
                     status.since = Some(s.since.clone());
+                    let known_hosts = VmFiles::in_dir(&instance.dir).known_hosts.display().to_string();
+                    status.ssh = Some(format!(
+                        "ssh -i {} -o UserKnownHostsFile={} -p {} root@127.0.0.1",
+                        q(&s.identity_file)?,
+                        q(&known_hosts)?,
+                        s.port
+                    ));
                 }
             }
             Ok(None) => status.state = "stopped".into(),

@@ -1,0 +1,27 @@
+//! `hk exec`: one command line on many hosts, each over its own connection, with what it printed.
+
+use anyhow::Result;
+
+use super::fanout::for_each_host;
+use crate::transport::{Credentials, ScriptOutput, Target, sudo_failure};
+
+/// Run `command` through `sh -c` on every target (under `sudo -n` where the target says so).
+pub fn exec(
+    targets: &[(String, Target)],
+    command: &str,
+    parallel: usize,
+    credentials: &Credentials,
+) -> Vec<(String, Result<ScriptOutput>)> {
+    let names: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
+    for_each_host(&names, parallel, |host| {
+        let target = targets
+            .iter()
+            .find(|(n, _)| n == host)
+            .map(|(_, t)| t)
+            .ok_or_else(|| anyhow::anyhow!("no target for {host}"))?;
+        let mut transport = target.connect(credentials)?;
+        let out = transport.exec(command, Box::new(std::io::empty()), &mut |_| {})?;
+        sudo_failure(&out, host)?;
+        Ok(out)
+    })
+}

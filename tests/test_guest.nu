@@ -1,0 +1,87 @@
+# On a real systemd host: the shared qemu guest (tests/lib/guest.nu), reached as the host `guest`.
+use std/assert
+use lib/helpers.nu *
+use lib/guest.nu
+
+export def "test guest: systemd runs as PID 1 and hk exec reads its state" [] {
+  let rows = guest config | hk exec "systemctl is-system-running; readlink /proc/1/exe" guest
+  assert equal ($rows | length) 1
+  assert equal $rows.0.host guest
+  assert equal $rows.0.exit_code 0
+  let lines = $rows.0.stdout | lines
+  assert ($lines.0 in [running degraded]) $"systemd says ($lines.0)"
+  has $lines.1 systemd
+  # The guest's clock was set on resume: within a minute of ours.
+  let guest_now = guest sh "date +%s" | str trim | into int
+  let drift = ((date now | format date '%s' | into int) - $guest_now) | math abs
+  assert ($drift < 60) $"guest clock is ($drift) s off"
+  assert equal (guest sh hostname | str trim) $guest.instance
+}
+
+export def "test guest: files, dirs and links over ssh, then noop" [] {
+  let root = $"/srv/hk-guest-(random chars -l 8)"
+  let resources = [
+    {type: dir, path: $root, mode: "0750", owner: hk, group: hk}
+    {type: file, path: $"($root)/app.conf", content: "port = 9001\n", mode: "0640", owner: hk}
+    {type: file, path: $"($root)/blob.bin", content: 0x[00 ff 10 00]}
+    {type: link, path: $"($root)/current", target: app.conf}
+  ]
+  let config = guest config | insert resources $resources
+  let plan = $config | hk plan guest
+  assert equal ($plan.action | uniq) [create]
+  assert equal ($plan.host | uniq) [guest]
+  let events = $plan | hk apply --confirm
+  assert equal ($events | where status != ok | length) 0 $"events: ($events | to nuon)"
+  assert equal (($config | hk plan guest).action | uniq) [noop]
+  let seen = guest sh $"stat -c '%n %a %U %G' ($root) ($root)/app.conf; cat ($root)/app.conf; readlink ($root)/current; od -An -tx1 ($root)/blob.bin"
+  let lines = $seen | lines
+  assert equal $lines.0 $"($root) 750 hk hk"
+  assert equal $lines.1 $"($root)/app.conf 640 hk root"
+  assert equal $lines.2 "port = 9001"
+  assert equal $lines.3 app.conf
+  assert equal ($lines.4 | str trim) "00 ff 10 00"
+  # Drift on the host shows up as one update.
+  guest sh $"echo 'port = 1' > ($root)/app.conf" | ignore
+  let drift = $config | hk plan guest | where action != noop
+  assert equal $drift.id [$"file:($root)/app.conf"]
+  assert equal $drift.action [update]
+}
+
+export def "test guest: a tracked run is undone by hk down" [] {
+  let root = $"/srv/hk-down-(random chars -l 8)"
+  guest sh $"mkdir -p ($root) && printf 'before\\n' > ($root)/motd" | ignore
+  let config = guest config | insert resources [
+    {type: file, path: $"($root)/motd", content: "after\n"}
+    {type: file, path: $"($root)/new.txt", content: "new\n"}
+  ]
+  $config | hk plan guest | hk apply --confirm --track | ignore
+  assert equal (guest sh $"cat ($root)/motd") "after\n"
+  let runs = $config | hk runs guest
+  assert (($runs | length) >= 1)
+  let down = $config | hk down guest --last
+  assert equal ($down | where action != noop | length) 2
+  $down | hk apply --confirm | ignore
+  assert equal (guest sh $"cat ($root)/motd; test -e ($root)/new.txt || echo gone") "before\ngone\n"
+}
+
+export def "test guest: a second instance resumes, is idempotent, survives a stale pid file, is destroyed" [] {
+  let config = {instances: {hk-test-2: {backend: qemu, lifecycle: ephemeral, memory: 1024, cpus: 2}}}
+  let dir = $env.HK_INSTANCES_DIR | path join hk-test-2
+  # A crash left a pid file naming a process that is gone.
+  mkdir $dir
+  let dead = ^sh -c 'echo $$' | str trim
+  $dead | save -f ($dir | path join qemu.pid)
+  let before = $config | hk instance status hk-test-2
+  assert equal $before.state stopped
+  has $before.note "stale pid file"
+  let up = $config | hk instance ensure hk-test-2
+  assert equal $up.state running
+  assert ($up.port > 0)
+  assert ($up.pid != ($dead | into int))
+  assert equal ($config | hk instance ensure hk-test-2 | get pid) $up.pid
+  let gone = $config | hk instance destroy hk-test-2
+  assert equal $gone.state absent
+  assert not ($dir | path exists)
+  # The shared image cache stays for the next instance.
+  assert ($up.image | is-not-empty)
+}
