@@ -77,6 +77,10 @@ pub struct ChangeRecord {
     /// Path on the target of the backed-up content, when there was content to keep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
+    /// The desired resource, for types that are not paths: their way back depends on it (a service
+    /// hk created is stopped and disabled, a command's `down` is run). Never holds secret values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<crate::resources::Resource>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

@@ -276,8 +276,10 @@ fn new_record(
             status: ChangeStatus::Pending,
             before: seen.clone(),
             // Only regular files have content to keep; everything else is described by `before`.
-            backup: (seen.get("kind").and_then(|k| k.as_str()) == Some("file"))
-                .then(|| format!("{backups}/{}", escape_id(&row.id))),
+            backup: (seen.get("kind").and_then(|k| k.as_str()) == Some("file")
+                && row.resource.kind().backs_up())
+            .then(|| format!("{backups}/{}", escape_id(&row.id))),
+            resource: row.resource.path().is_none().then(|| row.resource.clone()),
         })
         .collect();
     let mut artifacts = indexmap::IndexMap::new();

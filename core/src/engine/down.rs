@@ -116,6 +116,12 @@ pub fn down_from_run(
         if !matches!(change.status, ChangeStatus::Ok | ChangeStatus::Failed) || !options.keeps(&change.id) {
             continue;
         }
+        if let Some(resource) = &change.resource
+            && let Some(way_back) = resource.kind().down(&change.before)
+        {
+            items.push(non_path_item(resource, way_back));
+            continue;
+        }
         items.push(
             match from_before(&change.rtype, &change.name, &change.before, change.backup.as_deref()) {
                 Ok((resource, only_if_empty)) => DownItem::Restore { resource, only_if_empty },
@@ -160,7 +166,37 @@ pub fn down_from_plan(plan: &Plan, options: &DownOptions) -> Result<Plan> {
     Ok(down)
 }
 
+/// A down item of a type that is not a path, from what its kind says the way back is.
+fn non_path_item(resource: &Resource, way_back: Result<Resource, String>) -> DownItem {
+    match way_back {
+        Ok(resource) => DownItem::Restore { resource, only_if_empty: false },
+        Err(note) => {
+            let kind = resource.kind();
+            DownItem::Irreversible {
+                id: kind.id(),
+                rtype: kind.type_name().to_string(),
+                name: kind.name().to_string(),
+                resource: resource.clone(),
+                note,
+            }
+        }
+    }
+}
+
 fn item_from_row(row: &PlanRow) -> DownItem {
+    if row.resource.path().is_none() {
+        // What the row's changes recorded is the state before: enough for accounts and commands.
+        let mut before = Observed::new();
+        before.insert("exists".into(), (row.action != Action::Create).into());
+        for change in &row.changes {
+            if let Some(from) = &change.from {
+                before.insert(change.field.clone(), from.clone().into());
+            }
+        }
+        if let Some(way_back) = row.resource.kind().down(&before) {
+            return non_path_item(&row.resource, way_back);
+        }
+    }
     let from = |field: &str| row.changes.iter().find(|c| c.field == field).and_then(|c| c.from.clone());
     let only_attrs = row.changes.iter().all(|c| matches!(c.field.as_str(), "mode" | "owner" | "group"));
     let restored = match (row.action, row.rtype.as_str()) {

@@ -1,4 +1,5 @@
-//! Dependency order: parents before children, accounts before the files they own.
+//! Dependency order: parents before children, accounts before the files they own, each type in its
+//! natural place.
 
 use std::collections::HashMap;
 
@@ -35,7 +36,11 @@ pub fn dependency_order(resources: &[&Resource]) -> Vec<usize> {
         order.push(i);
     }
     let mut visiting = vec![false; resources.len()];
-    for i in 0..resources.len() {
+    // Types in their natural order (groups, users, packages, paths, env files, services, checks);
+    // declaration order within a type.
+    let mut by_rank: Vec<usize> = (0..resources.len()).collect();
+    by_rank.sort_by_key(|&i| resources[i].kind().rank());
+    for i in by_rank {
         visit(i, &deps, &mut done, &mut visiting, &mut order);
     }
     order

@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 
-use super::probe::{self, Facts, ProbeBatch};
+use super::probe::{Facts, ProbeBatch};
 use super::{dependency_order, for_each_host, nonce};
 use crate::config::Config;
 use crate::model::{Action, Direction, HostPlan, Plan, PlanRow, Reason};
@@ -97,7 +97,7 @@ pub fn probe_host(
             out.stderr_text()
         );
     }
-    let facts = probe::parse(&out.stdout, &nonce).with_context(|| {
+    let facts = batch.parse(&out.stdout, &nonce).with_context(|| {
         format!("reading the probe output from {}: {}", transport.describe(), out.stderr_text())
     })?;
     let timer = crate::trace::Timer::start("parse + observe");

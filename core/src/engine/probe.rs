@@ -73,6 +73,47 @@ pub struct Facts {
     /// Resolved (runs, backups) roots, when asked for.
     pub roots: Option<(String, String)>,
     pub paths: HashMap<String, PathFacts>,
+    /// `ID` and `VERSION_ID` of /etc/os-release, and the package manager found (apt-get, dnf, apk,
+    /// pacman), when packages were asked about.
+    pub os: Option<OsFacts>,
+    /// Accounts by name (from `getent passwd` / `getent group`), when asked for.
+    pub users: HashMap<String, UserFacts>,
+    pub groups: HashMap<String, GroupFacts>,
+    /// Installed packages: name → version.
+    pub packages: HashMap<String, String>,
+    /// systemd units: unit → property → value (`systemctl show`).
+    pub units: HashMap<String, HashMap<String, String>>,
+    /// Guard commands by key: whether they succeeded.
+    pub guards: HashMap<String, bool>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct OsFacts {
+    pub id: String,
+    pub version_id: String,
+    pub package_manager: Option<String>,
+}
+
+impl OsFacts {
+    /// `debian_12`: the Repology repository naming of this release.
+    pub fn release(&self) -> String {
+        let major = self.version_id.split('.').next().unwrap_or_default();
+        format!("{}_{}", self.id, major)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserFacts {
+    pub uid: String,
+    pub gid: String,
+    pub home: String,
+    pub shell: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupFacts {
+    pub gid: String,
+    pub members: Vec<String>,
 }
 
 impl Facts {
@@ -90,6 +131,10 @@ pub struct ProbeBatch {
     names: bool,
     roots: Option<crate::runs::Roots>,
     empty: Vec<String>,
+    accounts: bool,
+    packages: Vec<String>,
+    units: Vec<String>,
+    guards: Vec<(String, String)>,
 }
 
 impl ProbeBatch {
@@ -105,6 +150,26 @@ impl ProbeBatch {
     /// Also report where runs and backups live on this host.
     pub fn roots(&mut self, roots: &crate::runs::Roots) {
         self.roots = Some(roots.clone());
+    }
+
+    /// Read every user and group (two small databases, one command each).
+    pub fn accounts(&mut self) {
+        self.accounts = true;
+    }
+
+    /// Read the installed version of this package (and which package manager the host has).
+    pub fn package(&mut self, name: &str) {
+        self.packages.push(name.to_string());
+    }
+
+    /// Read a systemd unit's load, active and enablement state.
+    pub fn unit(&mut self, unit: &str) {
+        self.units.push(unit.to_string());
+    }
+
+    /// Run `command` (a guard such as `unless`) and report whether it succeeded, under `key`.
+    pub fn guard(&mut self, key: &str, command: &str) {
+        self.guards.push((key.to_string(), command.to_string()));
     }
 
     pub fn need_names(&mut self) {
@@ -146,12 +211,116 @@ impl ProbeBatch {
                 s.push_str(" -mindepth 1 -maxdepth 1 -print0 2>/dev/null || :\n");
             }
         }
+        self.system_sections(&mut s)?;
         if let Some(roots) = &self.roots {
             s.push_str(&roots.snippet()?);
             s.push_str("printf '\\n%s roots\\n%s\\n%s\\n' \"$HK\" \"$hk_runs\" \"$hk_backups\"\n");
         }
         s.push_str("printf '\\n%s end\\n' \"$HK\"\n");
         Ok(s)
+    }
+}
+
+/// Installed packages as `name<TAB>version<TAB>status`, for whichever package manager the host has.
+const PACKAGE_QUERY: &str = r#"if command -v dpkg-query >/dev/null 2>&1; then
+  dpkg-query -W -f '${Package}\t${Version}\t${db:Status-Abbrev}\n' -- "$@" 2>/dev/null || :
+elif command -v rpm >/dev/null 2>&1; then
+  rpm -q --qf '%{NAME}\t%{VERSION}-%{RELEASE}\tii\n' -- "$@" 2>/dev/null | grep -v ' is not installed' || :
+elif command -v apk >/dev/null 2>&1; then
+  for p in "$@"; do v=$(apk info -e -v -- "$p" 2>/dev/null) && printf '%s\t%s\tii\n' "$p" "${v#"$p"-}"; done
+elif command -v pacman >/dev/null 2>&1; then
+  pacman -Q -- "$@" 2>/dev/null | while read -r n v; do printf '%s\t%s\tii\n' "$n" "$v"; done
+fi"#;
+
+impl ProbeBatch {
+    fn system_sections(&self, s: &mut String) -> Result<()> {
+        if !self.packages.is_empty() {
+            s.push_str("printf '\\n%s os\\n' \"$HK\"\n");
+            s.push_str(
+                "( . /etc/os-release 2>/dev/null; printf '%s\\n%s\\n' \"${ID:-}\" \"${VERSION_ID:-}\" )\n",
+            );
+            s.push_str("for m in apt-get dnf apk pacman; do command -v $m >/dev/null 2>&1 && { echo $m; break; }; done\n");
+            s.push_str("printf '\\n%s packages\\n' \"$HK\"\n");
+            s.push_str(&format!("hk_pkgs() {{\n{PACKAGE_QUERY}\n}}\nhk_pkgs"));
+            push_words(s, &self.packages)?;
+            s.push('\n');
+        }
+        if self.accounts {
+            s.push_str("printf '\\n%s passwd\\n' \"$HK\"\ngetent passwd 2>/dev/null || cat /etc/passwd\n");
+            s.push_str("printf '\\n%s group\\n' \"$HK\"\ngetent group 2>/dev/null || cat /etc/group\n");
+        }
+        if !self.units.is_empty() {
+            s.push_str("printf '\\n%s units\\n' \"$HK\"\n");
+            s.push_str("command -v systemctl >/dev/null 2>&1 && systemctl show --property=Id,LoadState,ActiveState,UnitFileState,FragmentPath --");
+            push_words(s, &self.units)?;
+            s.push_str(" 2>/dev/null || :\n");
+        }
+        if !self.guards.is_empty() {
+            s.push_str("printf '\\n%s guards\\n' \"$HK\"\n");
+            for (key, command) in &self.guards {
+                s.push_str(&format!(
+                    "if ( {command}\n) </dev/null >/dev/null 2>&1; then echo {k}=0; else echo {k}=1; fi\n",
+                    k = q(key)?
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parse the output of [`ProbeBatch::script`].
+    pub fn parse(&self, out: &[u8], nonce: &str) -> Result<Facts> {
+        let mut facts = parse(out, nonce)?;
+        parse_system(&sections(out, nonce), &mut facts, &self.units);
+        Ok(facts)
+    }
+}
+
+fn parse_system(sections: &HashMap<String, &[u8]>, facts: &mut Facts, units_asked: &[String]) {
+    let text = |name: &str| sections.get(name).map(|b| String::from_utf8_lossy(b).into_owned());
+    if let Some(os) = text("os") {
+        let mut lines = os.lines();
+        facts.os = Some(OsFacts {
+            id: lines.next().unwrap_or_default().to_string(),
+            version_id: lines.next().unwrap_or_default().to_string(),
+            package_manager: lines.next().filter(|l| !l.is_empty()).map(str::to_string),
+        });
+    }
+    for line in text("packages").unwrap_or_default().lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if fields.len() >= 3 && fields[2].starts_with("ii") {
+            facts.packages.insert(fields[0].to_string(), fields[1].to_string());
+        }
+    }
+    for line in text("passwd").unwrap_or_default().lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() >= 7 {
+            facts.users.insert(
+                f[0].to_string(),
+                UserFacts { uid: f[2].into(), gid: f[3].into(), home: f[5].into(), shell: f[6].into() },
+            );
+        }
+    }
+    for line in text("group").unwrap_or_default().lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() >= 4 {
+            let members = f[3].split(',').filter(|m| !m.is_empty()).map(str::to_string).collect();
+            facts.groups.insert(f[0].to_string(), GroupFacts { gid: f[2].into(), members });
+        }
+    }
+    // `systemctl show` prints one block per unit, in the order asked, separated by blank lines.
+    let units = text("units").unwrap_or_default();
+    let blocks = units.split("\n\n").map(str::trim).filter(|b| !b.is_empty());
+    for (unit, block) in units_asked.iter().zip(blocks) {
+        let props = block
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        facts.units.insert(unit.clone(), props);
+    }
+    for line in text("guards").unwrap_or_default().lines() {
+        if let Some((key, code)) = line.rsplit_once('=') {
+            facts.guards.insert(key.to_string(), code == "0");
+        }
     }
 }
 
@@ -191,7 +360,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Parse the output of [`ProbeBatch::script`].
+/// Parse the path and host sections of [`ProbeBatch::script`]'s output.
 pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
     let sections = sections(out, nonce);
     if !sections.contains_key("end") {

@@ -1,21 +1,27 @@
 //! Resource types. Each type lives in its own file and implements [`ResourceKind`]; adding a type is
 //! adding a file and one variant here.
 
+mod account;
 mod dir;
 mod file;
+mod group;
 mod link;
 mod path_attrs;
 mod release;
+mod user;
 
 use anyhow::Result;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+pub use account::Rollback;
 pub use dir::Dir;
 pub use file::File;
+pub use group::Group;
 pub use link::Link;
 pub use path_attrs::{PathAttrs, State};
 pub use release::{ReleaseArtifact, ReleaseUnpack};
+pub use user::User;
 
 use crate::config::Obj;
 use crate::engine::probe::{Facts, ProbeBatch};
@@ -81,7 +87,32 @@ pub trait ResourceKind {
     fn reversible(&self, _diff: &Diff) -> bool {
         true
     }
+
+    /// Where this type goes in apply order (dependencies declared with ids come first regardless):
+    /// groups, users, packages, paths, env files, services, readiness checks.
+    fn rank(&self) -> u8 {
+        RANK_PATH
+    }
+
+    /// The resource that brings the host back to `before` (as observed just before a change), or why
+    /// that cannot be done. `None`: a path type, undone from its backup and `before` by the engine.
+    fn down(&self, _before: &Observed) -> Option<Result<Resource, String>> {
+        None
+    }
+
+    /// Whether a tracked run copies the current content before changing it (never for secrets).
+    fn backs_up(&self) -> bool {
+        true
+    }
 }
+
+pub const RANK_GROUP: u8 = 0;
+pub const RANK_USER: u8 = 1;
+pub const RANK_PACKAGE: u8 = 2;
+pub const RANK_PATH: u8 = 3;
+pub const RANK_ENV_FILE: u8 = 4;
+pub const RANK_SERVICE: u8 = 5;
+pub const RANK_READY: u8 = 6;
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -91,10 +122,12 @@ pub enum Resource {
     Link(Link),
     ReleaseArtifact(ReleaseArtifact),
     ReleaseUnpack(ReleaseUnpack),
+    Group(Group),
+    User(User),
 }
 
 impl Resource {
-    pub const TYPES: &'static [&'static str] = &["dir", "file", "link", "release"];
+    pub const TYPES: &'static [&'static str] = &["dir", "file", "link", "release", "group", "user"];
 
     pub fn kind(&self) -> &dyn ResourceKind {
         match self {
@@ -103,6 +136,8 @@ impl Resource {
             Resource::Link(r) => r,
             Resource::ReleaseArtifact(r) => r,
             Resource::ReleaseUnpack(r) => r,
+            Resource::Group(r) => r,
+            Resource::User(r) => r,
         }
     }
 
@@ -115,6 +150,8 @@ impl Resource {
             "file" => vec![Resource::File(File::from_config(obj)?)],
             "link" => vec![Resource::Link(Link::from_config(obj)?)],
             "release" => release::from_config(obj)?,
+            "group" => vec![Resource::Group(Group::from_config(obj)?)],
+            "user" => vec![Resource::User(User::from_config(obj)?)],
             other => obj.fail(
                 "type",
                 &format!("unknown resource type {other:?} (known: {})", Self::TYPES.join(", ")),
@@ -130,6 +167,7 @@ impl Resource {
             Resource::Link(r) => Some(&r.path),
             Resource::ReleaseArtifact(r) => Some(&r.path),
             Resource::ReleaseUnpack(r) => Some(&r.path),
+            _ => None,
         }
     }
 

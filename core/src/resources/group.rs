@@ -1,0 +1,151 @@
+//! `group`: a system or regular group, with an optional fixed gid.
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use super::account::{Rollback, account_name, changed_fields, opt_id};
+use super::path_attrs::{State, text};
+use super::{Diff, Observed, ResourceKind, StepContext};
+use crate::config::Obj;
+use crate::engine::probe::{Facts, ProbeBatch};
+use crate::engine::script::Step;
+use crate::model::{Action, FieldChange, Reason};
+use crate::quote::q;
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Group {
+    pub name: String,
+    #[serde(default)]
+    pub system: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+    #[serde(default)]
+    pub state: State,
+    #[serde(default)]
+    pub rollback: Rollback,
+}
+
+impl Group {
+    pub fn from_config(obj: &mut Obj) -> Result<Self> {
+        let name = account_name(obj, "name")?;
+        let system = obj.opt_bool("system")?.unwrap_or(false);
+        let gid = opt_id(obj, "gid")?;
+        let state = obj.state()?;
+        let rollback = Rollback::from_config(obj)?;
+        Ok(Group { name, system, gid, state, rollback })
+    }
+}
+
+impl ResourceKind for Group {
+    fn type_name(&self) -> &'static str {
+        "group"
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn probe(&self, batch: &mut ProbeBatch) {
+        batch.accounts();
+    }
+
+    fn observe(&self, facts: &Facts) -> Observed {
+        let mut seen = Observed::new();
+        let group = facts.groups.get(&self.name);
+        seen.insert("exists".into(), group.is_some().into());
+        if let Some(g) = group {
+            seen.insert("gid".into(), g.gid.clone().into());
+        }
+        seen
+    }
+
+    fn diff(&self, seen: &Observed) -> Diff {
+        let exists = seen.get("exists").and_then(|v| v.as_bool()).unwrap_or(false);
+        match (self.state, exists) {
+            (State::Absent, false) => Diff::noop(),
+            (State::Absent, true) => Diff {
+                action: Action::Delete,
+                reason: Reason::Drift,
+                changes: vec![FieldChange::new("group", Some(self.name.clone()), None)],
+            },
+            (State::Present, false) => {
+                let mut changes = vec![FieldChange::new("group", None, Some(self.name.clone()))];
+                changes.extend(changed_fields(&[("gid", self.gid.clone())], seen));
+                Diff { action: Action::Create, reason: Reason::Missing, changes }
+            }
+            (State::Present, true) => {
+                let changes = changed_fields(&[("gid", self.gid.clone())], seen);
+                if changes.is_empty() {
+                    Diff::noop()
+                } else {
+                    Diff { action: Action::Update, reason: Reason::Drift, changes }
+                }
+            }
+        }
+    }
+
+    fn step(&self, diff: &Diff, _seen: &Observed, _cx: &StepContext) -> Result<Step> {
+        let name = q(&self.name)?;
+        let mut step = Step::new();
+        match diff.action {
+            Action::Create => {
+                let mut cmd = "groupadd".to_string();
+                if self.system {
+                    cmd.push_str(" --system");
+                }
+                if let Some(gid) = &self.gid {
+                    cmd.push_str(&format!(" --gid {}", q(gid)?));
+                }
+                step.run(format!("{cmd} -- {name}"));
+            }
+            Action::Update => {
+                if let Some(gid) = diff.changes.iter().find(|c| c.field == "gid").and_then(|c| c.to.clone()) {
+                    step.run(format!("groupmod --gid {} -- {name}", q(&gid)?));
+                }
+            }
+            Action::Delete => {
+                step.run(format!("groupdel -- {name}"));
+            }
+            Action::Noop | Action::Read => {}
+        }
+        Ok(step)
+    }
+
+    fn depends_on(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn rank(&self) -> u8 {
+        super::RANK_GROUP
+    }
+
+    fn reversible(&self, diff: &Diff) -> bool {
+        match diff.action {
+            Action::Create => self.rollback == Rollback::Remove,
+            Action::Delete => false,
+            _ => true,
+        }
+    }
+
+    fn down(&self, before: &Observed) -> Option<Result<super::Resource, String>> {
+        let existed = before.get("exists").and_then(|v| v.as_bool()).unwrap_or(false);
+        Some(match (existed, self.state, self.rollback) {
+            (false, _, Rollback::Remove) => {
+                Ok(super::Resource::Group(Group { state: State::Absent, gid: None, ..self.clone() }))
+            }
+            (false, _, Rollback::Keep) => Err(
+                "hk keeps groups it created (files may belong to them); set `rollback: remove` to delete it"
+                    .into(),
+            ),
+            (true, State::Absent, _) => Err("hk does not recreate a deleted group".into()),
+            (true, State::Present, _) => match text(before, "gid") {
+                Some(gid) => Ok(super::Resource::Group(Group {
+                    gid: Some(gid),
+                    state: State::Present,
+                    ..self.clone()
+                })),
+                None => Err("the previous gid is unknown".into()),
+            },
+        })
+    }
+}

@@ -1,0 +1,223 @@
+//! `user`: an account with home, shell, supplementary groups and an optional fixed uid.
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::account::{Rollback, account_name, changed_fields, opt_id};
+use super::path_attrs::{State, text};
+use super::{Diff, Observed, Resource, ResourceKind, StepContext};
+use crate::config::{Obj, type_name};
+use crate::engine::probe::{Facts, ProbeBatch};
+use crate::engine::script::Step;
+use crate::model::{Action, FieldChange, Reason};
+use crate::quote::q;
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct User {
+    pub name: String,
+    #[serde(default)]
+    pub system: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    /// Supplementary groups, exactly (sorted); `None` leaves them alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    #[serde(default)]
+    pub state: State,
+    #[serde(default)]
+    pub rollback: Rollback,
+}
+
+impl User {
+    pub fn from_config(obj: &mut Obj) -> Result<Self> {
+        let name = account_name(obj, "name")?;
+        let system = obj.opt_bool("system")?.unwrap_or(false);
+        let uid = opt_id(obj, "uid")?;
+        let home = obj.opt_str("home")?;
+        if let Some(h) = &home
+            && !h.starts_with('/')
+        {
+            return obj.fail("home", "must be an absolute path");
+        }
+        let shell = obj.opt_str("shell")?;
+        let groups = match obj.take("groups") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(items)) => {
+                let mut names = Vec::new();
+                for item in items {
+                    match item {
+                        Value::String(s) if !s.is_empty() && !s.contains([',', ':']) => names.push(s),
+                        other => return obj.fail("groups", &format!("{other} is not a group name")),
+                    }
+                }
+                names.sort();
+                names.dedup();
+                Some(names)
+            }
+            Some(other) => {
+                return obj.fail("groups", &format!("expected a list of names, got {}", type_name(&other)));
+            }
+        };
+        let state = obj.state()?;
+        let rollback = Rollback::from_config(obj)?;
+        Ok(User { name, system, uid, home, shell, groups, state, rollback })
+    }
+
+    fn wanted(&self) -> Vec<(&'static str, Option<String>)> {
+        vec![
+            ("uid", self.uid.clone()),
+            ("home", self.home.clone()),
+            ("shell", self.shell.clone()),
+            ("groups", self.groups.as_ref().map(|g| g.join(","))),
+        ]
+    }
+}
+
+impl ResourceKind for User {
+    fn type_name(&self) -> &'static str {
+        "user"
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn probe(&self, batch: &mut ProbeBatch) {
+        batch.accounts();
+    }
+
+    fn observe(&self, facts: &Facts) -> Observed {
+        let mut seen = Observed::new();
+        let user = facts.users.get(&self.name);
+        seen.insert("exists".into(), user.is_some().into());
+        if let Some(u) = user {
+            seen.insert("uid".into(), u.uid.clone().into());
+            seen.insert("home".into(), u.home.clone().into());
+            seen.insert("shell".into(), u.shell.clone().into());
+            let mut groups: Vec<&str> = facts
+                .groups
+                .iter()
+                .filter(|(_, g)| g.members.iter().any(|m| m == &self.name))
+                .map(|(name, _)| name.as_str())
+                .collect();
+            groups.sort();
+            seen.insert("groups".into(), groups.join(",").into());
+        }
+        seen
+    }
+
+    fn diff(&self, seen: &Observed) -> Diff {
+        let exists = seen.get("exists").and_then(|v| v.as_bool()).unwrap_or(false);
+        match (self.state, exists) {
+            (State::Absent, false) => Diff::noop(),
+            (State::Absent, true) => Diff {
+                action: Action::Delete,
+                reason: Reason::Drift,
+                changes: vec![FieldChange::new("user", Some(self.name.clone()), None)],
+            },
+            (State::Present, false) => {
+                let mut changes = vec![FieldChange::new("user", None, Some(self.name.clone()))];
+                changes.extend(changed_fields(&self.wanted(), seen));
+                Diff { action: Action::Create, reason: Reason::Missing, changes }
+            }
+            (State::Present, true) => {
+                let changes = changed_fields(&self.wanted(), seen);
+                if changes.is_empty() {
+                    Diff::noop()
+                } else {
+                    Diff { action: Action::Update, reason: Reason::Drift, changes }
+                }
+            }
+        }
+    }
+
+    fn step(&self, diff: &Diff, _seen: &Observed, _cx: &StepContext) -> Result<Step> {
+        let name = q(&self.name)?;
+        let mut step = Step::new();
+        let to = |field: &str| diff.changes.iter().find(|c| c.field == field).and_then(|c| c.to.clone());
+        match diff.action {
+            Action::Create => {
+                let mut cmd = "useradd".to_string();
+                if self.system {
+                    cmd.push_str(" --system");
+                } else {
+                    cmd.push_str(" --create-home");
+                }
+                for (flag, value) in [
+                    ("--uid", to("uid")),
+                    ("--home-dir", to("home")),
+                    ("--shell", to("shell")),
+                    ("--groups", to("groups")),
+                ] {
+                    if let Some(v) = value.filter(|v| !v.is_empty()) {
+                        cmd.push_str(&format!(" {flag} {}", q(&v)?));
+                    }
+                }
+                step.run(format!("{cmd} -- {name}"));
+            }
+            Action::Update => {
+                let mut cmd = "usermod".to_string();
+                if let Some(uid) = to("uid") {
+                    cmd.push_str(&format!(" --uid {}", q(&uid)?));
+                }
+                if let Some(home) = to("home") {
+                    cmd.push_str(&format!(" --home {} --move-home", q(&home)?));
+                }
+                if let Some(shell) = to("shell") {
+                    cmd.push_str(&format!(" --shell {}", q(&shell)?));
+                }
+                if let Some(groups) = to("groups") {
+                    cmd.push_str(&format!(" --groups {}", q(&groups)?));
+                }
+                step.run(format!("{cmd} -- {name}"));
+            }
+            Action::Delete => {
+                step.run(format!("userdel -- {name}"));
+            }
+            Action::Noop | Action::Read => {}
+        }
+        Ok(step)
+    }
+
+    fn depends_on(&self) -> Vec<String> {
+        self.groups.iter().flatten().map(|g| format!("group:{g}")).collect()
+    }
+
+    fn rank(&self) -> u8 {
+        super::RANK_USER
+    }
+
+    fn reversible(&self, diff: &Diff) -> bool {
+        match diff.action {
+            Action::Create => self.rollback == Rollback::Remove,
+            Action::Delete => false,
+            _ => true,
+        }
+    }
+
+    fn down(&self, before: &Observed) -> Option<Result<Resource, String>> {
+        let existed = before.get("exists").and_then(|v| v.as_bool()).unwrap_or(false);
+        Some(match (existed, self.state, self.rollback) {
+            (false, _, Rollback::Remove) => Ok(Resource::User(User { state: State::Absent, ..self.clone() })),
+            (false, _, Rollback::Keep) => Err(
+                "hk keeps users it created (files may belong to them); set `rollback: remove` to delete it"
+                    .into(),
+            ),
+            (true, State::Absent, _) => Err("hk does not recreate a deleted user".into()),
+            (true, State::Present, _) => Ok(Resource::User(User {
+                uid: text(before, "uid"),
+                home: text(before, "home"),
+                shell: text(before, "shell"),
+                groups: text(before, "groups")
+                    .map(|g| g.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()),
+                state: State::Present,
+                ..self.clone()
+            })),
+        })
+    }
+}
