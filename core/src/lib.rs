@@ -4,6 +4,7 @@ pub mod config;
 pub mod engine;
 pub mod instance;
 pub mod model;
+pub mod packages;
 pub mod plan_file;
 pub mod quote;
 pub mod release;

@@ -87,6 +87,9 @@ pub struct HostIdentity {
 pub struct HostPlan {
     pub target: Target,
     pub identity: HostIdentity,
+    /// The host's release (`debian_12`), when packages were planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
 }
 
 /// One row of a plan: what hk will do to one resource on one host.

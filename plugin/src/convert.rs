@@ -156,7 +156,7 @@ pub fn value_to_row(value: &Value, index: usize) -> Result<Option<(PlanRow, Host
     let row: RowIn = serde_json::from_value(json).map_err(|e| {
         LabeledError::new("hk apply: a row is not a plan row").with_label(format!("row {index}: {e}"), span)
     })?;
-    let host = HostPlan { target: row.spec.target, identity: row.spec.identity };
+    let host = HostPlan { target: row.spec.target, identity: row.spec.identity, release: None };
     let plan_row = PlanRow {
         host: row.host,
         id: row.id,

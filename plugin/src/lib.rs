@@ -7,6 +7,7 @@ pub mod commands;
 pub mod convert;
 pub mod error;
 pub mod load;
+pub mod packages;
 
 use nu_plugin::{Plugin, PluginCommand};
 

@@ -8,12 +8,12 @@ use chrono::Utc;
 
 use super::plan::{fingerprint, probe_host};
 use super::probe::ProbeBatch;
-use super::script::ApplyScript;
+use super::script::{ApplyScript, Step};
 use super::{dependency_order, failed_hosts_error, for_each_host, nonce};
 use crate::model::{Action, Direction, Event, EventStatus, HostPlan, Plan, PlanArtifact, PlanRow, Reason};
 use crate::quote::{q, quote_bytes};
 use crate::resources::Observed;
-use crate::resources::{Resource, StepContext};
+use crate::resources::{Resource, StepContext, package};
 use crate::runs::{
     ChangeRecord, ChangeStatus, RUN_FORMAT, Roots, RunRecord, RunStatus, escape_id, run_id, write_file_script,
 };
@@ -159,11 +159,38 @@ fn apply_host(
         }
         _ => None,
     };
+    let diffs: Vec<_> =
+        rows.iter().zip(&observed).map(|(row, seen)| row.resource.kind().diff(seen)).collect();
+    // Consecutive package installs run as one command in the first row's step; the others report ok
+    // with it.
+    let mut batched_until = 0;
     for (i, (row, seen)) in rows.iter().zip(&observed).enumerate() {
         let kind = row.resource.kind();
-        let diff = kind.diff(seen);
-        let mut step =
-            kind.step(&diff, seen, &cx).with_context(|| format!("host {host}: preparing {}", row.id))?;
+        let diff = &diffs[i];
+        if i < batched_until {
+            let mut done_with_first = Step::new();
+            done_with_first.run(":".into());
+            script.step(i, done_with_first);
+            continue;
+        }
+        let mut step = match package::batchable(&row.resource, diff) {
+            Some(first) => {
+                let mut batch = vec![first];
+                let mut j = i + 1;
+                while let Some(next) = rows.get(j).and_then(|r| package::batchable(&r.resource, &diffs[j])) {
+                    batch.push(next);
+                    j += 1;
+                }
+                batched_until = j;
+                let manager = seen.get("manager").and_then(|m| m.as_str()).unwrap_or_default();
+                let mut step = Step::new();
+                step.run(package::install_command(manager, &batch)?);
+                step
+            }
+            None => {
+                kind.step(diff, seen, &cx).with_context(|| format!("host {host}: preparing {}", row.id))?
+            }
+        };
         // Content about to be replaced or removed is copied first, inside the same step.
         if let Some(backup) = record.as_ref().and_then(|r| r.changes[i].backup.clone())
             && let Some(path) = row.resource.path()

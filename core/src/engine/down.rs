@@ -321,5 +321,5 @@ fn check_items(
             }
         }
     }
-    Ok((HostPlan { target: target.clone(), identity: facts.identity }, rows))
+    Ok((HostPlan { target: target.clone(), identity: facts.identity, release: None }, rows))
 }

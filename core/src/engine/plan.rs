@@ -8,6 +8,7 @@ use super::probe::{Facts, ProbeBatch};
 use super::{dependency_order, for_each_host, nonce};
 use crate::config::Config;
 use crate::model::{Action, Direction, HostPlan, Plan, PlanRow, Reason};
+use crate::packages::PackageNaming;
 use crate::resources::{Observed, Resource};
 use crate::transport::{Credentials, Target, Transport};
 
@@ -18,11 +19,18 @@ pub struct PlanOptions {
     /// Hosts read at once.
     pub parallel: usize,
     pub credentials: Credentials,
+    /// Package names from a lock or Repology.
+    pub packages: PackageNaming,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        PlanOptions { ignore: Vec::new(), parallel: 8, credentials: Credentials::default() }
+        PlanOptions {
+            ignore: Vec::new(),
+            parallel: 8,
+            credentials: Credentials::default(),
+            packages: PackageNaming::default(),
+        }
     }
 }
 
@@ -114,7 +122,43 @@ fn plan_host(
 ) -> Result<(HostPlan, Vec<PlanRow>)> {
     let mut transport =
         target.connect(&options.credentials).with_context(|| format!("connecting to host {host}"))?;
-    plan_over(host, target, transport.as_mut(), all, &options.ignore)
+    let naming = &options.packages;
+    let has_packages = all.iter().any(|r| matches!(r, Resource::Package(_)));
+    if !has_packages || (naming.lock.is_none() && naming.repology.is_none()) {
+        return plan_over(host, target, transport.as_mut(), all, &options.ignore);
+    }
+    let mut resources = all.to_vec();
+    if naming.lock.is_some() {
+        naming.apply_lock(&mut resources)?;
+    } else {
+        // Repology names depend on the host's exact release: read it first (one small exec).
+        let release = read_release(transport.as_mut()).with_context(|| format!("host {host}"))?;
+        naming.apply_repology(&release, &mut resources).with_context(|| format!("host {host}"))?;
+    }
+    let (host_plan, rows) = plan_over(host, target, transport.as_mut(), &resources, &options.ignore)?;
+    if let Some(release) = &host_plan.release {
+        naming.check_release(host, release)?;
+    }
+    Ok((host_plan, rows))
+}
+
+/// `debian_12`: the host's `ID` and major `VERSION_ID` from /etc/os-release.
+fn read_release(transport: &mut dyn Transport) -> Result<String> {
+    let out = transport.run_script(
+        b"( . /etc/os-release 2>/dev/null; printf '%s\\n%s\\n' \"${ID:-}\" \"${VERSION_ID:-}\" )\n",
+        &mut |_| {},
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let os = super::probe::OsFacts {
+        id: lines.next().unwrap_or_default().to_string(),
+        version_id: lines.next().unwrap_or_default().to_string(),
+        package_manager: None,
+    };
+    if os.id.is_empty() {
+        bail!("cannot tell the host's release: /etc/os-release has no ID");
+    }
+    Ok(os.release())
 }
 
 /// Plan `all` on one host over an open connection.
@@ -172,5 +216,6 @@ pub fn plan_over(
         });
     }
     diff_timer.done(&format!("{} rows", rows.len()));
-    Ok((HostPlan { target: target.clone(), identity: facts.identity }, rows))
+    let release = facts.os.as_ref().map(|os| os.release());
+    Ok((HostPlan { target: target.clone(), identity: facts.identity, release }, rows))
 }

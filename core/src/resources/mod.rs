@@ -6,6 +6,7 @@ mod dir;
 mod file;
 mod group;
 mod link;
+pub mod package;
 mod path_attrs;
 mod release;
 mod user;
@@ -19,6 +20,7 @@ pub use dir::Dir;
 pub use file::File;
 pub use group::Group;
 pub use link::Link;
+pub use package::Package;
 pub use path_attrs::{PathAttrs, State};
 pub use release::{ReleaseArtifact, ReleaseUnpack};
 pub use user::User;
@@ -124,10 +126,12 @@ pub enum Resource {
     ReleaseUnpack(ReleaseUnpack),
     Group(Group),
     User(User),
+    Package(Package),
 }
 
 impl Resource {
-    pub const TYPES: &'static [&'static str] = &["dir", "file", "link", "release", "group", "user"];
+    pub const TYPES: &'static [&'static str] =
+        &["dir", "file", "link", "release", "group", "user", "package"];
 
     pub fn kind(&self) -> &dyn ResourceKind {
         match self {
@@ -138,6 +142,7 @@ impl Resource {
             Resource::ReleaseUnpack(r) => r,
             Resource::Group(r) => r,
             Resource::User(r) => r,
+            Resource::Package(r) => r,
         }
     }
 
@@ -152,6 +157,7 @@ impl Resource {
             "release" => release::from_config(obj)?,
             "group" => vec![Resource::Group(Group::from_config(obj)?)],
             "user" => vec![Resource::User(User::from_config(obj)?)],
+            "package" => vec![Resource::Package(Package::from_config(obj)?)],
             other => obj.fail(
                 "type",
                 &format!("unknown resource type {other:?} (known: {})", Self::TYPES.join(", ")),

@@ -72,6 +72,7 @@ impl PluginCommand for Clean {
             ignore: Vec::new(),
             parallel: parallel(call)?,
             credentials: credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?,
+            packages: Default::default(),
         };
         let outcome = engine::clean(&selection.config, &selection.targets, keep, &options).at(span)?;
         Ok(outcome_to_pipeline(&outcome, span))

@@ -12,6 +12,7 @@ use crate::HkPlugin;
 use crate::convert::row_to_value;
 use crate::error::{LabelErr, labeled};
 use crate::load::{credentials, resolve_path, select, string_list};
+use crate::packages::{package_flags, package_naming, write_lock};
 
 pub struct Plan;
 
@@ -22,12 +23,12 @@ pub fn string_or_list() -> SyntaxShape {
 
 /// Flags shared by every command that selects hosts and a config.
 pub fn selection_signature(sig: Signature) -> Signature {
-    host_signature(sig).named(
+    package_flags(host_signature(sig).named(
         "ignore",
         string_or_list(),
         "resource id(s) type:name to leave alone, e.g. file:/etc/motd or [file:/a dir:/b]",
         Some('i'),
-    )
+    ))
 }
 
 /// `[TARGET] [CONFIG]` with the host-choosing and host-reaching flags.
@@ -116,8 +117,11 @@ pub fn plan_selection(
         ignore: string_list(call, "ignore")?,
         parallel: parallel(call)?,
         credentials: credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?,
+        packages: package_naming(engine, call)?,
     };
-    engine::plan(&selection.config, &selection.targets, &options).at(call.head)
+    let outcome = engine::plan(&selection.config, &selection.targets, &options).at(call.head)?;
+    write_lock(engine, call, &outcome)?;
+    Ok(outcome)
 }
 
 /// Rows of the hosts that were read; when some could not be, the list ends with an error naming them.
