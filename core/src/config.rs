@@ -71,6 +71,16 @@ impl Obj {
         Err(ConfigError { field: self.field_path(field), message: message.to_string() }.into())
     }
 
+    /// A nested record at `field` (for error paths such as `resources.2.checks.0`).
+    pub fn child(&self, field: &str, value: Value) -> Result<Obj> {
+        Obj::new(&self.field_path(field), value, &self.base_dir)
+    }
+
+    /// The field names still unread, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.map.keys().cloned().collect()
+    }
+
     pub fn put(&mut self, key: &str, value: Value) {
         self.map.insert(key.to_string(), value);
     }

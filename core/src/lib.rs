@@ -10,6 +10,7 @@ pub mod quote;
 pub mod release;
 pub mod resources;
 pub mod runs;
+pub mod secrets;
 pub mod trace;
 pub mod transport;
 

@@ -35,6 +35,11 @@ impl Action {
     pub fn mutates(self) -> bool {
         matches!(self, Action::Create | Action::Update | Action::Delete)
     }
+
+    /// Whether apply runs a row with this action (a `read` row is a check that runs at apply time).
+    pub fn applies(self) -> bool {
+        self.mutates() || self == Action::Read
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
@@ -46,6 +51,8 @@ pub enum Reason {
     Ignored,
     ReadError,
     Down,
+    /// A readiness check, run at every apply.
+    Check,
 }
 
 impl Reason {
@@ -57,6 +64,7 @@ impl Reason {
             Reason::Ignored => "ignored",
             Reason::ReadError => "read_error",
             Reason::Down => "down",
+            Reason::Check => "check",
         }
     }
 }

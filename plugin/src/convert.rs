@@ -87,7 +87,7 @@ pub fn row_to_value(row: &PlanRow, host: &HostPlan, span: Span) -> Value {
         })
         .collect();
     // A row that changes nothing is never applied: it carries no spec, which keeps big no-op plans light.
-    let spec = if row.action.mutates() {
+    let spec = if row.action.applies() {
         let mut spec = Record::with_capacity(3);
         spec.push("resource", to_json_value(&row.resource, span));
         spec.push("target", to_json_value(&host.target, span));

@@ -8,6 +8,7 @@ pub mod convert;
 pub mod error;
 pub mod load;
 pub mod packages;
+pub mod secrets;
 
 use nu_plugin::{Plugin, PluginCommand};
 

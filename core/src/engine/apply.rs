@@ -17,6 +17,7 @@ use crate::resources::{Resource, StepContext, package};
 use crate::runs::{
     ChangeRecord, ChangeStatus, RUN_FORMAT, Roots, RunRecord, RunStatus, escape_id, run_id, write_file_script,
 };
+use crate::secrets::Secrets;
 use crate::transport::Credentials;
 
 #[derive(Clone)]
@@ -27,11 +28,19 @@ pub struct ApplyOptions {
     /// Hosts applied at once.
     pub parallel: usize,
     pub credentials: Credentials,
+    /// Values of the secrets env files refer to, resolved by the caller (memory only).
+    pub secrets: Secrets,
 }
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        ApplyOptions { dry_run: false, track: None, parallel: 8, credentials: Credentials::default() }
+        ApplyOptions {
+            dry_run: false,
+            track: None,
+            parallel: 8,
+            credentials: Credentials::default(),
+            secrets: Secrets::default(),
+        }
     }
 }
 
@@ -40,7 +49,7 @@ impl Default for ApplyOptions {
 pub fn apply(plan: Plan, options: &ApplyOptions, on_event: &(dyn Fn(Event) + Sync)) -> Result<()> {
     let mut hosts: Vec<String> = Vec::new();
     for row in &plan.rows {
-        if row.action.mutates() && !hosts.contains(&row.host) {
+        if row.action.applies() && !hosts.contains(&row.host) {
             hosts.push(row.host.clone());
         }
     }
@@ -52,7 +61,7 @@ pub fn apply(plan: Plan, options: &ApplyOptions, on_event: &(dyn Fn(Event) + Syn
     let results = for_each_host(&hosts, options.parallel, |host| {
         let host_plan = plan.hosts.get(host).context("host missing from plan")?;
         let rows: Vec<PlanRow> =
-            plan.rows.iter().filter(|r| r.host == host && r.action.mutates()).cloned().collect();
+            plan.rows.iter().filter(|r| r.host == host && r.action.applies()).cloned().collect();
         apply_host(host, host_plan, rows, options, on_event)
     });
     let failures: Vec<(String, String)> =
@@ -90,7 +99,7 @@ fn apply_host(
 ) -> Result<()> {
     let mut rows = order_rows(rows);
     for row in &mut rows {
-        row.resource.resolve().with_context(|| format!("host {host}: {}", row.id))?;
+        row.resource.resolve(&options.secrets).with_context(|| format!("host {host}: {}", row.id))?;
     }
     let mut transport = host_plan
         .target

@@ -113,7 +113,10 @@ pub fn down_from_run(
 ) -> Result<Plan> {
     let mut items = Vec::new();
     for change in record.changes.iter().rev() {
-        if !matches!(change.status, ChangeStatus::Ok | ChangeStatus::Failed) || !options.keeps(&change.id) {
+        if !matches!(change.status, ChangeStatus::Ok | ChangeStatus::Failed)
+            || !change.action.mutates()
+            || !options.keeps(&change.id)
+        {
             continue;
         }
         if let Some(resource) = &change.resource

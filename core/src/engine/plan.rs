@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::model::{Action, Direction, HostPlan, Plan, PlanRow, Reason};
 use crate::packages::PackageNaming;
 use crate::resources::{Observed, Resource};
+use crate::secrets::Secrets;
 use crate::transport::{Credentials, Target, Transport};
 
 #[derive(Clone)]
@@ -21,6 +22,8 @@ pub struct PlanOptions {
     pub credentials: Credentials,
     /// Package names from a lock or Repology.
     pub packages: PackageNaming,
+    /// Values of the secrets env files refer to, resolved by the caller (memory only).
+    pub secrets: Secrets,
 }
 
 impl Default for PlanOptions {
@@ -30,6 +33,7 @@ impl Default for PlanOptions {
             parallel: 8,
             credentials: Credentials::default(),
             packages: PackageNaming::default(),
+            secrets: Secrets::default(),
         }
     }
 }
@@ -124,11 +128,18 @@ fn plan_host(
         target.connect(&options.credentials).with_context(|| format!("connecting to host {host}"))?;
     let naming = &options.packages;
     let has_packages = all.iter().any(|r| matches!(r, Resource::Package(_)));
-    if !has_packages || (naming.lock.is_none() && naming.repology.is_none()) {
+    let renames_packages = has_packages && (naming.lock.is_some() || naming.repology.is_some());
+    let has_env_files = all.iter().any(|r| matches!(r, Resource::EnvFile(_)));
+    if !renames_packages && !has_env_files {
         return plan_over(host, target, transport.as_mut(), all, &options.ignore);
     }
     let mut resources = all.to_vec();
-    if naming.lock.is_some() {
+    for resource in resources.iter_mut().filter(|r| matches!(r, Resource::EnvFile(_))) {
+        resource.resolve(&options.secrets)?;
+    }
+    if !renames_packages {
+        // Nothing to rename.
+    } else if naming.lock.is_some() {
         naming.apply_lock(&mut resources)?;
     } else {
         // Repology names depend on the host's exact release: read it first (one small exec).
@@ -177,21 +188,30 @@ pub fn plan_over(
         .with_context(|| format!("planning host {host}"))?;
     let diff_timer = crate::trace::Timer::start("diff");
     let mut rows = Vec::with_capacity(ordered.len());
+    // Ids changed by this plan so far: a service restarts after a dependency that changed.
+    let mut changed: Vec<String> = Vec::new();
     for (resource, seen) in probed.iter().zip(&observed) {
+        let mut resource = (*resource).clone();
+        if let Resource::Service(service) = &mut resource {
+            service.restart_after(&changed);
+        }
         let kind = resource.kind();
         let diff = kind.diff(seen);
-        // A row that changes nothing never needs its payload: keep plans of big trees small.
-        let mut resource = (*resource).clone();
-        if !diff.action.mutates() {
+        let (id, rtype, name) = (kind.id(), kind.type_name().to_string(), kind.name().to_string());
+        let reversible = kind.reversible(&diff);
+        if diff.action.mutates() {
+            changed.push(id.clone());
+        } else if !diff.action.applies() {
+            // A row that changes nothing never needs its payload: keep plans of big trees small.
             resource.strip_payload();
         }
         rows.push(PlanRow {
             host: host.to_string(),
-            id: kind.id(),
-            rtype: kind.type_name().to_string(),
-            name: kind.name().to_string(),
+            id,
+            rtype,
+            name,
             action: diff.action,
-            reversible: kind.reversible(&diff),
+            reversible,
             changes: diff.changes,
             reason: diff.reason,
             fingerprint: fingerprint(seen),

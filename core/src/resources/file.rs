@@ -151,6 +151,21 @@ impl File {
         }
     }
 
+    /// A file with bytes rendered by another resource (an env file), compared by `digest`.
+    pub fn rendered(path: &str, bytes: Vec<u8>, digest: String, attrs: PathAttrs, state: State) -> File {
+        File {
+            path: path.to_string(),
+            content: None,
+            source: None,
+            sha256: digest,
+            restore_from: None,
+            size: bytes.len() as u64,
+            attrs,
+            state,
+            data: Some(Arc::new(bytes)),
+        }
+    }
+
     /// A file that must not exist.
     pub fn absent(path: &str) -> File {
         File {

@@ -2,13 +2,17 @@
 //! adding a file and one variant here.
 
 mod account;
+mod command;
 mod dir;
+mod env_file;
 mod file;
 mod group;
 mod link;
 pub mod package;
 mod path_attrs;
+mod ready;
 mod release;
+mod service;
 mod user;
 
 use anyhow::Result;
@@ -16,13 +20,17 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 pub use account::Rollback;
+pub use command::Command;
 pub use dir::Dir;
+pub use env_file::{EnvFile, EnvValue};
 pub use file::File;
 pub use group::Group;
 pub use link::Link;
 pub use package::Package;
 pub use path_attrs::{PathAttrs, State};
+pub use ready::{Check, Ready};
 pub use release::{ReleaseArtifact, ReleaseUnpack};
+pub use service::{Service, ServiceState};
 pub use user::User;
 
 use crate::config::Obj;
@@ -127,11 +135,17 @@ pub enum Resource {
     Group(Group),
     User(User),
     Package(Package),
+    Service(Service),
+    EnvFile(EnvFile),
+    Command(Command),
+    Ready(Ready),
 }
 
 impl Resource {
-    pub const TYPES: &'static [&'static str] =
-        &["dir", "file", "link", "release", "group", "user", "package"];
+    pub const TYPES: &'static [&'static str] = &[
+        "dir", "file", "link", "release", "group", "user", "package", "service", "env_file", "command",
+        "ready",
+    ];
 
     pub fn kind(&self) -> &dyn ResourceKind {
         match self {
@@ -143,6 +157,10 @@ impl Resource {
             Resource::Group(r) => r,
             Resource::User(r) => r,
             Resource::Package(r) => r,
+            Resource::Service(r) => r,
+            Resource::EnvFile(r) => r,
+            Resource::Command(r) => r,
+            Resource::Ready(r) => r,
         }
     }
 
@@ -158,6 +176,10 @@ impl Resource {
             "group" => vec![Resource::Group(Group::from_config(obj)?)],
             "user" => vec![Resource::User(User::from_config(obj)?)],
             "package" => vec![Resource::Package(Package::from_config(obj)?)],
+            "service" => vec![Resource::Service(Service::from_config(obj)?)],
+            "env_file" => vec![Resource::EnvFile(EnvFile::from_config(obj)?)],
+            "command" => vec![Resource::Command(Command::from_config(obj)?)],
+            "ready" => vec![Resource::Ready(Ready::from_config(obj)?)],
             other => obj.fail(
                 "type",
                 &format!("unknown resource type {other:?} (known: {})", Self::TYPES.join(", ")),
@@ -173,6 +195,7 @@ impl Resource {
             Resource::Link(r) => Some(&r.path),
             Resource::ReleaseArtifact(r) => Some(&r.path),
             Resource::ReleaseUnpack(r) => Some(&r.path),
+            Resource::EnvFile(r) => Some(&r.path),
             _ => None,
         }
     }
@@ -185,9 +208,10 @@ impl Resource {
     }
 
     /// Load what is not carried in the row itself (a file's `source` bytes) and check it is unchanged.
-    pub fn resolve(&mut self) -> Result<()> {
+    pub fn resolve(&mut self, secrets: &crate::secrets::Secrets) -> Result<()> {
         match self {
             Resource::File(f) => f.resolve(),
+            Resource::EnvFile(e) => e.resolve(secrets),
             _ => Ok(()),
         }
     }

@@ -159,6 +159,11 @@ impl PluginCommand for Apply {
             track: if track && !dry_run { Some(roots(call)?) } else { None },
             parallel: parallel(call)?,
             credentials: credentials(engine, call, plan.hosts.values().map(|h| &h.target))?,
+            secrets: {
+                let resources: Vec<&hk_core::resources::Resource> =
+                    plan.rows.iter().filter(|r| r.action.applies()).map(|r| &r.resource).collect();
+                crate::secrets::resolve_secrets(engine, call, &resources)?
+            },
         };
         Ok(stream_apply(plan, options, engine, span))
     }

@@ -73,6 +73,7 @@ impl PluginCommand for Clean {
             parallel: parallel(call)?,
             credentials: credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?,
             packages: Default::default(),
+            secrets: Default::default(),
         };
         let outcome = engine::clean(&selection.config, &selection.targets, keep, &options).at(span)?;
         Ok(outcome_to_pipeline(&outcome, span))

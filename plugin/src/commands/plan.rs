@@ -118,6 +118,10 @@ pub fn plan_selection(
         parallel: parallel(call)?,
         credentials: credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?,
         packages: package_naming(engine, call)?,
+        secrets: {
+            let resources: Vec<&hk_core::resources::Resource> = selection.config.resources.iter().collect();
+            crate::secrets::resolve_secrets(engine, call, &resources)?
+        },
     };
     let outcome = engine::plan(&selection.config, &selection.targets, &options).at(call.head)?;
     write_lock(engine, call, &outcome)?;

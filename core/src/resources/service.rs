@@ -1,0 +1,353 @@
+//! `service`: a systemd unit — its unit file (text, or a record rendered to unit syntax), enabled or
+//! not, running or stopped — restarted when the unit or a declared dependency changed.
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::file::sha256_hex;
+use super::path_attrs::{describe_content, temp_sibling, text};
+use super::{Diff, Observed, Resource, ResourceKind, StepContext};
+use crate::config::{Obj, type_name};
+use crate::engine::probe::{Facts, PathKind, ProbeBatch};
+use crate::engine::script::{self, Step};
+use crate::model::{Action, FieldChange, Reason};
+use crate::quote::q;
+
+const UNIT_DIR: &str = "/etc/systemd/system";
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceState {
+    #[default]
+    Running,
+    Stopped,
+    /// Stopped, disabled and its unit file (one hk manages) removed.
+    Absent,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Service {
+    /// The unit name (`app.service`; `.service` is added to a bare name).
+    pub name: String,
+    /// Unit file text hk writes to /etc/systemd/system; `None` manages an existing unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// `None` leaves enablement alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub state: ServiceState,
+    /// Ids whose change restarts this service (`env_file:/etc/app.env`, `file:…`, `link:…`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart_on: Vec<String>,
+    /// Set by the plan when one of `restart_on` changes in the same plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_because: Option<String>,
+}
+
+/// A record `{Unit: {Description: …}, Service: {ExecStart: …, Environment: [..]}, Install: {…}}` as unit
+/// file text: sections in the given order, list values as repeated keys.
+fn render_unit(obj: &Obj, value: &Value) -> Result<String> {
+    let Value::Object(sections) = value else {
+        return obj
+            .fail("unit", &format!("expected unit text or a record of sections, got {}", type_name(value)));
+    };
+    let mut out = String::new();
+    for (section, keys) in sections {
+        let Value::Object(keys) = keys else {
+            return obj.fail("unit", &format!("section {section} must be a record of keys"));
+        };
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!("[{section}]\n"));
+        for (key, v) in keys {
+            let values = match v {
+                Value::Array(items) => items.clone(),
+                other => vec![other.clone()],
+            };
+            for item in values {
+                let text = match item {
+                    Value::String(s) => s,
+                    Value::Bool(b) => {
+                        if b {
+                            "yes".into()
+                        } else {
+                            "no".into()
+                        }
+                    }
+                    Value::Number(n) => n.to_string(),
+                    other => {
+                        return obj.fail(
+                            "unit",
+                            &format!("{section}.{key}: {} is not a unit value", type_name(&other)),
+                        );
+                    }
+                };
+                if text.contains('\n') {
+                    return obj.fail("unit", &format!("{section}.{key}: values are one line"));
+                }
+                out.push_str(&format!("{key}={text}\n"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Service {
+    pub fn from_config(obj: &mut Obj) -> Result<Self> {
+        let mut name = obj.req_str("name")?;
+        if name.is_empty()
+            || name.starts_with('-')
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'))
+        {
+            return obj.fail("name", &format!("{name:?} is not a unit name"));
+        }
+        if !name.contains('.') {
+            name.push_str(".service");
+        }
+        let unit = match obj.take("unit") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(if s.ends_with('\n') { s } else { s + "\n" }),
+            Some(record) => Some(render_unit(obj, &record)?),
+        };
+        let enabled = obj.opt_bool("enabled")?;
+        let state = match obj.opt_str("state")?.as_deref() {
+            None | Some("running") => ServiceState::Running,
+            Some("stopped") => ServiceState::Stopped,
+            Some("absent") => ServiceState::Absent,
+            Some(other) => return obj.fail("state", &format!("{other:?}: use running, stopped or absent")),
+        };
+        let restart_on = match obj.take("restart_on") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => {
+                let mut ids = Vec::new();
+                for item in items {
+                    match item {
+                        Value::String(s) if s.contains(':') => ids.push(s),
+                        other => {
+                            return obj
+                                .fail("restart_on", &format!("{other} is not a resource id (type:name)"));
+                        }
+                    }
+                }
+                ids
+            }
+            Some(Value::String(s)) if s.contains(':') => vec![s],
+            Some(other) => {
+                return obj.fail("restart_on", &format!("expected resource ids, got {}", type_name(&other)));
+            }
+        };
+        // A unit hk writes and runs is enabled unless the config says otherwise.
+        let enabled = enabled.or((state == ServiceState::Running && unit.is_some()).then_some(true));
+        Ok(Service { name, unit, enabled, state, restart_on, restart_because: None })
+    }
+
+    fn unit_path(&self) -> String {
+        format!("{UNIT_DIR}/{}", self.name)
+    }
+
+    /// Note that a dependency changed in this plan: the service restarts after it.
+    pub fn restart_after(&mut self, changed: &[String]) {
+        if let Some(id) = self.restart_on.iter().find(|id| changed.contains(id)) {
+            self.restart_because = Some(format!("{id} changed"));
+        }
+    }
+}
+
+fn enabled_text(on: bool) -> String {
+    if on { "enabled".into() } else { "disabled".into() }
+}
+
+impl ResourceKind for Service {
+    fn type_name(&self) -> &'static str {
+        "service"
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn probe(&self, batch: &mut ProbeBatch) {
+        batch.unit(&self.name);
+        let path = self.unit_path();
+        batch.stat(&path);
+        batch.sha256(&path);
+    }
+
+    fn observe(&self, facts: &Facts) -> Observed {
+        let mut seen = Observed::new();
+        let props = facts.units.get(&self.name).cloned().unwrap_or_default();
+        let prop = |k: &str| props.get(k).cloned().unwrap_or_default();
+        seen.insert("load".into(), prop("LoadState").into());
+        seen.insert("active".into(), prop("ActiveState").into());
+        seen.insert("enabled".into(), prop("UnitFileState").into());
+        let file = facts.path(&self.unit_path());
+        seen.insert("unit_file".into(), (file.kind == PathKind::File).into());
+        if let Some(sha) = &file.sha256 {
+            seen.insert("sha256".into(), sha.clone().into());
+            seen.insert("size".into(), file.size.into());
+        }
+        seen
+    }
+
+    fn diff(&self, seen: &Observed) -> Diff {
+        let load = text(seen, "load").unwrap_or_default();
+        let active = text(seen, "active").unwrap_or_default();
+        let enabled = text(seen, "enabled").unwrap_or_default();
+        let has_file = seen.get("unit_file").and_then(|v| v.as_bool()).unwrap_or(false);
+        let running = matches!(active.as_str(), "active" | "activating" | "reloading");
+        if self.state == ServiceState::Absent {
+            if !has_file && load != "loaded" {
+                return Diff::noop();
+            }
+            let mut changes = vec![FieldChange::new("unit", Some(self.name.clone()), None)];
+            if running {
+                changes.push(FieldChange::new("active", Some(active), Some("inactive".into())));
+            }
+            return Diff { action: Action::Delete, reason: Reason::Drift, changes };
+        }
+        let mut changes = Vec::new();
+        if let Some(unit) = &self.unit {
+            let want = sha256_hex(unit.as_bytes());
+            let have = text(seen, "sha256");
+            if have.as_deref() != Some(want.as_str()) {
+                let size = seen.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
+                changes.push(FieldChange::new(
+                    "unit",
+                    have.map(|h| describe_content(&h, size)),
+                    Some(describe_content(&want, unit.len() as u64)),
+                ));
+            }
+        } else if load == "not-found" || load.is_empty() {
+            // Nothing to write and nothing there: starting it would fail; say so in the plan.
+            changes.push(FieldChange::new("unit", Some("not-found".into()), Some("(no unit given)".into())));
+        }
+        if let Some(on) = self.enabled
+            && (enabled == "enabled") != on
+        {
+            changes.push(FieldChange::new("enabled", Some(enabled.clone()), Some(enabled_text(on))));
+        }
+        let want_running = self.state == ServiceState::Running;
+        if running != want_running {
+            changes.push(FieldChange::new(
+                "active",
+                Some(active.clone()),
+                Some(if want_running { "active" } else { "inactive" }.into()),
+            ));
+        } else if want_running && let Some(why) = &self.restart_because {
+            changes.push(FieldChange::new("restart", None, Some(why.clone())));
+        }
+        if changes.is_empty() {
+            return Diff::noop();
+        }
+        let creating = self.unit.is_some() && !has_file;
+        Diff {
+            action: if creating { Action::Create } else { Action::Update },
+            reason: if creating { Reason::Missing } else { Reason::Drift },
+            changes,
+        }
+    }
+
+    fn step(&self, diff: &Diff, seen: &Observed, cx: &StepContext) -> Result<Step> {
+        let name = q(&self.name)?;
+        let path = self.unit_path();
+        let mut step = Step::new();
+        let running = matches!(text(seen, "active").as_deref(), Some("active" | "activating" | "reloading"));
+        match diff.action {
+            Action::Delete => {
+                step.run(format!(
+                    "systemctl disable --now -- {name} >/dev/null 2>&1 || systemctl stop -- {name}"
+                ));
+                if seen.get("unit_file").and_then(|v| v.as_bool()).unwrap_or(false) {
+                    step.run(format!("rm -f -- {}", q(&path)?)).run("systemctl daemon-reload".into());
+                }
+            }
+            Action::Create | Action::Update => {
+                let unit_changed = diff.has("unit") && self.unit.is_some();
+                if let (true, Some(unit)) = (unit_changed, &self.unit) {
+                    let tmp = temp_sibling(&path, cx.nonce);
+                    step.write_bytes(&tmp, unit.as_bytes(), cx.nonce)?;
+                    step.run(format!("chmod 0644 -- {}", q(&tmp)?))
+                        .run(script::rename(&tmp, &path)?)
+                        .cleanup(format!("rm -f -- {}", q(&tmp)?))
+                        .run("systemctl daemon-reload".into());
+                }
+                match self.enabled {
+                    Some(true) if diff.has("enabled") => {
+                        step.run(format!("systemctl enable --quiet -- {name}"));
+                    }
+                    Some(false) if diff.has("enabled") => {
+                        step.run(format!("systemctl disable --quiet -- {name}"));
+                    }
+                    _ => {}
+                }
+                match self.state {
+                    ServiceState::Running if !running => {
+                        step.run(format!("systemctl start -- {name}"));
+                    }
+                    ServiceState::Running if unit_changed || diff.has("restart") => {
+                        step.run(format!("systemctl restart -- {name}"));
+                    }
+                    ServiceState::Stopped if running => {
+                        step.run(format!("systemctl stop -- {name}"));
+                    }
+                    _ => {}
+                }
+                if step.commands.is_empty() {
+                    step.run(":".into());
+                }
+            }
+            Action::Noop | Action::Read => {}
+        }
+        Ok(step)
+    }
+
+    fn depends_on(&self) -> Vec<String> {
+        self.restart_on.clone()
+    }
+
+    fn rank(&self) -> u8 {
+        super::RANK_SERVICE
+    }
+
+    fn reversible(&self, diff: &Diff) -> bool {
+        // A replaced unit file's old text is not kept.
+        !(diff.action == Action::Update && diff.has("unit") && self.unit.is_some())
+    }
+
+    fn down(&self, before: &Observed) -> Option<Result<Resource, String>> {
+        let had_file = before.get("unit_file").and_then(|v| v.as_bool());
+        let existed = had_file.or_else(|| before.get("exists").and_then(|v| v.as_bool())).unwrap_or(false);
+        let was_running =
+            matches!(text(before, "active").as_deref(), Some("active" | "activating" | "reloading"));
+        Some(if self.unit.is_some() && !existed {
+            // hk created the unit: stop, disable, remove.
+            Ok(Resource::Service(Service {
+                unit: None,
+                enabled: None,
+                state: ServiceState::Absent,
+                restart_on: Vec::new(),
+                restart_because: None,
+                ..self.clone()
+            }))
+        } else if self.unit.is_some() && before.get("sha256").is_some() && self.state == ServiceState::Absent
+        {
+            Err("hk does not recreate a removed unit file".into())
+        } else if let (Some(unit), Some(sha)) = (&self.unit, text(before, "sha256"))
+            && sha != sha256_hex(unit.as_bytes())
+        {
+            Err("the previous unit file text was not kept".into())
+        } else {
+            Ok(Resource::Service(Service {
+                unit: None,
+                enabled: text(before, "enabled").map(|e| e == "enabled"),
+                state: if was_running { ServiceState::Running } else { ServiceState::Stopped },
+                restart_on: Vec::new(),
+                restart_because: None,
+                ..self.clone()
+            }))
+        })
+    }
+}
