@@ -54,18 +54,18 @@ export def "test guest: a tracked run is undone by hk down" [] {
     {type: file, path: $"($root)/motd", content: "after\n"}
     {type: file, path: $"($root)/new.txt", content: "new\n"}
   ]
-  $config | hk plan guest | hk apply --confirm --track | ignore
+  let roots = guest roots
+  guest apply $config.resources $roots | ignore
   assert equal (guest sh $"cat ($root)/motd") "after\n"
-  let runs = $config | hk runs guest
-  assert (($runs | length) >= 1)
-  let down = $config | hk down guest --last
+  assert equal (guest runs $roots | length) 1
+  let down = guest down-plan $roots
   assert equal ($down | where action != noop | length) 2
   $down | hk apply --confirm | ignore
   assert equal (guest sh $"cat ($root)/motd; test -e ($root)/new.txt || echo gone") "before\ngone\n"
 }
 
 export def "test guest: a second instance resumes, is idempotent, survives a stale pid file, is destroyed" [] {
-  let config = {instances: {hk-test-2: {backend: qemu, lifecycle: ephemeral, memory: 1024, cpus: 2}}}
+  let config = {instances: {hk-test-2: (guest spec)}}
   let dir = $env.HK_INSTANCES_DIR | path join hk-test-2
   # A crash left a pid file naming a process that is gone.
   mkdir $dir

@@ -143,7 +143,8 @@ pub fn value_to_row(value: &Value, index: usize) -> Result<Option<(PlanRow, Host
         LabeledError::new("hk apply: input must be plan rows")
             .with_label(format!("row {index} is a {}, not a record", value.get_type()), span)
     })?;
-    let changes_nothing = matches!(record.get("action").and_then(|a| a.as_str().ok()), Some("noop" | "read"));
+    // A `read` row is a check (`ready`): it runs at apply time like a change.
+    let changes_nothing = matches!(record.get("action").and_then(|a| a.as_str().ok()), Some("noop"));
     if changes_nothing {
         return Ok(None);
     }

@@ -361,3 +361,11 @@ fn eval_nu_config(
             .with_label(format!("its last expression must be the config record ({e})"), span)
     })
 }
+
+/// The call without flags whose value is `null`, so Nu wrappers can pass their own optional flags
+/// straight through (`hk plan --out=$out` with `$out` unset means no `--out`).
+pub fn without_null_flags(call: &EvaluatedCall) -> EvaluatedCall {
+    let mut call = call.clone();
+    call.named.retain(|(_, value)| !matches!(value, Some(Value::Nothing { .. })));
+    call
+}

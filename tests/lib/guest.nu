@@ -4,12 +4,42 @@
 
 export const instance = "hk-test"
 
+# What every test instance is: the same spec shares one image and one saved snapshot.
+export def spec []: nothing -> record {
+  {backend: qemu, lifecycle: ephemeral, memory: 1024, cpus: 2, packages: [caddy curl]}
+}
+
 # The config every guest test starts from: the instance and the host `guest` running on it.
 export def config []: nothing -> record {
   {
-    instances: {hk-test: {backend: qemu, lifecycle: ephemeral, memory: 1024, cpus: 2}}
+    instances: {hk-test: (spec)}
     hosts: {guest: {instance: $instance, ssh: {timeout: 10min}}}
   }
+}
+
+# A tiny Debian package built here with dpkg-deb: {path, name, version, size, sha256}.
+export def deb [name: string, version: string, dir: string]: nothing -> record {
+  let root = $dir | path join $"($name)-($version)"
+  mkdir ($root | path join DEBIAN) ($root | path join usr/share/hk-test)
+  [
+    $"Package: ($name)" $"Version: ($version)" "Architecture: all" "Maintainer: hk tests <hk@localhost>"
+    $"Description: hk test package ($name)"
+  ] | str join "\n" | $in + "\n" | save -f ($root | path join DEBIAN/control)
+  $"($name) ($version)\n" | save -f ($root | path join usr/share/hk-test $name)
+  let path = $dir | path join $"($name)_($version)_all.deb"
+  ^dpkg-deb --root-owner-group -Zgzip --build $root $path | ignore
+  {path: $path, name: $name, version: $version, size: (ls $path | get 0.size | into int), sha256: (open --raw $path | hash sha256)}
+}
+
+# An apt repository index (`Packages`) for debs that will sit next to it.
+export def packages-index [debs: list]: nothing -> string {
+  $debs | each {|d|
+    [
+      $"Package: ($d.name)" $"Version: ($d.version)" "Architecture: all" "Maintainer: hk tests <hk@localhost>"
+      $"Filename: ./($d.path | path basename)" $"Size: ($d.size)" $"SHA256: ($d.sha256)"
+      $"Description: hk test package ($d.name)"
+    ] | str join "\n"
+  } | str join "\n\n" | $in + "\n"
 }
 
 export def up []: nothing -> record {
@@ -27,4 +57,27 @@ export def sh [command: string]: nothing -> string {
     error make {msg: $"($command) failed in the guest \(exit ($out.exit_code)\): ($out.stderr)"}
   }
   $out.stdout
+}
+
+# Run records and backups of one test: tests share the guest and run in parallel, so each keeps its
+# own runs (and `hk down --last` means its own last run).
+export def roots []: nothing -> record {
+  let base = $"/var/lib/hk-tests/(random chars -l 10)"
+  {runs: $"($base)/runs", backups: $"($base)/backups"}
+}
+
+# Plan `resources` on the guest and apply them, tracked under `roots`.
+export def apply [resources: list, roots: record]: nothing -> table {
+  config | insert resources $resources | hk plan guest
+  | hk apply --confirm --track --runs-root $roots.runs --backups-root $roots.backups
+}
+
+export def runs [roots: record, --id: string]: nothing -> any {
+  config | hk runs guest --runs-root $roots.runs --backups-root $roots.backups --id=$id
+}
+
+# The down plan of the last run (or of run `id`) under `roots`.
+export def down-plan [roots: record, --run: string]: nothing -> table {
+  let last = $run == null
+  config | hk down guest --runs-root $roots.runs --backups-root $roots.backups --last=$last --run=$run
 }

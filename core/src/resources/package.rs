@@ -82,7 +82,7 @@ pub fn install_command(manager: &str, packages: &[&Package]) -> Result<String> {
     Ok(match manager {
         "apt-get" => {
             let install = format!(
-                "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends --{names} </dev/null"
+                "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends --allow-downgrades --{names} </dev/null"
             );
             format!("{{ {install} || {{ apt-get update -q && {install}; }}; }}")
         }

@@ -106,6 +106,7 @@ impl PluginCommand for Apply {
         call: &EvaluatedCall,
         input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
+        let call = &crate::load::without_null_flags(call);
         let confirm = call.has_flag("confirm")?;
         let dry_run = call.has_flag("dry-run")?;
         if confirm == dry_run {

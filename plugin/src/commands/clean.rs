@@ -57,6 +57,7 @@ impl PluginCommand for Clean {
         call: &EvaluatedCall,
         input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
+        let call = &crate::load::without_null_flags(call);
         let span = call.head;
         let selection = select(engine, call, input_record(input, span)?)?;
         let keep = match call.get_flag::<Spanned<i64>>("keep")? {

@@ -106,6 +106,7 @@ impl PluginCommand for Down {
         call: &EvaluatedCall,
         input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
+        let call = &crate::load::without_null_flags(call);
         let span = call.head;
         let config_input = super::plan::input_record(input, span)?;
         let options = DownOptions {

@@ -64,6 +64,7 @@ impl PluginCommand for Exec {
         call: &EvaluatedCall,
         input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
+        let call = &crate::load::without_null_flags(call);
         let span = call.head;
         let command: Spanned<String> = call.req(0)?;
         let selection = select_with(engine, call, input_record(input, span)?, true, 1)?;

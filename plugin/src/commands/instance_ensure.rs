@@ -49,6 +49,7 @@ impl PluginCommand for InstanceEnsure {
         call: &EvaluatedCall,
         input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
+        let call = &crate::load::without_null_flags(call);
         let span = call.head;
         let mut found = instances(engine, call, input)?;
         let (instance, backend) = found.remove(0);

@@ -59,6 +59,7 @@ impl PluginCommand for InstanceStatus {
         call: &EvaluatedCall,
         input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
+        let call = &crate::load::without_null_flags(call);
         let span = call.head;
         let named = call.opt::<Value>(0)?.is_some();
         let rows = instances(engine, call, input)?

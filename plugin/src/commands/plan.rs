@@ -231,6 +231,7 @@ impl PluginCommand for Plan {
         call: &EvaluatedCall,
         input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
+        let call = &crate::load::without_null_flags(call);
         let timer = hk_core::trace::Timer::start("hk plan");
         let input = input_record(input, call.head)?;
         let outcome = plan_selection(engine, call, input)?;

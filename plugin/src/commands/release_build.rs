@@ -72,6 +72,7 @@ impl PluginCommand for ReleaseBuild {
         call: &EvaluatedCall,
         _input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
+        let call = &crate::load::without_null_flags(call);
         let span = call.head;
         let dir: Option<Spanned<String>> = call.opt(0)?;
         let dir_span = dir.as_ref().map_or(span, |d| d.span);

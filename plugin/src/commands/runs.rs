@@ -109,6 +109,7 @@ impl PluginCommand for Runs {
         call: &EvaluatedCall,
         input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
+        let call = &crate::load::without_null_flags(call);
         let span = call.head;
         let config_input = super::plan::input_record(input, span)?;
         let selection = select_with(engine, call, config_input, true, 0)?;

@@ -10,6 +10,7 @@ for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_re
   chroot "$root" systemctl mask "$unit"
 done
 echo hk-guest > "$root/etc/hostname"
+printf '127.0.0.1 localhost\n127.0.1.1 hk-guest\n::1 localhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
 printf '/dev/vda / ext4 rw,errors=remount-ro 0 1\n' > "$root/etc/fstab"
 install -d -m 0700 "$root/root/.ssh"
 install -m 0600 "$HK_GUEST_KEY" "$root/root/.ssh/authorized_keys"

@@ -252,7 +252,10 @@ impl Vm {
         let mut script = format!("set -eu\ndate -s @{now} >/dev/null\n");
         if let Some(name) = hostname {
             let name = q(name)?;
-            script.push_str(&format!("hostname {name}\nprintf '%s\\n' {name} > /etc/hostname\n"));
+            script.push_str(&format!(
+                "hostname {name}\nprintf '%s\\n' {name} > /etc/hostname\n\
+                 sed -i \"s/^127.0.1.1 .*/127.0.1.1 $(hostname)/\" /etc/hosts\n"
+            ));
         }
         script.push_str(
             "state=$(timeout 600 systemctl is-system-running --wait 2>/dev/null || true)\necho \"$state\"\n\
