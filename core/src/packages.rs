@@ -175,3 +175,37 @@ impl PackageNaming {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repology_picks_the_exact_release_from_a_stale_cache_when_offline() {
+        let dir = std::env::temp_dir().join(format!("hk-repology-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let answer = serde_json::json!([
+            {"repo": "debian_11", "binname": "py3-old", "status": "outdated"},
+            {"repo": "debian_12", "binname": "python3-other", "status": "legacy"},
+            {"repo": "debian_12", "binname": "python3", "status": "newest"},
+        ]);
+        std::fs::write(dir.join("python.json"), answer.to_string()).expect("write");
+        let mut repology = Repology::new(Some(dir.clone()), Duration::ZERO, false);
+        repology.api = "http://127.0.0.1:9".into();
+        assert_eq!(repology.resolve("python", "debian_12").expect("stale cache"), Some("python3".into()));
+        assert_eq!(repology.resolve("python", "alpine_3_20").expect("known project"), None);
+        assert!(repology.resolve("nothing-cached", "debian_12").is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_lock_for_another_release_is_refused() {
+        let naming = PackageNaming {
+            lock: Some(PackageLock { version: 1, target: "debian_12".into(), packages: BTreeMap::new() }),
+            repology: None,
+        };
+        assert!(naming.check_release("web", "debian_12").is_ok());
+        let err = naming.check_release("web", "ubuntu_24").expect_err("refused").to_string();
+        assert!(err.contains("made for debian_12") && err.contains("ubuntu_24"), "{err}");
+    }
+}

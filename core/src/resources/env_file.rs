@@ -228,3 +228,15 @@ impl ResourceKind for EnvFile {
         diff.action == crate::model::Action::Create
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::line;
+
+    #[test]
+    fn values_are_quoted_only_when_needed() {
+        assert_eq!(line("PORT", "9001"), "PORT=9001\n");
+        assert_eq!(line("URL", "postgres://u@h:5432/db"), "URL=postgres://u@h:5432/db\n");
+        assert_eq!(line("MSG", "a \"b\" $c `d`\\e\nf"), "MSG=\"a \\\"b\\\" \\$c \\`d\\`\\\\e\\nf\"\n");
+    }
+}
