@@ -159,6 +159,7 @@ export def "test guest system: a service restarts exactly when its env file chan
     assert equal ($env_row.changes | where field == content | get 0.to) "(secret)"
     let events = $plan | hk apply --confirm --track --runs-root $roots.runs --backups-root $roots.backups
     assert equal ($events.status | uniq) [ok] ($events | to nuon)
+    assert not (($events | to json) + ($plan | to json) | str contains $secret) "a secret is in the plan or its events"
     assert equal (guest sh $"systemctl is-active ($name); systemctl is-enabled ($name); stat -c %a ($env_path)") "active\nenabled\n600\n"
     assert equal (guest sh "cat /run/hk-greeting") "hello\n"
     has (guest sh $"cat ($env_path)") $"API_TOKEN=($secret)"

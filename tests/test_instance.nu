@@ -78,3 +78,17 @@ export def "test instance: a stale pid file shows as stopped with a note" [] {
     assert equal $status.pid null
   }
 }
+
+export def "test instance: missing qemu tools are named with the package that brings them" [] {
+  with-dir {|dir|
+    let cache = scratch
+    let out = with-env {PATH: ["/nonexistent"], HK_IMAGE_CACHE: $cache} {
+      ^$env.HK_NU -n --plugins $env.HK_PLUGIN -c "{instances: {demo: {}}} | hk instance ensure demo" | complete
+    }
+    assert ($out.exit_code != 0)
+    has $out.stderr "mmdebstrap is not installed"
+    has $out.stderr "apt-get install"
+    # Nothing was started.
+    assert equal ({instances: {demo: {}}} | hk instance status demo | get state) stopped
+  }
+}
