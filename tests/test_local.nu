@@ -309,3 +309,29 @@ export def "test the same tree without the perl file helper" [] {
   let run = with-env {HK_NO_PERL: 1} { ^$env.HK_NU -n --plugins $env.HK_PLUGIN -c $script | complete }
   assert equal $run.exit_code 0 $run.stderr
 }
+
+export def "test remembered hashes never hide a change" [] {
+  let dir = scratch
+  $env.HK_HASH_CACHE = $dir | path join hash-cache
+  let path = $dir | path join app.conf
+  let config = {resources: [{type: file, path: $path, content: "aaaa\n"}]}
+  $config | hk plan local | hk apply --confirm | ignore
+  assert equal (($config | hk plan local).action) [noop]
+  assert equal (($config | hk plan local).action) [noop]
+  assert ((glob ($env.HK_HASH_CACHE | path join '*.json') | length) == 1) "the cache was written"
+  # Same size, old mtime: only ctime tells, and it does.
+  "bbbb\n" | save -f $path
+  ^touch -d "2020-01-01 00:00:00" $path
+  let drift = $config | hk plan local
+  assert equal $drift.action [update]
+  assert equal $drift.0.changes.0.field content
+  # Replaced by another file of the same size and an old mtime (a new inode).
+  $config | hk plan local | hk apply --confirm | ignore
+  let other = $dir | path join other
+  "cccc\n" | save -f $other
+  ^touch -d "2020-01-01 00:00:00" $other
+  ^mv -f $other $path
+  assert equal (($config | hk plan local).action) [update]
+  # With the cache off the answer is the same.
+  assert equal ((with-env {HK_HASH_CACHE: off} { $config | hk plan local }).action) [update]
+}

@@ -140,7 +140,7 @@ pub fn clean(
                     ))));
                 }
             }
-            plan_over(host, target, transport.as_mut(), &resources, &[])
+            plan_over(host, target, transport.as_mut(), &resources, &[], None)
         })();
         match host_rows {
             Ok((host_plan, rows)) => {

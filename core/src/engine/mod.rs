@@ -5,6 +5,7 @@ mod clean;
 mod down;
 mod exec;
 mod fanout;
+pub mod hash_cache;
 mod order;
 mod plan;
 pub mod probe;

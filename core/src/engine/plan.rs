@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 
+use super::hash_cache::HashCache;
 use super::probe::{Facts, ProbeBatch};
 use super::{dependency_order, for_each_host, nonce};
 use crate::config::Config;
@@ -24,6 +25,8 @@ pub struct PlanOptions {
     pub packages: PackageNaming,
     /// Values of the secrets env files refer to, resolved by the caller (memory only).
     pub secrets: Secrets,
+    /// Where content hashes are remembered between plans (`None`: hash every file every time).
+    pub hash_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for PlanOptions {
@@ -34,6 +37,7 @@ impl Default for PlanOptions {
             credentials: Credentials::default(),
             packages: PackageNaming::default(),
             secrets: Secrets::default(),
+            hash_cache: None,
         }
     }
 }
@@ -91,10 +95,30 @@ pub fn plan(config: &Config, targets: &[(String, Target)], options: &PlanOptions
 pub fn probe_host(
     transport: &mut dyn Transport,
     resources: &[&Resource],
+    batch: ProbeBatch,
+) -> Result<(Facts, Vec<Observed>)> {
+    probe_host_cached(transport, resources, batch, None)
+}
+
+/// As [`probe_host`], reusing remembered content hashes of files that did not change.
+pub fn probe_host_cached(
+    transport: &mut dyn Transport,
+    resources: &[&Resource],
     mut batch: ProbeBatch,
+    mut cache: Option<&mut HashCache>,
 ) -> Result<(Facts, Vec<Observed>)> {
     for r in resources {
         r.kind().probe(&mut batch);
+    }
+    let mut candidates = Vec::new();
+    if cache.is_some() {
+        batch.clock();
+    }
+    if let Some(cache) = cache.as_deref()
+        && let (remembered, Some(since)) = cache.candidates(batch.sha256_paths())
+    {
+        candidates = remembered.clone();
+        batch.remember(remembered, since);
     }
     let nonce = nonce();
     let script = batch.script(&nonce)?;
@@ -109,13 +133,43 @@ pub fn probe_host(
             out.stderr_text()
         );
     }
-    let facts = batch.parse(&out.stdout, &nonce).with_context(|| {
+    let mut facts = batch.parse(&out.stdout, &nonce).with_context(|| {
         format!("reading the probe output from {}: {}", transport.describe(), out.stderr_text())
     })?;
+    if let Some(cache) = cache.as_deref_mut() {
+        let missing = cache.fill(&mut facts, &candidates);
+        if !missing.is_empty() {
+            hash_now(transport, &missing, &mut facts)?;
+        }
+        if let Some(clock) = facts.clock {
+            cache.update(&facts, clock);
+            cache.save();
+        }
+    }
     let timer = crate::trace::Timer::start("parse + observe");
     let observed: Vec<Observed> = resources.iter().map(|r| r.kind().observe(&facts)).collect();
     timer.done("");
     Ok((facts, observed))
+}
+
+/// Hash `paths` now (files whose remembered hash does not fit any more): one more small exec.
+fn hash_now(transport: &mut dyn Transport, paths: &[String], facts: &mut Facts) -> Result<()> {
+    let mut batch = ProbeBatch::default();
+    for path in paths {
+        batch.stat(path);
+        batch.sha256(path);
+    }
+    let nonce = nonce();
+    let out = transport.run_script(batch.script(&nonce)?.as_bytes(), &mut |_| {})?;
+    let fresh = batch.parse(&out.stdout, &nonce)?;
+    for path in paths {
+        if let (Some(seen), Some(sha)) =
+            (facts.paths.get_mut(path), fresh.paths.get(path).and_then(|p| p.sha256.clone()))
+        {
+            seen.sha256 = Some(sha);
+        }
+    }
+    Ok(())
 }
 
 fn plan_host(
@@ -131,7 +185,14 @@ fn plan_host(
     let renames_packages = has_packages && (naming.lock.is_some() || naming.repology.is_some());
     let has_env_files = all.iter().any(|r| matches!(r, Resource::EnvFile(_)));
     if !renames_packages && !has_env_files {
-        return plan_over(host, target, transport.as_mut(), all, &options.ignore);
+        return plan_over(
+            host,
+            target,
+            transport.as_mut(),
+            all,
+            &options.ignore,
+            options.hash_cache.as_deref(),
+        );
     }
     let mut resources = all.to_vec();
     for resource in resources.iter_mut().filter(|r| matches!(r, Resource::EnvFile(_))) {
@@ -146,7 +207,14 @@ fn plan_host(
         let release = read_release(transport.as_mut()).with_context(|| format!("host {host}"))?;
         naming.apply_repology(&release, &mut resources).with_context(|| format!("host {host}"))?;
     }
-    let (host_plan, rows) = plan_over(host, target, transport.as_mut(), &resources, &options.ignore)?;
+    let (host_plan, rows) = plan_over(
+        host,
+        target,
+        transport.as_mut(),
+        &resources,
+        &options.ignore,
+        options.hash_cache.as_deref(),
+    )?;
     if let Some(release) = &host_plan.release {
         naming.check_release(host, release)?;
     }
@@ -179,12 +247,14 @@ pub fn plan_over(
     transport: &mut dyn Transport,
     all: &[Resource],
     ignore: &[String],
+    hash_cache: Option<&std::path::Path>,
 ) -> Result<(HostPlan, Vec<PlanRow>)> {
     let refs: Vec<&Resource> = all.iter().collect();
     let ordered: Vec<&Resource> = dependency_order(&refs).into_iter().map(|i| refs[i]).collect();
     let (ignored, probed): (Vec<&Resource>, Vec<&Resource>) =
         ordered.iter().partition(|r| ignore.contains(&r.kind().id()));
-    let (facts, observed) = probe_host(transport, &probed, ProbeBatch::default())
+    let mut cache = hash_cache.map(|dir| HashCache::load(dir, target));
+    let (facts, observed) = probe_host_cached(transport, &probed, ProbeBatch::default(), cache.as_mut())
         .with_context(|| format!("planning host {host}"))?;
     let diff_timer = crate::trace::Timer::start("diff");
     let mut rows = Vec::with_capacity(ordered.len());

@@ -44,6 +44,7 @@ pub struct PathFacts {
     pub uid: String,
     pub gid: String,
     pub size: u64,
+    pub ino: u64,
     pub sha256: Option<String>,
     pub target: Option<String>,
 }
@@ -58,6 +59,7 @@ impl PathFacts {
             uid: String::new(),
             gid: String::new(),
             size: 0,
+            ino: 0,
             sha256: None,
             target: None,
         }
@@ -85,6 +87,10 @@ pub struct Facts {
     pub units: HashMap<String, HashMap<String, String>>,
     /// Guard commands by key: whether they succeeded.
     pub guards: HashMap<String, bool>,
+    /// The host's clock (seconds) when the probe started, when asked for.
+    pub clock: Option<i64>,
+    /// Whether the host could tell which remembered files changed (`find -newerct`).
+    pub remembered: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -135,6 +141,10 @@ pub struct ProbeBatch {
     packages: Vec<String>,
     units: Vec<String>,
     guards: Vec<(String, String)>,
+    /// Paths of `sha256` with a remembered hash: hashed only when changed since `since` (host time).
+    remembered: Vec<String>,
+    since: Option<i64>,
+    clock: bool,
 }
 
 impl ProbeBatch {
@@ -181,6 +191,24 @@ impl ProbeBatch {
         self.sha256.push(path.to_string());
     }
 
+    pub fn sha256_paths(&self) -> &[String] {
+        &self.sha256
+    }
+
+    /// Report the host's clock at the start of the probe.
+    pub fn clock(&mut self) {
+        self.clock = true;
+    }
+
+    /// Hash `remembered` only when their ctime is newer than `since`; report the host clock.
+    pub fn remember(&mut self, remembered: Vec<String>, since: i64) {
+        let set: std::collections::HashSet<&String> = remembered.iter().collect();
+        self.sha256.retain(|p| !set.contains(p));
+        self.remembered = remembered;
+        self.since = Some(since);
+        self.clock = true;
+    }
+
     /// The probe script: sections start with a line `<nonce> <section>` so that anything a login
     /// shell prints on its own cannot be mistaken for facts.
     pub fn script(&self, nonce: &str) -> Result<String> {
@@ -190,10 +218,13 @@ impl ProbeBatch {
         s.push_str("printf '\\n%s host\\n' \"$HK\"\n");
         s.push_str("h=; m=\nread -r h < /proc/sys/kernel/hostname 2>/dev/null || h=$(uname -n)\n");
         s.push_str("read -r m < /etc/machine-id 2>/dev/null || m=\nprintf '%s\\n%s\\n' \"$h\" \"$m\"\n");
+        if self.clock {
+            s.push_str("printf '\\n%s clock\\n' \"$HK\"\ndate +%s\n");
+        }
         s.push_str("printf '\\n%s stat\\n' \"$HK\"\n");
         let names = if self.names { "%U\\0%G" } else { "-\\0-" };
         for chunk in self.stat.chunks(PATHS_PER_CALL) {
-            s.push_str(&format!("stat --printf '%n\\0%F\\0%a\\0{names}\\0%u\\0%g\\0%s\\0%N\\0' --"));
+            s.push_str(&format!("stat --printf '%n\\0%F\\0%a\\0{names}\\0%u\\0%g\\0%s\\0%i\\0%N\\0' --"));
             push_words(&mut s, chunk)?;
             s.push_str(" 2>/dev/null || :\n");
         }
@@ -202,6 +233,20 @@ impl ProbeBatch {
             s.push_str("sha256sum -z --");
             push_words(&mut s, chunk)?;
             s.push_str(" 2>/dev/null || :\n");
+        }
+        if let Some(since) = self.since {
+            // The section exists only where find understands -newerct: without it, every remembered
+            // file counts as unknown and is hashed after all.
+            s.push_str(
+                "find / -maxdepth 0 -newerct @0 >/dev/null 2>&1 && printf '\\n%s remembered\\n' \"$HK\"\n",
+            );
+            for chunk in self.remembered.chunks(PATHS_PER_CALL) {
+                s.push_str("find");
+                push_words(&mut s, chunk)?;
+                s.push_str(&format!(
+                    " -maxdepth 0 -type f -newerct @{since} -print0 2>/dev/null | xargs -0r sha256sum -z -- 2>/dev/null || :\n"
+                ));
+            }
         }
         if !self.empty.is_empty() {
             s.push_str("printf '\\n%s children\\n' \"$HK\"\n");
@@ -378,6 +423,10 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
             facts.children.push(String::from_utf8_lossy(entry).into_owned());
         }
     }
+    facts.remembered = sections.contains_key("remembered");
+    if let Some(clock) = sections.get("clock") {
+        facts.clock = String::from_utf8_lossy(clock).trim().parse().ok();
+    }
     if let Some(roots) = sections.get("roots") {
         let text = String::from_utf8_lossy(roots);
         let mut lines = text.lines();
@@ -387,7 +436,7 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
     }
     if let Some(stat) = sections.get("stat") {
         let fields: Vec<&[u8]> = stat.split(|&b| b == 0).collect();
-        for record in fields.chunks_exact(9) {
+        for record in fields.chunks_exact(10) {
             let text = |i: usize| String::from_utf8_lossy(record[i]).into_owned();
             let name = text(0);
             let kind = match text(1).as_str() {
@@ -398,7 +447,7 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
             };
             let target = if kind == PathKind::Link {
                 let prefix = format!("{name} -> ");
-                text(8).strip_prefix(&prefix).map(str::to_string)
+                text(9).strip_prefix(&prefix).map(str::to_string)
             } else {
                 None
             };
@@ -413,13 +462,14 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
                     uid: text(5),
                     gid: text(6),
                     size: text(7).parse().unwrap_or(0),
+                    ino: text(8).parse().unwrap_or(0),
                     sha256: None,
                     target,
                 },
             );
         }
     }
-    if let Some(sums) = sections.get("sha256") {
+    for sums in ["sha256", "remembered"].iter().filter_map(|name| sections.get(*name)) {
         for line in sums.split(|&b| b == 0) {
             // "<64 hex>  <path>"; a leading newline comes from the section marker layout.
             let line = line.strip_prefix(b"\n").unwrap_or(line);

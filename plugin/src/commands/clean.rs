@@ -75,6 +75,7 @@ impl PluginCommand for Clean {
             credentials: credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?,
             packages: Default::default(),
             secrets: Default::default(),
+            hash_cache: None,
         };
         let outcome = engine::clean(&selection.config, &selection.targets, keep, &options).at(span)?;
         Ok(outcome_to_pipeline(&outcome, span))

@@ -122,10 +122,28 @@ pub fn plan_selection(
             let resources: Vec<&hk_core::resources::Resource> = selection.config.resources.iter().collect();
             crate::secrets::resolve_secrets(engine, call, &resources)?
         },
+        hash_cache: hash_cache_dir(engine)?,
     };
     let outcome = engine::plan(&selection.config, &selection.targets, &options).at(call.head)?;
     write_lock(engine, call, &outcome)?;
     Ok(outcome)
+}
+
+/// Where plans remember content hashes: `$env.HK_HASH_CACHE` (`off` disables), else
+/// `$XDG_CACHE_HOME/hk/hashes`, else `~/.cache/hk/hashes`.
+fn hash_cache_dir(engine: &EngineInterface) -> Result<Option<std::path::PathBuf>, LabeledError> {
+    let var = |name: &str| -> Result<Option<String>, LabeledError> {
+        Ok(engine.get_env_var(name)?.and_then(|v| v.coerce_str().ok().map(|s| s.into_owned())))
+    };
+    Ok(match var("HK_HASH_CACHE")? {
+        Some(v) if v == "off" || v.is_empty() => None,
+        Some(dir) => Some(std::path::PathBuf::from(dir)),
+        None => match (var("XDG_CACHE_HOME")?.filter(|s| !s.is_empty()), var("HOME")?) {
+            (Some(cache), _) => Some(std::path::PathBuf::from(cache).join("hk/hashes")),
+            (None, Some(home)) => Some(std::path::PathBuf::from(home).join(".cache/hk/hashes")),
+            (None, None) => None,
+        },
+    })
 }
 
 /// Rows of the hosts that were read; when some could not be, the list ends with an error naming them.

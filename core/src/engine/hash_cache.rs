@@ -1,0 +1,119 @@
+//! Content hashes remembered between plans, so a no-op plan does not read every file again.
+//!
+//! A cached hash is reused only for the same host (hostname + machine-id), path, inode and size, and
+//! only when the file's ctime is not newer than a moment before the hash was taken (host clock): any
+//! write, rename or replacement sets ctime to "now", so `find -newerct @T` on the host lists every
+//! file that may have changed since, and those are hashed again in the same probe.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::probe::{Facts, PathKind};
+use crate::model::HostIdentity;
+use crate::transport::Target;
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    ino: u64,
+    size: u64,
+    sha256: String,
+    /// Host time (seconds) of the probe that hashed it.
+    hashed_at: i64,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Stored {
+    identity: HostIdentity,
+    entries: HashMap<String, Entry>,
+}
+
+pub struct HashCache {
+    file: PathBuf,
+    stored: Stored,
+}
+
+impl HashCache {
+    /// The cache of one target under `dir` (a missing or damaged file is an empty cache).
+    pub fn load(dir: &Path, target: &Target) -> HashCache {
+        let key = serde_json::to_vec(target).unwrap_or_default();
+        let name: String = Sha256::digest(&key).iter().take(10).map(|b| format!("{b:02x}")).collect();
+        let file = dir.join(format!("{name}.json"));
+        let stored =
+            std::fs::read(&file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        HashCache { file, stored }
+    }
+
+    /// Of `paths`, those with a remembered hash, and the moment after which a change must be looked
+    /// for (one second before the oldest of their hashes).
+    pub fn candidates(&self, paths: &[String]) -> (Vec<String>, Option<i64>) {
+        let cached: Vec<String> =
+            paths.iter().filter(|p| self.stored.entries.contains_key(*p)).cloned().collect();
+        let oldest = cached.iter().filter_map(|p| self.stored.entries.get(p)).map(|e| e.hashed_at).min();
+        (cached, oldest.map(|t| t - 1))
+    }
+
+    /// Fill the hashes the probe did not read again; returns the candidate files that still lack one
+    /// (another machine, another inode or size) and must be hashed now.
+    pub fn fill(&self, facts: &mut Facts, candidates: &[String]) -> Vec<String> {
+        // Reuse only what the host could vouch for: same machine, and find told what changed.
+        let same_host = facts.identity == self.stored.identity && facts.remembered;
+        let mut missing = Vec::new();
+        for path in candidates {
+            let Some(seen) = facts.paths.get_mut(path) else { continue };
+            if seen.kind != PathKind::File || seen.sha256.is_some() {
+                continue;
+            }
+            match self.stored.entries.get(path) {
+                Some(e) if same_host && e.ino == seen.ino && e.size == seen.size => {
+                    seen.sha256 = Some(e.sha256.clone());
+                }
+                _ => missing.push(path.clone()),
+            }
+        }
+        missing
+    }
+
+    /// Remember what this probe learned: hashes read now get `host_time`, reused ones keep theirs.
+    pub fn update(&mut self, facts: &Facts, host_time: i64) {
+        if facts.identity != self.stored.identity {
+            self.stored = Stored { identity: facts.identity.clone(), entries: HashMap::new() };
+        }
+        for (path, seen) in &facts.paths {
+            match (&seen.kind, &seen.sha256) {
+                (PathKind::File, Some(sha)) => {
+                    let reused = self
+                        .stored
+                        .entries
+                        .get(path)
+                        .filter(|e| &e.sha256 == sha && e.ino == seen.ino && e.size == seen.size)
+                        .map(|e| e.hashed_at);
+                    self.stored.entries.insert(
+                        path.clone(),
+                        Entry {
+                            ino: seen.ino,
+                            size: seen.size,
+                            sha256: sha.clone(),
+                            hashed_at: reused.unwrap_or(host_time),
+                        },
+                    );
+                }
+                _ => {
+                    self.stored.entries.remove(path);
+                }
+            }
+        }
+    }
+
+    /// Write the cache (best effort: a cache that cannot be written only costs time).
+    pub fn save(&self) {
+        if let Some(dir) = self.file.parent()
+            && std::fs::create_dir_all(dir).is_ok()
+            && let Ok(json) = serde_json::to_vec(&self.stored)
+        {
+            let _ = crate::plan_file::write_atomic(&self.file, &json, 0o600);
+        }
+    }
+}
