@@ -105,7 +105,7 @@ pub fn probe_host_cached(
     transport: &mut dyn Transport,
     resources: &[&Resource],
     mut batch: ProbeBatch,
-    mut cache: Option<&mut HashCache>,
+    cache: Option<&mut HashCache>,
 ) -> Result<(Facts, Vec<Observed>)> {
     for r in resources {
         r.kind().probe(&mut batch);
@@ -136,7 +136,7 @@ pub fn probe_host_cached(
     let mut facts = batch.parse(&out.stdout, &nonce).with_context(|| {
         format!("reading the probe output from {}: {}", transport.describe(), out.stderr_text())
     })?;
-    if let Some(cache) = cache.as_deref_mut() {
+    if let Some(cache) = cache {
         let missing = cache.fill(&mut facts, &candidates);
         if !missing.is_empty() {
             hash_now(transport, &missing, &mut facts)?;
