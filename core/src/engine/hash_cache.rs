@@ -3,7 +3,9 @@
 //! A cached hash is reused only for the same host (hostname + machine-id), path, inode and size, and
 //! only when the file's ctime is not newer than a moment before the hash was taken (host clock): any
 //! write, rename or replacement sets ctime to "now", so `find -newerct @T` on the host lists every
-//! file that may have changed since, and those are hashed again in the same probe.
+//! file that may have changed since, and those are hashed again in the same probe. A file changed
+//! less than a second before its hash is not reused until a later probe hashed it again (ctime has
+//! whole-second granularity on some filesystems).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,9 +21,18 @@ use crate::transport::Target;
 struct Entry {
     ino: u64,
     size: u64,
+    /// ctime (seconds) when hashed.
+    ctime: i64,
     sha256: String,
     /// Host time (seconds) of the probe that hashed it.
     hashed_at: i64,
+}
+
+impl Entry {
+    /// Changed at least a second before it was hashed: a later change is sure to show in ctime.
+    fn stable(&self) -> bool {
+        self.ctime < self.hashed_at - 1
+    }
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -33,6 +44,7 @@ struct Stored {
 pub struct HashCache {
     file: PathBuf,
     stored: Stored,
+    changed: bool,
 }
 
 impl HashCache {
@@ -43,23 +55,26 @@ impl HashCache {
         let file = dir.join(format!("{name}.json"));
         let stored =
             std::fs::read(&file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-        HashCache { file, stored }
+        HashCache { file, stored, changed: false }
     }
 
-    /// Of `paths`, those with a remembered hash, and the moment after which a change must be looked
-    /// for (one second before the oldest of their hashes).
+    /// Of `paths`, those with a remembered (stable) hash, and the moment after which a change must be
+    /// looked for: one second before the oldest of their hashes.
     pub fn candidates(&self, paths: &[String]) -> (Vec<String>, Option<i64>) {
-        let cached: Vec<String> =
-            paths.iter().filter(|p| self.stored.entries.contains_key(*p)).cloned().collect();
+        let cached: Vec<String> = paths
+            .iter()
+            .filter(|p| self.stored.entries.get(*p).is_some_and(Entry::stable))
+            .cloned()
+            .collect();
         let oldest = cached.iter().filter_map(|p| self.stored.entries.get(p)).map(|e| e.hashed_at).min();
         (cached, oldest.map(|t| t - 1))
     }
 
     /// Fill the hashes the probe did not read again; returns the candidate files that still lack one
-    /// (another machine, another inode or size) and must be hashed now.
+    /// (another machine, another inode or size, or a host that could not tell what changed) and must
+    /// be hashed now.
     pub fn fill(&self, facts: &mut Facts, candidates: &[String]) -> Vec<String> {
-        // Reuse only what the host could vouch for: same machine, and find told what changed.
-        let same_host = facts.identity == self.stored.identity && facts.remembered;
+        let trusted = facts.identity == self.stored.identity && facts.remembered;
         let mut missing = Vec::new();
         for path in candidates {
             let Some(seen) = facts.paths.get_mut(path) else { continue };
@@ -67,7 +82,7 @@ impl HashCache {
                 continue;
             }
             match self.stored.entries.get(path) {
-                Some(e) if same_host && e.ino == seen.ino && e.size == seen.size => {
+                Some(e) if trusted && e.ino == seen.ino && e.size == seen.size && e.ctime == seen.ctime => {
                     seen.sha256 = Some(e.sha256.clone());
                 }
                 _ => missing.push(path.clone()),
@@ -80,35 +95,38 @@ impl HashCache {
     pub fn update(&mut self, facts: &Facts, host_time: i64) {
         if facts.identity != self.stored.identity {
             self.stored = Stored { identity: facts.identity.clone(), entries: HashMap::new() };
+            self.changed = true;
         }
         for (path, seen) in &facts.paths {
             match (&seen.kind, &seen.sha256) {
                 (PathKind::File, Some(sha)) => {
-                    let reused = self
-                        .stored
-                        .entries
-                        .get(path)
-                        .filter(|e| &e.sha256 == sha && e.ino == seen.ino && e.size == seen.size)
-                        .map(|e| e.hashed_at);
-                    self.stored.entries.insert(
-                        path.clone(),
-                        Entry {
-                            ino: seen.ino,
-                            size: seen.size,
-                            sha256: sha.clone(),
-                            hashed_at: reused.unwrap_or(host_time),
-                        },
-                    );
+                    let same = |e: &&Entry| {
+                        &e.sha256 == sha && e.ino == seen.ino && e.size == seen.size && e.ctime == seen.ctime
+                    };
+                    let hashed_at =
+                        self.stored.entries.get(path).filter(same).map_or(host_time, |e| e.hashed_at);
+                    let entry = Entry {
+                        ino: seen.ino,
+                        size: seen.size,
+                        ctime: seen.ctime,
+                        sha256: sha.clone(),
+                        hashed_at,
+                    };
+                    if self.stored.entries.get(path) != Some(&entry) {
+                        self.stored.entries.insert(path.clone(), entry);
+                        self.changed = true;
+                    }
                 }
-                _ => {
-                    self.stored.entries.remove(path);
-                }
+                _ => self.changed |= self.stored.entries.remove(path).is_some(),
             }
         }
     }
 
-    /// Write the cache (best effort: a cache that cannot be written only costs time).
+    /// Write the cache when it changed (best effort: a cache that cannot be written only costs time).
     pub fn save(&self) {
+        if !self.changed {
+            return;
+        }
         if let Some(dir) = self.file.parent()
             && std::fs::create_dir_all(dir).is_ok()
             && let Ok(json) = serde_json::to_vec(&self.stored)

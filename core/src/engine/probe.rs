@@ -45,6 +45,8 @@ pub struct PathFacts {
     pub gid: String,
     pub size: u64,
     pub ino: u64,
+    /// Last status change, seconds (host clock).
+    pub ctime: i64,
     pub sha256: Option<String>,
     pub target: Option<String>,
 }
@@ -60,6 +62,7 @@ impl PathFacts {
             gid: String::new(),
             size: 0,
             ino: 0,
+            ctime: 0,
             sha256: None,
             target: None,
         }
@@ -224,7 +227,9 @@ impl ProbeBatch {
         s.push_str("printf '\\n%s stat\\n' \"$HK\"\n");
         let names = if self.names { "%U\\0%G" } else { "-\\0-" };
         for chunk in self.stat.chunks(PATHS_PER_CALL) {
-            s.push_str(&format!("stat --printf '%n\\0%F\\0%a\\0{names}\\0%u\\0%g\\0%s\\0%i\\0%N\\0' --"));
+            s.push_str(&format!(
+                "stat --printf '%n\\0%F\\0%a\\0{names}\\0%u\\0%g\\0%s\\0%i\\0%Z\\0%N\\0' --"
+            ));
             push_words(&mut s, chunk)?;
             s.push_str(" 2>/dev/null || :\n");
         }
@@ -436,7 +441,7 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
     }
     if let Some(stat) = sections.get("stat") {
         let fields: Vec<&[u8]> = stat.split(|&b| b == 0).collect();
-        for record in fields.chunks_exact(10) {
+        for record in fields.chunks_exact(11) {
             let text = |i: usize| String::from_utf8_lossy(record[i]).into_owned();
             let name = text(0);
             let kind = match text(1).as_str() {
@@ -447,7 +452,7 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
             };
             let target = if kind == PathKind::Link {
                 let prefix = format!("{name} -> ");
-                text(9).strip_prefix(&prefix).map(str::to_string)
+                text(10).strip_prefix(&prefix).map(str::to_string)
             } else {
                 None
             };
@@ -463,6 +468,7 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
                     gid: text(6),
                     size: text(7).parse().unwrap_or(0),
                     ino: text(8).parse().unwrap_or(0),
+                    ctime: text(9).parse().unwrap_or(0),
                     sha256: None,
                     target,
                 },
