@@ -23,7 +23,7 @@ def main [
   let instances = $root | path join .scratch/instances
   let env_of_tests = {
     HK_TEST_ROOT: $root, HK_TEST_SCRATCH: $scratch, HK_NU: $nu_bin, HK_PLUGIN: $plugin,
-    HK_INSTANCES_DIR: $instances
+    HK_INSTANCES_DIR: $instances, HK_HASH_CACHE: ($scratch | path join hash-cache)
   }
   # Tests in test_guest*.nu share one qemu guest, brought up once through hk itself.
   let needs_guest = $selected | any {|t| $t.file | path basename | str starts-with test_guest }

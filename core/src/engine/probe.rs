@@ -221,16 +221,18 @@ impl ProbeBatch {
         s.push_str("printf '\\n%s host\\n' \"$HK\"\n");
         s.push_str("h=; m=\nread -r h < /proc/sys/kernel/hostname 2>/dev/null || h=$(uname -n)\n");
         s.push_str("read -r m < /etc/machine-id 2>/dev/null || m=\nprintf '%s\\n%s\\n' \"$h\" \"$m\"\n");
-        if self.clock {
-            s.push_str("printf '\\n%s clock\\n' \"$HK\"\ndate +%s\n");
-        }
         s.push_str("printf '\\n%s stat\\n' \"$HK\"\n");
         let names = if self.names { "%U\\0%G" } else { "-\\0-" };
-        for chunk in self.stat.chunks(PATHS_PER_CALL) {
-            s.push_str(&format!(
-                "stat --printf '%n\\0%F\\0%a\\0{names}\\0%u\\0%g\\0%s\\0%i\\0%Z\\0%N\\0' --"
-            ));
+        let stat = format!("stat --printf '%n\\0%F\\0%a\\0{names}\\0%u\\0%g\\0%s\\0%i\\0%Z\\0%N\\0' --");
+        // The clock: this shell's /proc entry dates from its start, before anything is hashed.
+        let clock = if self.clock { " \"/proc/$$\"" } else { "" };
+        if self.stat.is_empty() && self.clock {
+            s.push_str(&format!("{stat}{clock} 2>/dev/null || :\n"));
+        }
+        for (i, chunk) in self.stat.chunks(PATHS_PER_CALL).enumerate() {
+            s.push_str(&stat);
             push_words(&mut s, chunk)?;
+            s.push_str(if i == 0 { clock } else { "" });
             s.push_str(" 2>/dev/null || :\n");
         }
         s.push_str("printf '\\n%s sha256\\n' \"$HK\"\n");
@@ -240,18 +242,17 @@ impl ProbeBatch {
             s.push_str(" 2>/dev/null || :\n");
         }
         if let Some(since) = self.since {
-            // The section exists only where find understands -newerct: without it, every remembered
-            // file counts as unknown and is hashed after all.
-            s.push_str(
-                "find / -maxdepth 0 -newerct @0 >/dev/null 2>&1 && printf '\\n%s remembered\\n' \"$HK\"\n",
-            );
+            // Files changed since `since` are hashed again. Only when every find succeeded does the
+            // host vouch for the others (a find without -newerct, or a vanished file, fails).
+            s.push_str("printf '\\n%s remembered\\n' \"$HK\"\nhk_r=ok\n");
             for chunk in self.remembered.chunks(PATHS_PER_CALL) {
                 s.push_str("find");
                 push_words(&mut s, chunk)?;
                 s.push_str(&format!(
-                    " -maxdepth 0 -type f -newerct @{since} -print0 2>/dev/null | xargs -0r sha256sum -z -- 2>/dev/null || :\n"
+                    " -maxdepth 0 -type f -newerct @{since} -exec sha256sum -z -- {{}} + 2>/dev/null || hk_r=\n"
                 ));
             }
+            s.push_str("[ -n \"$hk_r\" ] && printf '\\n%s remembered-ok\\n' \"$HK\"\n");
         }
         if !self.empty.is_empty() {
             s.push_str("printf '\\n%s children\\n' \"$HK\"\n");
@@ -428,10 +429,7 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
             facts.children.push(String::from_utf8_lossy(entry).into_owned());
         }
     }
-    facts.remembered = sections.contains_key("remembered");
-    if let Some(clock) = sections.get("clock") {
-        facts.clock = String::from_utf8_lossy(clock).trim().parse().ok();
-    }
+    facts.remembered = sections.contains_key("remembered-ok");
     if let Some(roots) = sections.get("roots") {
         let text = String::from_utf8_lossy(roots);
         let mut lines = text.lines();
@@ -474,6 +472,15 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
                 },
             );
         }
+    }
+    // The shell's own /proc entry, if asked for, is the host clock, not a path anyone manages.
+    let own = facts
+        .paths
+        .keys()
+        .find(|p| p.strip_prefix("/proc/").is_some_and(|pid| pid.bytes().all(|b| b.is_ascii_digit())))
+        .cloned();
+    if let Some(own) = own {
+        facts.clock = facts.paths.remove(&own).map(|p| p.ctime);
     }
     for sums in ["sha256", "remembered"].iter().filter_map(|name| sections.get(*name)) {
         for line in sums.split(|&b| b == 0) {
