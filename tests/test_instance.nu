@@ -88,7 +88,7 @@ export def "test instance: missing qemu tools are named with the package that br
     assert ($out.exit_code != 0)
     has $out.stderr "mmdebstrap is not installed"
     has $out.stderr "apt-get install"
-    # Nothing was started.
-    assert equal ({instances: {demo: {}}} | hk instance status demo | get state) stopped
+    # Nothing was started or left behind.
+    assert equal ({instances: {demo: {}}} | hk instance status demo | get state) absent
   }
 }

@@ -90,6 +90,56 @@ impl Qemu {
     }
 }
 
+impl Qemu {
+    /// `ensure` under the instance lock.
+    fn bring_up(&self, instance: &Instance, progress: &mut dyn FnMut(&str)) -> Result<Status> {
+        let files = VmFiles::in_dir(&instance.dir);
+        match self.running_pid(instance) {
+            Ok(Some(_)) if state_file(instance).is_file() => return self.status(instance),
+            // Running without a state file: a start that was interrupted; begin again.
+            Ok(Some(pid)) => Vm { pid, port: 0 }.kill(),
+            Ok(None) => {}
+            Err(dead) => {
+                progress(&format!("removing the stale pid file of qemu pid {dead}, which is gone"));
+                let _ = fs::remove_file(&files.pid);
+            }
+        }
+        let _ = fs::remove_file(state_file(instance));
+        let image = image::ensure(&instance.spec, &instance.cache, progress)?;
+        let disk = instance.dir.join("disk.qcow2");
+        let cold = instance.spec.lifecycle == Lifecycle::Persistent && disk.is_file();
+        if !cold {
+            let _ = fs::remove_file(&disk);
+            vm::create_overlay(&disk, &image.snapshot_disk(), "qcow2")?;
+        }
+        let _ = fs::remove_file(&files.console);
+        progress(if cold {
+            "booting the instance's own disk (persistent lifecycle; about a minute under emulation)"
+        } else {
+            "resuming from the ready snapshot"
+        });
+        let incoming = image.snapshot_state();
+        let vm = Vm::start(&image, &instance.spec, &files, &disk, (!cold).then_some(incoming.as_path()))?;
+        let timeout = Duration::from_secs(if cold { 600 } else { 300 });
+        if let Err(e) = vm.wait_ready(&image, &files, timeout, Some(&instance.name), progress) {
+            vm.kill();
+            return Err(e.context(format!("instance {} did not come up", instance.name)));
+        }
+        write_json(
+            &state_file(instance),
+            &InstanceState {
+                image: image.label(),
+                accel: image.accel,
+                port: vm.port,
+                pid: vm.pid,
+                since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                identity_file: image.ssh_key().display().to_string(),
+            },
+        )?;
+        self.status(instance)
+    }
+}
+
 impl Backend for Qemu {
     fn status(&self, instance: &Instance) -> Result<Status> {
         let mut status = Status {
@@ -139,53 +189,16 @@ impl Backend for Qemu {
     }
 
     fn ensure(&self, instance: &Instance, progress: &mut dyn FnMut(&str)) -> Result<Status> {
-        let _lock = self.lock(instance)?;
-        let files = VmFiles::in_dir(&instance.dir);
-        match self.running_pid(instance) {
-            Ok(Some(_)) if state_file(instance).is_file() => return self.status(instance),
-            // Running without a state file: a start that was interrupted; begin again.
-            Ok(Some(pid)) => Vm { pid, port: 0 }.kill(),
-            Ok(None) => {}
-            Err(dead) => {
-                progress(&format!("removing the stale pid file of qemu pid {dead}, which is gone"));
-                let _ = fs::remove_file(&files.pid);
-            }
+        let new = !instance.dir.exists();
+        let lock = self.lock(instance)?;
+        let result = self.bring_up(instance, progress);
+        if result.is_err() && new && !instance.dir.join("disk.qcow2").exists() {
+            // Nothing was made for this instance: leave it absent rather than half there.
+            drop(lock);
+            let _ = fs::remove_dir_all(&instance.dir);
         }
-        let _ = fs::remove_file(state_file(instance));
-        let image = image::ensure(&instance.spec, &instance.cache, progress)?;
-        let disk = instance.dir.join("disk.qcow2");
-        let cold = instance.spec.lifecycle == Lifecycle::Persistent && disk.is_file();
-        if !cold {
-            let _ = fs::remove_file(&disk);
-            vm::create_overlay(&disk, &image.snapshot_disk(), "qcow2")?;
-        }
-        let _ = fs::remove_file(&files.console);
-        progress(if cold {
-            "booting the instance's own disk (persistent lifecycle; about a minute under emulation)"
-        } else {
-            "resuming from the ready snapshot"
-        });
-        let incoming = image.snapshot_state();
-        let vm = Vm::start(&image, &instance.spec, &files, &disk, (!cold).then_some(incoming.as_path()))?;
-        let timeout = Duration::from_secs(if cold { 600 } else { 300 });
-        if let Err(e) = vm.wait_ready(&image, &files, timeout, Some(&instance.name), progress) {
-            vm.kill();
-            return Err(e.context(format!("instance {} did not come up", instance.name)));
-        }
-        write_json(
-            &state_file(instance),
-            &InstanceState {
-                image: image.label(),
-                accel: image.accel,
-                port: vm.port,
-                pid: vm.pid,
-                since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                identity_file: image.ssh_key().display().to_string(),
-            },
-        )?;
-        self.status(instance)
+        result
     }
-
     fn destroy(&self, instance: &Instance, progress: &mut dyn FnMut(&str)) -> Result<Status> {
         if !instance.dir.exists() {
             return self.status(instance);
