@@ -85,3 +85,19 @@ export def "test guest: a second instance resumes, is idempotent, survives a sta
   # The shared image cache stays for the next instance.
   assert ($up.image | is-not-empty)
 }
+
+export def "test guest: the staging example deploys the app behind caddy and is ready" [] {
+  let config = $env.HK_TEST_ROOT | path join examples/staging/hk.nu
+  with-env {HK_STAGING_INSTANCE: $guest.instance, APP_TOKEN: (random chars -l 24)} {
+    let plan = hk plan demo $config
+    assert equal ($plan | where action == noop | length) 0 ($plan | select id action | to nuon)
+    # The new Caddyfile restarts caddy.
+    assert equal ($plan | where id == "service:caddy.service" | get 0.changes.field) [restart]
+    let events = $plan | hk apply --confirm
+    assert equal ($events | where status != ok | length) 0 ($events | to nuon)
+    assert equal ($events | where id == "ready:site" | get 0.status) ok
+    has (hk exec "curl -s http://127.0.0.1/" demo $config | get 0.stdout) "hk example app"
+    let again = hk plan demo $config
+    assert equal ($again | where action != noop | get id) ["ready:site"]
+  }
+}

@@ -24,6 +24,9 @@ pub struct User {
     pub home: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<String>,
+    /// The primary group (default: a group named like the user, made if missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Supplementary groups, exactly (sorted); `None` leaves them alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
@@ -45,6 +48,7 @@ impl User {
             return obj.fail("home", "must be an absolute path");
         }
         let shell = obj.opt_str("shell")?;
+        let group = obj.opt_name("group")?;
         let groups = match obj.take("groups") {
             None | Some(Value::Null) => None,
             Some(Value::Array(items)) => {
@@ -65,7 +69,7 @@ impl User {
         };
         let state = obj.state()?;
         let rollback = Rollback::from_config(obj)?;
-        Ok(User { name, system, uid, home, shell, groups, state, rollback })
+        Ok(User { name, system, uid, home, shell, group, groups, state, rollback })
     }
 
     fn wanted(&self) -> Vec<(&'static str, Option<String>)> {
@@ -73,6 +77,7 @@ impl User {
             ("uid", self.uid.clone()),
             ("home", self.home.clone()),
             ("shell", self.shell.clone()),
+            ("group", self.group.clone()),
             ("groups", self.groups.as_ref().map(|g| g.join(","))),
         ]
     }
@@ -99,6 +104,9 @@ impl ResourceKind for User {
             seen.insert("uid".into(), u.uid.clone().into());
             seen.insert("home".into(), u.home.clone().into());
             seen.insert("shell".into(), u.shell.clone().into());
+            if let Some((primary, _)) = facts.groups.iter().find(|(_, g)| g.gid == u.gid) {
+                seen.insert("group".into(), primary.clone().into());
+            }
             let mut groups: Vec<&str> = facts
                 .groups
                 .iter()
@@ -152,13 +160,21 @@ impl ResourceKind for User {
                     ("--uid", to("uid")),
                     ("--home-dir", to("home")),
                     ("--shell", to("shell")),
+                    ("--gid", to("group")),
                     ("--groups", to("groups")),
                 ] {
                     if let Some(v) = value.filter(|v| !v.is_empty()) {
                         cmd.push_str(&format!(" {flag} {}", q(&v)?));
                     }
                 }
-                step.run(format!("{cmd} -- {name}"));
+                if self.group.is_some() {
+                    step.run(format!("{cmd} -- {name}"));
+                } else {
+                    // useradd makes a group named like the user, and fails when one exists: use it.
+                    step.run(format!(
+                        "{{ if getent group {name} >/dev/null 2>&1; then {cmd} --gid {name} -- {name}; else {cmd} -- {name}; fi; }}"
+                    ));
+                }
             }
             Action::Update => {
                 let mut cmd = "usermod".to_string();
@@ -170,6 +186,9 @@ impl ResourceKind for User {
                 }
                 if let Some(shell) = to("shell") {
                     cmd.push_str(&format!(" --shell {}", q(&shell)?));
+                }
+                if let Some(group) = to("group") {
+                    cmd.push_str(&format!(" --gid {}", q(&group)?));
                 }
                 if let Some(groups) = to("groups") {
                     cmd.push_str(&format!(" --groups {}", q(&groups)?));
@@ -185,7 +204,7 @@ impl ResourceKind for User {
     }
 
     fn depends_on(&self) -> Vec<String> {
-        self.groups.iter().flatten().map(|g| format!("group:{g}")).collect()
+        self.groups.iter().flatten().chain(&self.group).map(|g| format!("group:{g}")).collect()
     }
 
     fn rank(&self) -> u8 {
@@ -213,6 +232,7 @@ impl ResourceKind for User {
                 uid: text(before, "uid"),
                 home: text(before, "home"),
                 shell: text(before, "shell"),
+                group: text(before, "group"),
                 groups: text(before, "groups")
                     .map(|g| g.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()),
                 state: State::Present,
