@@ -213,7 +213,7 @@ fn try_connect(
         .map_err(|e| Failure::Transient(anyhow!("SSH handshake with {}:{} failed: {e}", r.host, r.port)))?;
 
     check_host_key(&session, target, r).map_err(Failure::Permanent)?;
-    authenticate(&session, r, password).map_err(Failure::Permanent)?;
+    authenticate(&session, r, password)?;
     session.set_timeout(0);
     session.set_keepalive(true, 30);
     Ok((session, socket))
@@ -250,8 +250,19 @@ fn check_host_key(session: &Session, target: &SshTarget, r: &Resolved) -> Result
     }
 }
 
-fn authenticate(session: &Session, r: &Resolved, password: Option<&str>) -> Result<()> {
+/// Whether a libssh2 error is the connection timing out or breaking (worth another attempt), not a
+/// refusal.
+fn transient_ssh_error(e: &ssh2::Error) -> bool {
+    // LIBSSH2_ERROR_SOCKET_SEND, _SOCKET_RECV, _SOCKET_DISCONNECT, _TIMEOUT, _SOCKET_TIMEOUT
+    matches!(e.code(), ssh2::ErrorCode::Session(-7 | -43 | -13 | -9 | -30))
+}
+
+fn authenticate(session: &Session, r: &Resolved, password: Option<&str>) -> Result<(), Failure> {
     let mut tried = Vec::new();
+    // A server too slow to answer is not a refused key: say so, and let the caller retry.
+    let broken = |e: &ssh2::Error| -> Option<Failure> {
+        transient_ssh_error(e).then(|| Failure::Transient(anyhow!("authenticating as {}: {e}", r.user)))
+    };
     if std::env::var_os("SSH_AUTH_SOCK").is_some()
         && let Ok(mut agent) = session.agent()
         && agent.connect().is_ok()
@@ -267,23 +278,27 @@ fn authenticate(session: &Session, r: &Resolved, password: Option<&str>) -> Resu
     }
     for file in &r.identity_files {
         tried.push(format!("key {}", file.display()));
-        if session.userauth_pubkey_file(&r.user, None, file, None).is_ok() && session.authenticated() {
-            return Ok(());
+        match session.userauth_pubkey_file(&r.user, None, file, None) {
+            Ok(()) if session.authenticated() => return Ok(()),
+            Err(e) if let Some(failure) = broken(&e) => return Err(failure),
+            _ => {}
         }
     }
     if let Some(password) = password {
         tried.push("password".into());
-        if session.userauth_password(&r.user, password).is_ok() && session.authenticated() {
-            return Ok(());
+        match session.userauth_password(&r.user, password) {
+            Ok(()) if session.authenticated() => return Ok(()),
+            Err(e) if let Some(failure) = broken(&e) => return Err(failure),
+            _ => {}
         }
     }
     if tried.is_empty() {
-        bail!(
+        return Err(Failure::Permanent(anyhow!(
             "no way to authenticate as {}: no ssh-agent, no key file, no password (--identity-file, --password-env)",
             r.user
-        );
+        )));
     }
-    bail!("authentication failed for {} (tried {})", r.user, tried.join(", "))
+    Err(Failure::Permanent(anyhow!("authentication failed for {} (tried {})", r.user, tried.join(", "))))
 }
 
 fn would_block(e: &std::io::Error) -> bool {
