@@ -351,3 +351,65 @@ impl ResourceKind for Service {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(active: &str, enabled: &str, unit: Option<&str>) -> Observed {
+        let mut seen = Observed::new();
+        seen.insert("load".into(), "loaded".into());
+        seen.insert("active".into(), active.into());
+        seen.insert("enabled".into(), enabled.into());
+        seen.insert("unit_file".into(), unit.is_some().into());
+        if let Some(text) = unit {
+            seen.insert("sha256".into(), sha256_hex(text.as_bytes()).into());
+            seen.insert("size".into(), (text.len() as u64).into());
+        }
+        seen
+    }
+
+    fn service(unit: &str) -> Service {
+        Service {
+            name: "app.service".into(),
+            unit: Some(unit.into()),
+            enabled: Some(true),
+            state: ServiceState::Running,
+            restart_on: vec!["env_file:/etc/app.env".into()],
+            restart_because: None,
+        }
+    }
+
+    #[test]
+    fn restarts_only_when_a_dependency_changed() {
+        let unit = "[Service]\nExecStart=/bin/true\n";
+        let mut s = service(unit);
+        let running = seen("active", "enabled", Some(unit));
+        assert_eq!(s.diff(&running).action, Action::Noop);
+        s.restart_after(&["file:/other".into()]);
+        assert_eq!(s.diff(&running).action, Action::Noop);
+        s.restart_after(&["env_file:/etc/app.env".into()]);
+        let diff = s.diff(&running);
+        assert_eq!(diff.action, Action::Update);
+        assert!(diff.has("restart"));
+        let step = s.step(&diff, &running, &StepContext { nonce: "n0nce", uploaded: &[] }).expect("step");
+        assert!(step.commands.iter().any(|c| c.starts_with("systemctl restart")), "{:?}", step.commands);
+    }
+
+    #[test]
+    fn a_new_unit_is_written_reloaded_enabled_and_started() {
+        let unit = "[Service]\nExecStart=/bin/true\n";
+        let s = service(unit);
+        let mut missing = seen("inactive", "", None);
+        missing.insert("load".into(), "not-found".into());
+        let diff = s.diff(&missing);
+        assert_eq!(diff.action, Action::Create);
+        let step = s.step(&diff, &missing, &StepContext { nonce: "n0nce", uploaded: &[] }).expect("step");
+        let text = step.commands.join("\n");
+        let order: Vec<usize> = ["daemon-reload", "systemctl enable", "systemctl start"]
+            .iter()
+            .map(|c| text.find(c).unwrap_or(usize::MAX))
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+    }
+}
