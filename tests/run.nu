@@ -59,6 +59,8 @@ def main [
     with-env $env_of_tests {
       ^$nu_bin -n --plugins $plugin -c $"use r#'($root)/tests/lib/guest.nu'#; guest down | ignore" | complete | ignore
     }
+    # Instances of tests that failed before destroying them.
+    ^pkill -f $"qemu-system-x86_64 .*($instances)" | complete | ignore
   }
   # Servers of tests that failed before stopping them.
   ^pkill -f $"sshd -f ($scratch)" | complete | ignore

@@ -101,3 +101,22 @@ export def "test guest: the staging example deploys the app behind caddy and is 
     assert equal ($again | where action != noop | get id) ["ready:site"]
   }
 }
+
+export def "test guest: a persistent instance keeps its disk when qemu dies and boots from it again" [] {
+  let config = {
+    instances: {hk-test-p: (guest spec | update lifecycle persistent)}
+    hosts: {p: {instance: hk-test-p, ssh: {timeout: 10min}}}
+  }
+  assert equal ($config | hk instance ensure hk-test-p | get state) running
+  assert equal ($config | hk exec "echo kept > /root/marker && sync" p | get 0.exit_code) 0
+  ^kill -9 ($config | hk instance status hk-test-p | get pid)
+  sleep 500ms
+  let crashed = $config | hk instance status hk-test-p
+  assert equal $crashed.state stopped
+  has $crashed.note "stale pid file"
+  assert equal ($config | hk instance ensure hk-test-p | get state) running
+  let out = $config | hk exec "cat /root/marker; systemctl is-system-running" p | get 0.stdout | lines
+  assert equal $out.0 kept
+  assert ($out.1 in [running degraded]) $"systemd says ($out.1)"
+  assert equal ($config | hk instance destroy hk-test-p | get state) absent
+}
