@@ -241,13 +241,31 @@ pub fn load_config(
 /// `$env.HK_INSTANCES_DIR` (instances' own files) and `$env.HK_IMAGE_CACHE` (shared images) from the
 /// caller's environment, which may differ from the one this plugin process started with.
 fn place_instances(engine: &EngineInterface, config: &mut Config) -> Result<(), LabeledError> {
-    if let Some(dir) = engine.get_env_var("HK_INSTANCES_DIR")? {
-        config.instances_dir = resolve_path(engine, &dir.coerce_str()?)?;
+    if let Some(dir) = env_text(engine, "HK_INSTANCES_DIR")? {
+        config.instances_dir = resolve_path(engine, &dir)?;
     }
-    if let Some(dir) = engine.get_env_var("HK_IMAGE_CACHE")? {
-        config.image_cache = resolve_path(engine, &dir.coerce_str()?)?;
+    if let Some(dir) = env_text(engine, "HK_IMAGE_CACHE")? {
+        config.image_cache = resolve_path(engine, &dir)?;
     }
     Ok(())
+}
+
+/// One of the caller's environment variables as text (`None` when unset).
+pub fn env_text(engine: &EngineInterface, name: &str) -> Result<Option<String>, LabeledError> {
+    Ok(engine.get_env_var(name)?.and_then(|v| v.coerce_str().ok().map(|s| s.into_owned())))
+}
+
+/// `$XDG_…_HOME/hk/<leaf>` (`xdg_var`), else `~/<home_dir>/hk/<leaf>`; `None` without either.
+pub fn xdg_path(
+    engine: &EngineInterface,
+    xdg_var: &str,
+    home_dir: &str,
+    leaf: &str,
+) -> Result<Option<PathBuf>, LabeledError> {
+    if let Some(base) = env_text(engine, xdg_var)?.filter(|s| !s.is_empty()) {
+        return Ok(Some(PathBuf::from(base).join("hk").join(leaf)));
+    }
+    Ok(env_text(engine, "HOME")?.map(|home| PathBuf::from(home).join(home_dir).join("hk").join(leaf)))
 }
 
 fn read_config_file(

@@ -9,26 +9,16 @@ use hk_core::secrets::{SecretRef, Secrets, needs_key, secret_refs};
 use nu_plugin::{EngineInterface, EvaluatedCall};
 use nu_protocol::LabeledError;
 
-use crate::load::current_dir;
+use crate::load::{current_dir, env_text, xdg_path};
 
 /// The controller key for keyed hashes: `$env.HK_SECRET_KEY_FILE`, else
 /// `$XDG_STATE_HOME/hk/secret.key`, else `~/.local/state/hk/secret.key`.
 fn key_path(engine: &EngineInterface) -> Result<PathBuf, LabeledError> {
-    let var = |name: &str| -> Result<Option<String>, LabeledError> {
-        Ok(engine
-            .get_env_var(name)?
-            .and_then(|v| v.coerce_str().ok().map(|s| s.into_owned()))
-            .filter(|s| !s.is_empty()))
-    };
-    if let Some(path) = var("HK_SECRET_KEY_FILE")? {
+    if let Some(path) = env_text(engine, "HK_SECRET_KEY_FILE")?.filter(|s| !s.is_empty()) {
         return Ok(PathBuf::from(path));
     }
-    if let Some(state) = var("XDG_STATE_HOME")? {
-        return Ok(PathBuf::from(state).join("hk/secret.key"));
-    }
-    let home =
-        var("HOME")?.ok_or_else(|| LabeledError::new("hk: HOME is not set; set $env.HK_SECRET_KEY_FILE"))?;
-    Ok(PathBuf::from(home).join(".local/state/hk/secret.key"))
+    xdg_path(engine, "XDG_STATE_HOME", ".local/state", "secret.key")?
+        .ok_or_else(|| LabeledError::new("hk: HOME is not set; set $env.HK_SECRET_KEY_FILE"))
 }
 
 pub fn resolve_secrets(

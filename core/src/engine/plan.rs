@@ -223,17 +223,8 @@ fn plan_host(
 
 /// `debian_12`: the host's `ID` and major `VERSION_ID` from /etc/os-release.
 fn read_release(transport: &mut dyn Transport) -> Result<String> {
-    let out = transport.run_script(
-        b"( . /etc/os-release 2>/dev/null; printf '%s\\n%s\\n' \"${ID:-}\" \"${VERSION_ID:-}\" )\n",
-        &mut |_| {},
-    )?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines();
-    let os = super::probe::OsFacts {
-        id: lines.next().unwrap_or_default().to_string(),
-        version_id: lines.next().unwrap_or_default().to_string(),
-        package_manager: None,
-    };
+    let out = transport.run_script(super::probe::OS_RELEASE.as_bytes(), &mut |_| {})?;
+    let os = super::probe::OsFacts::parse(&String::from_utf8_lossy(&out.stdout));
     if os.id.is_empty() {
         bail!("cannot tell the host's release: /etc/os-release has no ID");
     }

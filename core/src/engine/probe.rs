@@ -103,7 +103,21 @@ pub struct OsFacts {
     pub package_manager: Option<String>,
 }
 
+/// Prints `ID` and `VERSION_ID` of /etc/os-release, one a line.
+pub const OS_RELEASE: &str =
+    "( . /etc/os-release 2>/dev/null; printf '%s\\n%s\\n' \"${ID:-}\" \"${VERSION_ID:-}\" )\n";
+
 impl OsFacts {
+    /// The lines of [`OS_RELEASE`], then the package manager's name if one follows.
+    pub fn parse(text: &str) -> OsFacts {
+        let mut lines = text.lines();
+        OsFacts {
+            id: lines.next().unwrap_or_default().to_string(),
+            version_id: lines.next().unwrap_or_default().to_string(),
+            package_manager: lines.next().filter(|l| !l.is_empty()).map(str::to_string),
+        }
+    }
+
     /// `debian_12`: the Repology repository naming of this release.
     pub fn release(&self) -> String {
         let major = self.version_id.split('.').next().unwrap_or_default();
@@ -287,9 +301,7 @@ impl ProbeBatch {
     fn system_sections(&self, s: &mut String) -> Result<()> {
         if !self.packages.is_empty() {
             s.push_str("printf '\\n%s os\\n' \"$HK\"\n");
-            s.push_str(
-                "( . /etc/os-release 2>/dev/null; printf '%s\\n%s\\n' \"${ID:-}\" \"${VERSION_ID:-}\" )\n",
-            );
+            s.push_str(OS_RELEASE);
             s.push_str("for m in apt-get dnf apk pacman; do command -v $m >/dev/null 2>&1 && { echo $m; break; }; done\n");
             s.push_str("printf '\\n%s packages\\n' \"$HK\"\n");
             s.push_str(&format!("hk_pkgs() {{\n{PACKAGE_QUERY}\n}}\nhk_pkgs"));
@@ -329,12 +341,7 @@ impl ProbeBatch {
 fn parse_system(sections: &HashMap<String, &[u8]>, facts: &mut Facts, units_asked: &[String]) {
     let text = |name: &str| sections.get(name).map(|b| String::from_utf8_lossy(b).into_owned());
     if let Some(os) = text("os") {
-        let mut lines = os.lines();
-        facts.os = Some(OsFacts {
-            id: lines.next().unwrap_or_default().to_string(),
-            version_id: lines.next().unwrap_or_default().to_string(),
-            package_manager: lines.next().filter(|l| !l.is_empty()).map(str::to_string),
-        });
+        facts.os = Some(OsFacts::parse(&os));
     }
     for line in text("packages").unwrap_or_default().lines() {
         let fields: Vec<&str> = line.split('\t').collect();

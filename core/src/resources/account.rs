@@ -3,9 +3,10 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::Observed;
+use super::path_attrs::State;
+use super::{Diff, Observed};
 use crate::config::Obj;
-use crate::model::FieldChange;
+use crate::model::{Action, FieldChange, Reason};
 
 /// What `hk down` does with an account hk created: keep it (default: files may still belong to it)
 /// or remove it.
@@ -56,4 +57,71 @@ pub fn account_name(obj: &mut Obj, field: &str) -> Result<String> {
 /// An optional numeric id (uid, gid).
 pub fn opt_id(obj: &mut Obj, field: &str) -> Result<Option<String>> {
     Ok(obj.opt_u64(field)?.map(|n| n.to_string()))
+}
+
+/// The diff of an account (`kind` is "user" or "group"): created with its set fields, updated in the
+/// fields that differ, deleted when it must be absent.
+pub fn account_diff(
+    kind: &str,
+    name: &str,
+    state: State,
+    wanted: &[(&str, Option<String>)],
+    seen: &Observed,
+) -> Diff {
+    let exists = seen.get("exists").and_then(|v| v.as_bool()).unwrap_or(false);
+    match (state, exists) {
+        (State::Absent, false) => Diff::noop(),
+        (State::Absent, true) => Diff {
+            action: Action::Delete,
+            reason: Reason::Drift,
+            changes: vec![FieldChange::new(kind, Some(name.to_string()), None)],
+        },
+        (State::Present, false) => {
+            let mut changes = vec![FieldChange::new(kind, None, Some(name.to_string()))];
+            changes.extend(changed_fields(wanted, seen));
+            Diff { action: Action::Create, reason: Reason::Missing, changes }
+        }
+        (State::Present, true) => {
+            let changes = changed_fields(wanted, seen);
+            if changes.is_empty() {
+                Diff::noop()
+            } else {
+                Diff { action: Action::Update, reason: Reason::Drift, changes }
+            }
+        }
+    }
+}
+
+/// A created account is undone only with `rollback: remove`; a deleted one never comes back.
+pub fn account_reversible(rollback: Rollback, diff: &Diff) -> bool {
+    match diff.action {
+        Action::Create => rollback == Rollback::Remove,
+        Action::Delete => false,
+        _ => true,
+    }
+}
+
+/// What undoing a change to an account means, from whether it existed before.
+pub enum WayBack {
+    /// hk created it and `rollback: remove` allows deleting it.
+    Remove,
+    /// It existed: put back the fields `before` recorded.
+    Restore,
+}
+
+pub fn account_way_back(
+    kind: &str,
+    before: &Observed,
+    state: State,
+    rollback: Rollback,
+) -> Result<WayBack, String> {
+    let existed = before.get("exists").and_then(|v| v.as_bool()).unwrap_or(false);
+    match (existed, state, rollback) {
+        (false, _, Rollback::Remove) => Ok(WayBack::Remove),
+        (false, _, Rollback::Keep) => Err(format!(
+            "hk keeps {kind}s it created (files may belong to them); set `rollback: remove` to delete it"
+        )),
+        (true, State::Absent, _) => Err(format!("hk does not recreate a deleted {kind}")),
+        (true, State::Present, _) => Ok(WayBack::Restore),
+    }
 }

@@ -3,13 +3,15 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::account::{Rollback, account_name, changed_fields, opt_id};
+use super::account::{
+    Rollback, WayBack, account_diff, account_name, account_reversible, account_way_back, opt_id,
+};
 use super::path_attrs::{State, text};
 use super::{Diff, Observed, ResourceKind, StepContext};
 use crate::config::Obj;
 use crate::engine::probe::{Facts, ProbeBatch};
 use crate::engine::script::Step;
-use crate::model::{Action, FieldChange, Reason};
+use crate::model::Action;
 use crate::quote::q;
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -60,28 +62,7 @@ impl ResourceKind for Group {
     }
 
     fn diff(&self, seen: &Observed) -> Diff {
-        let exists = seen.get("exists").and_then(|v| v.as_bool()).unwrap_or(false);
-        match (self.state, exists) {
-            (State::Absent, false) => Diff::noop(),
-            (State::Absent, true) => Diff {
-                action: Action::Delete,
-                reason: Reason::Drift,
-                changes: vec![FieldChange::new("group", Some(self.name.clone()), None)],
-            },
-            (State::Present, false) => {
-                let mut changes = vec![FieldChange::new("group", None, Some(self.name.clone()))];
-                changes.extend(changed_fields(&[("gid", self.gid.clone())], seen));
-                Diff { action: Action::Create, reason: Reason::Missing, changes }
-            }
-            (State::Present, true) => {
-                let changes = changed_fields(&[("gid", self.gid.clone())], seen);
-                if changes.is_empty() {
-                    Diff::noop()
-                } else {
-                    Diff { action: Action::Update, reason: Reason::Drift, changes }
-                }
-            }
-        }
+        account_diff("group", &self.name, self.state, &[("gid", self.gid.clone())], seen)
     }
 
     fn step(&self, diff: &Diff, _seen: &Observed, _cx: &StepContext) -> Result<Step> {
@@ -120,25 +101,15 @@ impl ResourceKind for Group {
     }
 
     fn reversible(&self, diff: &Diff) -> bool {
-        match diff.action {
-            Action::Create => self.rollback == Rollback::Remove,
-            Action::Delete => false,
-            _ => true,
-        }
+        account_reversible(self.rollback, diff)
     }
 
     fn down(&self, before: &Observed) -> Option<Result<super::Resource, String>> {
-        let existed = before.get("exists").and_then(|v| v.as_bool()).unwrap_or(false);
-        Some(match (existed, self.state, self.rollback) {
-            (false, _, Rollback::Remove) => {
+        Some(account_way_back("group", before, self.state, self.rollback).and_then(|way| match way {
+            WayBack::Remove => {
                 Ok(super::Resource::Group(Group { state: State::Absent, gid: None, ..self.clone() }))
             }
-            (false, _, Rollback::Keep) => Err(
-                "hk keeps groups it created (files may belong to them); set `rollback: remove` to delete it"
-                    .into(),
-            ),
-            (true, State::Absent, _) => Err("hk does not recreate a deleted group".into()),
-            (true, State::Present, _) => match text(before, "gid") {
+            WayBack::Restore => match text(before, "gid") {
                 Some(gid) => Ok(super::Resource::Group(Group {
                     gid: Some(gid),
                     state: State::Present,
@@ -146,6 +117,6 @@ impl ResourceKind for Group {
                 })),
                 None => Err("the previous gid is unknown".into()),
             },
-        })
+        }))
     }
 }

@@ -5,6 +5,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::command::ids_field;
 use super::file::sha256_hex;
 use super::path_attrs::{describe_content, temp_sibling, text};
 use super::{Diff, Observed, Resource, ResourceKind, StepContext};
@@ -119,26 +120,7 @@ impl Service {
             Some("absent") => ServiceState::Absent,
             Some(other) => return obj.fail("state", &format!("{other:?}: use running, stopped or absent")),
         };
-        let restart_on = match obj.take("restart_on") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => {
-                let mut ids = Vec::new();
-                for item in items {
-                    match item {
-                        Value::String(s) if s.contains(':') => ids.push(s),
-                        other => {
-                            return obj
-                                .fail("restart_on", &format!("{other} is not a resource id (type:name)"));
-                        }
-                    }
-                }
-                ids
-            }
-            Some(Value::String(s)) if s.contains(':') => vec![s],
-            Some(other) => {
-                return obj.fail("restart_on", &format!("expected resource ids, got {}", type_name(&other)));
-            }
-        };
+        let restart_on = ids_field(obj, "restart_on")?;
         // A unit hk writes and runs is enabled unless the config says otherwise.
         let enabled = enabled.or((state == ServiceState::Running && unit.is_some()).then_some(true));
         Ok(Service { name, unit, enabled, state, restart_on, restart_because: None })

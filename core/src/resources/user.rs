@@ -4,13 +4,15 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::account::{Rollback, account_name, changed_fields, opt_id};
+use super::account::{
+    Rollback, WayBack, account_diff, account_name, account_reversible, account_way_back, opt_id,
+};
 use super::path_attrs::{State, text};
 use super::{Diff, Observed, Resource, ResourceKind, StepContext};
 use crate::config::{Obj, type_name};
 use crate::engine::probe::{Facts, ProbeBatch};
 use crate::engine::script::Step;
-use crate::model::{Action, FieldChange, Reason};
+use crate::model::Action;
 use crate::quote::q;
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -120,28 +122,7 @@ impl ResourceKind for User {
     }
 
     fn diff(&self, seen: &Observed) -> Diff {
-        let exists = seen.get("exists").and_then(|v| v.as_bool()).unwrap_or(false);
-        match (self.state, exists) {
-            (State::Absent, false) => Diff::noop(),
-            (State::Absent, true) => Diff {
-                action: Action::Delete,
-                reason: Reason::Drift,
-                changes: vec![FieldChange::new("user", Some(self.name.clone()), None)],
-            },
-            (State::Present, false) => {
-                let mut changes = vec![FieldChange::new("user", None, Some(self.name.clone()))];
-                changes.extend(changed_fields(&self.wanted(), seen));
-                Diff { action: Action::Create, reason: Reason::Missing, changes }
-            }
-            (State::Present, true) => {
-                let changes = changed_fields(&self.wanted(), seen);
-                if changes.is_empty() {
-                    Diff::noop()
-                } else {
-                    Diff { action: Action::Update, reason: Reason::Drift, changes }
-                }
-            }
-        }
+        account_diff("user", &self.name, self.state, &self.wanted(), seen)
     }
 
     fn step(&self, diff: &Diff, _seen: &Observed, _cx: &StepContext) -> Result<Step> {
@@ -212,32 +193,24 @@ impl ResourceKind for User {
     }
 
     fn reversible(&self, diff: &Diff) -> bool {
-        match diff.action {
-            Action::Create => self.rollback == Rollback::Remove,
-            Action::Delete => false,
-            _ => true,
-        }
+        account_reversible(self.rollback, diff)
     }
 
     fn down(&self, before: &Observed) -> Option<Result<Resource, String>> {
-        let existed = before.get("exists").and_then(|v| v.as_bool()).unwrap_or(false);
-        Some(match (existed, self.state, self.rollback) {
-            (false, _, Rollback::Remove) => Ok(Resource::User(User { state: State::Absent, ..self.clone() })),
-            (false, _, Rollback::Keep) => Err(
-                "hk keeps users it created (files may belong to them); set `rollback: remove` to delete it"
-                    .into(),
-            ),
-            (true, State::Absent, _) => Err("hk does not recreate a deleted user".into()),
-            (true, State::Present, _) => Ok(Resource::User(User {
-                uid: text(before, "uid"),
-                home: text(before, "home"),
-                shell: text(before, "shell"),
-                group: text(before, "group"),
-                groups: text(before, "groups")
-                    .map(|g| g.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()),
-                state: State::Present,
-                ..self.clone()
-            })),
-        })
+        Some(account_way_back("user", before, self.state, self.rollback).map(|way| {
+            match way {
+                WayBack::Remove => Resource::User(User { state: State::Absent, ..self.clone() }),
+                WayBack::Restore => Resource::User(User {
+                    uid: text(before, "uid"),
+                    home: text(before, "home"),
+                    shell: text(before, "shell"),
+                    group: text(before, "group"),
+                    groups: text(before, "groups")
+                        .map(|g| g.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()),
+                    state: State::Present,
+                    ..self.clone()
+                }),
+            }
+        }))
     }
 }

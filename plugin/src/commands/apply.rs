@@ -17,6 +17,7 @@ use crate::HkPlugin;
 use crate::convert::{event_to_value, value_to_row};
 use crate::error::{LabelErr, labeled};
 use crate::load::{credentials, overrides, resolve_path};
+use hk_core::secrets::Secrets;
 
 pub struct Apply;
 
@@ -115,18 +116,19 @@ impl PluginCommand for Apply {
         }
         let plan_flag: Option<Spanned<String>> = call.get_flag("plan")?;
         let span = call.head;
-        let inline = |input: Option<Value>| -> Result<Plan, LabeledError> {
-            let outcome = plan_selection(engine, call, input)?;
+        // A plan made here brings the secrets it resolved; rows and plan files do not.
+        let inline = |input: Option<Value>| -> Result<(Plan, Option<Secrets>), LabeledError> {
+            let (outcome, secrets) = plan_selection(engine, call, input)?;
             if !outcome.failures.is_empty() {
                 return Err(labeled(engine::failed_hosts_error(&outcome.failures), span)
                     .with_help("nothing was applied; fix or leave out those hosts"));
             }
-            Ok(outcome.plan)
+            Ok((outcome.plan, Some(secrets)))
         };
-        let mut plan = match (plan_flag, input) {
+        let (mut plan, secrets) = match (plan_flag, input) {
             (Some(file), PipelineData::Empty) => {
                 let path = resolve_path(engine, &file.item)?;
-                plan_file::read(&path).at(file.span)?
+                (plan_file::read(&path).at(file.span)?, None)
             }
             (Some(file), _) => {
                 return Err(LabeledError::new("hk apply: both piped rows and --plan given")
@@ -134,10 +136,10 @@ impl PluginCommand for Apply {
             }
             (None, PipelineData::Empty) => inline(None)?,
             (None, input) => match input.into_value(span)? {
-                Value::List { vals, .. } => rows_to_plan(vals.to_vec())?,
+                Value::List { vals, .. } => (rows_to_plan(vals.to_vec())?, None),
                 Value::Nothing { .. } => inline(None)?,
                 record @ Value::Record { .. } if record.as_record().is_ok_and(|r| r.contains("spec")) => {
-                    rows_to_plan(vec![record])?
+                    (rows_to_plan(vec![record])?, None)
                 }
                 record @ Value::Record { .. } => {
                     inline(input_record(PipelineData::value(record, None), span)?)?
@@ -160,10 +162,13 @@ impl PluginCommand for Apply {
             track: if track && !dry_run { Some(roots(call)?) } else { None },
             parallel: parallel(call)?,
             credentials: credentials(engine, call, plan.hosts.values().map(|h| &h.target))?,
-            secrets: {
-                let resources: Vec<&hk_core::resources::Resource> =
-                    plan.rows.iter().filter(|r| r.action.applies()).map(|r| &r.resource).collect();
-                crate::secrets::resolve_secrets(engine, call, &resources)?
+            secrets: match secrets {
+                Some(secrets) => secrets,
+                None => {
+                    let resources: Vec<&hk_core::resources::Resource> =
+                        plan.rows.iter().filter(|r| r.action.applies()).map(|r| &r.resource).collect();
+                    crate::secrets::resolve_secrets(engine, call, &resources)?
+                }
             },
         };
         Ok(stream_apply(plan, options, engine, span))

@@ -78,3 +78,17 @@ pub fn status_to_value(status: &Status, span: Span) -> Value {
 pub fn progress(name: &str) -> impl FnMut(&str) + '_ {
     move |message: &str| eprintln!("hk instance {name}: {message}")
 }
+
+/// Run `op` (ensure, destroy) on the one named instance, with progress on stderr, as a status record.
+pub fn on_named_instance(
+    engine: &EngineInterface,
+    call: &EvaluatedCall,
+    input: nu_protocol::PipelineData,
+    op: impl FnOnce(&dyn Backend, &Instance, &mut dyn FnMut(&str)) -> anyhow::Result<Status>,
+) -> Result<nu_protocol::PipelineData, LabeledError> {
+    let span = call.head;
+    let mut found = instances(engine, call, input)?;
+    let (instance, backend) = found.remove(0);
+    let status = op(backend.as_ref(), &instance, &mut progress(&instance.name)).at(span)?;
+    Ok(nu_protocol::PipelineData::value(status_to_value(&status, span), None))
+}

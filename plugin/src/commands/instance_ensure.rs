@@ -4,9 +4,8 @@
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::{Example, LabeledError, PipelineData, Signature, Type};
 
-use super::instance::{instance_signature, instances, progress, status_to_value};
+use super::instance::{instance_signature, on_named_instance};
 use crate::HkPlugin;
-use crate::error::LabelErr;
 
 pub struct InstanceEnsure;
 
@@ -50,10 +49,8 @@ impl PluginCommand for InstanceEnsure {
         input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
         let call = &crate::load::without_null_flags(call);
-        let span = call.head;
-        let mut found = instances(engine, call, input)?;
-        let (instance, backend) = found.remove(0);
-        let status = backend.ensure(&instance, &mut progress(&instance.name)).at(span)?;
-        Ok(PipelineData::value(status_to_value(&status, span), None))
+        on_named_instance(engine, call, input, |backend, instance, progress| {
+            backend.ensure(instance, progress)
+        })
     }
 }

@@ -13,6 +13,7 @@ use crate::convert::row_to_value;
 use crate::error::{LabelErr, labeled};
 use crate::load::{credentials, resolve_path, select, string_list};
 use crate::packages::{package_flags, package_naming, write_lock};
+use hk_core::secrets::Secrets;
 
 pub struct Plan;
 
@@ -104,12 +105,13 @@ pub fn parallel(call: &EvaluatedCall) -> Result<usize, LabeledError> {
     }
 }
 
-/// Plan from the command's selection (piped record or CONFIG).
+/// Plan from the command's selection (piped record or CONFIG); also the secrets it resolved, so an
+/// apply that follows does not resolve them again.
 pub fn plan_selection(
     engine: &EngineInterface,
     call: &EvaluatedCall,
     input: Option<Value>,
-) -> Result<PlanOutcome, LabeledError> {
+) -> Result<(PlanOutcome, Secrets), LabeledError> {
     let timer = hk_core::trace::Timer::start("select");
     let selection = select(engine, call, input)?;
     timer.done("");
@@ -126,24 +128,17 @@ pub fn plan_selection(
     };
     let outcome = engine::plan(&selection.config, &selection.targets, &options).at(call.head)?;
     write_lock(engine, call, &outcome)?;
-    Ok(outcome)
+    Ok((outcome, options.secrets))
 }
 
 /// Where plans remember content hashes: `$env.HK_HASH_CACHE` (`off` disables), else
 /// `$XDG_CACHE_HOME/hk/hashes`, else `~/.cache/hk/hashes`.
 fn hash_cache_dir(engine: &EngineInterface) -> Result<Option<std::path::PathBuf>, LabeledError> {
-    let var = |name: &str| -> Result<Option<String>, LabeledError> {
-        Ok(engine.get_env_var(name)?.and_then(|v| v.coerce_str().ok().map(|s| s.into_owned())))
-    };
-    Ok(match var("HK_HASH_CACHE")? {
-        Some(v) if v == "off" || v.is_empty() => None,
-        Some(dir) => Some(std::path::PathBuf::from(dir)),
-        None => match (var("XDG_CACHE_HOME")?.filter(|s| !s.is_empty()), var("HOME")?) {
-            (Some(cache), _) => Some(std::path::PathBuf::from(cache).join("hk/hashes")),
-            (None, Some(home)) => Some(std::path::PathBuf::from(home).join(".cache/hk/hashes")),
-            (None, None) => None,
-        },
-    })
+    match crate::load::env_text(engine, "HK_HASH_CACHE")? {
+        Some(v) if v == "off" || v.is_empty() => Ok(None),
+        Some(dir) => Ok(Some(std::path::PathBuf::from(dir))),
+        None => crate::load::xdg_path(engine, "XDG_CACHE_HOME", ".cache", "hashes"),
+    }
 }
 
 /// Rows of the hosts that were read; when some could not be, the list ends with an error naming them.
@@ -252,7 +247,7 @@ impl PluginCommand for Plan {
         let call = &crate::load::without_null_flags(call);
         let timer = hk_core::trace::Timer::start("hk plan");
         let input = input_record(input, call.head)?;
-        let outcome = plan_selection(engine, call, input)?;
+        let (outcome, _) = plan_selection(engine, call, input)?;
         if let Some(out) = call.get_flag::<Spanned<String>>("out")? {
             if !outcome.failures.is_empty() {
                 return Err(labeled(engine::failed_hosts_error(&outcome.failures), call.head)

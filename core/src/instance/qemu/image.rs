@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -374,10 +374,4 @@ fn resolve_accel(
     let kernel_boots = vm::kvm_boots_kernel(image, cache)?;
     write_json(&probe_file, &KvmProbe { qemu: qemu.to_string(), host_kernel, kernel_boots })?;
     Ok(if kernel_boots { Accel::Kvm } else { Accel::Tcg })
-}
-
-/// Run a command whose output only matters when it fails: both streams go to `log`.
-pub fn append_log(log: &Path) -> Result<(Stdio, Stdio)> {
-    let file = fs::OpenOptions::new().create(true).append(true).open(log)?;
-    Ok((Stdio::from(file.try_clone()?), Stdio::from(file)))
 }

@@ -50,9 +50,15 @@ pub(crate) fn require_tool(name: &str, package: &str) -> Result<PathBuf> {
     )
 }
 
+/// Output streams that append to `log` (qemu and the image tools never write to the plugin's stdout).
+pub(crate) fn append_log(log: &Path) -> Result<(Stdio, Stdio)> {
+    let file = fs::OpenOptions::new().create(true).append(true).open(log)?;
+    Ok((Stdio::from(file.try_clone()?), Stdio::from(file)))
+}
+
 /// Run a command whose output only matters when it fails: both streams are appended to `log`.
 pub(crate) fn run_logged(cmd: &mut Command, what: &str, log: &Path) -> Result<()> {
-    let (out, err) = image::append_log(log)?;
+    let (out, err) = append_log(log)?;
     let status = cmd
         .stdin(Stdio::null())
         .stdout(out)
@@ -215,16 +221,15 @@ impl Backend for Qemu {
     }
 
     fn endpoint(&self, instance: &Instance) -> Result<Endpoint> {
-        let status = self.status(instance)?;
         let state: Option<InstanceState> = read_json(&state_file(instance))?;
-        match (status.state.as_str(), state) {
-            ("running", Some(state)) => Ok(Endpoint {
+        match (self.running_pid(instance), state) {
+            (Ok(Some(_)), Some(state)) => Ok(Endpoint {
                 address: "127.0.0.1".into(),
                 port: state.port,
                 identity_file: state.identity_file,
                 known_hosts: VmFiles::in_dir(&instance.dir).known_hosts.display().to_string(),
             }),
-            (other, _) => bail!("instance {} is {other}", instance.name),
+            _ => bail!("instance {} is {}", instance.name, self.status(instance)?.state),
         }
     }
 }

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::image::{Image, append_log};
+use super::image::Image;
 use super::qmp::Qmp;
-use super::{Accel, require_tool};
+use super::{Accel, append_log, require_tool};
 use crate::instance::InstanceSpec;
 use crate::quote::q;
 use crate::transport::{Credentials, Retry, SshTarget, SshTransport, Transport};
