@@ -99,6 +99,11 @@ impl ReleaseArtifact {
     }
 }
 
+/// The SHA-256 of stdin as `HEX …`: OpenSSL where the host has it (it uses the CPU's SHA
+/// instructions, several times faster than coreutils on large artifacts), else sha256sum.
+const SHA256_STDIN: &str =
+    "{ if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }";
+
 fn parent(path: &str) -> &str {
     path.rsplit_once('/').map(|(d, _)| d).filter(|d| !d.is_empty()).unwrap_or("/")
 }
@@ -204,12 +209,14 @@ impl ResourceKind for ReleaseArtifact {
             Some(version_dir) => {
                 let unpack = q(&format!("{version_dir}.partial"))?;
                 script.push_str(&format!(
-                    "mkdir -p -- {}\nrm -rf -- {unpack}\nmkdir -- {unpack}\nsha256sum < {fifo} > {sum} &\n\
+                    "mkdir -p -- {}\nrm -rf -- {unpack}\nmkdir -- {unpack}\n{SHA256_STDIN} < {fifo} > {sum} &\n\
                      tee -- {fifo} {partial} | tar -xzf - -C {unpack} --no-same-owner\n",
                     q(parent(version_dir))?
                 ));
             }
-            None => script.push_str(&format!("sha256sum < {fifo} > {sum} &\ntee -- {fifo} > {partial}\n")),
+            None => {
+                script.push_str(&format!("{SHA256_STDIN} < {fifo} > {sum} &\ntee -- {fifo} > {partial}\n"))
+            }
         }
         script.push_str(&format!("wait $!\nrm -f -- {fifo}\n"));
         Ok(Some(Upload { local: self.local.clone(), command: format!("sh -c {}", q(&script)?) }))
@@ -323,7 +330,7 @@ impl ResourceKind for ReleaseUnpack {
                     .run(format!("mkdir -p -- {parent}"))
                     .run(format!("mkdir -- {partial}"))
                     .run(format!(
-                        "{{ [ \"$(sha256sum < {artifact} | cut -d' ' -f1)\" = {} ] || {{ printf '%s\\n' {message} >&2; false; }}; }}",
+                        "{{ [ \"$({SHA256_STDIN} < {artifact} | cut -d' ' -f1)\" = {} ] || {{ printf '%s\\n' {message} >&2; false; }}; }}",
                         q(&self.sha256)?
                     ))
                     .run(format!("tar -xzf {artifact} -C {partial} --no-same-owner"));

@@ -305,9 +305,30 @@ fn would_block(e: &std::io::Error) -> bool {
     e.kind() == ErrorKind::WouldBlock
 }
 
+/// libssh2's "would block" in a non-blocking session.
+const EAGAIN: ssh2::ErrorCode = ssh2::ErrorCode::Session(-37);
+
 impl SshTransport {
+    /// Runs a libssh2 call of a non-blocking session to completion, waiting on the socket here so
+    /// that every wait acknowledges at once (see `wait_socket`).
+    fn without_blocking<T>(&self, mut call: impl FnMut() -> Result<T, ssh2::Error>) -> Result<T> {
+        let start = Instant::now();
+        loop {
+            match call() {
+                Err(e) if e.code() == EAGAIN => {
+                    if start.elapsed() > self.timeout {
+                        bail!("{}: no answer for {:?}", self.label, self.timeout);
+                    }
+                    self.wait_socket(Duration::from_millis(200));
+                }
+                other => return Ok(other?),
+            }
+        }
+    }
+
     /// Wait until the socket can move data in the direction libssh2 is blocked on.
     fn wait_socket(&self, max: Duration) {
+        quick_ack(&self.socket);
         let dirs = self.session.block_directions();
         let mut events: libc::c_short = 0;
         if matches!(dirs, ssh2::BlockDirections::Inbound | ssh2::BlockDirections::Both) {
@@ -337,13 +358,12 @@ impl Transport for SshTransport {
     ) -> Result<ScriptOutput> {
         let command = with_sudo(command_line, self.sudo)?;
         let command = command.as_str();
-        self.session.set_blocking(true);
-        let mut channel = self
-            .session
-            .channel_session()
-            .with_context(|| format!("{}: cannot open a channel", self.label))?;
-        channel.exec(command).with_context(|| format!("{}: cannot start `{command}`", self.label))?;
         self.session.set_blocking(false);
+        let mut channel = self
+            .without_blocking(|| self.session.channel_session())
+            .with_context(|| format!("{}: cannot open a channel", self.label))?;
+        self.without_blocking(|| channel.exec(command))
+            .with_context(|| format!("{}: cannot start `{command}`", self.label))?;
 
         let mut pending: Vec<u8> = Vec::new();
         let mut pending_at = 0usize;
@@ -386,7 +406,7 @@ impl Transport for SshTransport {
             if input_done && pending_at == pending.len() && !eof_sent {
                 match channel.send_eof() {
                     Ok(()) => eof_sent = true,
-                    Err(e) if e.code() == ssh2::ErrorCode::Session(-37) => {}
+                    Err(e) if e.code() == EAGAIN => {}
                     Err(e) => break Err(anyhow!("{}: closing the script's input failed: {e}", self.label)),
                 }
             }
@@ -436,9 +456,9 @@ impl Transport for SshTransport {
                 self.wait_socket(Duration::from_millis(200));
             }
         };
+        let closed = result.and_then(|()| self.without_blocking(|| channel.wait_close()));
         self.session.set_blocking(true);
-        result?;
-        let _ = channel.wait_close();
+        closed?;
         let status = channel.exit_status().unwrap_or(-1);
         let output = ScriptOutput { status, stdout: stdout.all, stderr };
         sudo_failure(&output, &self.label)?;
@@ -448,4 +468,26 @@ impl Transport for SshTransport {
     fn describe(&self) -> String {
         self.label.clone()
     }
+}
+
+/// Acknowledge what arrives at once instead of after the delayed-ACK timer. sshd does not disable
+/// Nagle's algorithm for non-interactive sessions, so when it answers in two small writes the second
+/// waits for our ACK — without this, ≈40 ms on every channel a command opens.
+fn quick_ack(socket: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket and a c_int option value of the size given.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
 }
