@@ -45,6 +45,8 @@ pub struct HashCache {
     file: PathBuf,
     stored: Stored,
     changed: bool,
+    /// Paths whose hash `fill` took from the cache (not read again by this probe).
+    reused: std::collections::HashSet<String>,
 }
 
 impl HashCache {
@@ -55,7 +57,7 @@ impl HashCache {
         let file = dir.join(format!("{name}.json"));
         let stored =
             std::fs::read(&file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-        HashCache { file, stored, changed: false }
+        HashCache { file, stored, changed: false, reused: Default::default() }
     }
 
     /// Of `paths`, those with a remembered (stable) hash, and the moment after which a change must be
@@ -73,7 +75,7 @@ impl HashCache {
     /// Fill the hashes the probe did not read again; returns the candidate files that still lack one
     /// (another machine, another inode or size, or a host that could not tell what changed) and must
     /// be hashed now.
-    pub fn fill(&self, facts: &mut Facts, candidates: &[String]) -> Vec<String> {
+    pub fn fill(&mut self, facts: &mut Facts, candidates: &[String]) -> Vec<String> {
         let trusted = facts.identity == self.stored.identity && facts.remembered;
         let mut missing = Vec::new();
         for path in candidates {
@@ -84,6 +86,7 @@ impl HashCache {
             match self.stored.entries.get(path) {
                 Some(e) if trusted && e.ino == seen.ino && e.size == seen.size && e.ctime == seen.ctime => {
                     seen.sha256 = Some(e.sha256.clone());
+                    self.reused.insert(path.clone());
                 }
                 _ => missing.push(path.clone()),
             }
@@ -91,7 +94,8 @@ impl HashCache {
         missing
     }
 
-    /// Remember what this probe learned: hashes read now get `host_time`, reused ones keep theirs.
+    /// Remember what this probe learned: hashes read now get `host_time` (a file hashed again long
+    /// after its last change becomes reusable), reused ones keep theirs.
     pub fn update(&mut self, facts: &Facts, host_time: i64) {
         if facts.identity != self.stored.identity {
             self.stored = Stored { identity: facts.identity.clone(), entries: HashMap::new() };
@@ -100,11 +104,10 @@ impl HashCache {
         for (path, seen) in &facts.paths {
             match (&seen.kind, &seen.sha256) {
                 (PathKind::File, Some(sha)) => {
-                    let same = |e: &&Entry| {
-                        &e.sha256 == sha && e.ino == seen.ino && e.size == seen.size && e.ctime == seen.ctime
+                    let hashed_at = match self.stored.entries.get(path) {
+                        Some(e) if self.reused.contains(path) => e.hashed_at,
+                        _ => host_time,
                     };
-                    let hashed_at =
-                        self.stored.entries.get(path).filter(same).map_or(host_time, |e| e.hashed_at);
                     let entry = Entry {
                         ino: seen.ino,
                         size: seen.size,
@@ -133,5 +136,52 @@ impl HashCache {
         {
             let _ = crate::plan_file::write_atomic(&self.file, &json, 0o600);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::probe::PathFacts;
+
+    fn facts_with(path: &str, ctime: i64, sha: Option<&str>) -> Facts {
+        let mut facts = Facts { remembered: true, ..Default::default() };
+        facts.paths.insert(
+            path.into(),
+            PathFacts {
+                kind: PathKind::File,
+                mode: "0644".into(),
+                owner: None,
+                group: None,
+                uid: "0".into(),
+                gid: "0".into(),
+                size: 3,
+                ino: 7,
+                ctime,
+                sha256: sha.map(String::from),
+                target: None,
+            },
+        );
+        facts
+    }
+
+    #[test]
+    fn a_file_hashed_right_after_a_change_is_reused_once_hashed_again_later() {
+        let dir = std::env::temp_dir().join(format!("hk-hash-cache-{}", std::process::id()));
+        let paths = vec!["/f".to_string()];
+        let mut cache = HashCache::load(&dir, &Target::Local { sudo: false });
+        // Changed at 100, hashed at 100: the change may hide in the same second.
+        cache.update(&facts_with("/f", 100, Some("aa")), 100);
+        assert!(cache.candidates(&paths).0.is_empty());
+        // Read again at 105 (same bytes): now a later change is sure to show.
+        cache.update(&facts_with("/f", 100, Some("aa")), 105);
+        assert_eq!(cache.candidates(&paths), (paths.clone(), Some(104)));
+        // Reused at 200 without reading: it keeps the time it was really read.
+        let mut facts = facts_with("/f", 100, None);
+        assert!(cache.fill(&mut facts, &paths).is_empty());
+        assert_eq!(facts.paths["/f"].sha256.as_deref(), Some("aa"));
+        cache.update(&facts, 200);
+        assert_eq!(cache.candidates(&paths).1, Some(104));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

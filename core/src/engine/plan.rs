@@ -124,7 +124,12 @@ pub fn probe_host_cached(
     let script = batch.script(&nonce)?;
     let timer = crate::trace::Timer::start("probe script");
     let out = transport.run_script(script.as_bytes(), &mut |_| {})?;
-    timer.done(&format!("{} bytes in, {} out", script.len(), out.stdout.len()));
+    timer.done(&format!(
+        "{} bytes in, {} out, {} hashes remembered",
+        script.len(),
+        out.stdout.len(),
+        candidates.len()
+    ));
     if out.status != 0 {
         bail!(
             "the probe script failed on {} (exit {}): {}",
