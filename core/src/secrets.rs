@@ -83,7 +83,7 @@ impl Secrets {
         let key = self.key.as_ref().context("no key for comparing secrets was loaded")?;
         let mut mac = Hmac::<Sha256>::new_from_slice(key).context("bad key")?;
         mac.update(data.as_bytes());
-        Ok(mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect())
+        Ok(hex::encode(mac.finalize().into_bytes()))
     }
 
     pub fn key(&self) -> Option<&[u8]> {

@@ -53,7 +53,7 @@ impl HashCache {
     /// The cache of one target under `dir` (a missing or damaged file is an empty cache).
     pub fn load(dir: &Path, target: &Target) -> HashCache {
         let key = serde_json::to_vec(target).unwrap_or_default();
-        let name: String = Sha256::digest(&key).iter().take(10).map(|b| format!("{b:02x}")).collect();
+        let name: String = hex::encode(&Sha256::digest(&key)[..10]);
         let file = dir.join(format!("{name}.json"));
         let stored =
             std::fs::read(&file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();

@@ -35,5 +35,5 @@ pub fn nonce() -> String {
     hasher.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
     let addr = &hasher as *const _ as usize;
     hasher.update(addr.to_le_bytes());
-    hasher.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&hasher.finalize()[..12])
 }

@@ -51,7 +51,7 @@ pub fn fingerprint(seen: &Observed) -> String {
     let essential: Vec<(&String, &serde_json::Value)> =
         seen.iter().filter(|(k, _)| !DISPLAY_ONLY.contains(&k.as_str())).collect();
     let json = serde_json::to_vec(&essential).unwrap_or_default();
-    Sha256::digest(&json).iter().take(8).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&Sha256::digest(&json)[..8])
 }
 
 /// The plan of every host that could be read, and why the others could not.

@@ -8,8 +8,28 @@ use anyhow::{Context, Result, bail};
 use crate::model::HostIdentity;
 use crate::quote::q;
 
-/// Most paths handed to one `stat`/`sha256sum` call, well under the kernel's argument limit.
-const PATHS_PER_CALL: usize = 400;
+/// Bytes of paths handed to one `stat`/`sha256sum`/`find` call: well under the argument limit of
+/// every kernel hk targets (Linux 2 MiB, the BSDs and macOS 256 KiB+), so one process serves a
+/// whole tree of ordinary size.
+const ARG_BYTES_PER_CALL: usize = 96 * 1024;
+
+/// `paths` in runs whose total length fits one command line.
+fn arg_chunks(paths: &[String]) -> Vec<&[String]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, path) in paths.iter().enumerate() {
+        let len = path.len() + 3;
+        if i > start && bytes + len > ARG_BYTES_PER_CALL {
+            chunks.push(&paths[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += len;
+    }
+    if start < paths.len() {
+        chunks.push(&paths[start..]);
+    }
+    chunks
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PathKind {
@@ -243,14 +263,14 @@ impl ProbeBatch {
         if self.stat.is_empty() && self.clock {
             s.push_str(&format!("{stat}{clock} 2>/dev/null || :\n"));
         }
-        for (i, chunk) in self.stat.chunks(PATHS_PER_CALL).enumerate() {
+        for (i, chunk) in arg_chunks(&self.stat).into_iter().enumerate() {
             s.push_str(&stat);
             push_words(&mut s, chunk)?;
             s.push_str(if i == 0 { clock } else { "" });
             s.push_str(" 2>/dev/null || :\n");
         }
         s.push_str("printf '\\n%s sha256\\n' \"$HK\"\n");
-        for chunk in self.sha256.chunks(PATHS_PER_CALL) {
+        for chunk in arg_chunks(&self.sha256) {
             s.push_str("sha256sum -z --");
             push_words(&mut s, chunk)?;
             s.push_str(" 2>/dev/null || :\n");
@@ -259,7 +279,7 @@ impl ProbeBatch {
             // Files changed since `since` are hashed again. Only when every find succeeded does the
             // host vouch for the others (a find without -newerct, or a vanished file, fails).
             s.push_str("printf '\\n%s remembered\\n' \"$HK\"\nhk_r=ok\n");
-            for chunk in self.remembered.chunks(PATHS_PER_CALL) {
+            for chunk in arg_chunks(&self.remembered) {
                 s.push_str("find");
                 push_words(&mut s, chunk)?;
                 s.push_str(&format!(
@@ -270,7 +290,7 @@ impl ProbeBatch {
         }
         if !self.empty.is_empty() {
             s.push_str("printf '\\n%s children\\n' \"$HK\"\n");
-            for chunk in self.empty.chunks(PATHS_PER_CALL) {
+            for chunk in arg_chunks(&self.empty) {
                 s.push_str("find");
                 push_words(&mut s, chunk)?;
                 s.push_str(" -mindepth 1 -maxdepth 1 -print0 2>/dev/null || :\n");
@@ -415,7 +435,7 @@ pub fn sections<'a>(out: &'a [u8], nonce: &str) -> HashMap<String, &'a [u8]> {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Parse the path and host sections of [`ProbeBatch::script`]'s output.
@@ -509,6 +529,17 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arg_chunks_keep_every_path_once_and_fit_a_command_line() {
+        let paths: Vec<String> = (0..5000).map(|i| format!("/srv/app/{i:04}/{}", "x".repeat(40))).collect();
+        let chunks = arg_chunks(&paths);
+        assert!(chunks.len() > 1);
+        assert!(chunks.iter().all(|c| c.iter().map(|p| p.len() + 3).sum::<usize>() <= ARG_BYTES_PER_CALL));
+        assert_eq!(chunks.concat(), paths);
+        assert_eq!(arg_chunks(&paths[..500]).len(), 1);
+        assert!(arg_chunks(&[]).is_empty());
+    }
 
     #[test]
     fn stray_output_before_and_inside_is_ignored() {

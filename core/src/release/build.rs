@@ -189,5 +189,5 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
         size += n as u64;
         hasher.update(&buf[..n]);
     }
-    Ok((hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(), size))
+    Ok((hex::encode(hasher.finalize()), size))
 }

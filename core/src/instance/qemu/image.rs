@@ -94,7 +94,7 @@ fn short_hash(parts: &[&str]) -> String {
         hasher.update(part.as_bytes());
         hasher.update([0u8]);
     }
-    hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&hasher.finalize()[..8])
 }
 
 fn packages_of(spec: &InstanceSpec) -> Vec<String> {
