@@ -326,6 +326,16 @@ impl SshTransport {
         }
     }
 
+    /// A session channel running `command`.
+    fn open_channel(&self, command: &str) -> Result<ssh2::Channel> {
+        let mut channel = self
+            .without_blocking(|| self.session.channel_session())
+            .with_context(|| format!("{}: cannot open a channel", self.label))?;
+        self.without_blocking(|| channel.exec(command))
+            .with_context(|| format!("{}: cannot start `{command}`", self.label))?;
+        Ok(channel)
+    }
+
     /// Wait until the socket can move data in the direction libssh2 is blocked on.
     fn wait_socket(&self, max: Duration) {
         quick_ack(&self.socket);
@@ -359,11 +369,13 @@ impl Transport for SshTransport {
         let command = with_sudo(command_line, self.sudo)?;
         let command = command.as_str();
         self.session.set_blocking(false);
-        let mut channel = self
-            .without_blocking(|| self.session.channel_session())
-            .with_context(|| format!("{}: cannot open a channel", self.label))?;
-        self.without_blocking(|| channel.exec(command))
-            .with_context(|| format!("{}: cannot start `{command}`", self.label))?;
+        let mut channel = match self.open_channel(command) {
+            Ok(channel) => channel,
+            Err(e) => {
+                self.session.set_blocking(true);
+                return Err(e);
+            }
+        };
 
         let mut pending: Vec<u8> = Vec::new();
         let mut pending_at = 0usize;
@@ -456,9 +468,13 @@ impl Transport for SshTransport {
                 self.wait_socket(Duration::from_millis(200));
             }
         };
-        let closed = result.and_then(|()| self.without_blocking(|| channel.wait_close()));
+        if result.is_ok() {
+            // The exit status follows the close; a server that drops the channel instead still
+            // leaves what was read.
+            let _ = self.without_blocking(|| channel.wait_close());
+        }
         self.session.set_blocking(true);
-        closed?;
+        result?;
         let status = channel.exit_status().unwrap_or(-1);
         let output = ScriptOutput { status, stdout: stdout.all, stderr };
         sudo_failure(&output, &self.label)?;
