@@ -81,6 +81,26 @@ export def "test release: deploy, flip, down --last, clean keeps N" [] {
   assert equal ($again | where action != noop | length) 0
 }
 
+export def "test release: a host without openssl verifies uploads with sha256sum" [] {
+  let dir = scratch
+  let root = $dir | path join opt
+  app $dir 1.0.0 | ignore
+  # Every command of this machine but openssl; the local host's scripts get the PATH of the process
+  # that started the plugin, so the deploy runs in a nu started with it.
+  let bin = $dir | path join bin
+  mkdir $bin
+  for tool in (["/usr/local/bin" "/usr/bin" "/bin" "/usr/sbin" "/sbin"] | where {|d| $d | path exists } | each {|d| ls $d | get name } | flatten) {
+    let link = $bin | path join ($tool | path basename)
+    if ($tool | path basename) != openssl and not ($link | path exists) { ^ln -s $tool $link }
+  }
+  let config = {resources: [(release $dir 1.0.0 $root)]} | to nuon
+  let script = $"hk exec 'command -v openssl || echo none' local | get 0.stdout | print; ($config) | hk plan local | hk apply --confirm | ignore"
+  let run = with-env {PATH: $bin} { ^$env.HK_NU -n --plugins $env.HK_PLUGIN -c $script | complete }
+  assert equal $run.exit_code 0 $run.stderr
+  assert equal ($run.stdout | str trim) "none"
+  assert equal (^($root | path join demo/current/bin/run)) "1.0.0"
+}
+
 export def "test release: malicious or damaged artifacts are refused and current stays" [] {
   let dir = scratch
   let root = $dir | path join opt
