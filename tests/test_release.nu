@@ -81,23 +81,26 @@ export def "test release: deploy, flip, down --last, clean keeps N" [] {
   assert equal ($again | where action != noop | length) 0
 }
 
-export def "test release: a host without openssl verifies uploads with sha256sum" [] {
+export def "test release: a host without openssl or a gzip-reading zstd falls back to sha256sum and gzip" [] {
   let dir = scratch
   let root = $dir | path join opt
   app $dir 1.0.0 | ignore
-  # Every command of this machine but openssl; the local host's scripts get the PATH of the process
-  # that started the plugin, so the deploy runs in a nu started with it.
+  # Every command of this machine but openssl and pigz, and a zstd that reads no gzip (as when built
+  # without zlib); the local host's scripts get the PATH of the process that started the plugin, so
+  # the deploy runs in a nu started with it.
   let bin = $dir | path join bin
   mkdir $bin
   for tool in (["/usr/local/bin" "/usr/bin" "/bin" "/usr/sbin" "/sbin"] | where {|d| $d | path exists } | each {|d| ls $d | get name } | flatten) {
     let link = $bin | path join ($tool | path basename)
-    if ($tool | path basename) != openssl and not ($link | path exists) { ^ln -s $tool $link }
+    if ($tool | path basename) not-in [openssl pigz zstd] and not ($link | path exists) { ^ln -s $tool $link }
   }
+  "#!/bin/sh\ncat > /dev/null\necho 'zstd: unsupported format' >&2\nexit 1\n" | save ($bin | path join zstd)
+  ^chmod 0755 ($bin | path join zstd)
   let config = {resources: [(release $dir 1.0.0 $root)]} | to nuon
-  let script = $"hk exec 'command -v openssl || echo none' local | get 0.stdout | print; ($config) | hk plan local | hk apply --confirm | ignore"
+  let script = $"hk exec 'command -v openssl pigz || echo none; zstd -dc < /dev/null 2>&1' local | get 0.stdout | print; ($config) | hk plan local | hk apply --confirm | ignore"
   let run = with-env {PATH: $bin} { ^$env.HK_NU -n --plugins $env.HK_PLUGIN -c $script | complete }
   assert equal $run.exit_code 0 $run.stderr
-  assert equal ($run.stdout | str trim) "none"
+  assert equal ($run.stdout | str trim) "none\nzstd: unsupported format"
   assert equal (^($root | path join demo/current/bin/run)) "1.0.0"
 }
 
@@ -146,7 +149,9 @@ export def "test release: malicious or damaged artifacts are refused and current
   $good | bytes at 0..20 | save -f ($dir | path join dist/demo-2.0.0.tar.gz)
   let err = error-of { $plan | hk apply --confirm }
   has $err "uploading"
-  has $err "unexpected end of file"
+  has $err "does not match sha256"
+  assert not (($root | path join demo/artifacts/demo-2.0.0.tar.gz.partial) | path exists)
+  assert not (($root | path join demo/releases/2.0.0.partial) | path exists)
   assert equal (^readlink ($root | path join demo/current)) releases/1.0.0
   assert not (($root | path join demo/releases/2.0.0) | path exists)
   # With the right bytes back, the next apply goes through cleanly.

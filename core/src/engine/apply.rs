@@ -101,10 +101,12 @@ fn apply_host(
     for row in &mut rows {
         row.resource.resolve(&options.secrets).with_context(|| format!("host {host}: {}", row.id))?;
     }
+    let timer = crate::trace::Timer::start("connect");
     let mut transport = host_plan
         .target
         .connect(&options.credentials)
         .with_context(|| format!("connecting to host {host}"))?;
+    timer.done(host);
     let resources: Vec<&Resource> = rows.iter().map(|r| &r.resource).collect();
     let (facts, observed) = probe_host(transport.as_mut(), &resources, {
         let mut batch = ProbeBatch::default();
@@ -214,6 +216,7 @@ fn apply_host(
     let mut failed: Option<usize> = None;
     let mut last = Instant::now();
     let prefix = format!("{nonce} ");
+    let timer = crate::trace::Timer::start("apply script");
     let run = transport.run_script(script.as_bytes(), &mut |line| {
         let Some(rest) = line.strip_prefix(prefix.as_bytes()) else {
             return;
@@ -236,6 +239,7 @@ fn apply_host(
             _ => {}
         }
     });
+    timer.done(&format!("{} bytes", script.len()));
     // Whatever happened, the record says what did and did not run.
     if let Some(record) = record.as_mut() {
         for (i, change) in record.changes.iter_mut().enumerate() {
@@ -255,7 +259,10 @@ fn apply_host(
         let runs_root = facts.roots.as_ref().map(|r| r.0.as_str()).unwrap_or_default();
         let path = format!("{runs_root}/{}.json", record.id);
         let json = serde_json::to_vec_pretty(&record)?;
-        match transport.run_script(write_file_script(&path, &json)?.as_bytes(), &mut |_| {}) {
+        let timer = crate::trace::Timer::start("run record");
+        let written = transport.run_script(write_file_script(&path, &json)?.as_bytes(), &mut |_| {});
+        timer.done(&path);
+        match written {
             Ok(o) if o.status == 0 => {}
             Ok(o) => bail!("host {host}: cannot write the run record {path}: {}", o.stderr_text()),
             Err(e) => return Err(e.context(format!("host {host}: cannot write the run record {path}"))),
