@@ -73,8 +73,9 @@ fn to_json_value<T: serde::Serialize>(item: &T, span: Span) -> Value {
 }
 
 /// A plan row, with `spec` carrying what apply needs (the desired resource, how to reach the host
-/// and who it must be), so a filtered table can be piped straight into `hk apply`.
-pub fn row_to_value(row: &PlanRow, host: &HostPlan, span: Span) -> Value {
+/// and who it must be), so a filtered table can be piped straight into `hk apply`. `with_note` adds
+/// the `note` column (every row of a table has it, or none).
+pub fn row_to_value(row: &PlanRow, host: &HostPlan, with_note: bool, span: Span) -> Value {
     let changes = row
         .changes
         .iter()
@@ -106,7 +107,9 @@ pub fn row_to_value(row: &PlanRow, host: &HostPlan, span: Span) -> Value {
     r.push("reason", Value::string(row.reason.as_str(), span));
     r.push("reversible", Value::bool(row.reversible, span));
     r.push("fingerprint", Value::string(row.fingerprint.clone(), span));
-    r.push("note", Value::string(row.note.clone(), span));
+    if with_note {
+        r.push("note", Value::string(row.note.clone(), span));
+    }
     r.push("spec", spec);
     Value::record(r, span)
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::Utc;
 
+use super::hash_cache::HashCache;
 use super::plan::{fingerprint, probe_host};
 use super::probe::ProbeBatch;
 use super::script::{ApplyScript, Step};
@@ -30,6 +31,8 @@ pub struct ApplyOptions {
     pub credentials: Credentials,
     /// Values of the secrets env files refer to, resolved by the caller (memory only).
     pub secrets: Secrets,
+    /// Where plans remember content hashes: the files an apply changes are forgotten there.
+    pub hash_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for ApplyOptions {
@@ -40,6 +43,7 @@ impl Default for ApplyOptions {
             parallel: 8,
             credentials: Credentials::default(),
             secrets: Secrets::default(),
+            hash_cache: None,
         }
     }
 }
@@ -240,6 +244,11 @@ fn apply_host(
         }
     });
     timer.done(&format!("{} bytes", script.len()));
+    if let Some(dir) = &options.hash_cache {
+        let mut cache = HashCache::load(dir, &host_plan.target);
+        cache.forget(rows.iter().filter_map(|r| r.resource.path()));
+        cache.save();
+    }
     // Whatever happened, the record says what did and did not run.
     if let Some(record) = record.as_mut() {
         for (i, change) in record.changes.iter_mut().enumerate() {

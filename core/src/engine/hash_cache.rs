@@ -1,11 +1,12 @@
 //! Content hashes remembered between plans, so a no-op plan does not read every file again.
 //!
-//! A cached hash is reused only for the same host (hostname + machine-id), path, inode and size, and
-//! only when the file's ctime is not newer than a moment before the hash was taken (host clock): any
-//! write, rename or replacement sets ctime to "now", so `find -newerct @T` on the host lists every
-//! file that may have changed since, and those are hashed again in the same probe. A file changed
-//! less than a second before its hash is not reused until a later probe hashed it again (ctime has
-//! whole-second granularity on some filesystems).
+//! A cached hash is reused only for the same host (hostname + machine-id), path, inode, size and
+//! ctime (whole seconds, from the probe's `stat`), and only when that ctime is more than a second
+//! older than the moment the hash was taken (host clock): any write, truncation, rename or
+//! replacement after the hash sets ctime to a later second, so the probe's own `stat` tells which
+//! files to hash again (one more small exec, only when some did change). A file changed less than
+//! a second before its hash is not reused until a later probe hashed it again. An apply forgets the
+//! files it changed, so the plan after it hashes them in its one script.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -60,23 +61,23 @@ impl HashCache {
         HashCache { file, stored, changed: false, reused: Default::default() }
     }
 
-    /// Of `paths`, those with a remembered (stable) hash, and the moment after which a change must be
-    /// looked for: one second before the oldest of their hashes.
-    pub fn candidates(&self, paths: &[String]) -> (Vec<String>, Option<i64>) {
-        let cached: Vec<String> = paths
-            .iter()
-            .filter(|p| self.stored.entries.get(*p).is_some_and(Entry::stable))
-            .cloned()
-            .collect();
-        let oldest = cached.iter().filter_map(|p| self.stored.entries.get(p)).map(|e| e.hashed_at).min();
-        (cached, oldest.map(|t| t - 1))
+    /// Of `paths`, those with a remembered (stable) hash: the probe stats them without hashing.
+    pub fn candidates(&self, paths: &[String]) -> Vec<String> {
+        paths.iter().filter(|p| self.stored.entries.get(*p).is_some_and(Entry::stable)).cloned().collect()
+    }
+
+    /// Drop what is remembered of `paths` (files an apply changed): the next plan hashes them with
+    /// the rest of its probe instead of in a second exec.
+    pub fn forget<'a>(&mut self, paths: impl IntoIterator<Item = &'a str>) {
+        for path in paths {
+            self.changed |= self.stored.entries.remove(path).is_some();
+        }
     }
 
     /// Fill the hashes the probe did not read again; returns the candidate files that still lack one
-    /// (another machine, another inode or size, or a host that could not tell what changed) and must
-    /// be hashed now.
+    /// (another machine, another inode, size or ctime) and must be hashed now.
     pub fn fill(&mut self, facts: &mut Facts, candidates: &[String]) -> Vec<String> {
-        let trusted = facts.identity == self.stored.identity && facts.remembered;
+        let trusted = facts.identity == self.stored.identity;
         let mut missing = Vec::new();
         for path in candidates {
             let Some(seen) = facts.paths.get_mut(path) else { continue };
@@ -84,7 +85,13 @@ impl HashCache {
                 continue;
             }
             match self.stored.entries.get(path) {
-                Some(e) if trusted && e.ino == seen.ino && e.size == seen.size && e.ctime == seen.ctime => {
+                Some(e)
+                    if trusted
+                        && seen.ctime > 0
+                        && e.ino == seen.ino
+                        && e.size == seen.size
+                        && e.ctime == seen.ctime =>
+                {
                     seen.sha256 = Some(e.sha256.clone());
                     self.reused.insert(path.clone());
                 }
@@ -145,7 +152,7 @@ mod tests {
     use crate::engine::probe::PathFacts;
 
     fn facts_with(path: &str, ctime: i64, sha: Option<&str>) -> Facts {
-        let mut facts = Facts { remembered: true, ..Default::default() };
+        let mut facts = Facts::default();
         facts.paths.insert(
             path.into(),
             PathFacts {
@@ -172,16 +179,22 @@ mod tests {
         let mut cache = HashCache::load(&dir, &Target::Local { sudo: false });
         // Changed at 100, hashed at 100: the change may hide in the same second.
         cache.update(&facts_with("/f", 100, Some("aa")), 100);
-        assert!(cache.candidates(&paths).0.is_empty());
+        assert!(cache.candidates(&paths).is_empty());
         // Read again at 105 (same bytes): now a later change is sure to show.
         cache.update(&facts_with("/f", 100, Some("aa")), 105);
-        assert_eq!(cache.candidates(&paths), (paths.clone(), Some(104)));
+        assert_eq!(cache.candidates(&paths), paths);
         // Reused at 200 without reading: it keeps the time it was really read.
         let mut facts = facts_with("/f", 100, None);
         assert!(cache.fill(&mut facts, &paths).is_empty());
         assert_eq!(facts.paths["/f"].sha256.as_deref(), Some("aa"));
         cache.update(&facts, 200);
-        assert_eq!(cache.candidates(&paths).1, Some(104));
+        assert_eq!(cache.stored.entries["/f"].hashed_at, 105);
+        // Changed since (a later ctime): hashed again.
+        let mut facts = facts_with("/f", 150, None);
+        assert_eq!(cache.fill(&mut facts, &paths), paths);
+        // Forgotten after an apply: no longer a candidate.
+        cache.forget(["/f"]);
+        assert!(cache.candidates(&paths).is_empty());
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -111,14 +111,10 @@ pub fn probe_host_cached(
         r.kind().probe(&mut batch);
     }
     let mut candidates = Vec::new();
-    if cache.is_some() {
+    if let Some(cache) = cache.as_deref() {
         batch.clock();
-    }
-    if let Some(cache) = cache.as_deref()
-        && let (remembered, Some(since)) = cache.candidates(batch.sha256_paths())
-    {
-        candidates = remembered.clone();
-        batch.remember(remembered, since);
+        candidates = cache.candidates(batch.sha256_paths());
+        batch.remember(&candidates);
     }
     let nonce = nonce();
     let script = batch.script(&nonce)?;

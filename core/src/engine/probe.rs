@@ -112,8 +112,6 @@ pub struct Facts {
     pub guards: HashMap<String, bool>,
     /// The host's clock (seconds) when the probe started, when asked for.
     pub clock: Option<i64>,
-    /// Whether the host could tell which remembered files changed (`find -newerct`).
-    pub remembered: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -178,9 +176,6 @@ pub struct ProbeBatch {
     packages: Vec<String>,
     units: Vec<String>,
     guards: Vec<(String, String)>,
-    /// Paths of `sha256` with a remembered hash: hashed only when changed since `since` (host time).
-    remembered: Vec<String>,
-    since: Option<i64>,
     clock: bool,
 }
 
@@ -237,12 +232,11 @@ impl ProbeBatch {
         self.clock = true;
     }
 
-    /// Hash `remembered` only when their ctime is newer than `since`; report the host clock.
-    pub fn remember(&mut self, remembered: Vec<String>, since: i64) {
+    /// Do not hash `remembered` (their stat tells whether the remembered hash still holds); report
+    /// the host clock.
+    pub fn remember(&mut self, remembered: &[String]) {
         let set: std::collections::HashSet<&String> = remembered.iter().collect();
         self.sha256.retain(|p| !set.contains(p));
-        self.remembered = remembered;
-        self.since = Some(since);
         self.clock = true;
     }
 
@@ -274,19 +268,6 @@ impl ProbeBatch {
             s.push_str("sha256sum -z --");
             push_words(&mut s, chunk)?;
             s.push_str(" 2>/dev/null || :\n");
-        }
-        if let Some(since) = self.since {
-            // Files changed since `since` are hashed again. Only when every find succeeded does the
-            // host vouch for the others (a find without -newerct, or a vanished file, fails).
-            s.push_str("printf '\\n%s remembered\\n' \"$HK\"\nhk_r=ok\n");
-            for chunk in arg_chunks(&self.remembered) {
-                s.push_str("find");
-                push_words(&mut s, chunk)?;
-                s.push_str(&format!(
-                    " -maxdepth 0 -type f -newerct @{since} -exec sha256sum -z -- {{}} + 2>/dev/null || hk_r=\n"
-                ));
-            }
-            s.push_str("[ -n \"$hk_r\" ] && printf '\\n%s remembered-ok\\n' \"$HK\"\n");
         }
         if !self.empty.is_empty() {
             s.push_str("printf '\\n%s children\\n' \"$HK\"\n");
@@ -456,7 +437,6 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
             facts.children.push(String::from_utf8_lossy(entry).into_owned());
         }
     }
-    facts.remembered = sections.contains_key("remembered-ok");
     if let Some(roots) = sections.get("roots") {
         let text = String::from_utf8_lossy(roots);
         let mut lines = text.lines();
@@ -509,7 +489,7 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
     if let Some(own) = own {
         facts.clock = facts.paths.remove(&own).map(|p| p.ctime);
     }
-    for sums in ["sha256", "remembered"].iter().filter_map(|name| sections.get(*name)) {
+    if let Some(sums) = sections.get("sha256") {
         for line in sums.split(|&b| b == 0) {
             // "<64 hex>  <path>"; a leading newline comes from the section marker layout.
             let line = line.strip_prefix(b"\n").unwrap_or(line);

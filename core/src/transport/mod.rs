@@ -258,7 +258,7 @@ impl LineSplitter {
 
     pub fn push(&mut self, chunk: &[u8], on_line: &mut dyn FnMut(&[u8])) {
         self.all.extend_from_slice(chunk);
-        while let Some(pos) = self.all[self.consumed..].iter().position(|&b| b == b'\n') {
+        while let Some(pos) = memchr::memchr(b'\n', &self.all[self.consumed..]) {
             let end = self.consumed + pos;
             on_line(&self.all[self.consumed..end]);
             self.consumed = end + 1;

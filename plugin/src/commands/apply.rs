@@ -161,6 +161,7 @@ impl PluginCommand for Apply {
             // A dry run changes nothing, so it is never recorded.
             track: if track && !dry_run { Some(roots(call)?) } else { None },
             parallel: parallel(call)?,
+            hash_cache: crate::commands::plan::hash_cache_dir(engine)?,
             credentials: credentials(engine, call, plan.hosts.values().map(|h| &h.target))?,
             secrets: match secrets {
                 Some(secrets) => secrets,

@@ -133,7 +133,7 @@ pub fn plan_selection(
 
 /// Where plans remember content hashes: `$env.HK_HASH_CACHE` (`off` disables), else
 /// `$XDG_CACHE_HOME/hk/hashes`, else `~/.cache/hk/hashes`.
-fn hash_cache_dir(engine: &EngineInterface) -> Result<Option<std::path::PathBuf>, LabeledError> {
+pub fn hash_cache_dir(engine: &EngineInterface) -> Result<Option<std::path::PathBuf>, LabeledError> {
     match crate::load::env_text(engine, "HK_HASH_CACHE")? {
         Some(v) if v == "off" || v.is_empty() => Ok(None),
         Some(dir) => Ok(Some(std::path::PathBuf::from(dir))),
@@ -155,10 +155,12 @@ pub fn outcome_to_pipeline(outcome: &PlanOutcome, span: Span) -> PipelineData {
 }
 
 pub fn plan_to_value(plan: &hk_core::model::Plan, span: Span) -> Value {
+    // Only down plans explain rows (what cannot be undone); a column always empty is left out.
+    let with_notes = plan.rows.iter().any(|row| !row.note.is_empty());
     let rows = plan
         .rows
         .iter()
-        .filter_map(|row| plan.hosts.get(&row.host).map(|host| row_to_value(row, host, span)))
+        .filter_map(|row| plan.hosts.get(&row.host).map(|host| row_to_value(row, host, with_notes, span)))
         .collect();
     Value::list(rows, span)
 }
