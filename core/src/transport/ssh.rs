@@ -209,12 +209,16 @@ fn try_connect(
     for dir in [MethodType::CryptCs, MethodType::CryptSc] {
         let _ = session.method_pref(dir, FAST_CIPHERS);
     }
+    let timer = crate::trace::Timer::start("ssh handshake");
     session
         .handshake()
         .map_err(|e| Failure::Transient(anyhow!("SSH handshake with {}:{} failed: {e}", r.host, r.port)))?;
+    timer.done(&format!("{}:{}", r.host, r.port));
 
     check_host_key(&session, target, r).map_err(Failure::Permanent)?;
+    let timer = crate::trace::Timer::start("ssh auth");
     authenticate(&session, r, password)?;
+    timer.done(&r.user);
     session.set_timeout(0);
     session.set_keepalive(true, 30);
     Ok((session, socket))
