@@ -97,7 +97,7 @@ impl Repology {
                     if let Some(dir) = path.parent() {
                         std::fs::create_dir_all(dir)?;
                     }
-                    crate::plan_file::write_atomic(path, &serde_json::to_vec(&entries)?, 0o644)?;
+                    crate::plan_file::replace_file(path, &serde_json::to_vec(&entries)?, 0o644, false)?;
                 }
                 Ok(entries)
             }

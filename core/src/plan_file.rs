@@ -8,8 +8,15 @@ use anyhow::{Context, Result, bail};
 
 use crate::model::{PLAN_FORMAT, PLAN_VERSION, Plan, PlanArtifact};
 
-/// Write `bytes` to `path` via a temp file in the same directory and a rename, with `mode`.
+/// Write `bytes` to `path` via a temp file in the same directory and a rename, with `mode`, on disk
+/// before the rename.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    replace_file(path, bytes, mode, true)
+}
+
+/// As [`write_atomic`], without waiting for the disk when `durable` is false: for caches, where a
+/// file lost in a crash only costs time.
+pub fn replace_file(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().context("the output path has no file name")?.to_string_lossy();
     let tmp = dir.join(format!(".{name}.hk-{}", crate::engine::nonce()));
@@ -20,7 +27,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .open(&tmp)
         .with_context(|| format!("cannot create {}", tmp.display()))?;
     file.write_all(bytes)
-        .and_then(|_| file.sync_all())
+        .and_then(|_| if durable { file.sync_all() } else { Ok(()) })
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path)
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;

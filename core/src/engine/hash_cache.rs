@@ -141,7 +141,7 @@ impl HashCache {
             && std::fs::create_dir_all(dir).is_ok()
             && let Ok(json) = serde_json::to_vec(&self.stored)
         {
-            let _ = crate::plan_file::write_atomic(&self.file, &json, 0o600);
+            let _ = crate::plan_file::replace_file(&self.file, &json, 0o600, false);
         }
     }
 }
