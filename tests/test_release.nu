@@ -245,3 +245,22 @@ export def "test release: a connection killed mid-upload leaves current alone an
   assert not ($partial | path exists)
   sshd stop $server
 }
+
+export def "test release: building and uploading a large release report progress on stderr" [] {
+  let dir = scratch
+  let root = $dir | path join opt
+  let src = $dir | path join src-big
+  mkdir $src
+  ^head -c 34000000 /dev/urandom | save ($src | path join blob)
+  # Progress goes to the plugin's stderr, so both run in a nu whose output this test reads.
+  let script = $"hk release build ($src | to nuon) --name big --version 1.0.0 --out-dir ($dir | path join dist | to nuon) | ignore
+    {resources: [{type: release, name: big, version: 1.0.0, artifact: ($dir | path join dist/big-1.0.0.json | to nuon), root: ($root | to nuon)}]} | hk plan local | hk apply --confirm | ignore"
+  let run = ^$env.HK_NU -n --plugins $env.HK_PLUGIN -c $script | complete
+  assert equal $run.exit_code 0 $run.stderr
+  let lines = $run.stderr | lines
+  assert equal ($lines | where $it starts-with "hk release build: " | last) "hk release build: 100% (32 of 32 MiB)" $run.stderr
+  let uploads = $lines | where $it starts-with "hk apply: local: uploading release_artifact:"
+  assert equal ($uploads | length) 10 $run.stderr
+  assert str contains ($uploads | last) "100% (32 of 32 MiB)"
+  assert equal (open --raw ($root | path join big/current/blob) | bytes length) 34000000
+}

@@ -6,6 +6,7 @@ pub mod instance;
 pub mod model;
 pub mod packages;
 pub mod plan_file;
+pub mod progress;
 pub mod quote;
 pub mod release;
 pub mod resources;

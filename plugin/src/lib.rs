@@ -12,6 +12,9 @@ pub mod secrets;
 
 use nu_plugin::{Plugin, PluginCommand};
 
+/// Work on inputs larger than this (release builds, uploads) reports progress on stderr.
+pub const PROGRESS_FROM: u64 = 32 * 1024 * 1024;
+
 pub struct HkPlugin;
 
 impl Plugin for HkPlugin {

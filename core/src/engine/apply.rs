@@ -33,7 +33,11 @@ pub struct ApplyOptions {
     pub secrets: Secrets,
     /// Where plans remember content hashes: the files an apply changes are forgotten there.
     pub hash_cache: Option<std::path::PathBuf>,
+    /// Told of every tenth of an upload: (host, row id, percent, bytes sent, total bytes).
+    pub on_upload: Option<UploadProgress>,
 }
+
+pub type UploadProgress = std::sync::Arc<dyn Fn(&str, &str, u64, u64, u64) + Send + Sync>;
 
 impl Default for ApplyOptions {
     fn default() -> Self {
@@ -44,6 +48,7 @@ impl Default for ApplyOptions {
             credentials: Credentials::default(),
             secrets: Secrets::default(),
             hash_cache: None,
+            on_upload: None,
         }
     }
 }
@@ -155,8 +160,16 @@ fn apply_host(
     for row in &rows {
         if let Some(upload) = row.resource.kind().upload()? {
             let timer = crate::trace::Timer::start("upload");
+            let report = options.on_upload.clone();
+            let (host_name, id) = (host.to_string(), row.id.clone());
+            let mut tenths = crate::progress::Tenths::default();
+            let progress = Box::new(move |done: u64, total: u64| {
+                if let (Some(report), Some(percent)) = (&report, tenths.step(done, total)) {
+                    report(&host_name, &id, percent, done, total);
+                }
+            });
             transport
-                .upload(std::path::Path::new(&upload.local), &upload.command)
+                .upload(std::path::Path::new(&upload.local), &upload.command, progress)
                 .with_context(|| format!("host {host}: {}", row.id))?;
             timer.done(&row.id);
             uploaded.push(row.id.clone());

@@ -221,10 +221,21 @@ pub trait Transport: Send {
     }
 
     /// Stream a local file into `command` (a shell command line reading stdin) on one exec channel,
-    /// in large writes.
-    fn upload(&mut self, local: &std::path::Path, command: &str) -> Result<()> {
+    /// in large writes; `progress(sent, total)` after every read.
+    fn upload(
+        &mut self,
+        local: &std::path::Path,
+        command: &str,
+        mut progress: Box<dyn FnMut(u64, u64) + Send>,
+    ) -> Result<()> {
         let file = std::fs::File::open(local).with_context(|| format!("cannot open {}", local.display()))?;
-        let out = self.exec(command, Box::new(file), &mut |_| {})?;
+        let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let reader = crate::progress::CountingReader {
+            inner: file,
+            done: 0,
+            on_read: move |done| progress(done, total),
+        };
+        let out = self.exec(command, Box::new(reader), &mut |_| {})?;
         if out.status != 0 {
             bail!("uploading {} to {} failed: {}", local.display(), self.describe(), out.stderr_text());
         }

@@ -162,6 +162,15 @@ impl PluginCommand for Apply {
             track: if track && !dry_run { Some(roots(call)?) } else { None },
             parallel: parallel(call)?,
             hash_cache: crate::commands::plan::hash_cache_dir(engine)?,
+            on_upload: Some(std::sync::Arc::new(|host: &str, id: &str, percent, done, total| {
+                if total >= crate::PROGRESS_FROM {
+                    eprintln!(
+                        "hk apply: {host}: uploading {id}: {percent}% ({} of {} MiB)",
+                        done >> 20,
+                        total >> 20
+                    );
+                }
+            })),
             credentials: credentials(engine, call, plan.hosts.values().map(|h| &h.target))?,
             secrets: match secrets {
                 Some(secrets) => secrets,

@@ -13,9 +13,6 @@ use crate::load::{current_dir, resolve_path};
 
 pub struct ReleaseBuild;
 
-/// Inputs larger than this report progress on stderr.
-const PROGRESS_FROM: u64 = 32 * 1024 * 1024;
-
 impl PluginCommand for ReleaseBuild {
     type Plugin = HkPlugin;
 
@@ -86,14 +83,12 @@ impl PluginCommand for ReleaseBuild {
         };
         let request =
             BuildRequest { dir, name: call.get_flag("name")?, version: call.get_flag("version")?, out_dir };
-        let mut last_tenth = 0;
+        let mut tenths = hk_core::progress::Tenths::default();
         let (manifest, tarball, manifest_path) = build(&request, &mut |done, total| {
-            if total >= PROGRESS_FROM {
-                let tenth = done * 10 / total.max(1);
-                if tenth > last_tenth {
-                    last_tenth = tenth;
-                    eprintln!("hk release build: {}% ({} of {} MiB)", tenth * 10, done >> 20, total >> 20);
-                }
+            if total >= crate::PROGRESS_FROM
+                && let Some(percent) = tenths.step(done, total)
+            {
+                eprintln!("hk release build: {percent}% ({} of {} MiB)", done >> 20, total >> 20);
             }
         })
         .at(dir_span)?;
