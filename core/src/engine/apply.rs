@@ -257,9 +257,10 @@ fn apply_host(
         }
     });
     timer.done(&format!("{} bytes", script.len()));
-    if let Some(dir) = &options.hash_cache {
+    let changed_paths: Vec<&str> = rows.iter().filter_map(|r| r.resource.path()).collect();
+    if let (Some(dir), false) = (&options.hash_cache, changed_paths.is_empty()) {
         let mut cache = HashCache::load(dir, &host_plan.target);
-        cache.forget(rows.iter().filter_map(|r| r.resource.path()));
+        cache.forget(changed_paths);
         cache.save();
     }
     // Whatever happened, the record says what did and did not run.

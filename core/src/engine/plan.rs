@@ -112,7 +112,6 @@ pub fn probe_host_cached(
     }
     let mut candidates = Vec::new();
     if let Some(cache) = cache.as_deref() {
-        batch.clock();
         candidates = cache.candidates(batch.sha256_paths());
         batch.remember(&candidates);
     }

@@ -227,11 +227,6 @@ impl ProbeBatch {
         &self.sha256
     }
 
-    /// Report the host's clock at the start of the probe.
-    pub fn clock(&mut self) {
-        self.clock = true;
-    }
-
     /// Do not hash `remembered` (their stat tells whether the remembered hash still holds); report
     /// the host clock.
     pub fn remember(&mut self, remembered: &[String]) {

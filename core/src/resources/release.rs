@@ -97,6 +97,25 @@ impl ReleaseArtifact {
     fn partial(&self) -> String {
         format!("{}.partial", self.path)
     }
+
+    /// A shell check that the uploaded bytes hashed (into `<partial>.sum`) to the manifest's sha256;
+    /// otherwise it removes them, and what was unpacked from them, and fails with a clear message.
+    fn verify_upload(&self) -> Result<String> {
+        let partial = q(&self.partial())?;
+        let sum = q(&format!("{}.sum", self.partial()))?;
+        let mut discard = format!("rm -f -- {partial} {sum}");
+        if let Some(dir) = &self.unpack_to {
+            discard.push_str(&format!("; rm -rf -- {}", q(&format!("{dir}.partial"))?));
+        }
+        let message = q(&format!(
+            "hk: the uploaded artifact {} does not match sha256 {}; it was removed",
+            self.path, self.sha256
+        ))?;
+        Ok(format!(
+            "{{ [ -f {sum} ] && [ \"$(cut -d' ' -f1 < {sum})\" = {} ] || {{ {discard}; printf '%s\\n' {message} >&2; false; }}; }}",
+            q(&self.sha256)?
+        ))
+    }
 }
 
 /// The SHA-256 of stdin as `HEX …`: OpenSSL where the host has it (it uses the CPU's SHA
@@ -169,21 +188,10 @@ impl ResourceKind for ReleaseArtifact {
                 // they count only if they hash to what was checked on this machine.
                 let partial = q(&self.partial())?;
                 let sum = q(&format!("{}.sum", self.partial()))?;
-                let mut discard = format!("rm -f -- {partial} {sum}");
-                if let Some(dir) = &self.unpack_to {
-                    discard.push_str(&format!("; rm -rf -- {}", q(&format!("{dir}.partial"))?));
-                }
-                let message = q(&format!(
-                    "hk: the uploaded artifact {} does not match sha256 {}; it was removed",
-                    self.path, self.sha256
-                ))?;
-                step.run(format!(
-                    "{{ [ -f {sum} ] && [ \"$(cut -d' ' -f1 < {sum})\" = {} ] || {{ {discard}; printf '%s\\n' {message} >&2; false; }}; }}",
-                    q(&self.sha256)?
-                ))
-                .run(format!("rm -f -- {sum}"))
-                .run(format!("chmod 0644 -- {partial}"))
-                .run(format!("mv -fT -- {partial} {path}"));
+                step.run(self.verify_upload()?)
+                    .run(format!("rm -f -- {sum}"))
+                    .run(format!("chmod 0644 -- {partial}"))
+                    .run(format!("mv -fT -- {partial} {path}"));
             }
             Action::Delete => {
                 step.run(format!("rm -f -- {path}"));
@@ -216,18 +224,12 @@ impl ResourceKind for ReleaseArtifact {
                 let unpack = q(&format!("{version_dir}.partial"))?;
                 // Bytes that do not unpack are most likely not the artifact's: say so when their hash
                 // tells, after the decoder's own words.
-                let message = q(&format!(
-                    "hk: the uploaded artifact {} does not match sha256 {}; it was removed",
-                    self.path, self.sha256
-                ))?;
                 script.push_str(&format!(
                     "mkdir -p -- {}\nrm -rf -- {unpack}\nmkdir -- {unpack}\n{SHA256_STDIN} < {partial} > {sum} &\n\
                      if ! {{ {GUNZIP_STDIN} < {partial} | tar -xf - -C {unpack} --no-same-owner; }}; then\n\
-                     wait $!\n\
-                     if [ \"$(cut -d' ' -f1 < {sum})\" != {expected} ]; then rm -rf -- {partial} {sum} {unpack}; printf '%s\\n' {message} >&2; fi\n\
-                     exit 1\nfi\nwait $!\n",
+                     wait $!\n{verify}\nexit 1\nfi\nwait $!\n",
                     q(parent(version_dir))?,
-                    expected = q(&self.sha256)?,
+                    verify = self.verify_upload()?,
                 ));
             }
             None => script.push_str(&format!("{SHA256_STDIN} < {partial} > {sum}\n")),
