@@ -203,8 +203,12 @@ pub fn load_config(
                 .with_label("drop this or the piped record", config_arg.map_or(call.head, |c| c.span)));
         }
         let span = value.span();
+        let timer = hk_core::trace::Timer::start("read config");
         let json = value_to_json(&value)?;
+        timer.done("piped");
+        let timer = hk_core::trace::Timer::start("check config");
         let mut config = Config::from_value(json, &cwd).at(span)?;
+        timer.done("");
         place_instances(engine, &mut config)?;
         return Ok(config);
     }

@@ -82,6 +82,16 @@ pub fn apply(plan: Plan, options: &ApplyOptions, on_event: &(dyn Fn(Event) + Syn
     }
 }
 
+/// A probe of the content hashes a plan of `rows` reads (the files they write), with the clock.
+fn rehash_probe(rows: &[PlanRow]) -> Option<ProbeBatch> {
+    let mut wanted = ProbeBatch::default();
+    for row in rows {
+        row.resource.kind().probe(&mut wanted);
+    }
+    let paths = wanted.sha256_paths();
+    (!paths.is_empty()).then(|| ProbeBatch::hashes(paths, true))
+}
+
 /// Creates and updates in dependency order, then deletes in reverse order (children first).
 fn order_rows(rows: Vec<PlanRow>) -> Vec<PlanRow> {
     let (deletes, others): (Vec<PlanRow>, Vec<PlanRow>) =
@@ -227,6 +237,15 @@ fn apply_host(
         }
         script.step(i, step);
     }
+    // The files written are hashed again at the end, as a probe would, so the next plan reuses them.
+    let rehash = match &options.hash_cache {
+        Some(_) => rehash_probe(&rows),
+        None => None,
+    };
+    let rehash_nonce = super::nonce();
+    if let Some(batch) = &rehash {
+        script.epilogue(&batch.script(&rehash_nonce)?);
+    }
     let script = script.finish();
 
     let mut finished = 0usize;
@@ -261,6 +280,15 @@ fn apply_host(
     if let (Some(dir), false) = (&options.hash_cache, changed_paths.is_empty()) {
         let mut cache = HashCache::load(dir, &host_plan.target);
         cache.forget(changed_paths);
+        let rehashed = match (&rehash, &run) {
+            (Some(batch), Ok(out)) if out.status == 0 => batch.parse(&out.stdout, &rehash_nonce).ok(),
+            _ => None,
+        };
+        if let Some(facts) = rehashed
+            && let Some(clock) = facts.clock
+        {
+            cache.update(&facts, clock);
+        }
         cache.save();
     }
     // Whatever happened, the record says what did and did not run.

@@ -1,12 +1,13 @@
 //! Content hashes remembered between plans, so a no-op plan does not read every file again.
 //!
 //! A cached hash is reused only for the same host (hostname + machine-id), path, inode, size and
-//! ctime (whole seconds, from the probe's `stat`), and only when that ctime is more than a second
-//! older than the moment the hash was taken (host clock): any write, truncation, rename or
-//! replacement after the hash sets ctime to a later second, so the probe's own `stat` tells which
-//! files to hash again (one more small exec, only when some did change). A file changed less than
-//! a second before its hash is not reused until a later probe hashed it again. An apply forgets the
-//! files it changed, so the plan after it hashes them in its one script.
+//! ctime (nanoseconds, from the probe's `stat`), and only when that ctime is clearly older than the
+//! host clock read before the hash was taken: the kernel dates changes with a clock that lags by
+//! at most a tick (≤ 10 ms), so any write, truncation, rename or replacement after the hash gets a
+//! later ctime, and the probe's own `stat` tells which files to hash again (one more small exec,
+//! only when some did change). On file systems that keep whole seconds the margin is two seconds.
+//! A file changed just before its hash is not reused until a later probe hashed it again. An apply
+//! hashes the files it wrote at its end, the same way, so the plan after it needs not read them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,17 +23,24 @@ use crate::transport::Target;
 struct Entry {
     ino: u64,
     size: u64,
-    /// ctime (seconds) when hashed.
-    ctime: i64,
+    /// ctime (nanoseconds) when hashed.
+    ctime_ns: i64,
     sha256: String,
-    /// Host time (seconds) of the probe that hashed it.
-    hashed_at: i64,
+    /// Host clock (nanoseconds) read before the hash was taken.
+    hashed_at_ns: i64,
 }
 
+const SECOND: i64 = 1_000_000_000;
+/// How much older than the clock a ctime must be for a later change to be sure to show: file times
+/// come from the kernel's coarse clock, one tick (≤ 10 ms) behind; 100 ms leaves room.
+const CTIME_MARGIN: i64 = SECOND / 10;
+
 impl Entry {
-    /// Changed at least a second before it was hashed: a later change is sure to show in ctime.
+    /// Changed clearly before it was hashed: a later change is sure to show in ctime.
     fn stable(&self) -> bool {
-        self.ctime < self.hashed_at - 1
+        // Whole seconds (or FAT's two): a change in the same second keeps the same ctime.
+        let margin = if self.ctime_ns % SECOND == 0 { 2 * SECOND } else { CTIME_MARGIN };
+        self.ctime_ns < self.hashed_at_ns.saturating_sub(margin)
     }
 }
 
@@ -90,7 +98,7 @@ impl HashCache {
                         && seen.ctime > 0
                         && e.ino == seen.ino
                         && e.size == seen.size
-                        && e.ctime == seen.ctime =>
+                        && e.ctime_ns == seen.ctime =>
                 {
                     seen.sha256 = Some(e.sha256.clone());
                     self.reused.insert(path.clone());
@@ -101,9 +109,10 @@ impl HashCache {
         missing
     }
 
-    /// Remember what this probe learned: hashes read now get `host_time` (a file hashed again long
-    /// after its last change becomes reusable), reused ones keep theirs.
-    pub fn update(&mut self, facts: &Facts, host_time: i64) {
+    /// Remember what this probe learned: hashes read now get `clock` (the host clock, nanoseconds,
+    /// read before hashing: a file hashed again long after its last change becomes reusable), reused
+    /// ones keep theirs.
+    pub fn update(&mut self, facts: &Facts, clock: i64) {
         if facts.identity != self.stored.identity {
             self.stored = Stored { identity: facts.identity.clone(), entries: HashMap::new() };
             self.changed = true;
@@ -111,16 +120,16 @@ impl HashCache {
         for (path, seen) in &facts.paths {
             match (&seen.kind, &seen.sha256) {
                 (PathKind::File, Some(sha)) => {
-                    let hashed_at = match self.stored.entries.get(path) {
-                        Some(e) if self.reused.contains(path) => e.hashed_at,
-                        _ => host_time,
+                    let hashed_at_ns = match self.stored.entries.get(path) {
+                        Some(e) if self.reused.contains(path) => e.hashed_at_ns,
+                        _ => clock,
                     };
                     let entry = Entry {
                         ino: seen.ino,
                         size: seen.size,
-                        ctime: seen.ctime,
+                        ctime_ns: seen.ctime,
                         sha256: sha.clone(),
-                        hashed_at,
+                        hashed_at_ns,
                     };
                     if self.stored.entries.get(path) != Some(&entry) {
                         self.stored.entries.insert(path.clone(), entry);
@@ -177,24 +186,37 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hk-hash-cache-{}", std::process::id()));
         let paths = vec!["/f".to_string()];
         let mut cache = HashCache::load(&dir, &Target::Local { sudo: false });
-        // Changed at 100, hashed at 100: the change may hide in the same second.
-        cache.update(&facts_with("/f", 100, Some("aa")), 100);
+        let changed = 100 * SECOND + 5_000_000;
+        // Hashed 50 ms after the change: a later change may still carry the same ctime.
+        cache.update(&facts_with("/f", changed, Some("aa")), changed + 50_000_000);
         assert!(cache.candidates(&paths).is_empty());
-        // Read again at 105 (same bytes): now a later change is sure to show.
-        cache.update(&facts_with("/f", 100, Some("aa")), 105);
+        // Read again 200 ms after it (same bytes): now a later change is sure to show.
+        cache.update(&facts_with("/f", changed, Some("aa")), changed + 200_000_000);
         assert_eq!(cache.candidates(&paths), paths);
-        // Reused at 200 without reading: it keeps the time it was really read.
-        let mut facts = facts_with("/f", 100, None);
+        // Reused at 200 s without reading: it keeps the time it was really read.
+        let mut facts = facts_with("/f", changed, None);
         assert!(cache.fill(&mut facts, &paths).is_empty());
         assert_eq!(facts.paths["/f"].sha256.as_deref(), Some("aa"));
-        cache.update(&facts, 200);
-        assert_eq!(cache.stored.entries["/f"].hashed_at, 105);
+        cache.update(&facts, 200 * SECOND);
+        assert_eq!(cache.stored.entries["/f"].hashed_at_ns, changed + 200_000_000);
         // Changed since (a later ctime): hashed again.
-        let mut facts = facts_with("/f", 150, None);
+        let mut facts = facts_with("/f", changed + 1, None);
         assert_eq!(cache.fill(&mut facts, &paths), paths);
         // Forgotten after an apply: no longer a candidate.
         cache.forget(["/f"]);
         assert!(cache.candidates(&paths).is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn whole_second_ctimes_need_two_seconds() {
+        let dir = std::env::temp_dir().join(format!("hk-hash-cache-s-{}", std::process::id()));
+        let paths = vec!["/f".to_string()];
+        let mut cache = HashCache::load(&dir, &Target::Local { sudo: false });
+        cache.update(&facts_with("/f", 100 * SECOND, Some("aa")), 101 * SECOND + 500_000_000);
+        assert!(cache.candidates(&paths).is_empty());
+        cache.update(&facts_with("/f", 100 * SECOND, Some("aa")), 102 * SECOND + 1);
+        assert_eq!(cache.candidates(&paths), paths);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -154,11 +154,7 @@ pub fn probe_host_cached(
 
 /// Hash `paths` now (files whose remembered hash does not fit any more): one more small exec.
 fn hash_now(transport: &mut dyn Transport, paths: &[String], facts: &mut Facts) -> Result<()> {
-    let mut batch = ProbeBatch::default();
-    for path in paths {
-        batch.stat(path);
-        batch.sha256(path);
-    }
+    let batch = ProbeBatch::hashes(paths, false);
     let nonce = nonce();
     let out = transport.run_script(batch.script(&nonce)?.as_bytes(), &mut |_| {})?;
     let fresh = batch.parse(&out.stdout, &nonce)?;

@@ -65,7 +65,8 @@ pub struct PathFacts {
     pub gid: String,
     pub size: u64,
     pub ino: u64,
-    /// Last status change, seconds (host clock).
+    /// Last status change, nanoseconds since the epoch (host clock; whole seconds where the file
+    /// system keeps no more).
     pub ctime: i64,
     pub sha256: Option<String>,
     pub target: Option<String>,
@@ -110,7 +111,7 @@ pub struct Facts {
     pub units: HashMap<String, HashMap<String, String>>,
     /// Guard commands by key: whether they succeeded.
     pub guards: HashMap<String, bool>,
-    /// The host's clock (seconds) when the probe started, when asked for.
+    /// The host's clock (nanoseconds) before anything was hashed, when asked for.
     pub clock: Option<i64>,
 }
 
@@ -180,6 +181,12 @@ pub struct ProbeBatch {
 }
 
 impl ProbeBatch {
+    /// A probe of the kind, size, ctime and content hash of `paths` (and the host clock, when
+    /// `clock`), for the hash cache.
+    pub fn hashes(paths: &[String], clock: bool) -> ProbeBatch {
+        ProbeBatch { stat: paths.to_vec(), sha256: paths.to_vec(), clock, ..ProbeBatch::default() }
+    }
+
     pub fn stat(&mut self, path: &str) {
         self.stat.push(path.to_string());
     }
@@ -246,16 +253,17 @@ impl ProbeBatch {
         s.push_str("read -r m < /etc/machine-id 2>/dev/null || m=\nprintf '%s\\n%s\\n' \"$h\" \"$m\"\n");
         s.push_str("printf '\\n%s stat\\n' \"$HK\"\n");
         let names = if self.names { "%U\\0%G" } else { "-\\0-" };
-        let stat = format!("stat --printf '%n\\0%F\\0%a\\0{names}\\0%u\\0%g\\0%s\\0%i\\0%Z\\0%N\\0' --");
-        // The clock: this shell's /proc entry dates from its start, before anything is hashed.
-        let clock = if self.clock { " \"/proc/$$\"" } else { "" };
+        let stat = format!("stat --printf '%n\\0%F\\0%a\\0{names}\\0%u\\0%g\\0%s\\0%i\\0%.9Z\\0%N\\0' --");
+        // The clock: `/proc/self/` is the stat process's own entry, made (and dated by the kernel's
+        // file clock) when stat looks it up, before anything is hashed.
+        let clock = if self.clock { format!(" {CLOCK_PATH}") } else { String::new() };
         if self.stat.is_empty() && self.clock {
             s.push_str(&format!("{stat}{clock} 2>/dev/null || :\n"));
         }
         for (i, chunk) in arg_chunks(&self.stat).into_iter().enumerate() {
             s.push_str(&stat);
             push_words(&mut s, chunk)?;
-            s.push_str(if i == 0 { clock } else { "" });
+            s.push_str(if i == 0 { &clock } else { "" });
             s.push_str(" 2>/dev/null || :\n");
         }
         s.push_str("printf '\\n%s sha256\\n' \"$HK\"\n");
@@ -280,6 +288,18 @@ impl ProbeBatch {
         s.push_str("printf '\\n%s end\\n' \"$HK\"\n");
         Ok(s)
     }
+}
+
+/// Stat'ed last in the first batch when the probe reports the host clock.
+const CLOCK_PATH: &str = "/proc/self/";
+
+/// `1795451069.260999357` (stat's `%.9Z`) as nanoseconds; 0 (never reused) when unreadable.
+fn ctime_nanos(text: &str) -> i64 {
+    let (seconds, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let Ok(seconds) = seconds.parse::<i64>() else { return 0 };
+    let digits: String = fraction.chars().chain(std::iter::repeat('0')).take(9).collect();
+    let nanos = digits.parse::<i64>().unwrap_or(0);
+    seconds.saturating_mul(1_000_000_000).saturating_add(nanos)
 }
 
 /// Installed packages as `name<TAB>version<TAB>status`, for whichever package manager the host has.
@@ -468,21 +488,16 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
                     gid: text(6),
                     size: text(7).parse().unwrap_or(0),
                     ino: text(8).parse().unwrap_or(0),
-                    ctime: text(9).parse().unwrap_or(0),
+                    ctime: ctime_nanos(&text(9)),
                     sha256: None,
                     target,
                 },
             );
         }
     }
-    // The shell's own /proc entry, if asked for, is the host clock, not a path anyone manages.
-    let own = facts
-        .paths
-        .keys()
-        .find(|p| p.strip_prefix("/proc/").is_some_and(|pid| pid.bytes().all(|b| b.is_ascii_digit())))
-        .cloned();
-    if let Some(own) = own {
-        facts.clock = facts.paths.remove(&own).map(|p| p.ctime);
+    // stat's own /proc entry, if asked for, is the host clock, not a path anyone manages.
+    if let Some(own) = facts.paths.remove(CLOCK_PATH) {
+        facts.clock = Some(own.ctime);
     }
     if let Some(sums) = sections.get("sha256") {
         for line in sums.split(|&b| b == 0) {
@@ -504,6 +519,14 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ctimes_read_as_nanoseconds() {
+        assert_eq!(ctime_nanos("1795451069.260999357"), 1_795_451_069_260_999_357);
+        assert_eq!(ctime_nanos("12.5"), 12_500_000_000);
+        assert_eq!(ctime_nanos("12"), 12_000_000_000);
+        assert_eq!(ctime_nanos("?"), 0);
+    }
 
     #[test]
     fn arg_chunks_keep_every_path_once_and_fit_a_command_line() {

@@ -107,6 +107,13 @@ impl ApplyScript {
         self.text.push_str(&format!("hk_step hk_s{index} {index}\n"));
     }
 
+    /// Commands run once after the last step succeeded, in a subshell of their own.
+    pub fn epilogue(&mut self, commands: &str) {
+        self.text.push_str("(\n");
+        self.text.push_str(commands);
+        self.text.push_str(")\n");
+    }
+
     pub fn finish(mut self) -> String {
         self.text.push_str("exit 0\n");
         self.text
