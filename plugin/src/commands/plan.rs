@@ -143,26 +143,22 @@ pub fn hash_cache_dir(engine: &EngineInterface) -> Result<Option<std::path::Path
 
 /// Rows of the hosts that were read; when some could not be, the list ends with an error naming them.
 pub fn outcome_to_pipeline(outcome: &PlanOutcome, span: Span) -> PipelineData {
-    let Value::List { vals, .. } = plan_to_value(&outcome.plan, span) else {
-        return PipelineData::empty();
-    };
+    let rows = plan_rows(&outcome.plan, span);
     if outcome.failures.is_empty() {
-        return PipelineData::value(Value::list(vals.to_vec(), span), None);
+        return PipelineData::value(Value::list(rows, span), None);
     }
-    let mut items = vals.to_vec();
+    let mut items = rows;
     items.push(Value::error(labeled(engine::failed_hosts_error(&outcome.failures), span).into(), span));
     PipelineData::list_stream(ListStream::new(items.into_iter(), span, Signals::empty()), None)
 }
 
-pub fn plan_to_value(plan: &hk_core::model::Plan, span: Span) -> Value {
+fn plan_rows(plan: &hk_core::model::Plan, span: Span) -> Vec<Value> {
     // Only down plans explain rows (what cannot be undone); a column always empty is left out.
     let with_notes = plan.rows.iter().any(|row| !row.note.is_empty());
-    let rows = plan
-        .rows
+    plan.rows
         .iter()
         .filter_map(|row| plan.hosts.get(&row.host).map(|host| row_to_value(row, host, with_notes, span)))
-        .collect();
-    Value::list(rows, span)
+        .collect()
 }
 
 /// Piped input as an optional config record (nothing piped → None).
