@@ -92,4 +92,8 @@ def main [--runs: int = 5] {
   print $"20 hosts / 1 host = (($m.plan20 / $m.plan_noop) | math round --precision 2) \(target ≤ 3\); the floor's own: (($m.floor20 / $m.floor_probe) | math round --precision 2)"
   print $"hk 20 hosts / floor 20 sessions = (($m.plan20 / $m.floor20) | math round --precision 2); machine CPU busy during them: ($m.busy20 | format duration ms) on (sys cpu | length) cores"
   print $"20-host plan: machine CPU busy ($m.hk_busy20 | format duration ms), of which hk's own ($m.cpu20 | format duration ms); the rest is sshd and the probes, sharing this machine's cores"
+  # However well hk spreads the hosts, their work cannot finish before all cores did it all.
+  let cores = sys cpu | length
+  let bound = $m.hk_busy20 / $cores
+  print $"lower bound for the 20-host plan on ($cores) cores: ($bound | format duration ms) = (($bound / $m.plan_noop) | math round --precision 2)× one host; hk reached (($m.plan20 / $bound) | math round --precision 2)× that bound"
 }
