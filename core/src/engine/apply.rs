@@ -83,9 +83,11 @@ pub fn apply(plan: Plan, options: &ApplyOptions, on_event: &(dyn Fn(Event) + Syn
 }
 
 /// A probe of the content hashes a plan of `rows` reads (the files they write), with the clock.
-fn rehash_probe(rows: &[PlanRow]) -> Option<ProbeBatch> {
+/// Uploaded artifacts are left out: their bytes were hashed as they arrived, and reading a large
+/// one again would double the deploy's disk reads.
+fn rehash_probe(rows: &[PlanRow], uploaded: &[String]) -> Option<ProbeBatch> {
     let mut wanted = ProbeBatch::default();
-    for row in rows {
+    for row in rows.iter().filter(|r| !uploaded.contains(&r.id)) {
         row.resource.kind().probe(&mut wanted);
     }
     let paths = wanted.sha256_paths();
@@ -239,7 +241,7 @@ fn apply_host(
     }
     // The files written are hashed again at the end, as a probe would, so the next plan reuses them.
     let rehash = match &options.hash_cache {
-        Some(_) => rehash_probe(&rows),
+        Some(_) => rehash_probe(&rows, &uploaded),
         None => None,
     };
     let rehash_nonce = super::nonce();
