@@ -41,9 +41,13 @@ export def "test plan, filter, apply, plan again is all noop" [] {
   assert equal (ls -lD ($root | path join etc) | get 0.mode) "rwxr-x---"
   assert equal (^readlink ($root | path join current)) "etc"
 
+  assert equal ($rest | columns | last) spec "a plan that changes something carries specs"
   let again = $config | hk plan local
   assert equal ($again.action | uniq) [noop]
   assert equal ($again.reason | uniq) [in_sync]
+  # Nothing to apply, nothing for apply to carry: no spec column, and apply takes it all the same.
+  assert equal ($again | columns) [host id type name action changes reason reversible fingerprint]
+  assert equal ($again | hk apply --confirm | length) 0
 }
 
 export def "test out-of-band drift shows as update" [] {

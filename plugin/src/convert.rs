@@ -75,7 +75,25 @@ fn to_json_value<T: serde::Serialize>(item: &T, span: Span) -> Value {
 /// A plan row, with `spec` carrying what apply needs (the desired resource, how to reach the host
 /// and who it must be), so a filtered table can be piped straight into `hk apply`. `with_note` adds
 /// the `note` column (every row of a table has it, or none).
-pub fn row_to_value(row: &PlanRow, host: &HostPlan, with_note: bool, span: Span) -> Value {
+/// Which optional columns a plan table has: each is left out when no row of the plan needs it.
+#[derive(Clone, Copy)]
+pub struct PlanColumns {
+    /// Only down plans explain rows (what cannot be undone).
+    pub note: bool,
+    /// Only rows that change something carry what apply needs.
+    pub spec: bool,
+}
+
+impl PlanColumns {
+    pub fn of(rows: &[PlanRow]) -> Self {
+        PlanColumns {
+            note: rows.iter().any(|row| !row.note.is_empty()),
+            spec: rows.iter().any(|row| row.action.applies()),
+        }
+    }
+}
+
+pub fn row_to_value(row: &PlanRow, host: &HostPlan, columns: PlanColumns, span: Span) -> Value {
     let changes = row
         .changes
         .iter()
@@ -88,14 +106,16 @@ pub fn row_to_value(row: &PlanRow, host: &HostPlan, with_note: bool, span: Span)
         })
         .collect();
     // A row that changes nothing is never applied: it carries no spec, which keeps big no-op plans light.
-    let spec = if row.action.applies() {
+    let spec = if !columns.spec {
+        None
+    } else if row.action.applies() {
         let mut spec = Record::with_capacity(3);
         spec.push("resource", to_json_value(&row.resource, span));
         spec.push("target", to_json_value(&host.target, span));
         spec.push("identity", to_json_value(&host.identity, span));
-        Value::record(spec, span)
+        Some(Value::record(spec, span))
     } else {
-        Value::nothing(span)
+        Some(Value::nothing(span))
     };
     let mut r = Record::with_capacity(10);
     r.push("host", Value::string(row.host.clone(), span));
@@ -107,10 +127,12 @@ pub fn row_to_value(row: &PlanRow, host: &HostPlan, with_note: bool, span: Span)
     r.push("reason", Value::string(row.reason.as_str(), span));
     r.push("reversible", Value::bool(row.reversible, span));
     r.push("fingerprint", Value::string(row.fingerprint.clone(), span));
-    if with_note {
+    if columns.note {
         r.push("note", Value::string(row.note.clone(), span));
     }
-    r.push("spec", spec);
+    if let Some(spec) = spec {
+        r.push("spec", spec);
+    }
     Value::record(r, span)
 }
 

@@ -9,7 +9,7 @@ use nu_protocol::{
 };
 
 use crate::HkPlugin;
-use crate::convert::row_to_value;
+use crate::convert::{PlanColumns, row_to_value};
 use crate::error::{LabelErr, labeled};
 use crate::load::{credentials, resolve_path, select, string_list};
 use crate::packages::{package_flags, package_naming, write_lock};
@@ -153,11 +153,10 @@ pub fn outcome_to_pipeline(outcome: &PlanOutcome, span: Span) -> PipelineData {
 }
 
 fn plan_rows(plan: &hk_core::model::Plan, span: Span) -> Vec<Value> {
-    // Only down plans explain rows (what cannot be undone); a column always empty is left out.
-    let with_notes = plan.rows.iter().any(|row| !row.note.is_empty());
+    let columns = PlanColumns::of(&plan.rows);
     plan.rows
         .iter()
-        .filter_map(|row| plan.hosts.get(&row.host).map(|host| row_to_value(row, host, with_notes, span)))
+        .filter_map(|row| plan.hosts.get(&row.host).map(|host| row_to_value(row, host, columns, span)))
         .collect()
 }
 
