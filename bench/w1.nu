@@ -42,11 +42,11 @@ def main [--runs: int = 5] {
     let plan_empty = timeit { $config | hk plan local | ignore }
     let apply = timeit { $config | hk plan local | hk apply --confirm | ignore }
     # Right after the apply: it hashed the files it wrote at its end, so this plan reads again only
-    # those written in its last 100 ms.
+    # those written in its last 10 ms.
     let plan_noop_file = timeit { hk plan local $config_file | ignore }
     let plan_noop = timeit { $config | hk plan local | ignore }
     # A moment later (and once read again), every content hash is remembered: the usual no-op.
-    sleep 150ms
+    sleep 50ms
     $config | hk plan local | ignore
     let plan_noop_file_remembered = timeit { hk plan local $config_file | ignore }
     let plan_noop_remembered = timeit { $config | hk plan local | ignore }

@@ -1,13 +1,15 @@
 //! Content hashes remembered between plans, so a no-op plan does not read every file again.
 //!
 //! A cached hash is reused only for the same host (hostname + machine-id), path, inode, size and
-//! ctime (nanoseconds, from the probe's `stat`), and only when that ctime is clearly older than the
-//! host clock read before the hash was taken: the kernel dates changes with a clock that lags by
-//! at most a tick (≤ 10 ms), so any write, truncation, rename or replacement after the hash gets a
-//! later ctime, and the probe's own `stat` tells which files to hash again (one more small exec,
-//! only when some did change). On file systems that keep whole seconds the margin is two seconds.
-//! A file changed just before its hash is not reused until a later probe hashed it again. An apply
-//! hashes the files it wrote at its end, the same way, so the plan after it needs not read them.
+//! ctime (nanoseconds, from the probe's `stat`), and only when that ctime is older than the host
+//! clock read before the hash was taken. That clock is the ctime of a /proc entry made just then,
+//! so it is the very clock the kernel dates file changes with: any write, truncation, rename or
+//! replacement after the hash gets a ctime at least as late, hence a different one, and the
+//! probe's own `stat` tells which files to hash again (one more small exec, only when some did
+//! change). File systems that keep coarser times (whole seconds, FAT's two) show it in the trailing
+//! zeros of their ctimes; the margin then covers that granularity twice. A file changed just before
+//! its hash is not reused until a later probe hashed it again. An apply hashes the files it wrote at
+//! its end, the same way, so the plan after it needs not read them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,16 +33,28 @@ struct Entry {
 }
 
 const SECOND: i64 = 1_000_000_000;
-/// How much older than the clock a ctime must be for a later change to be sure to show: file times
-/// come from the kernel's coarse clock, one tick (≤ 10 ms) behind; 100 ms leaves room.
-const CTIME_MARGIN: i64 = SECOND / 10;
+/// The least margin between a ctime and the clock: room for a file system whose clock is not quite
+/// the host's (a network file system dates changes by its server's clock).
+const CTIME_MARGIN: i64 = SECOND / 100;
+
+/// How much older than the clock `ctime` must be: twice the granularity its trailing zeros suggest
+/// (a file system keeping whole seconds gives a whole second), at least [`CTIME_MARGIN`].
+fn margin_for(ctime_ns: i64) -> i64 {
+    let mut granularity = SECOND;
+    let fraction = ctime_ns.rem_euclid(SECOND);
+    if fraction != 0 {
+        granularity = 1;
+        while fraction % (granularity * 10) == 0 {
+            granularity *= 10;
+        }
+    }
+    (2 * granularity).max(CTIME_MARGIN)
+}
 
 impl Entry {
-    /// Changed clearly before it was hashed: a later change is sure to show in ctime.
+    /// Changed before it was hashed: a later change is sure to show in ctime.
     fn stable(&self) -> bool {
-        // Whole seconds (or FAT's two): a change in the same second keeps the same ctime.
-        let margin = if self.ctime_ns % SECOND == 0 { 2 * SECOND } else { CTIME_MARGIN };
-        self.ctime_ns < self.hashed_at_ns.saturating_sub(margin)
+        self.ctime_ns < self.hashed_at_ns.saturating_sub(margin_for(self.ctime_ns))
     }
 }
 
@@ -186,9 +200,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hk-hash-cache-{}", std::process::id()));
         let paths = vec!["/f".to_string()];
         let mut cache = HashCache::load(&dir, &Target::Local { sudo: false });
-        let changed = 100 * SECOND + 5_000_000;
-        // Hashed 50 ms after the change: a later change may still carry the same ctime.
-        cache.update(&facts_with("/f", changed, Some("aa")), changed + 50_000_000);
+        let changed = 100 * SECOND + 5_123_457;
+        // Hashed 5 ms after the change: too close to tell.
+        cache.update(&facts_with("/f", changed, Some("aa")), changed + 5_000_000);
         assert!(cache.candidates(&paths).is_empty());
         // Read again 200 ms after it (same bytes): now a later change is sure to show.
         cache.update(&facts_with("/f", changed, Some("aa")), changed + 200_000_000);
@@ -218,5 +232,13 @@ mod tests {
         cache.update(&facts_with("/f", 100 * SECOND, Some("aa")), 102 * SECOND + 1);
         assert_eq!(cache.candidates(&paths), paths);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_margin_follows_the_granularity_ctimes_show() {
+        assert_eq!(margin_for(100 * SECOND + 123_456_789), CTIME_MARGIN);
+        assert_eq!(margin_for(100 * SECOND + 120_000_000), 20_000_000);
+        assert_eq!(margin_for(100 * SECOND + 500_000_000), 200_000_000);
+        assert_eq!(margin_for(100 * SECOND), 2 * SECOND);
     }
 }
