@@ -26,12 +26,19 @@ pub fn replace_file(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Resu
         .mode(mode)
         .open(&tmp)
         .with_context(|| format!("cannot create {}", tmp.display()))?;
-    file.write_all(bytes)
+    let written = file
+        .write_all(bytes)
         .and_then(|_| if durable { file.sync_all() } else { Ok(()) })
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
-    Ok(())
+        .with_context(|| format!("cannot write {}", tmp.display()))
+        .and_then(|_| {
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+        });
+    if written.is_err() {
+        // A half-written temp file is never left beside the real one.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 pub fn write(path: &Path, plan: &Plan) -> Result<PlanArtifact> {
