@@ -72,9 +72,6 @@ fn to_json_value<T: serde::Serialize>(item: &T, span: Span) -> Value {
     }
 }
 
-/// A plan row, with `spec` carrying what apply needs (the desired resource, how to reach the host
-/// and who it must be), so a filtered table can be piped straight into `hk apply`. `with_note` adds
-/// the `note` column (every row of a table has it, or none).
 /// Which optional columns a plan table has: each is left out when no row of the plan needs it.
 #[derive(Clone, Copy)]
 pub struct PlanColumns {
@@ -93,6 +90,9 @@ impl PlanColumns {
     }
 }
 
+/// A plan row, with `spec` carrying what apply needs (the desired resource, how to reach the host
+/// and who it must be), so a filtered table can be piped straight into `hk apply`. `columns` says
+/// whether the table has `note` and `spec` (every row of a table has each, or none).
 pub fn row_to_value(row: &PlanRow, host: &HostPlan, columns: PlanColumns, span: Span) -> Value {
     let changes = row
         .changes
@@ -106,17 +106,16 @@ pub fn row_to_value(row: &PlanRow, host: &HostPlan, columns: PlanColumns, span: 
         })
         .collect();
     // A row that changes nothing is never applied: it carries no spec, which keeps big no-op plans light.
-    let spec = if !columns.spec {
-        None
-    } else if row.action.applies() {
+    let spec = columns.spec.then(|| {
+        if !row.action.applies() {
+            return Value::nothing(span);
+        }
         let mut spec = Record::with_capacity(3);
         spec.push("resource", to_json_value(&row.resource, span));
         spec.push("target", to_json_value(&host.target, span));
         spec.push("identity", to_json_value(&host.identity, span));
-        Some(Value::record(spec, span))
-    } else {
-        Some(Value::nothing(span))
-    };
+        Value::record(spec, span)
+    });
     let mut r = Record::with_capacity(10);
     r.push("host", Value::string(row.host.clone(), span));
     r.push("id", Value::string(row.id.clone(), span));

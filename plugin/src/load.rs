@@ -202,15 +202,10 @@ pub fn load_config(
             return Err(LabeledError::new("hk: both a piped config and a CONFIG argument")
                 .with_label("drop this or the piped record", config_arg.map_or(call.head, |c| c.span)));
         }
-        let span = value.span();
         let timer = hk_core::trace::Timer::start("read config");
         let json = value_to_json(&value)?;
         timer.done("piped");
-        let timer = hk_core::trace::Timer::start("check config");
-        let mut config = Config::from_value(json, &cwd).at(span)?;
-        timer.done("");
-        place_instances(engine, &mut config)?;
-        return Ok(config);
+        return check_config(engine, json, &cwd, None, value.span());
     }
     let (path, span) = match config_arg {
         Some(arg) => {
@@ -233,10 +228,25 @@ pub fn load_config(
     let timer = hk_core::trace::Timer::start("read config");
     let json = read_config_file(engine, call, &path, require, span)?;
     timer.done(&path.display().to_string());
+    check_config(engine, json, path.parent().unwrap_or(&cwd), Some(&path), span)
+}
+
+/// The config read from `file` (or piped in, `None`), checked, with relative paths resolved
+/// against `base`.
+fn check_config(
+    engine: &EngineInterface,
+    json: serde_json::Value,
+    base: &Path,
+    file: Option<&Path>,
+    span: Span,
+) -> Result<Config, LabeledError> {
     let timer = hk_core::trace::Timer::start("check config");
-    let base = path.parent().unwrap_or(&cwd).to_path_buf();
-    let mut config =
-        Config::from_value(json, &base).map_err(|e| e.context(format!("in {}", path.display()))).at(span)?;
+    let mut config = Config::from_value(json, base)
+        .map_err(|e| match file {
+            Some(path) => e.context(format!("in {}", path.display())),
+            None => e,
+        })
+        .at(span)?;
     timer.done("");
     place_instances(engine, &mut config)?;
     Ok(config)

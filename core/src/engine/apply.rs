@@ -240,10 +240,7 @@ fn apply_host(
         script.step(i, step);
     }
     // The files written are hashed again at the end, as a probe would, so the next plan reuses them.
-    let rehash = match &options.hash_cache {
-        Some(_) => rehash_probe(&rows, &uploaded),
-        None => None,
-    };
+    let rehash = options.hash_cache.as_ref().and_then(|_| rehash_probe(&rows, &uploaded));
     let rehash_nonce = super::nonce();
     if let Some(batch) = &rehash {
         script.epilogue(&batch.script(&rehash_nonce)?);
