@@ -15,6 +15,16 @@ use nu_plugin::{Plugin, PluginCommand};
 /// Work on inputs larger than this (release builds, uploads) reports progress on stderr.
 pub const PROGRESS_FROM: u64 = 32 * 1024 * 1024;
 
+/// How long an SSH session is kept for reuse after its last command.
+pub const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Kept SSH sessions live in this process: a command that may connect asks nu not to stop the
+/// plugin when it is idle (its garbage collector would close them). Idle sessions close by themselves
+/// after [`SESSION_IDLE`]; the plugin ends with its nu.
+pub fn keep_sessions(engine: &nu_plugin::EngineInterface) {
+    let _ = engine.set_gc_disabled(true);
+}
+
 pub struct HkPlugin;
 
 impl Plugin for HkPlugin {

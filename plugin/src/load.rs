@@ -122,6 +122,7 @@ pub fn select_with(
     config_optional: bool,
     at: usize,
 ) -> Result<Selection, LabeledError> {
+    crate::keep_sessions(engine);
     let first: Option<Value> = call.opt(at)?;
     let second: Option<Spanned<String>> = call.opt(at + 1)?;
     let (host_arg, config_arg) = match (first, second) {

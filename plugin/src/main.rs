@@ -7,5 +7,7 @@ use nu_plugin_hk::HkPlugin;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    // Later commands of the same nu (a deploy's plans and applies) reuse each host's SSH session.
+    hk_core::transport::pool::enable(nu_plugin_hk::SESSION_IDLE);
     serve_plugin(&HkPlugin, MsgPackSerializer)
 }

@@ -1,5 +1,6 @@
 //! `hk clean`: a plan removing inactive release versions (and their artifacts) beyond the newest N,
-//! never the active one nor the one before it.
+//! never the active one, the one before it, nor one that a link beside `current` still points at
+//! (a deploy's `ports/<port>` links: an instance may still run it).
 
 use anyhow::{Result, bail};
 
@@ -36,21 +37,24 @@ pub fn order_versions(mut versions: Vec<Installed>) -> Vec<Installed> {
     versions
 }
 
-/// Versions to remove: all but the newest `keep`, sparing the active one and the one before it.
-pub fn removable(ordered: &[Installed], active: Option<&str>, keep: usize) -> Vec<String> {
+/// Versions to remove: all but the newest `keep`, sparing the active one, the one before it, and
+/// those still `linked`.
+pub fn removable(ordered: &[Installed], active: Option<&str>, linked: &[String], keep: usize) -> Vec<String> {
     let active_at = active.and_then(|a| ordered.iter().position(|v| v.version == a));
     let previous_at = active_at.and_then(|i| i.checked_sub(1));
     let cut = ordered.len().saturating_sub(keep);
     ordered
         .iter()
         .enumerate()
-        .filter(|(i, _)| *i < cut && Some(*i) != active_at && Some(*i) != previous_at)
+        .filter(|(i, v)| {
+            *i < cut && Some(*i) != active_at && Some(*i) != previous_at && !linked.contains(&v.version)
+        })
         .map(|(_, v)| v.version.clone())
         .collect()
 }
 
 /// `<root>/<name>` of each release in `config`, with its `keep`.
-fn releases(config: &Config) -> Vec<(String, u64)> {
+pub fn release_bases(config: &Config) -> Vec<(String, u64)> {
     let mut out: Vec<(String, u64)> = Vec::new();
     for r in &config.resources {
         if let Resource::ReleaseUnpack(u) = r
@@ -70,24 +74,37 @@ fn list_script(bases: &[(String, u64)], nonce: &str) -> Result<String> {
         s.push_str(&format!(
             "printf '%s release {i} %s\\n' \"$HK\" \"$(readlink -- {base}/current 2>/dev/null || :)\"\n\
              for d in {base}/releases/*; do [ -d \"$d\" ] && [ ! -L \"$d\" ] || continue; case \"$d\" in *.partial) continue;; esac; \
-             printf '%s version {i} %s %s\\n' \"$HK\" \"$(stat -c %Y -- \"$d\")\" \"${{d##*/}}\"; done\n"
+             printf '%s version {i} %s %s\\n' \"$HK\" \"$(stat -c %Y -- \"$d\")\" \"${{d##*/}}\"; done\n\
+             for l in {base}/ports/*; do [ -L \"$l\" ] || continue; printf '%s linked {i} %s\\n' \"$HK\" \"$(readlink -- \"$l\")\"; done\n"
         ));
     }
     s.push_str("printf '%s end\\n' \"$HK\"\n");
     Ok(s)
 }
 
-/// Plan the cleanup of every release declared in `config` on these hosts.
+/// Plan the cleanup of the releases under `bases` (`<root>/<name>` with its `keep`) on these hosts,
+/// in parallel.
 pub fn clean(
-    config: &Config,
+    bases: &[(String, u64)],
     targets: &[(String, Target)],
     keep: Option<u64>,
     options: &PlanOptions,
 ) -> Result<PlanOutcome> {
-    let bases = releases(config);
     if bases.is_empty() {
-        bail!("the config declares no release to clean");
+        bail!("no release to clean: declare a release in the config or name its directory");
     }
+    for (base, _) in bases {
+        if !base.starts_with('/') || base.split('/').any(|p| p == "..") || base.trim_end_matches('/').is_empty() {
+            bail!("{base:?} is not a release directory: give an absolute path such as /opt/hk/app");
+        }
+    }
+    let names: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
+    let results = super::for_each_host(&names, options.parallel, |host| {
+        let target = targets.iter().find(|(n, _)| n == host).map(|(_, t)| t).ok_or_else(|| {
+            anyhow::anyhow!("host {host} has no target")
+        })?;
+        clean_host(host, target, bases, keep, options)
+    });
     let mut outcome = PlanOutcome {
         plan: crate::model::Plan {
             direction: crate::model::Direction::Up,
@@ -96,61 +113,72 @@ pub fn clean(
         },
         failures: Vec::new(),
     };
-    for (host, target) in targets {
-        // One connection per host: the listing, then the probe of what would be removed.
-        let host_rows = (|| -> Result<(HostPlan, Vec<PlanRow>)> {
-            let mut transport = target.connect(&options.credentials)?;
-            let nonce = super::nonce();
-            let out = transport.run_script(list_script(&bases, &nonce)?.as_bytes(), &mut |_| {})?;
-            let text = String::from_utf8_lossy(&out.stdout).to_string();
-            if out.status != 0 || !text.contains(&format!("{nonce} end")) {
-                bail!("listing releases failed: {}", out.stderr_text());
-            }
-            let mut resources = Vec::new();
-            for (i, (base, declared_keep)) in bases.iter().enumerate() {
-                let mut active = None;
-                let mut installed = Vec::new();
-                for line in text.lines().filter_map(|l| l.strip_prefix(&format!("{nonce} "))) {
-                    let mut parts = line.splitn(3, ' ');
-                    match (parts.next(), parts.next().and_then(|n| n.parse::<usize>().ok()), parts.next()) {
-                        (Some("release"), Some(n), rest) if n == i => {
-                            active = rest
-                                .and_then(|t| t.strip_prefix("releases/"))
-                                .map(|t| t.trim_end_matches('/').to_string());
-                        }
-                        (Some("version"), Some(n), Some(rest)) if n == i => {
-                            if let Some((time, version)) = rest.split_once(' ') {
-                                installed.push(Installed {
-                                    version: version.to_string(),
-                                    unpacked_at: time.parse().unwrap_or(0),
-                                });
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                let keep = keep.unwrap_or(*declared_keep).max(1) as usize;
-                let name = base.rsplit('/').next().unwrap_or_default();
-                for version in removable(&order_versions(installed), active.as_deref(), keep) {
-                    resources.push(Resource::ReleaseUnpack(ReleaseUnpack::absent(&format!(
-                        "{base}/releases/{version}"
-                    ))));
-                    resources.push(Resource::ReleaseArtifact(ReleaseArtifact::absent(&format!(
-                        "{base}/artifacts/{name}-{version}.tar.gz"
-                    ))));
-                }
-            }
-            plan_over(host, target, transport.as_mut(), &resources, &[], None)
-        })();
-        match host_rows {
+    for (host, result) in results {
+        match result {
             Ok((host_plan, rows)) => {
-                outcome.plan.hosts.insert(host.clone(), host_plan);
+                outcome.plan.hosts.insert(host, host_plan);
                 outcome.plan.rows.extend(rows);
             }
-            Err(e) => outcome.failures.push((host.clone(), format!("{e:#}"))),
+            Err(e) => outcome.failures.push((host, format!("{e:#}"))),
         }
     }
     Ok(outcome)
+}
+
+/// One connection: the listing, then the probe of what would be removed.
+fn clean_host(
+    host: &str,
+    target: &Target,
+    bases: &[(String, u64)],
+    keep: Option<u64>,
+    options: &PlanOptions,
+) -> Result<(HostPlan, Vec<PlanRow>)> {
+    let mut transport = target.connect(&options.credentials)?;
+    let nonce = super::nonce();
+    let out = transport.run_script(list_script(bases, &nonce)?.as_bytes(), &mut |_| {})?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if out.status != 0 || !text.contains(&format!("{nonce} end")) {
+        bail!("listing releases failed: {}", out.stderr_text());
+    }
+    let mut resources = Vec::new();
+    for (i, (base, declared_keep)) in bases.iter().enumerate() {
+        let mut active = None;
+        let mut installed = Vec::new();
+        let mut linked = Vec::new();
+        for line in text.lines().filter_map(|l| l.strip_prefix(&format!("{nonce} "))) {
+            let mut parts = line.splitn(3, ' ');
+            match (parts.next(), parts.next().and_then(|n| n.parse::<usize>().ok()), parts.next()) {
+                (Some("release"), Some(n), rest) if n == i => {
+                    active = rest.and_then(version_of);
+                }
+                (Some("linked"), Some(n), Some(rest)) if n == i => linked.extend(version_of(rest)),
+                (Some("version"), Some(n), Some(rest)) if n == i => {
+                    if let Some((time, version)) = rest.split_once(' ') {
+                        installed.push(Installed {
+                            version: version.to_string(),
+                            unpacked_at: time.parse().unwrap_or(0),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        let keep = keep.unwrap_or(*declared_keep).max(1) as usize;
+        let name = base.rsplit('/').next().unwrap_or_default();
+        for version in removable(&order_versions(installed), active.as_deref(), &linked, keep) {
+            resources.push(Resource::ReleaseUnpack(ReleaseUnpack::absent(&format!("{base}/releases/{version}"))));
+            resources.push(Resource::ReleaseArtifact(ReleaseArtifact::absent(&format!(
+                "{base}/artifacts/{name}-{version}.tar.gz"
+            ))));
+        }
+    }
+    plan_over(host, target, transport.as_mut(), &resources, &[], None)
+}
+
+/// The version a link target names: `releases/V`, `../releases/V` or `<base>/releases/V`.
+fn version_of(target: &str) -> Option<String> {
+    let (_, version) = target.trim_end_matches('/').rsplit_once("releases/")?;
+    (!version.is_empty() && !version.contains('/')).then(|| version.to_string())
 }
 
 #[cfg(test)]
@@ -179,8 +207,17 @@ mod tests {
     fn never_the_active_one_nor_the_one_before() {
         let ordered = order_versions(vec![v("1.0.0", 1), v("2.0.0", 2), v("3.0.0", 3), v("4.0.0", 4)]);
         // Active is an old one (after a rollback): it and its predecessor stay.
-        assert_eq!(removable(&ordered, Some("2.0.0"), 1), ["3.0.0"]);
-        assert_eq!(removable(&ordered, Some("4.0.0"), 2), ["1.0.0", "2.0.0"]);
-        assert_eq!(removable(&ordered, Some("4.0.0"), 1), ["1.0.0", "2.0.0"]);
+        assert_eq!(removable(&ordered, Some("2.0.0"), &[], 1), ["3.0.0"]);
+        assert_eq!(removable(&ordered, Some("4.0.0"), &[], 2), ["1.0.0", "2.0.0"]);
+        assert_eq!(removable(&ordered, Some("4.0.0"), &[], 1), ["1.0.0", "2.0.0"]);
+    }
+
+    #[test]
+    fn never_one_a_port_still_runs() {
+        let ordered = order_versions(vec![v("1.0.0", 1), v("2.0.0", 2), v("3.0.0", 3), v("4.0.0", 4)]);
+        assert_eq!(removable(&ordered, Some("4.0.0"), &["1.0.0".into()], 1), ["2.0.0"]);
+        assert_eq!(version_of("/opt/hk/app/releases/1.0.0").as_deref(), Some("1.0.0"));
+        assert_eq!(version_of("../releases/abc-dirty/").as_deref(), Some("abc-dirty"));
+        assert_eq!(version_of("/elsewhere"), None);
     }
 }

@@ -12,7 +12,7 @@ pub mod probe;
 pub mod script;
 
 pub use apply::{ApplyOptions, apply};
-pub use clean::clean;
+pub use clean::{clean, release_bases};
 pub use down::{DownOptions, down_from_plan, down_from_run, fetch_runs};
 pub use exec::exec;
 pub use fanout::{failed_hosts_error, for_each_host};

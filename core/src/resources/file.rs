@@ -48,6 +48,10 @@ pub struct File {
     pub attrs: PathAttrs,
     #[serde(default)]
     pub state: State,
+    /// A shell command run once new content is in place (e.g. validating a whole configuration
+    /// that includes this file); when it fails, the previous content comes back and the step fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
     #[serde(skip)]
     data: Option<Arc<Vec<u8>>>,
 }
@@ -75,6 +79,10 @@ impl File {
         let source = obj.opt_str("source")?.map(|src| obj.local_path(&src));
         let attrs = PathAttrs::from_config(obj)?;
         let state = obj.state()?;
+        let check = obj.opt_str("check")?;
+        if check.as_ref().is_some_and(|c| c.trim().is_empty()) {
+            obj.fail("check", "empty command")?;
+        }
         let mut file = File {
             path,
             content,
@@ -84,6 +92,7 @@ impl File {
             size: 0,
             attrs,
             state,
+            check,
             data: None,
         };
         match (&file.content, &file.source, state) {
@@ -147,6 +156,7 @@ impl File {
             size,
             attrs,
             state: State::Present,
+            check: None,
             data: None,
         }
     }
@@ -162,6 +172,7 @@ impl File {
             size: bytes.len() as u64,
             attrs,
             state,
+            check: None,
             data: Some(Arc::new(bytes)),
         }
     }
@@ -177,6 +188,7 @@ impl File {
             size: 0,
             attrs: PathAttrs::default(),
             state: State::Absent,
+            check: None,
             data: None,
         }
     }
@@ -184,6 +196,34 @@ impl File {
     pub fn strip_payload(&mut self) {
         self.content = None;
         self.data = None;
+    }
+
+    /// Put `tmp` in place, run `check`, and bring the previous content back when it fails: the old
+    /// file stays reachable through a hard link until the check passed.
+    fn checked_rename(&self, step: &mut Step, tmp: &str, had_file: bool, check: &str) -> Result<()> {
+        let path = q(&self.path)?;
+        let old = q(&format!("{tmp}.old"))?;
+        let restore = if had_file {
+            step.run(format!("ln -- {path} {old}"));
+            format!("mv -fT -- {old} {path}")
+        } else {
+            format!("rm -f -- {path}")
+        };
+        let message = q(&format!(
+            "hk: check of file:{} failed (`{check}`); the previous {} is back in place",
+            self.path,
+            if had_file { "content" } else { "state (no file)" }
+        ))?;
+        step.run(script::rename(tmp, &self.path)?)
+            .run(format!(
+                "{{ ( sh -c {} ) </dev/null 1>&2 || {{ {restore}; printf '%s\\n' {message} >&2; false; }}; }}",
+                q(check)?
+            ))
+            .cleanup(format!("rm -f -- {} {old}", q(tmp)?));
+        if had_file {
+            step.run(format!("rm -f -- {old}"));
+        }
+        Ok(())
     }
 
     fn bytes(&self) -> Result<Arc<Vec<u8>>> {
@@ -321,7 +361,13 @@ impl ResourceKind for File {
                         }
                     }
                 }
-                step.run(script::rename(&tmp, &self.path)?).cleanup(format!("rm -f -- {}", q(&tmp)?));
+                match &self.check {
+                    None => {
+                        step.run(script::rename(&tmp, &self.path)?)
+                            .cleanup(format!("rm -f -- {}", q(&tmp)?));
+                    }
+                    Some(check) => self.checked_rename(&mut step, &tmp, kind == "file", check)?,
+                }
             }
             Action::Update => step.commands.extend(self.attrs.commands(&diff.changes, &self.path, false)?),
             Action::Delete => {

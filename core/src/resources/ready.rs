@@ -1,6 +1,8 @@
 //! `ready`: proof that the host is healthy after the resources it follows were applied — HTTP status
-//! (and body), a TCP port, a systemd unit — polled until a timeout. It changes nothing: plans show it
-//! as `read`, and a failing check fails the apply with the last answer (and the unit's journal).
+//! (and body, and a response header), a TCP port, a systemd unit — polled until a timeout, after an
+//! optional delay. It changes nothing: plans show it as `read`, and a failing check fails the apply
+//! with the last answer (and the journal of the units it names). A `drain` check waits until a local
+//! port has no open connection left, and never fails: at its timeout the apply goes on.
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -17,33 +19,78 @@ use crate::quote::q;
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Check {
-    Http { url: String, status: u16, body: Option<String> },
+    Http {
+        url: String,
+        status: u16,
+        body: Option<String>,
+        /// Request headers (`Host`, …).
+        #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+        headers: indexmap::IndexMap<String, String>,
+        /// A response header line that must be there, `Name: value` (name and value compared without
+        /// case).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expect_header: Option<String>,
+        /// Connect to this address instead of the URL's host (same port), keeping the URL's name for
+        /// Host and TLS.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connect_to: Option<String>,
+        /// Accept any TLS certificate.
+        #[serde(default)]
+        insecure: bool,
+    },
     Tcp { host: String, port: u16 },
     Systemd { unit: String },
+    /// No established TCP connection on this local port (the port's server has nothing in flight).
+    Drain { port: u16 },
 }
 
 impl Check {
     fn describe(&self) -> String {
         match self {
-            Check::Http { url, status, .. } => format!("http {url} → {status}"),
+            Check::Http { url, status, expect_header, .. } => match expect_header {
+                Some(h) => format!("http {url} → {status} with {h}"),
+                None => format!("http {url} → {status}"),
+            },
             Check::Tcp { host, port } => format!("tcp {host}:{port}"),
             Check::Systemd { unit } => format!("systemd {unit}"),
+            Check::Drain { port } => format!("drain :{port}"),
         }
     }
 
     /// A shell condition: true when the check passes; else `hk_last` says what was seen.
     fn condition(&self) -> Result<String> {
         Ok(match self {
-            Check::Http { url, status, body } => {
+            Check::Http { url, status, body, headers, expect_header, connect_to, insecure } => {
+                let url_text = url;
                 let url = q(url)?;
                 let body_ok = match body {
                     Some(b) => format!("grep -qF -- {} \"$hk_tmp/ready.body\"", q(b)?),
                     None => ":".into(),
                 };
+                let header_ok = match expect_header {
+                    Some(h) => format!("tr -d '\\r' < \"$hk_tmp/ready.head\" | grep -qixF -- {}", q(h)?),
+                    None => ":".into(),
+                };
+                let mut flags = String::new();
+                for (name, value) in headers {
+                    flags.push_str(&format!(" -H {}", q(&format!("{name}: {value}"))?));
+                }
+                if let Some(address) = connect_to
+                    && let Some((host, port)) = url_host_port(url_text)
+                {
+                    flags.push_str(&format!(" --connect-to {}", q(&format!("{host}:{port}:{address}:{port}"))?));
+                }
+                if *insecure {
+                    flags.push_str(" -k");
+                }
+                let seen = match expect_header {
+                    Some(h) => format!(" without \"{}", q(h)?),
+                    None => "\"".into(),
+                };
                 format!(
                     "{{ command -v curl >/dev/null 2>&1 || {{ hk_last='curl is not installed on the host (http checks need it)'; false; }}; }} && \
-                     {{ hk_code=$(curl -sS -o \"$hk_tmp/ready.body\" -w '%{{http_code}}' --max-time 5 {url} 2>&1); \
-                     [ \"$hk_code\" = {status} ] && {body_ok} || {{ hk_last=\"GET \"{url}\": $hk_code $(head -c 300 \"$hk_tmp/ready.body\" 2>/dev/null)\"; false; }}; }}"
+                     {{ hk_code=$(curl -sS -o \"$hk_tmp/ready.body\" -D \"$hk_tmp/ready.head\" -w '%{{http_code}}' --max-time 5{flags} {url} 2>&1); \
+                     [ \"$hk_code\" = {status} ] && {body_ok} && {{ {header_ok} || {{ hk_code=\"$hk_code{seen}; false; }}; }} || {{ hk_last=\"GET \"{url}\": $hk_code $(head -c 300 \"$hk_tmp/ready.body\" 2>/dev/null)\"; false; }}; }}"
                 )
             }
             Check::Tcp { host, port } => {
@@ -58,7 +105,30 @@ impl Check {
                     "{{ systemctl is-active --quiet -- {u} || {{ hk_last=\"unit \"{u}\" is $(systemctl is-active -- {u} 2>&1)\"; false; }}; }}"
                 )
             }
+            // Established sockets (state 01) whose local port is PORT, from the kernel's own tables.
+            Check::Drain { port } => format!(
+                "{{ hk_n=$(awk -v p={hex} 'FNR > 1 && $4 == \"01\" {{ n = split($2, a, \":\"); if (a[n] == p) c++ }} END {{ print c + 0 }}' /proc/net/tcp /proc/net/tcp6 2>/dev/null); \
+                 [ \"${{hk_n:-0}}\" = 0 ] || {{ hk_last=\"$hk_n connection(s) still open on port {port}\"; false; }}; }}",
+                hex = format!("{port:04X}")
+            ),
         })
+    }
+}
+
+/// `host` and `port` of an http(s) URL (the scheme's port when none is given).
+fn url_host_port(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let default = if scheme == "https" { 443 } else { 80 };
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = after.strip_prefix(':').and_then(|p| p.parse().ok()).unwrap_or(default);
+        return Some((format!("[{host}]"), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => Some((host.to_string(), port.parse().ok()?)),
+        None => Some((authority.to_string(), default)),
     }
 }
 
@@ -68,6 +138,12 @@ pub struct Ready {
     pub checks: Vec<Check>,
     pub timeout_s: u64,
     pub interval_ms: u64,
+    /// Wait this long before the first attempt.
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// Units whose last journal lines explain a failure (besides those of `systemd` checks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journal: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<String>,
 }
@@ -78,7 +154,10 @@ fn parse_check(obj: &Obj, i: usize, value: Value) -> Result<Check> {
     let keys = check.keys();
     let kind = match keys.as_slice() {
         [one] => one.clone(),
-        _ => return obj.fail(&field, "a check is one of {http: {…}}, {tcp: {…}}, {systemd: {…}}"),
+        _ => {
+            return obj
+                .fail(&field, "a check is one of {http: {…}}, {tcp: {…}}, {systemd: {…}}, {drain: {…}}");
+        }
     };
     let mut inner = check.opt_record(&kind)?.map_or_else(|| obj.fail(&field, "empty check"), Ok)?;
     let parsed = match kind.as_str() {
@@ -90,7 +169,31 @@ fn parse_check(obj: &Obj, i: usize, value: Value) -> Result<Check> {
             let status = inner.opt_u64("status")?.unwrap_or(200);
             let status = u16::try_from(status).ok().filter(|s| (100..600).contains(s));
             let Some(status) = status else { return inner.fail("status", "an HTTP status is 100-599") };
-            Check::Http { url, status, body: inner.opt_str("body")? }
+            let mut headers = indexmap::IndexMap::new();
+            if let Some(mut h) = inner.opt_record("headers")? {
+                for name in h.keys() {
+                    let value = h.req_str(&name)?;
+                    if name.is_empty() || name.contains([':', '\n', '\r']) || value.contains(['\n', '\r']) {
+                        return h.fail(&name, "not a header name and one-line value");
+                    }
+                    headers.insert(name, value);
+                }
+            }
+            let expect_header = inner.opt_str("expect_header")?;
+            if let Some(h) = &expect_header
+                && (!h.contains(':') || h.contains(['\n', '\r']))
+            {
+                return inner.fail("expect_header", "write it as one line `Name: value`");
+            }
+            Check::Http {
+                url,
+                status,
+                body: inner.opt_str("body")?,
+                headers,
+                expect_header,
+                connect_to: inner.opt_str("connect_to")?,
+                insecure: inner.opt_bool("insecure")?.unwrap_or(false),
+            }
         }
         "tcp" => {
             let host = inner.opt_str("host")?.unwrap_or_else(|| "127.0.0.1".into());
@@ -98,21 +201,35 @@ fn parse_check(obj: &Obj, i: usize, value: Value) -> Result<Check> {
             let Some(port) = port else { return inner.fail("port", "a port is 1-65535") };
             Check::Tcp { host, port }
         }
-        "systemd" => {
-            let mut unit = inner.req_str("unit")?;
-            if !unit.contains('.') {
-                unit.push_str(".service");
-            }
-            Check::Systemd { unit }
+        "systemd" => Check::Systemd { unit: unit_name(inner.req_str("unit")?) },
+        "drain" => {
+            let port = inner.opt_u64("port")?.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0);
+            let Some(port) = port else { return inner.fail("port", "a port is 1-65535") };
+            Check::Drain { port }
         }
-        other => return obj.fail(&field, &format!("unknown check {other:?}: use http, tcp or systemd")),
+        other => {
+            return obj.fail(&field, &format!("unknown check {other:?}: use http, tcp, systemd or drain"));
+        }
     };
     inner.finish()?;
     check.finish()?;
     Ok(parsed)
 }
 
+/// A unit name, `.service` added to a bare one.
+fn unit_name(mut unit: String) -> String {
+    if !unit.contains('.') {
+        unit.push_str(".service");
+    }
+    unit
+}
+
 impl Ready {
+    /// Only drain checks: waiting is all it does, and running out of time is no failure.
+    fn drains_only(&self) -> bool {
+        self.checks.iter().all(|c| matches!(c, Check::Drain { .. }))
+    }
+
     pub fn from_config(obj: &mut Obj) -> Result<Self> {
         let name = obj.req_str("name")?;
         let checks = match obj.take("checks") {
@@ -130,8 +247,24 @@ impl Ready {
         };
         let timeout_s = obj.opt_duration_ms("timeout")?.unwrap_or(60_000).div_ceil(1000).max(1);
         let interval_ms = obj.opt_duration_ms("interval")?.unwrap_or(1000).max(100);
+        let delay_ms = obj.opt_duration_ms("delay")?.unwrap_or(0);
+        let journal = match obj.take("journal") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) => vec![unit_name(s)],
+            Some(Value::Array(items)) => {
+                let mut units = Vec::new();
+                for item in items {
+                    match item {
+                        Value::String(s) => units.push(unit_name(s)),
+                        other => return obj.fail("journal", &format!("{other} is not a unit name")),
+                    }
+                }
+                units
+            }
+            Some(other) => return obj.fail("journal", &format!("expected unit names, got {}", type_name(&other))),
+        };
         let after = ids_field(obj, "after")?;
-        Ok(Ready { name, checks, timeout_s, interval_ms, after })
+        Ok(Ready { name, checks, timeout_s, interval_ms, delay_ms, journal, after })
     }
 }
 
@@ -164,28 +297,43 @@ impl ResourceKind for Ready {
         for check in &self.checks {
             condition.push(check.condition()?);
         }
-        let mut journal = String::new();
+        let mut units: Vec<&String> = self.journal.iter().collect();
         for check in &self.checks {
-            if let Check::Systemd { unit } = check {
-                journal.push_str(&format!(
-                    "journalctl -u {} -n 10 --no-pager -o short-iso >&2 2>/dev/null || :; ",
-                    q(unit)?
-                ));
+            if let Check::Systemd { unit } = check
+                && !units.contains(&unit)
+            {
+                units.push(unit);
             }
         }
+        let mut journal = String::new();
+        for unit in units {
+            journal.push_str(&format!(
+                "journalctl -u {} -n 10 --no-pager -o short-iso >&2 2>/dev/null || :; ",
+                q(unit)?
+            ));
+        }
         let name = q(&format!("ready:{}", self.name))?;
-        let interval = format!("{}.{:03}", self.interval_ms / 1000, self.interval_ms % 1000);
+        let seconds = |ms: u64| format!("{}.{:03}", ms / 1000, ms % 1000);
+        let delay = if self.delay_ms > 0 { format!("sleep {}; ", seconds(self.delay_ms)) } else { String::new() };
+        // A drain that runs out of time is no failure: the stop that follows drains the rest.
+        let give_up = if self.drains_only() {
+            format!("printf '%s: still busy after {} s: %s\\n' {name} \"$hk_last\" >&2; hk_ok=1; break;", self.timeout_s)
+        } else {
+            format!(
+                "printf '%s failed after {} s: %s\\n' {name} \"$hk_last\" >&2; {journal}break;",
+                self.timeout_s
+            )
+        };
         let mut step = Step::new();
         step.run(format!(
-            "{{ hk_deadline=$(( $(date +%s) + {timeout} )); hk_last=; hk_ok=; \
+            "{{ {delay}hk_deadline=$(( $(date +%s) + {timeout} )); hk_last=; hk_ok=; \
              while :; do \
                if {cond}; then hk_ok=1; break; fi; \
-               if [ \"$(date +%s)\" -ge \"$hk_deadline\" ]; then \
-                 printf '%s failed after {timeout} s: %s\\n' {name} \"$hk_last\" >&2; {journal}break; \
-               fi; \
+               if [ \"$(date +%s)\" -ge \"$hk_deadline\" ]; then {give_up} fi; \
                sleep {interval}; \
              done; [ -n \"$hk_ok\" ]; }}",
             timeout = self.timeout_s,
+            interval = seconds(self.interval_ms),
             cond = condition.join(" && "),
         ));
         Ok(step)

@@ -1,6 +1,6 @@
 //! `release`: one config entry, three plan rows — the artifact on the host (uploaded only when the
 //! host lacks these bytes, verified by sha256), the unpacked version directory, and the `current`
-//! link flipped atomically to it.
+//! link flipped atomically to it (left out with `current: false`).
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -36,11 +36,13 @@ pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
         None => "/opt/hk".to_string(),
     };
     let keep = obj.opt_u64("keep")?.unwrap_or(5);
+    // `current: false` leaves the `current` link to whoever switches traffic (a deploy's switch).
+    let flip_current = obj.opt_bool("current")?.unwrap_or(true);
     let owner = obj.opt_name("owner")?;
     let group = obj.opt_name("group")?;
     let base = format!("{root}/{name}");
     let artifact_path = format!("{base}/artifacts/{name}-{version}.tar.gz");
-    Ok(vec![
+    let mut rows = vec![
         Resource::ReleaseArtifact(ReleaseArtifact {
             path: artifact_path.clone(),
             local: checked.tarball.display().to_string(),
@@ -58,12 +60,15 @@ pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
             keep,
             state: State::Present,
         }),
-        Resource::Link(Link {
+    ];
+    if flip_current {
+        rows.push(Resource::Link(Link {
             path: format!("{base}/current"),
             target: format!("releases/{version}"),
             state: State::Present,
-        }),
-    ])
+        }));
+    }
+    Ok(rows)
 }
 
 /// `release_artifact`: the tarball under `<root>/<name>/artifacts/`.

@@ -1,5 +1,7 @@
 //! `service`: a systemd unit — its unit file (text, or a record rendered to unit syntax), enabled or
-//! not, running or stopped — restarted when the unit or a declared dependency changed.
+//! not, running or stopped — restarted when the unit or a declared dependency changed, reloaded when
+//! a dependency named in `reload_on` changed. A template (`app@.service`) is only its unit file:
+//! its instances (`app@4000.service`) are services of their own.
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -45,6 +47,12 @@ pub struct Service {
     /// Set by the plan when one of `restart_on` changes in the same plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_because: Option<String>,
+    /// Ids whose change reloads this service (`systemctl reload`), e.g. a proxy's site file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reload_on: Vec<String>,
+    /// Set by the plan when one of `reload_on` changes in the same plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload_because: Option<String>,
 }
 
 /// A record `{Unit: {Description: …}, Service: {ExecStart: …, Environment: [..]}, Install: {…}}` as unit
@@ -121,19 +129,80 @@ impl Service {
             Some(other) => return obj.fail("state", &format!("{other:?}: use running, stopped or absent")),
         };
         let restart_on = ids_field(obj, "restart_on")?;
+        let reload_on = ids_field(obj, "reload_on")?;
+        let template = name.ends_with("@.service");
+        if template {
+            if unit.is_none() {
+                return obj.fail("unit", "a template unit (name@.service) needs its `unit` text");
+            }
+            if enabled.is_some() || !restart_on.is_empty() || !reload_on.is_empty() {
+                return obj.fail(
+                    "name",
+                    "a template unit is only its unit file: enable, start, restart or reload its instances (name@x.service)",
+                );
+            }
+        }
         // A unit hk writes and runs is enabled unless the config says otherwise.
-        let enabled = enabled.or((state == ServiceState::Running && unit.is_some()).then_some(true));
-        Ok(Service { name, unit, enabled, state, restart_on, restart_because: None })
+        let enabled = enabled
+            .or((state == ServiceState::Running && unit.is_some() && !template).then_some(true));
+        Ok(Service {
+            name,
+            unit,
+            enabled,
+            state,
+            restart_on,
+            restart_because: None,
+            reload_on,
+            reload_because: None,
+        })
     }
 
     fn unit_path(&self) -> String {
         format!("{UNIT_DIR}/{}", self.name)
     }
 
-    /// Note that a dependency changed in this plan: the service restarts after it.
+    /// `name@.service`: a unit file only; systemd runs its instances.
+    pub fn is_template(&self) -> bool {
+        self.name.ends_with("@.service")
+    }
+
+    /// Note that dependencies changed in this plan: the service restarts (or reloads) after them.
     pub fn restart_after(&mut self, changed: &[String]) {
         if let Some(id) = self.restart_on.iter().find(|id| changed.contains(id)) {
             self.restart_because = Some(format!("{id} changed"));
+        }
+        if let Some(id) = self.reload_on.iter().find(|id| changed.contains(id)) {
+            self.reload_because = Some(format!("{id} changed"));
+        }
+    }
+
+    /// The plan of a template: only its unit file (written or removed).
+    fn template_diff(&self, seen: &Observed) -> Diff {
+        let has_file = seen.get("unit_file").and_then(|v| v.as_bool()).unwrap_or(false);
+        let have = text(seen, "sha256");
+        let size = seen.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
+        match (&self.unit, self.state) {
+            (_, ServiceState::Absent) if has_file => Diff {
+                action: Action::Delete,
+                reason: Reason::Drift,
+                changes: vec![FieldChange::new("unit", have.map(|h| describe_content(&h, size)), None)],
+            },
+            (Some(unit), ServiceState::Running | ServiceState::Stopped) => {
+                let want = sha256_hex(unit.as_bytes());
+                if have.as_deref() == Some(want.as_str()) {
+                    return Diff::noop();
+                }
+                Diff {
+                    action: if has_file { Action::Update } else { Action::Create },
+                    reason: if has_file { Reason::Drift } else { Reason::Missing },
+                    changes: vec![FieldChange::new(
+                        "unit",
+                        have.map(|h| describe_content(&h, size)),
+                        Some(describe_content(&want, unit.len() as u64)),
+                    )],
+                }
+            }
+            _ => Diff::noop(),
         }
     }
 }
@@ -152,7 +221,9 @@ impl ResourceKind for Service {
     }
 
     fn probe(&self, batch: &mut ProbeBatch) {
-        batch.unit(&self.name);
+        if !self.is_template() {
+            batch.unit(&self.name);
+        }
         let path = self.unit_path();
         batch.stat(&path);
         batch.sha256(&path);
@@ -175,6 +246,9 @@ impl ResourceKind for Service {
     }
 
     fn diff(&self, seen: &Observed) -> Diff {
+        if self.is_template() {
+            return self.template_diff(seen);
+        }
         let load = text(seen, "load").unwrap_or_default();
         let active = text(seen, "active").unwrap_or_default();
         let enabled = text(seen, "enabled").unwrap_or_default();
@@ -220,6 +294,8 @@ impl ResourceKind for Service {
             ));
         } else if want_running && let Some(why) = &self.restart_because {
             changes.push(FieldChange::new("restart", None, Some(why.clone())));
+        } else if want_running && let Some(why) = &self.reload_because {
+            changes.push(FieldChange::new("reload", None, Some(why.clone())));
         }
         if changes.is_empty() {
             return Diff::noop();
@@ -239,9 +315,11 @@ impl ResourceKind for Service {
         let running = matches!(text(seen, "active").as_deref(), Some("active" | "activating" | "reloading"));
         match diff.action {
             Action::Delete => {
-                step.run(format!(
-                    "systemctl disable --now -- {name} >/dev/null 2>&1 || systemctl stop -- {name}"
-                ));
+                if !self.is_template() {
+                    step.run(format!(
+                        "systemctl disable --now -- {name} >/dev/null 2>&1 || systemctl stop -- {name}"
+                    ));
+                }
                 if seen.get("unit_file").and_then(|v| v.as_bool()).unwrap_or(false) {
                     step.run(format!("rm -f -- {}", q(&path)?)).run("systemctl daemon-reload".into());
                 }
@@ -266,11 +344,15 @@ impl ResourceKind for Service {
                     _ => {}
                 }
                 match self.state {
+                    _ if self.is_template() => {}
                     ServiceState::Running if !running => {
                         step.run(format!("systemctl start -- {name}"));
                     }
                     ServiceState::Running if unit_changed || diff.has("restart") => {
                         step.run(format!("systemctl restart -- {name}"));
+                    }
+                    ServiceState::Running if diff.has("reload") => {
+                        step.run(format!("systemctl reload -- {name}"));
                     }
                     ServiceState::Stopped if running => {
                         step.run(format!("systemctl stop -- {name}"));
@@ -287,7 +369,7 @@ impl ResourceKind for Service {
     }
 
     fn depends_on(&self) -> Vec<String> {
-        self.restart_on.clone()
+        self.restart_on.iter().chain(&self.reload_on).cloned().collect()
     }
 
     fn rank(&self) -> u8 {
@@ -312,6 +394,8 @@ impl ResourceKind for Service {
                 state: ServiceState::Absent,
                 restart_on: Vec::new(),
                 restart_because: None,
+                reload_on: Vec::new(),
+                reload_because: None,
                 ..self.clone()
             }))
         } else if self.unit.is_some() && before.get("sha256").is_some() && self.state == ServiceState::Absent
@@ -328,6 +412,8 @@ impl ResourceKind for Service {
                 state: if was_running { ServiceState::Running } else { ServiceState::Stopped },
                 restart_on: Vec::new(),
                 restart_because: None,
+                reload_on: Vec::new(),
+                reload_because: None,
                 ..self.clone()
             }))
         })
@@ -359,6 +445,8 @@ mod tests {
             state: ServiceState::Running,
             restart_on: vec!["env_file:/etc/app.env".into()],
             restart_because: None,
+            reload_on: vec!["file:/etc/app/site".into()],
+            reload_because: None,
         }
     }
 

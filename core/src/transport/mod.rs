@@ -3,6 +3,7 @@
 
 mod known_hosts;
 mod local;
+pub mod pool;
 mod ssh;
 
 use std::collections::HashMap;
@@ -158,9 +159,18 @@ impl Target {
     }
 
     /// Open a connection (for SSH: one authenticated session reused for every script).
+    /// With the session pool on (`pool::enable`), a kept session to the same target is reused.
     pub fn connect(&self, credentials: &Credentials) -> Result<Box<dyn Transport>> {
         match self {
             Target::Local { sudo } => Ok(Box::new(LocalTransport::new(*sudo))),
+            Target::Ssh { ssh, sudo } if pool::enabled() => {
+                let key = serde_json::to_string(self)?;
+                let transport = match pool::take(&key) {
+                    Some(kept) => kept,
+                    None => SshTransport::connect(ssh, *sudo, credentials)?,
+                };
+                Ok(Box::new(pool::Pooled::new(key, transport)))
+            }
             Target::Ssh { ssh, sudo } => Ok(Box::new(SshTransport::connect(ssh, *sudo, credentials)?)),
         }
     }

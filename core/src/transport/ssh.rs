@@ -149,6 +149,7 @@ impl SshTransport {
         for attempt in 0..attempts {
             match try_connect(target, &resolved, password.as_deref()) {
                 Ok((session, socket)) => {
+                    super::pool::count_connection();
                     return Ok(SshTransport {
                         session,
                         socket,
@@ -220,7 +221,9 @@ fn try_connect(
     authenticate(&session, r, password)?;
     timer.done(&r.user);
     session.set_timeout(0);
-    session.set_keepalive(true, 30);
+    // Keepalives without a reply: an idle session's socket then stays silent, so anything readable
+    // on it means the server went away (see `pool::socket_alive`).
+    session.set_keepalive(false, 30);
     Ok((session, socket))
 }
 
@@ -314,6 +317,16 @@ fn would_block(e: &std::io::Error) -> bool {
 const EAGAIN: ssh2::ErrorCode = ssh2::ErrorCode::Session(-37);
 
 impl SshTransport {
+    /// Whether the connection still looks usable (checked between commands, never during one).
+    pub(crate) fn alive(&self) -> bool {
+        super::pool::socket_alive(&self.socket)
+    }
+
+    /// Tell the server this idle session is still wanted.
+    pub(crate) fn keepalive(&self) {
+        let _ = self.session.keepalive_send();
+    }
+
     /// Runs a libssh2 call of a non-blocking session to completion, waiting on the socket here so
     /// that every wait acknowledges at once (see `wait_socket`).
     fn without_blocking<T>(&self, mut call: impl FnMut() -> Result<T, ssh2::Error>) -> Result<T> {

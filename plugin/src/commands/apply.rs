@@ -108,6 +108,7 @@ impl PluginCommand for Apply {
         input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
         let call = &crate::load::without_null_flags(call);
+        crate::keep_sessions(engine);
         let confirm = call.has_flag("confirm")?;
         let dry_run = call.has_flag("dry-run")?;
         if confirm == dry_run {

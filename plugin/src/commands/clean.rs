@@ -23,7 +23,7 @@ impl PluginCommand for Clean {
     }
 
     fn extra_description(&self) -> &str {
-        "Versions are ordered by semantic version when they all parse, else by when they were unpacked. The result is a plan table: apply it with `hk apply --confirm`."
+        "Versions are ordered by semantic version when they all parse, else by when they were unpacked. A version that a link in the release's `ports/` folder points at (a deploy's running instance) is kept too. The releases are those the config declares, or the directories given with --releases. The result is a plan table: apply it with `hk apply --confirm`."
     }
 
     fn search_terms(&self) -> Vec<&str> {
@@ -38,16 +38,29 @@ impl PluginCommand for Clean {
                 "versions to keep per release (default: the release's `keep`, 5)",
                 Some('k'),
             )
+            .named(
+                "releases",
+                super::plan::string_or_list(),
+                "release directories on the hosts (<root>/<name>, e.g. /opt/hk/app) instead of the config's releases",
+                None,
+            )
             .input_output_types(vec![(Type::Nothing, Type::table()), (Type::record(), Type::table())])
             .category(Category::Custom("hk".into()))
     }
 
     fn examples(&self) -> Vec<Example<'_>> {
-        vec![Example {
-            example: "hk clean prod --keep 3 | hk apply --confirm",
-            description: "Keep the three newest versions of each release on prod",
-            result: None,
-        }]
+        vec![
+            Example {
+                example: "hk clean prod --keep 3 | hk apply --confirm",
+                description: "Keep the three newest versions of each release on prod",
+                result: None,
+            },
+            Example {
+                example: "hk clean web1 --releases /opt/hk/hello --keep 5 | where action == delete",
+                description: "What would go from a deployed app's releases on web1",
+                result: None,
+            },
+        ]
     }
 
     fn run(
@@ -59,7 +72,14 @@ impl PluginCommand for Clean {
     ) -> Result<PipelineData, LabeledError> {
         let call = &crate::load::without_null_flags(call);
         let span = call.head;
-        let selection = select(engine, call, input_record(input, span)?)?;
+        let named = crate::load::string_list(call, "releases")?;
+        let input = input_record(input, span)?;
+        // Named release directories need no desired state: only hosts (a piped record or none).
+        let selection = if named.is_empty() {
+            select(engine, call, input)?
+        } else {
+            crate::load::select_with(engine, call, input, true, 0)?
+        };
         let keep = match call.get_flag::<Spanned<i64>>("keep")? {
             Some(k) if k.item >= 1 => Some(k.item as u64),
             Some(k) => {
@@ -77,7 +97,11 @@ impl PluginCommand for Clean {
             secrets: Default::default(),
             hash_cache: None,
         };
-        let outcome = engine::clean(&selection.config, &selection.targets, keep, &options).at(span)?;
+        let mut bases = engine::release_bases(&selection.config);
+        for dir in named {
+            bases.push((dir.trim_end_matches('/').to_string(), 5));
+        }
+        let outcome = engine::clean(&bases, &selection.targets, keep, &options).at(span)?;
         Ok(outcome_to_pipeline(&outcome, span))
     }
 }
