@@ -303,7 +303,8 @@ impl Config {
                     message: format!("duplicate id {id} (first at resources.{first})")
                 });
             }
-            if let Some(path) = r.path()
+            // Several `line`s may share a file; nothing else shares a path.
+            if let Some(path) = r.path().filter(|_| !matches!(r, Resource::Line(_)))
                 && let Some(first) = paths.insert(path, i)
             {
                 bail!(ConfigError {

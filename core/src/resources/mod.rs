@@ -7,6 +7,7 @@ mod dir;
 mod env_file;
 mod file;
 mod group;
+mod line;
 mod link;
 pub mod package;
 mod path_attrs;
@@ -25,6 +26,7 @@ pub use dir::Dir;
 pub use env_file::{EnvFile, EnvValue};
 pub use file::File;
 pub use group::Group;
+pub use line::Line;
 pub use link::Link;
 pub use package::Package;
 pub use path_attrs::{PathAttrs, State};
@@ -130,6 +132,7 @@ pub enum Resource {
     Dir(Dir),
     File(File),
     Link(Link),
+    Line(Line),
     ReleaseArtifact(ReleaseArtifact),
     ReleaseUnpack(ReleaseUnpack),
     Group(Group),
@@ -143,7 +146,7 @@ pub enum Resource {
 
 impl Resource {
     pub const TYPES: &'static [&'static str] = &[
-        "dir", "file", "link", "release", "group", "user", "package", "service", "env_file", "command",
+        "dir", "file", "link", "line", "release", "group", "user", "package", "service", "env_file", "command",
         "ready",
     ];
 
@@ -152,6 +155,7 @@ impl Resource {
             Resource::Dir(r) => r,
             Resource::File(r) => r,
             Resource::Link(r) => r,
+            Resource::Line(r) => r,
             Resource::ReleaseArtifact(r) => r,
             Resource::ReleaseUnpack(r) => r,
             Resource::Group(r) => r,
@@ -172,6 +176,7 @@ impl Resource {
             "dir" => vec![Resource::Dir(Dir::from_config(obj)?)],
             "file" => vec![Resource::File(File::from_config(obj)?)],
             "link" => vec![Resource::Link(Link::from_config(obj)?)],
+            "line" => vec![Resource::Line(Line::from_config(obj)?)],
             "release" => release::from_config(obj)?,
             "group" => vec![Resource::Group(Group::from_config(obj)?)],
             "user" => vec![Resource::User(User::from_config(obj)?)],
@@ -193,6 +198,7 @@ impl Resource {
             Resource::Dir(r) => Some(&r.path),
             Resource::File(r) => Some(&r.path),
             Resource::Link(r) => Some(&r.path),
+            Resource::Line(r) => Some(&r.path),
             Resource::ReleaseArtifact(r) => Some(&r.path),
             Resource::ReleaseUnpack(r) => Some(&r.path),
             Resource::EnvFile(r) => Some(&r.path),
