@@ -1,5 +1,6 @@
 //! hk-core: the hk engine — desired state, plans, apply, transports. No Nushell dependency.
 
+pub mod app;
 pub mod config;
 pub mod engine;
 pub mod instance;

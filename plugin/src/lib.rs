@@ -44,6 +44,11 @@ impl Plugin for HkPlugin {
             Box::new(commands::instance_status::InstanceStatus),
             Box::new(commands::instance_ensure::InstanceEnsure),
             Box::new(commands::instance_destroy::InstanceDestroy),
+            Box::new(commands::app_facts::AppFactsCommand),
+            Box::new(commands::app_lock::AppLock),
+            Box::new(commands::app_unlock::AppUnlock),
+            Box::new(commands::app_audit::AppAudit),
+            Box::new(commands::app_audit_add::AppAuditAdd),
         ]
     }
 }

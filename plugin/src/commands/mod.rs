@@ -1,5 +1,11 @@
 //! One file per Nushell command.
 
+pub mod app;
+pub mod app_audit;
+pub mod app_audit_add;
+pub mod app_facts;
+pub mod app_lock;
+pub mod app_unlock;
 pub mod apply;
 pub mod clean;
 pub mod down;

@@ -1,0 +1,53 @@
+//! The audit log of an app on each host: one JSON record per line, appended (a write of one short
+//! line to a file opened for appending lands whole), read back as records.
+
+use anyhow::{Result, bail};
+
+use super::{AppLayout, run};
+use crate::quote::q;
+use crate::transport::Transport;
+
+/// Append `record` to the app's `audit.log` (0640, made with the app's directory when missing).
+pub fn append(transport: &mut dyn Transport, layout: &AppLayout, record: &serde_json::Value) -> Result<()> {
+    if !record.is_object() {
+        bail!("an audit entry is a record");
+    }
+    let line = serde_json::to_string(record)?;
+    let script = format!(
+        "set -eu\numask 027\nmkdir -p -- {dir}\nprintf '%s\\n' {line} >> {log}\n",
+        dir = q(&layout.dir())?,
+        line = q(&line)?,
+        log = q(&layout.path("audit.log"))?,
+    );
+    run(transport, &script, "writing the audit log")?;
+    Ok(())
+}
+
+/// Every record of the app's `audit.log` in file order, and how many lines were not records.
+pub fn read(transport: &mut dyn Transport, layout: &AppLayout) -> Result<(Vec<serde_json::Value>, usize)> {
+    let script = format!("cat -- {} 2>/dev/null || :\n", q(&layout.path("audit.log"))?);
+    let out = run(transport, &script, "reading the audit log")?;
+    Ok(parse(&out))
+}
+
+fn parse(text: &str) -> (Vec<serde_json::Value>, usize) {
+    let mut records = Vec::new();
+    let mut damaged = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(v) if v.is_object() => records.push(v),
+            _ => damaged += 1,
+        }
+    }
+    (records, damaged)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn skips_damaged_lines() {
+        let (records, damaged) = super::parse("{\"a\":1}\nnot json\n\n{\"b\":2}\n[1]\n");
+        assert_eq!(records.len(), 2);
+        assert_eq!(damaged, 2);
+    }
+}

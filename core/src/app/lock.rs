@@ -1,0 +1,106 @@
+//! The deploy lock of an app: a directory made with one atomic `mkdir` on the primary host, holding
+//! the holder's record. Whoever makes the directory holds the lock; everyone else is told who does.
+
+use anyhow::{Result, bail};
+
+use super::{AppLayout, run, sections};
+use crate::quote::q;
+use crate::transport::Transport;
+
+/// What trying to take the lock found.
+#[derive(Debug, PartialEq)]
+pub enum Acquired {
+    /// Taken: our holder record is in place.
+    Taken,
+    /// Somebody holds it: their record (`{}` when it is unreadable) and since when (epoch seconds).
+    Held { holder: serde_json::Value, since: Option<i64> },
+}
+
+/// What releasing found.
+#[derive(Debug, PartialEq)]
+pub enum Released {
+    Released,
+    /// Nobody held it.
+    Free,
+    /// Another holder's lock: left alone.
+    Other { holder: serde_json::Value },
+}
+
+fn holder_json(holder: &serde_json::Value) -> Result<String> {
+    if !holder.is_object() {
+        bail!("a lock holder is a record, e.g. {{who, host, pid, version, message, since}}");
+    }
+    Ok(serde_json::to_string(holder)?)
+}
+
+fn holder_of(lines: &[&str]) -> serde_json::Value {
+    serde_json::from_str(lines.join("\n").trim()).unwrap_or_else(|_| serde_json::json!({}))
+}
+
+/// Take the lock: make the app's directory if needed, then the lock directory (atomic), then write
+/// the holder record in it.
+pub fn acquire(transport: &mut dyn Transport, layout: &AppLayout, holder: &serde_json::Value) -> Result<Acquired> {
+    let nonce = crate::engine::nonce();
+    let lock = layout.path("lock");
+    let script = format!(
+        "set -u\nHK={nonce}\numask 022\nmkdir -p -- {dir}\n\
+         if mkdir -m 0700 -- {lock} 2>/dev/null; then\n\
+           printf '%s' {holder} > {lock}/holder.json && printf '%s taken\\n' \"$HK\"\n\
+         else\n\
+           printf '%s held\\n' \"$HK\"; stat -c %Y -- {lock} 2>/dev/null || echo; cat -- {lock}/holder.json 2>/dev/null || :; echo\n\
+         fi\n",
+        nonce = q(&nonce)?,
+        dir = q(&layout.dir())?,
+        lock = q(&lock)?,
+        holder = q(&holder_json(holder)?)?,
+    );
+    let out = run(transport, &script, "taking the deploy lock")?;
+    for (name, lines) in sections(&out, &nonce) {
+        match name {
+            "taken" => return Ok(Acquired::Taken),
+            "held" => {
+                let since = lines.first().and_then(|l| l.trim().parse().ok());
+                return Ok(Acquired::Held { holder: holder_of(lines.get(1..).unwrap_or_default()), since });
+            }
+            _ => {}
+        }
+    }
+    bail!("taking the deploy lock on {} gave no answer", transport.describe())
+}
+
+/// Release the lock when `holder` holds it (byte for byte the record it was taken with), or whoever
+/// holds it with `force`. The directory is renamed away first, so it disappears at once.
+pub fn release(
+    transport: &mut dyn Transport,
+    layout: &AppLayout,
+    holder: Option<&serde_json::Value>,
+    force: bool,
+) -> Result<Released> {
+    let nonce = crate::engine::nonce();
+    let lock = layout.path("lock");
+    let gone = format!("{lock}.released-{}", &nonce[..12]);
+    let ours = match (holder, force) {
+        (_, true) => "true".to_string(),
+        (Some(h), false) => format!("[ \"$(cat -- {}/holder.json 2>/dev/null)\" = {} ]", q(&lock)?, q(&holder_json(h)?)?),
+        (None, false) => bail!("say whose lock to release (the holder record), or force it"),
+    };
+    let script = format!(
+        "set -u\nHK={nonce}\n\
+         if [ ! -d {lock} ]; then printf '%s free\\n' \"$HK\"; exit 0; fi\n\
+         if {ours}; then mv -T -- {lock} {gone} && rm -rf -- {gone} && printf '%s released\\n' \"$HK\"\n\
+         else printf '%s other\\n' \"$HK\"; cat -- {lock}/holder.json 2>/dev/null || :; echo; fi\n",
+        nonce = q(&nonce)?,
+        lock = q(&lock)?,
+        gone = q(&gone)?,
+    );
+    let out = run(transport, &script, "releasing the deploy lock")?;
+    for (name, lines) in sections(&out, &nonce) {
+        match name {
+            "released" => return Ok(Released::Released),
+            "free" => return Ok(Released::Free),
+            "other" => return Ok(Released::Other { holder: holder_of(&lines) }),
+            _ => {}
+        }
+    }
+    bail!("releasing the deploy lock on {} gave no answer", transport.describe())
+}

@@ -1,0 +1,98 @@
+//! What the `hk app …` commands share: the signature (`--app`, `--root`, hosts as for `hk exec`), the
+//! app's layout and hosts from a call, and the controller's view of a lock holder.
+
+use hk_core::app::AppLayout;
+use hk_core::transport::{Credentials, Target};
+use nu_plugin::{EngineInterface, EvaluatedCall};
+use nu_protocol::{Category, LabeledError, PipelineData, Signature, Span, SyntaxShape, Value};
+
+use super::plan::{host_signature, input_record};
+use crate::error::LabelErr;
+use crate::load::{credentials, select_with};
+
+/// `[TARGET] [CONFIG]` with the host flags, `--app` and `--root`.
+pub fn app_signature(name: &str) -> Signature {
+    host_signature(Signature::build(name))
+        .named("app", SyntaxShape::String, "the app id (<service> or <service>-<destination>)", None)
+        .named("root", SyntaxShape::String, "where apps live on the hosts (default /opt/hk)", None)
+        .category(Category::Custom("hk".into()))
+}
+
+/// The app, its hosts (with how to reach them) and their credentials.
+pub struct AppCall {
+    pub layout: AppLayout,
+    pub targets: Vec<(String, Target)>,
+    pub credentials: Credentials,
+    pub span: Span,
+}
+
+pub fn app_call(
+    engine: &EngineInterface,
+    call: &EvaluatedCall,
+    input: PipelineData,
+) -> Result<AppCall, LabeledError> {
+    let span = call.head;
+    let app: String = call.get_flag("app")?.ok_or_else(|| {
+        LabeledError::new("hk app: --app is required").with_label("which app? e.g. --app hello", span)
+    })?;
+    let root: String = call.get_flag("root")?.unwrap_or_else(|| "/opt/hk".into());
+    let layout = AppLayout::new(&root, &app).at(span)?;
+    let selection = select_with(engine, call, input_record(input, span)?, true, 0)?;
+    let credentials = credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?;
+    Ok(AppCall { layout, targets: selection.targets, credentials, span })
+}
+
+/// This machine's host name, as a lock holder records it.
+pub fn controller_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// A holder is provably gone when it ran on this machine and its process no longer exists.
+pub fn holder_gone(holder: &serde_json::Value) -> bool {
+    let host = holder.get("host").and_then(|h| h.as_str()).unwrap_or_default();
+    let pid = holder.get("pid").and_then(|p| p.as_u64());
+    match pid {
+        Some(pid) if !host.is_empty() && host == controller_name() => {
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }
+        _ => false,
+    }
+}
+
+/// Seconds since the epoch as a Nushell date (nothing when out of range).
+pub fn epoch_date(seconds: i64, span: Span) -> Value {
+    match chrono::DateTime::from_timestamp(seconds, 0) {
+        Some(d) => Value::date(d.fixed_offset(), span),
+        None => Value::nothing(span),
+    }
+}
+
+/// "locked by who (pid P on H) since T: message" for errors and status lines.
+pub fn describe_holder(holder: &serde_json::Value, since: Option<i64>) -> String {
+    let field = |k: &str| holder.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+    let who = field("who").unwrap_or_else(|| "someone".into());
+    let mut text = who;
+    if let (Some(pid), Some(host)) = (field("pid"), field("host")) {
+        text.push_str(&format!(" (pid {pid} on {host})"));
+    }
+    if let Some(version) = field("version") {
+        text.push_str(&format!(", deploying {version}"));
+    }
+    if let Some(since) = since.and_then(|s| chrono::DateTime::from_timestamp(s, 0)) {
+        let age = chrono::Utc::now().signed_duration_since(since).num_seconds().max(0);
+        text.push_str(&format!(", since {} ({} ago)", since.format("%Y-%m-%d %H:%M:%SZ"), human_age(age)));
+    }
+    if let Some(message) = field("message").filter(|m| !m.is_empty()) {
+        text.push_str(&format!(": {message}"));
+    }
+    text
+}
+
+fn human_age(seconds: i64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
+    }
+}
