@@ -131,12 +131,15 @@ pub fn parse(text: &str, nonce: &str) -> Result<AppFacts> {
                         });
                     }
                 }
-                facts.releases.sort_by(|a, b| a.unpacked_at.cmp(&b.unpacked_at).then(a.version.cmp(&b.version)));
+                facts
+                    .releases
+                    .sort_by(|a, b| a.unpacked_at.cmp(&b.unpacked_at).then(a.version.cmp(&b.version)));
             }
             "ports" => {
                 for line in words {
                     let mut parts = line.splitn(3, ' ');
-                    if let (Some(port), Some(instance), Some(target)) = (parts.next(), parts.next(), parts.next())
+                    if let (Some(port), Some(instance), Some(target)) =
+                        (parts.next(), parts.next(), parts.next())
                         && let Ok(port) = port.parse()
                     {
                         facts.ports.push(Port {
@@ -151,7 +154,8 @@ pub fn parse(text: &str, nonce: &str) -> Result<AppFacts> {
                 if let Some(time) = words.next() {
                     facts.locked_at = time.parse().ok();
                     let holder = words.collect::<Vec<_>>().join("\n");
-                    facts.lock = Some(serde_json::from_str(&holder).unwrap_or_else(|_| serde_json::json!({})));
+                    facts.lock =
+                        Some(serde_json::from_str(&holder).unwrap_or_else(|_| serde_json::json!({})));
                 }
             }
             "claims" => {

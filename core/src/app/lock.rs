@@ -23,7 +23,9 @@ pub enum Released {
     /// Nobody held it.
     Free,
     /// Another holder's lock: left alone.
-    Other { holder: serde_json::Value },
+    Other {
+        holder: serde_json::Value,
+    },
 }
 
 fn holder_json(holder: &serde_json::Value) -> Result<String> {
@@ -39,7 +41,11 @@ fn holder_of(lines: &[&str]) -> serde_json::Value {
 
 /// Take the lock: make the app's directory if needed, then the lock directory (atomic), then write
 /// the holder record in it.
-pub fn acquire(transport: &mut dyn Transport, layout: &AppLayout, holder: &serde_json::Value) -> Result<Acquired> {
+pub fn acquire(
+    transport: &mut dyn Transport,
+    layout: &AppLayout,
+    holder: &serde_json::Value,
+) -> Result<Acquired> {
     let nonce = crate::engine::nonce();
     let lock = layout.path("lock");
     let script = format!(
@@ -81,7 +87,9 @@ pub fn release(
     let gone = format!("{lock}.released-{}", &nonce[..12]);
     let ours = match (holder, force) {
         (_, true) => "true".to_string(),
-        (Some(h), false) => format!("[ \"$(cat -- {}/holder.json 2>/dev/null)\" = {} ]", q(&lock)?, q(&holder_json(h)?)?),
+        (Some(h), false) => {
+            format!("[ \"$(cat -- {}/holder.json 2>/dev/null)\" = {} ]", q(&lock)?, q(&holder_json(h)?)?)
+        }
         (None, false) => bail!("say whose lock to release (the holder record), or force it"),
     };
     let script = format!(

@@ -88,7 +88,10 @@ mod tests {
         assert!(AppLayout::new("/opt/hk", "Hello").is_err());
         assert!(AppLayout::new("/opt/hk", "../x").is_err());
         assert!(AppLayout::new("opt", "a").is_err());
-        assert_eq!(AppLayout::new("/opt/hk/", "a").map(|l| l.path("lock")).ok().as_deref(), Some("/opt/hk/a/lock"));
+        assert_eq!(
+            AppLayout::new("/opt/hk/", "a").map(|l| l.path("lock")).ok().as_deref(),
+            Some("/opt/hk/a/lock")
+        );
     }
 
     #[test]

@@ -94,15 +94,20 @@ pub fn clean(
         bail!("no release to clean: declare a release in the config or name its directory");
     }
     for (base, _) in bases {
-        if !base.starts_with('/') || base.split('/').any(|p| p == "..") || base.trim_end_matches('/').is_empty() {
+        if !base.starts_with('/')
+            || base.split('/').any(|p| p == "..")
+            || base.trim_end_matches('/').is_empty()
+        {
             bail!("{base:?} is not a release directory: give an absolute path such as /opt/hk/app");
         }
     }
     let names: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
     let results = super::for_each_host(&names, options.parallel, |host| {
-        let target = targets.iter().find(|(n, _)| n == host).map(|(_, t)| t).ok_or_else(|| {
-            anyhow::anyhow!("host {host} has no target")
-        })?;
+        let target = targets
+            .iter()
+            .find(|(n, _)| n == host)
+            .map(|(_, t)| t)
+            .ok_or_else(|| anyhow::anyhow!("host {host} has no target"))?;
         clean_host(host, target, bases, keep, options)
     });
     let mut outcome = PlanOutcome {
@@ -166,7 +171,8 @@ fn clean_host(
         let keep = keep.unwrap_or(*declared_keep).max(1) as usize;
         let name = base.rsplit('/').next().unwrap_or_default();
         for version in removable(&order_versions(installed), active.as_deref(), &linked, keep) {
-            resources.push(Resource::ReleaseUnpack(ReleaseUnpack::absent(&format!("{base}/releases/{version}"))));
+            resources
+                .push(Resource::ReleaseUnpack(ReleaseUnpack::absent(&format!("{base}/releases/{version}"))));
             resources.push(Resource::ReleaseArtifact(ReleaseArtifact::absent(&format!(
                 "{base}/artifacts/{name}-{version}.tar.gz"
             ))));

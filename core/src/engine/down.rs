@@ -75,9 +75,15 @@ fn from_before(
                 Resource::Dir(Dir { path: path.into(), attrs: PathAttrs::default(), state: State::Absent }),
                 true,
             ),
-            "link" => {
-                (Resource::Link(Link { path: path.into(), target: "-".into(), state: State::Absent }), false)
-            }
+            "link" => (
+                Resource::Link(Link {
+                    path: path.into(),
+                    target: "-".into(),
+                    state: State::Absent,
+                    after: Vec::new(),
+                }),
+                false,
+            ),
             "release_artifact" => (Resource::ReleaseArtifact(ReleaseArtifact::absent(path)), false),
             "release_unpack" => (Resource::ReleaseUnpack(ReleaseUnpack::absent(path)), false),
             _ => (Resource::File(File::absent(path)), false),
@@ -93,9 +99,10 @@ fn from_before(
             Ok((Resource::Dir(Dir { path: path.into(), attrs: attrs(), state: State::Present }), false))
         }
         "link" => match text(before, "target") {
-            Some(target) => {
-                Ok((Resource::Link(Link { path: path.into(), target, state: State::Present }), false))
-            }
+            Some(target) => Ok((
+                Resource::Link(Link { path: path.into(), target, state: State::Present, after: Vec::new() }),
+                false,
+            )),
             None => Err("the previous link target is unknown".into()),
         },
         other => Err(format!("it was a {other} before; hk does not recreate those")),
@@ -212,6 +219,7 @@ fn item_from_row(row: &PlanRow) -> DownItem {
                     path: row.name.clone(),
                     target: from("target").unwrap_or_default(),
                     state: State::Present,
+                    after: Vec::new(),
                 }),
                 false,
             ))

@@ -29,6 +29,8 @@ pub struct InstanceSpec {
     pub accel: Accel,
     /// Debian mirror for the image; default: the one apt on this machine uses.
     pub mirror: Option<String>,
+    /// Guest TCP ports forwarded from free ports on 127.0.0.1 (SSH always is).
+    pub ports: Vec<u16>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,7 +125,29 @@ impl InstanceSpec {
             Some(other) => return obj.fail("accel", &format!("{other:?}: use auto, tcg or kvm")),
         };
         let mirror = obj.opt_str("mirror")?;
-        Ok(InstanceSpec { backend, suite, packages, memory_mib, cpus, lifecycle, accel, mirror })
+        let ports = match obj.take("ports") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => {
+                let mut ports: Vec<u16> = Vec::new();
+                for item in items {
+                    match item.as_u64().and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0 && *p != 22) {
+                        Some(p) if !ports.contains(&p) => ports.push(p),
+                        Some(_) => {}
+                        None => {
+                            return obj.fail(
+                                "ports",
+                                &format!("{item} is not a guest port to forward (1-65535, not 22)"),
+                            );
+                        }
+                    }
+                }
+                ports
+            }
+            Some(other) => {
+                return obj.fail("ports", &format!("expected a list of ports, got {}", type_name(&other)));
+            }
+        };
+        Ok(InstanceSpec { backend, suite, packages, memory_mib, cpus, lifecycle, accel, mirror, ports })
     }
 }
 
@@ -183,6 +207,9 @@ pub struct Status {
     pub since: Option<String>,
     /// A command line that logs in to a running instance as root.
     pub ssh: Option<String>,
+    /// Forwarded guest ports: guest port → port on 127.0.0.1.
+    #[serde(default)]
+    pub ports: std::collections::BTreeMap<u16, u16>,
     /// Anything the user should know (a stale pid file cleaned up, …).
     pub note: Option<String>,
 }

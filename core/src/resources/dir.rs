@@ -86,7 +86,13 @@ impl ResourceKind for Dir {
         match diff.action {
             Action::Create => {
                 let mode = self.attrs.mode.as_deref().unwrap_or(DEFAULT_MODE);
-                step.run(script::mkdir(&self.path, mode)?);
+                // An upload earlier in the same apply may have made it (a release below it): then
+                // it only takes its mode.
+                step.run(format!(
+                    "{{ if [ -d {path} ] && [ ! -L {path} ]; then chmod {} -- {path}; else {}; fi; }}",
+                    q(mode)?,
+                    script::mkdir(&self.path, mode)?
+                ));
                 let owned: Vec<FieldChange> =
                     diff.changes.iter().filter(|c| c.field != "mode").cloned().collect();
                 step.commands.extend(self.attrs.commands(&owned, &self.path, false)?);

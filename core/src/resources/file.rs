@@ -52,6 +52,9 @@ pub struct File {
     /// that includes this file); when it fails, the previous content comes back and the step fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<String>,
+    /// Ids to apply first (beyond the parent directories and owners, which always come first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
     #[serde(skip)]
     data: Option<Arc<Vec<u8>>>,
 }
@@ -80,6 +83,7 @@ impl File {
         let attrs = PathAttrs::from_config(obj)?;
         let state = obj.state()?;
         let check = obj.opt_str("check")?;
+        let after = super::command::ids_field(obj, "after")?;
         if check.as_ref().is_some_and(|c| c.trim().is_empty()) {
             obj.fail("check", "empty command")?;
         }
@@ -93,6 +97,7 @@ impl File {
             attrs,
             state,
             check,
+            after,
             data: None,
         };
         match (&file.content, &file.source, state) {
@@ -157,6 +162,7 @@ impl File {
             attrs,
             state: State::Present,
             check: None,
+            after: Vec::new(),
             data: None,
         }
     }
@@ -173,6 +179,7 @@ impl File {
             attrs,
             state,
             check: None,
+            after: Vec::new(),
             data: Some(Arc::new(bytes)),
         }
     }
@@ -189,6 +196,7 @@ impl File {
             attrs: PathAttrs::default(),
             state: State::Absent,
             check: None,
+            after: Vec::new(),
             data: None,
         }
     }
@@ -363,8 +371,7 @@ impl ResourceKind for File {
                 }
                 match &self.check {
                     None => {
-                        step.run(script::rename(&tmp, &self.path)?)
-                            .cleanup(format!("rm -f -- {}", q(&tmp)?));
+                        step.run(script::rename(&tmp, &self.path)?).cleanup(format!("rm -f -- {}", q(&tmp)?));
                     }
                     Some(check) => self.checked_rename(&mut step, &tmp, kind == "file", check)?,
                 }
@@ -381,6 +388,7 @@ impl ResourceKind for File {
     fn depends_on(&self) -> Vec<String> {
         let mut deps = ancestor_dir_ids(&self.path);
         deps.extend(owner_ids(&self.attrs));
+        deps.extend(self.after.iter().cloned());
         deps
     }
 }

@@ -64,7 +64,10 @@ impl ResourceKind for Line {
         self.attrs.probe(batch);
         batch.stat(&self.path);
         batch.sha256(&self.path);
-        batch.guard(&self.guard_key(), &format!("grep -qxF -- {} {}", q_or_empty(&self.line), q_or_empty(&self.path)));
+        batch.guard(
+            &self.guard_key(),
+            &format!("grep -qxF -- {} {}", q_or_empty(&self.line), q_or_empty(&self.path)),
+        );
     }
 
     fn observe(&self, facts: &Facts) -> Observed {
@@ -122,11 +125,14 @@ impl ResourceKind for Line {
             let qtmp = q(&tmp)?;
             if kind == "missing" {
                 let mode = self.attrs.mode.clone().unwrap_or_else(|| DEFAULT_MODE.to_string());
-                step.run(format!("printf '%s\\n' {line} > {qtmp}")).run(format!("chmod {} -- {qtmp}", q(&mode)?));
+                step.run(format!("printf '%s\\n' {line} > {qtmp}"))
+                    .run(format!("chmod {} -- {qtmp}", q(&mode)?));
             } else if self.state == State::Present {
                 // The file as it is, a line break after its last line if it lacks one, then the line.
                 step.run(format!("cp -p -- {path} {qtmp}"))
-                    .run(format!("{{ [ ! -s {qtmp} ] || [ -z \"$(tail -c 1 {qtmp})\" ] || printf '\\n' >> {qtmp}; }}"))
+                    .run(format!(
+                        "{{ [ ! -s {qtmp} ] || [ -z \"$(tail -c 1 {qtmp})\" ] || printf '\\n' >> {qtmp}; }}"
+                    ))
                     .run(format!("printf '%s\\n' {line} >> {qtmp}"));
             } else {
                 // grep exits 1 when no line is left: an empty file is still a right answer.

@@ -18,6 +18,9 @@ pub struct Link {
     pub target: String,
     #[serde(default)]
     pub state: State,
+    /// Ids to apply first (beyond the parent directories, which always come first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
 }
 
 impl Link {
@@ -29,7 +32,8 @@ impl Link {
             obj.fail("target", "a link target must be a non-empty path")?;
         }
         let state = obj.state()?;
-        Ok(Link { path, target, state })
+        let after = super::command::ids_field(obj, "after")?;
+        Ok(Link { path, target, state, after })
     }
 }
 
@@ -121,6 +125,8 @@ impl ResourceKind for Link {
     }
 
     fn depends_on(&self) -> Vec<String> {
-        ancestor_dir_ids(&self.path)
+        let mut deps = ancestor_dir_ids(&self.path);
+        deps.extend(self.after.iter().cloned());
+        deps
     }
 }

@@ -146,8 +146,8 @@ pub enum Resource {
 
 impl Resource {
     pub const TYPES: &'static [&'static str] = &[
-        "dir", "file", "link", "line", "release", "group", "user", "package", "service", "env_file", "command",
-        "ready",
+        "dir", "file", "link", "line", "release", "group", "user", "package", "service", "env_file",
+        "command", "ready",
     ];
 
     pub fn kind(&self) -> &dyn ResourceKind {

@@ -38,10 +38,17 @@ pub enum Check {
         #[serde(default)]
         insecure: bool,
     },
-    Tcp { host: String, port: u16 },
-    Systemd { unit: String },
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    Systemd {
+        unit: String,
+    },
     /// No established TCP connection on this local port (the port's server has nothing in flight).
-    Drain { port: u16 },
+    Drain {
+        port: u16,
+    },
 }
 
 impl Check {
@@ -78,7 +85,10 @@ impl Check {
                 if let Some(address) = connect_to
                     && let Some((host, port)) = url_host_port(url_text)
                 {
-                    flags.push_str(&format!(" --connect-to {}", q(&format!("{host}:{port}:{address}:{port}"))?));
+                    flags.push_str(&format!(
+                        " --connect-to {}",
+                        q(&format!("{host}:{port}:{address}:{port}"))?
+                    ));
                 }
                 if *insecure {
                     flags.push_str(" -k");
@@ -261,7 +271,9 @@ impl Ready {
                 }
                 units
             }
-            Some(other) => return obj.fail("journal", &format!("expected unit names, got {}", type_name(&other))),
+            Some(other) => {
+                return obj.fail("journal", &format!("expected unit names, got {}", type_name(&other)));
+            }
         };
         let after = ids_field(obj, "after")?;
         Ok(Ready { name, checks, timeout_s, interval_ms, delay_ms, journal, after })
@@ -314,10 +326,14 @@ impl ResourceKind for Ready {
         }
         let name = q(&format!("ready:{}", self.name))?;
         let seconds = |ms: u64| format!("{}.{:03}", ms / 1000, ms % 1000);
-        let delay = if self.delay_ms > 0 { format!("sleep {}; ", seconds(self.delay_ms)) } else { String::new() };
+        let delay =
+            if self.delay_ms > 0 { format!("sleep {}; ", seconds(self.delay_ms)) } else { String::new() };
         // A drain that runs out of time is no failure: the stop that follows drains the rest.
         let give_up = if self.drains_only() {
-            format!("printf '%s: still busy after {} s: %s\\n' {name} \"$hk_last\" >&2; hk_ok=1; break;", self.timeout_s)
+            format!(
+                "printf '%s: still busy after {} s: %s\\n' {name} \"$hk_last\" >&2; hk_ok=1; break;",
+                self.timeout_s
+            )
         } else {
             format!(
                 "printf '%s failed after {} s: %s\\n' {name} \"$hk_last\" >&2; {journal}break;",

@@ -66,6 +66,7 @@ pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
             path: format!("{base}/current"),
             target: format!("releases/{version}"),
             state: State::Present,
+            after: Vec::new(),
         }));
     }
     Ok(rows)

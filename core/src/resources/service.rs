@@ -53,6 +53,9 @@ pub struct Service {
     /// Set by the plan when one of `reload_on` changes in the same plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reload_because: Option<String>,
+    /// Ids to apply first (besides `restart_on` and `reload_on`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
 }
 
 /// A record `{Unit: {Description: …}, Service: {ExecStart: …, Environment: [..]}, Install: {…}}` as unit
@@ -130,6 +133,7 @@ impl Service {
         };
         let restart_on = ids_field(obj, "restart_on")?;
         let reload_on = ids_field(obj, "reload_on")?;
+        let after = ids_field(obj, "after")?;
         let template = name.ends_with("@.service");
         if template {
             if unit.is_none() {
@@ -143,8 +147,8 @@ impl Service {
             }
         }
         // A unit hk writes and runs is enabled unless the config says otherwise.
-        let enabled = enabled
-            .or((state == ServiceState::Running && unit.is_some() && !template).then_some(true));
+        let enabled =
+            enabled.or((state == ServiceState::Running && unit.is_some() && !template).then_some(true));
         Ok(Service {
             name,
             unit,
@@ -154,6 +158,7 @@ impl Service {
             restart_because: None,
             reload_on,
             reload_because: None,
+            after,
         })
     }
 
@@ -369,7 +374,7 @@ impl ResourceKind for Service {
     }
 
     fn depends_on(&self) -> Vec<String> {
-        self.restart_on.iter().chain(&self.reload_on).cloned().collect()
+        self.restart_on.iter().chain(&self.reload_on).chain(&self.after).cloned().collect()
     }
 
     fn rank(&self) -> u8 {
@@ -396,6 +401,7 @@ impl ResourceKind for Service {
                 restart_because: None,
                 reload_on: Vec::new(),
                 reload_because: None,
+                after: Vec::new(),
                 ..self.clone()
             }))
         } else if self.unit.is_some() && before.get("sha256").is_some() && self.state == ServiceState::Absent
@@ -414,6 +420,7 @@ impl ResourceKind for Service {
                 restart_because: None,
                 reload_on: Vec::new(),
                 reload_because: None,
+                after: Vec::new(),
                 ..self.clone()
             }))
         })
@@ -447,6 +454,7 @@ mod tests {
             restart_because: None,
             reload_on: vec!["file:/etc/app/site".into()],
             reload_because: None,
+            after: Vec::new(),
         }
     }
 

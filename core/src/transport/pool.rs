@@ -148,11 +148,7 @@ impl Transport for Pooled {
 /// Whether the peer closed or broke the connection: an idle session's socket has nothing to read,
 /// so anything readable (an EOF, a reset, a disconnect message) means it is gone.
 pub(crate) fn socket_alive(socket: &std::net::TcpStream) -> bool {
-    let mut fd = libc::pollfd {
-        fd: socket.as_raw_fd(),
-        events: libc::POLLIN | libc::POLLRDHUP,
-        revents: 0,
-    };
+    let mut fd = libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLIN | libc::POLLRDHUP, revents: 0 };
     // SAFETY: one valid pollfd, no wait.
     let ready = unsafe { libc::poll(&mut fd, 1, 0) };
     ready == 0

@@ -69,7 +69,8 @@ pub fn epoch_date(seconds: i64, span: Span) -> Value {
 
 /// "locked by who (pid P on H) since T: message" for errors and status lines.
 pub fn describe_holder(holder: &serde_json::Value, since: Option<i64>) -> String {
-    let field = |k: &str| holder.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+    let field =
+        |k: &str| holder.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
     let who = field("who").unwrap_or_else(|| "someone".into());
     let mut text = who;
     if let (Some(pid), Some(host)) = (field("pid"), field("host")) {

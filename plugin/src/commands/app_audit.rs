@@ -85,7 +85,8 @@ impl PluginCommand for AppAudit {
         let AppCall { layout, targets, credentials, span } = app_call(engine, call, input)?;
         let names: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
         let results = for_each_host(&names, parallel(call)?, |host| {
-            let (_, target) = targets.iter().find(|(n, _)| n == host).ok_or_else(|| anyhow::anyhow!("no target"))?;
+            let (_, target) =
+                targets.iter().find(|(n, _)| n == host).ok_or_else(|| anyhow::anyhow!("no target"))?;
             let mut transport = target.connect(&credentials)?;
             audit::read(transport.as_mut(), &layout)
         });
@@ -95,7 +96,10 @@ impl PluginCommand for AppAudit {
             match result {
                 Ok((records, damaged)) => {
                     if damaged > 0 {
-                        eprintln!("hk app audit: {host}: skipped {damaged} line(s) of {} that are not records", layout.path("audit.log"));
+                        eprintln!(
+                            "hk app audit: {host}: skipped {damaged} line(s) of {} that are not records",
+                            layout.path("audit.log")
+                        );
                     }
                     per_host.push(records);
                 }

@@ -58,13 +58,15 @@ impl PluginCommand for AppAuditAdd {
     ) -> Result<PipelineData, LabeledError> {
         let call = &crate::load::without_null_flags(call);
         let entry: Value = call.get_flag("entry")?.ok_or_else(|| {
-            LabeledError::new("hk app audit-add: --entry is required").with_label("what to record?", call.head)
+            LabeledError::new("hk app audit-add: --entry is required")
+                .with_label("what to record?", call.head)
         })?;
         let entry = value_to_json(&entry)?;
         let AppCall { layout, targets, credentials, span } = app_call(engine, call, input)?;
         let names: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
         let results = for_each_host(&names, parallel(call)?, |host| {
-            let (_, target) = targets.iter().find(|(n, _)| n == host).ok_or_else(|| anyhow::anyhow!("no target"))?;
+            let (_, target) =
+                targets.iter().find(|(n, _)| n == host).ok_or_else(|| anyhow::anyhow!("no target"))?;
             let mut transport = target.connect(&credentials)?;
             audit::append(transport.as_mut(), &layout, &entry)
         });

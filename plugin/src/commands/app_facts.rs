@@ -122,7 +122,8 @@ impl PluginCommand for AppFactsCommand {
         let AppCall { layout, targets, credentials, span } = app_call(engine, call, input)?;
         let names: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
         let results = for_each_host(&names, parallel(call)?, |host| {
-            let (_, target) = targets.iter().find(|(n, _)| n == host).ok_or_else(|| anyhow::anyhow!("no target"))?;
+            let (_, target) =
+                targets.iter().find(|(n, _)| n == host).ok_or_else(|| anyhow::anyhow!("no target"))?;
             let mut transport = target.connect(&credentials)?;
             facts::read(transport.as_mut(), &layout)
         });

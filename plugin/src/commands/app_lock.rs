@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use hk_core::app::lock::{self, Acquired};
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
-use nu_protocol::{Example, LabeledError, PipelineData, Record, Signature, Spanned, SyntaxShape, Type, Value};
+use nu_protocol::{
+    Example, LabeledError, PipelineData, Record, Signature, Spanned, SyntaxShape, Type, Value,
+};
 
 use super::app::{AppCall, app_call, app_signature, describe_holder, holder_gone};
 use crate::HkPlugin;
@@ -37,7 +39,12 @@ impl PluginCommand for AppLock {
 
     fn signature(&self) -> Signature {
         app_signature(self.name())
-            .named("holder", SyntaxShape::Record(Default::default()), "who takes the lock (written into it)", None)
+            .named(
+                "holder",
+                SyntaxShape::Record(Default::default()),
+                "who takes the lock (written into it)",
+                None,
+            )
             .named("wait", SyntaxShape::Duration, "keep trying this long while someone else holds it", None)
             .input_output_types(vec![(Type::Nothing, Type::record()), (Type::record(), Type::record())])
     }
@@ -59,12 +66,15 @@ impl PluginCommand for AppLock {
     ) -> Result<PipelineData, LabeledError> {
         let call = &crate::load::without_null_flags(call);
         let holder_value: Value = call.get_flag("holder")?.ok_or_else(|| {
-            LabeledError::new("hk app lock: --holder is required").with_label("who takes the lock?", call.head)
+            LabeledError::new("hk app lock: --holder is required")
+                .with_label("who takes the lock?", call.head)
         })?;
         let holder = value_to_json(&holder_value)?;
         let wait = match call.get_flag::<Spanned<i64>>("wait")? {
             Some(d) if d.item < 0 => {
-                return Err(LabeledError::new("hk app lock: --wait cannot be negative").with_label("here", d.span));
+                return Err(
+                    LabeledError::new("hk app lock: --wait cannot be negative").with_label("here", d.span)
+                );
             }
             Some(d) => Duration::from_nanos(d.item as u64),
             None => Duration::ZERO,
@@ -88,7 +98,10 @@ impl PluginCommand for AppLock {
                     } else if wait.is_zero() {
                         "wait for it to finish (--lock-wait 5min), or, if it is stuck, `hk lock release --force`".to_string()
                     } else {
-                        format!("still held after waiting {} s; if it is stuck: `hk lock release --force`", wait.as_secs())
+                        format!(
+                            "still held after waiting {} s; if it is stuck: `hk lock release --force`",
+                            wait.as_secs()
+                        )
                     };
                     return Err(LabeledError::new(format!(
                         "hk: app {} is locked on host {host} by {}",

@@ -32,7 +32,12 @@ impl PluginCommand for AppUnlock {
 
     fn signature(&self) -> Signature {
         app_signature(self.name())
-            .named("holder", SyntaxShape::Record(Default::default()), "the record the lock was taken with", None)
+            .named(
+                "holder",
+                SyntaxShape::Record(Default::default()),
+                "the record the lock was taken with",
+                None,
+            )
             .switch("force", "release whoever holds it", None)
             .input_output_types(vec![(Type::Nothing, Type::record()), (Type::record(), Type::record())])
     }

@@ -70,6 +70,11 @@ pub fn status_to_value(status: &Status, span: Span) -> Value {
         .map_or(Value::nothing(span), |d| Value::date(d, span));
     r.push("since", since);
     r.push("ssh", text(&status.ssh));
+    let mut ports = Record::new();
+    for (guest, local) in &status.ports {
+        ports.push(guest.to_string(), Value::int(*local as i64, span));
+    }
+    r.push("ports", Value::record(ports, span));
     r.push("note", text(&status.note));
     Value::record(r, span)
 }

@@ -29,6 +29,9 @@ struct InstanceState {
     pid: u32,
     since: String,
     identity_file: String,
+    /// Forwarded guest ports: guest port → port on 127.0.0.1.
+    #[serde(default)]
+    forwards: std::collections::BTreeMap<u16, u16>,
 }
 
 fn state_file(instance: &Instance) -> PathBuf {
@@ -103,7 +106,7 @@ impl Qemu {
         match self.running_pid(instance) {
             Ok(Some(_)) if state_file(instance).is_file() => return self.status(instance),
             // Running without a state file: a start that was interrupted; begin again.
-            Ok(Some(pid)) => Vm { pid, port: 0 }.kill(),
+            Ok(Some(pid)) => Vm { pid, port: 0, forwards: Default::default() }.kill(),
             Ok(None) => {}
             Err(dead) => {
                 progress(&format!("removing the stale pid file of qemu pid {dead}, which is gone"));
@@ -140,6 +143,7 @@ impl Qemu {
                 pid: vm.pid,
                 since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 identity_file: image.ssh_key().display().to_string(),
+                forwards: vm.forwards.clone(),
             },
         )?;
         self.status(instance)
@@ -159,6 +163,7 @@ impl Backend for Qemu {
             since: None,
             ssh: None,
             note: None,
+            ports: Default::default(),
         };
         if !instance.dir.is_dir() {
             return Ok(status);
@@ -173,6 +178,7 @@ impl Backend for Qemu {
                     status.address = Some("127.0.0.1".into());
                     status.port = Some(s.port);
                     status.since = Some(s.since.clone());
+                    status.ports = s.forwards.clone();
                     let known_hosts = VmFiles::in_dir(&instance.dir).known_hosts.display().to_string();
                     status.ssh = Some(format!(
                         "ssh -i {} -o UserKnownHostsFile={} -p {} root@127.0.0.1",
@@ -212,7 +218,7 @@ impl Backend for Qemu {
         let lock = self.lock(instance)?;
         if let Ok(Some(pid)) = self.running_pid(instance) {
             progress(&format!("stopping qemu (pid {pid})"));
-            Vm { pid, port: 0 }.kill();
+            Vm { pid, port: 0, forwards: Default::default() }.kill();
         }
         drop(lock);
         fs::remove_dir_all(&instance.dir)

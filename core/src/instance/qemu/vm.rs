@@ -55,6 +55,8 @@ impl VmFiles {
 pub struct Vm {
     pub pid: u32,
     pub port: u16,
+    /// Other forwarded guest ports: guest port → port on 127.0.0.1.
+    pub forwards: std::collections::BTreeMap<u16, u16>,
 }
 
 /// qemu's version line: saved states only load under the version that wrote them.
@@ -111,7 +113,7 @@ pub fn kill_from_pid_file(pid_file: &Path) {
     if let (Some(pid), Some(dir)) = (read_pid(pid_file), pid_file.parent())
         && is_running(pid, dir)
     {
-        Vm { pid, port: 0 }.kill();
+        Vm { pid, port: 0, forwards: Default::default() }.kill();
     }
 }
 
@@ -136,6 +138,13 @@ impl Vm {
         let mut last_error = String::new();
         for _ in 0..3 {
             let port = free_port()?;
+            let mut forwards = std::collections::BTreeMap::new();
+            let mut netdev = format!("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22");
+            for guest in &spec.ports {
+                let local = free_port()?;
+                netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{local}-:{guest}"));
+                forwards.insert(*guest, local);
+            }
             let mut cmd = Command::new(&qemu);
             cmd.args(["-machine", machine, "-cpu", cpu])
                 .args(["-m", &spec.memory_mib.to_string(), "-smp", &spec.cpus.to_string()])
@@ -147,7 +156,7 @@ impl Vm {
                 .arg("-drive")
                 .arg(format!("file={},if=none,id=d0,format=qcow2", opt_path(disk)))
                 .arg("-netdev")
-                .arg(format!("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22"))
+                .arg(&netdev)
                 .args(DEVICE_OPTIONS)
                 .arg("-serial")
                 .arg(format!("file:{}", opt_path(&files.console)))
@@ -166,7 +175,7 @@ impl Vm {
             let status = cmd.stdin(Stdio::null()).stdout(out).stderr(err).status()?;
             if status.success() {
                 let pid = read_pid(&files.pid).context("qemu started but wrote no pid file")?;
-                let vm = Vm { pid, port };
+                let vm = Vm { pid, port, forwards };
                 if incoming.is_some() {
                     vm.resume(files)?;
                 }

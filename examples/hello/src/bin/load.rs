@@ -144,7 +144,10 @@ fn connect(target: SocketAddr) -> Result<BufReader<TcpStream>, Failure> {
 }
 
 /// Send `request` on `conn` and read the answer: (status, version header, body, keep open).
-fn exchange(conn: &mut BufReader<TcpStream>, request: &[u8]) -> Result<(u16, String, Vec<u8>, bool), Failure> {
+fn exchange(
+    conn: &mut BufReader<TcpStream>,
+    request: &[u8],
+) -> Result<(u16, String, Vec<u8>, bool), Failure> {
     let early = |e: std::io::Error| Failure { message: e.to_string(), nothing_received: true };
     conn.get_mut().write_all(request).map_err(early)?;
     let head = match read_head(conn) {
@@ -153,7 +156,9 @@ fn exchange(conn: &mut BufReader<TcpStream>, request: &[u8]) -> Result<(u16, Str
             return Err(Failure { message: "closed before answering".into(), nothing_received: true });
         }
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Err(early(e)),
-        Err(e) => return Err(Failure { message: format!("reading the answer: {e}"), nothing_received: false }),
+        Err(e) => {
+            return Err(Failure { message: format!("reading the answer: {e}"), nothing_received: false });
+        }
     };
     let body = read_body(conn, &head, !head.keep_alive())
         .map_err(|e| Failure { message: format!("reading the body: {e}"), nothing_received: false })?;
@@ -216,15 +221,9 @@ fn client(kind: Kind, worker: usize, options: Arc<Options>, records: Arc<Mutex<V
                 };
                 Record { start, end, kind, status, version, error, retried }
             }
-            Err(f) => Record {
-                start,
-                end,
-                kind,
-                status: 0,
-                version: String::new(),
-                error: f.message,
-                retried,
-            },
+            Err(f) => {
+                Record { start, end, kind, status: 0, version: String::new(), error: f.message, retried }
+            }
         };
         if let Ok(mut all) = records.lock() {
             all.push(record);
