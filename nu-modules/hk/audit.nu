@@ -1,0 +1,40 @@
+# The audit log of an app: one JSON line per deploy, redeploy, rollback, prune or setup on every host
+# of the app, read back as one table.
+
+use config.nu [load hk-config]
+
+# Who does it: this user on this machine.
+export def performer []: nothing -> string {
+  $"(whoami)@(sys host | get hostname)"
+}
+
+# Append an entry `{time, performer, app, destination, version, action, result, hosts}` on every host.
+export def write [ctx: record, action: string, result: string, version: any]: nothing -> nothing {
+  let entry = {
+    time: (date now | format date "%+")
+    performer: (performer)
+    app: $ctx.app
+    destination: $ctx.destination
+    version: $version
+    action: $action
+    result: $result
+    hosts: $ctx.servers
+  }
+  hk-config $ctx | hk app audit-add $ctx.servers --app $ctx.app --root $ctx.root --entry $entry | ignore
+}
+
+# Every entry of the app's audit log, from all its hosts, newest first.
+export def entries [ctx: record]: nothing -> table {
+  hk-config $ctx | hk app audit $ctx.servers --app $ctx.app --root $ctx.root
+}
+
+# The app's audit log: who deployed, rolled back or pruned what, when, and how it ended — merged
+# from every host, newest first.
+@example "The last five deploys of production" { hk audit -d production | where action == deploy | first 5 }
+export def main [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+]: nothing -> table {
+  let ctx = load $config $destination "-" (metadata $config).span
+  entries $ctx
+}

@@ -1,0 +1,277 @@
+# The deploy config of an app: read `config/deploy.nu` (or `.nuon`), deep-merge a destination's file
+# over it, check every field (unknown ones are errors with their path and the nearest known name), and
+# resolve what the workflows need: the app id, hosts and roles, the version, the layout on the hosts.
+
+# What a deploy config may hold: each field's type, whether it is required, and a record's fields.
+const SCHEMA = {
+  service: {type: string, required: true}
+  hosts: {type: record, open: true}
+  instances: {type: record, open: true}
+  servers: {type: [list record]}
+  release: {type: record, required: true, fields: {
+    path: {type: string, required: true}
+    cmd: {type: string, required: true}
+    build: {type: string}
+  }}
+  proxy: {type: record, fields: {host: {type: string}, app_port: {type: int}}}
+  env: {type: record, fields: {clear: {type: record, open: true}, secret: {type: list}}}
+  health_check: {type: record, fields: {
+    path: {type: string}, delay: {type: duration}, interval: {type: duration}, timeout: {type: duration}
+  }}
+  drain_timeout: {type: duration}
+  retain: {type: int}
+}
+
+const DEFAULTS = {
+  proxy: {host: ":80", app_port: 4000}
+  env: {clear: {}, secret: []}
+  health_check: {path: /up, delay: 0sec, interval: 1sec, timeout: 30sec}
+  drain_timeout: 10sec
+  retain: 5
+}
+
+# Where apps live on their hosts.
+export const ROOT = "/opt/hk"
+
+# Raise a config or workflow error pointing at `span`, with a next step.
+export def fail [msg: string, span: record, help: string = ""]: nothing -> nothing {
+  if $help == "" {
+    error make {msg: $msg, label: {text: "here", span: $span}}
+  } else {
+    error make {msg: $msg, label: {text: "here", span: $span}, help: $help}
+  }
+}
+
+# What went wrong, in the words of a caught error: its message and, when they say more, its labels.
+export def why [caught: record]: nothing -> string {
+  let details = $caught.details? | default {}
+  let labels = $details.labels? | default [] | get -o text | default [] | where {|t| $t != "" and $t != "here" }
+  let detail = $labels | where {|t| not ($caught.msg | str contains $t) } | str join "; "
+  if $detail == "" { $caught.msg } else { $"($caught.msg): ($detail)" }
+}
+
+# The record a config file holds: `.nu` files are evaluated by this nu (their last expression is the
+# record), `.nuon`, `.json` and `.toml` are read.
+def read-file [path: string, span: record]: nothing -> record {
+  let ext = $path | path parse | get extension
+  let value = match $ext {
+    nu => {
+      let script = $"let config = \(source r#'($path)'#\)\n$config | to nuon"
+      let run = ^$nu.current-exe -n -c $script | complete
+      if $run.exit_code != 0 {
+        fail $"evaluating ($path) failed: ($run.stderr | str trim)" $span "fix the file; its last expression must be the config record"
+      }
+      $run.stdout | from nuon
+    }
+    nuon | json | toml => { open $path }
+    _ => { fail $"($path): a deploy config is a .nu, .nuon, .json or .toml file" $span }
+  }
+  if ($value | describe) !~ '^record' {
+    fail $"($path) must give a record, not ($value | describe)" $span
+  }
+  $value
+}
+
+# The type of `value` in the schema's words (`table` counts as a list).
+def type-of [value: any]: nothing -> string {
+  let t = $value | describe
+  if ($t | str starts-with record) { "record" } else if ($t =~ '^(list|table)') { "list" } else { $t }
+}
+
+# Check `value` against `schema`, naming fields by their path from the config's root (`release.cmd`).
+def check-record [value: record, schema: record, at: string, file: string, span: record]: nothing -> nothing {
+  for key in ($value | columns) {
+    let path = if $at == "" { $key } else { $"($at).($key)" }
+    let spec = $schema | get -o $key
+    if $spec == null {
+      let known = $schema | columns
+      let nearest = $known | each {|k| {name: $k, distance: ($key | str distance $k)} } | sort-by distance | first
+      let hint = if $nearest.distance <= 3 { $"did you mean `($nearest.name)`?" } else { $"known fields: ($known | str join ', ')" }
+      fail $"($file): ($path): unknown field" $span $hint
+    }
+    let field = $value | get $key
+    let wanted = if ($spec.type | describe) == string { [$spec.type] } else { $spec.type }
+    let have = type-of $field
+    let ok = ($have in $wanted) or ($have == "string" and "duration" in $wanted and (try { $field | into duration; true } catch { false }))
+    if not $ok {
+      fail $"($file): ($path): expected ($wanted | str join ' or '), got ($have)" $span
+    }
+    if $have == "record" and ($spec.fields? != null) {
+      check-record $field $spec.fields $path $file $span
+    }
+  }
+  for key in ($schema | columns) {
+    if ($schema | get $key | get -o required | default false) and ($key not-in ($value | columns)) {
+      let path = if $at == "" { $key } else { $"($at).($key)" }
+      fail $"($file): ($path): missing \(required\)" $span
+    }
+  }
+}
+
+# Durations given as text (a .json config) become durations.
+def durations []: record -> record {
+  let config = $in
+  let fix = {|v| if ($v | describe) == string { $v | into duration } else { $v } }
+  let check = $config.health_check
+  $config
+  | upsert health_check ($check | upsert delay (do $fix $check.delay) | upsert interval (do $fix $check.interval) | upsert timeout (do $fix $check.timeout))
+  | upsert drain_timeout (do $fix $config.drain_timeout)
+}
+
+# The version to deploy: `explicit`, else the git short sha of `dir`'s repository (`-dirty` when its
+# tree has changes), else a UTC timestamp.
+export def version-of [dir: string, explicit?: string]: nothing -> string {
+  if $explicit != null { return $explicit }
+  let sha = do { cd $dir; ^git rev-parse --short HEAD } | complete
+  if $sha.exit_code != 0 {
+    return (date now | date to-timezone UTC | format date "%Y%m%d%H%M%S")
+  }
+  let dirty = do { cd $dir; ^git status --porcelain --untracked-files=normal } | complete | get stdout | str trim
+  let sha = $sha.stdout | str trim
+  if $dirty == "" { $sha } else { $"($sha)-dirty" }
+}
+
+# `config/deploy.nu` (then `.nuon`) under the current directory, or `config` as given.
+def config-path [config: any, span: record]: nothing -> string {
+  if $config != null {
+    let path = $config | path expand
+    if not ($path | path exists) { fail $"deploy config ($path) not found" $span "give the path with -c, e.g. -c config/deploy.nu" }
+    return $path
+  }
+  let found = [config/deploy.nu config/deploy.nuon] | path expand | where {|p| $p | path exists }
+  if ($found | is-empty) {
+    fail $"no deploy config: neither config/deploy.nu nor config/deploy.nuon in ($env.PWD)" $span "run from your project's folder, or give one with -c"
+  }
+  $found | first
+}
+
+# The project folder of a config: the folder holding `config/`, or the config's own folder.
+def project-of [config_path: string]: nothing -> string {
+  let dir = $config_path | path dirname
+  if ($dir | path basename) == config { $dir | path dirname } else { $dir }
+}
+
+# Read, merge, check and resolve an app's deploy config. `span` is where errors point.
+export def load [
+  config: any             # path of the config, or null for config/deploy.nu[on]
+  destination: any        # destination name, or null
+  version: any            # version, or null for git / a timestamp
+  span: record
+]: nothing -> record {
+  let path = config-path $config $span
+  let base = read-file $path $span
+  check-record $base $SCHEMA "" $path $span
+  let merged = if $destination == null { $base } else {
+    if ($destination !~ '^[a-z0-9-]+$') {
+      fail $"destination ($destination | to nuon) is not a name: use lowercase letters, digits and '-'" $span
+    }
+    let dir = $path | path dirname
+    let over_path = [nu nuon] | each {|ext| $dir | path join $"deploy.($destination).($ext)" } | where {|p| $p | path exists }
+    if ($over_path | is-empty) {
+      fail $"no config for destination ($destination): neither deploy.($destination).nu nor deploy.($destination).nuon in ($dir)" $span
+    }
+    let over = read-file ($over_path | first) $span
+    check-record $over $SCHEMA "" ($over_path | first) $span
+    $base | merge deep --strategy overwrite $over
+  }
+  let c = $DEFAULTS | merge deep --strategy overwrite $merged | durations
+  if ($c.service !~ '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$') {
+    fail $"($path): service: ($c.service | to nuon) is not a service name: use lowercase letters, digits and '-'" $span
+  }
+  let app = if $destination == null { $c.service } else { $"($c.service)-($destination)" }
+  let hosts = $c.hosts? | default {}
+  let roles = match (type-of ($c.servers? | default [])) {
+    list => { {web: ($c.servers? | default [])} }
+    _ => { $c.servers }
+  }
+  if ($roles | columns | where $it != web | is-not-empty) {
+    fail $"($path): servers: roles other than `web` are not supported yet" $span "list the web servers: servers: [web1 web2] or servers: {web: [web1]}"
+  }
+  let servers = $roles | values | flatten | uniq
+  if ($servers | is-empty) {
+    fail $"($path): servers: no server to deploy to" $span "name the hosts, e.g. servers: [web1] with hosts: {web1: {address: ...}}"
+  }
+  for s in ($servers | enumerate) {
+    if ($s.item | describe) != string or ($s.item not-in ($hosts | columns)) {
+      fail $"($path): servers.($s.index): ($s.item | to nuon) is not a declared host" $span $"declare it under hosts \(declared: ($hosts | columns | str join ', ')\)"
+    }
+  }
+  let port = $c.proxy.app_port
+  if $port < 1024 or $port > 65534 {
+    fail $"($path): proxy.app_port: ($port) is not a port for an app: give 1024-65534 \(it uses app_port and app_port+1\)" $span
+  }
+  if not ($c.health_check.path | str starts-with /) {
+    fail $"($path): health_check.path: ($c.health_check.path | to nuon) must start with /" $span
+  }
+  for k in $c.env.secret {
+    if ($k | describe) != string or ($k !~ '^[A-Za-z_][A-Za-z0-9_]*$') {
+      fail $"($path): env.secret: ($k | to nuon) is not a variable name" $span
+    }
+  }
+  let project = project-of $path
+  let release_path = $project | path join $c.release.path | path expand
+  {
+    service: $c.service
+    destination: $destination
+    app: $app
+    root: $ROOT
+    config_path: $path
+    project: $project
+    hosts: $hosts
+    instances: ($c.instances? | default {})
+    roles: $roles
+    servers: $servers
+    primary: ($servers | first)
+    release: ($c.release | upsert path $release_path)
+    proxy: $c.proxy
+    env: $c.env
+    health_check: $c.health_check
+    drain_timeout: $c.drain_timeout
+    retain: $c.retain
+    version: (version-of $project $version)
+    span: $span
+  }
+}
+
+# The hk config record (hosts and instances) that plugin commands take on their input.
+export def hk-config [ctx: record]: nothing -> record {
+  {hosts: $ctx.hosts, instances: $ctx.instances}
+}
+
+# A path of the app on its hosts (`<root>/<app>/<leaf>`).
+export def app-path [ctx: record, leaf: string = ""]: nothing -> string {
+  if $leaf == "" { $"($ctx.root)/($ctx.app)" } else { $"($ctx.root)/($ctx.app)/($leaf)" }
+}
+
+# The systemd unit of the app's instance on `port` (or the template without one).
+export def unit [ctx: record, port?: int]: nothing -> string {
+  if $port == null { $"hk-($ctx.app)@.service" } else { $"hk-($ctx.app)@($port).service" }
+}
+
+# Every secret the config names must be set in the deploying shell.
+export def check-secrets [ctx: record]: nothing -> nothing {
+  let missing = $ctx.env.secret | where {|k| ($env | get -o $k) == null }
+  if ($missing | is-not-empty) {
+    fail $"secret\(s\) not set in this shell: ($missing | str join ', ')" $ctx.span $"set them before deploying, e.g. $env.($missing | first) = \(input -s '($missing | first): '\)"
+  }
+}
+
+# What the app's hosts hold now (one script per host): see `hk app facts`.
+export def facts [ctx: record]: nothing -> table {
+  hk-config $ctx | hk app facts $ctx.servers --app $ctx.app --root $ctx.root
+}
+
+# Where this app's runs are recorded on its hosts.
+export def runs-root [ctx: record]: nothing -> string {
+  app-path $ctx runs
+}
+
+# The hk config (hosts and instances) of an app's deploy config, to pipe into plugin commands.
+@example "Bring up the instance a deploy config declares" { hk config | hk instance ensure demo }
+@example "Run a command on production's hosts" { hk config -d production | hk exec uptime --all }
+export def main [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+]: nothing -> record<hosts: record, instances: record> {
+  hk-config (load $config $destination "-" (metadata $config).span)
+}

@@ -1,0 +1,174 @@
+# Zero-downtime blue-green deploys behind Caddy. Under the app's lock: build the release here, then
+# on every host at once PREPARE it beside the live one (upload, environment, its own port, started,
+# healthy); only when every host is healthy, SWITCH every host (Caddy validated and reloaded, the new
+# release checked through Caddy, `current` and `active_port` flipped); then RETIRE the old instance
+# (drained, stopped), prune old releases and write the audit log. A host failing to prepare stops the
+# new instances and nothing switches anywhere; a host failing to switch makes every host go back to
+# the release that was live (its instance still runs). Every phase is an hk plan applied as a tracked
+# run of the app, so each has a record on the hosts and a way back.
+
+use config.nu [load fail why check-secrets facts app-path hk-config]
+use lock.nu [holding]
+use audit.nu [write]
+use phases.nu [prepare switch retire abandon apply-phase plan-phase progress]
+use prune.nu [remove]
+
+# Build the release here: the config's `release.build` command (run in the project folder with
+# HK_VERSION and HK_APP set), then `hk release build` of `release.path`. The artifact and a progress row.
+export def build [ctx: record, quiet: bool]: nothing -> record {
+  let started = date now
+  let command = $ctx.release.build? | default ""
+  if $command != "" {
+    let run = with-env {HK_VERSION: $ctx.version, HK_APP: $ctx.app} {
+      do { cd $ctx.project; ^sh -c $command } | complete
+    }
+    if $run.exit_code != 0 {
+      let tail = $run.stderr | lines | last 5 | str join "\n"
+      fail $"the build of ($ctx.app) ($ctx.version) failed \(exit ($run.exit_code)\): ($tail)" $ctx.span $"run it by hand in ($ctx.project) to see why: ($command)"
+    }
+  }
+  if not ($ctx.release.path | path exists) {
+    fail $"release.path ($ctx.release.path) does not exist" $ctx.span "build it first (release.build), or point release.path at the folder to deploy"
+  }
+  let cache = $env.XDG_CACHE_HOME? | default ($env.HOME | path join .cache) | path join hk releases $ctx.app
+  mkdir $cache
+  let built = hk release build $ctx.release.path --name $ctx.app --version $ctx.version --out-dir $cache
+  let size = $built.size | into string
+  {
+    artifact: $built.manifest
+    row: (progress build local $"release ($ctx.version)" ok ((date now) - $started) $"($built.files | length) files, ($size)" $quiet)
+  }
+}
+
+# Hosts must have been set up (`hk setup`): Caddy installed and importing every app's site.
+export def check-hosts [ctx: record, facts: table]: nothing -> nothing {
+  let missing = $facts | where {|f| not ($f.caddy.installed and $f.caddy.imports) } | get host
+  if ($missing | is-not-empty) {
+    fail $"host\(s\) not set up for hk deploys: ($missing | str join ', ') \(Caddy missing, or its main file does not import ($ctx.root)/*/Caddyfile\)" $ctx.span $"run `hk setup` first \(it installs Caddy, adds the import and deploys\)"
+  }
+}
+
+# The live port (every host must agree), the free one the new release starts on, and the live version.
+export def ports [ctx: record, facts: table]: nothing -> record {
+  let actives = $facts | where active_port != null | get active_port | uniq
+  if ($actives | length) > 1 {
+    let seen = $facts | each {|f| $"($f.host): ($f.active_port | default none)" } | str join ", "
+    fail $"the hosts of ($ctx.app) disagree on the live port \(($seen)\)" $ctx.span "roll back or deploy to one host at a time until they agree"
+  }
+  let old = $actives | get -o 0
+  let base = $ctx.proxy.app_port
+  let new = if $old == $base { $base + 1 } else { $base }
+  for f in $facts {
+    let taken = $f.claims | where port in [$base ($base + 1)]
+    if ($taken | is-not-empty) {
+      let other = $taken | first
+      fail $"port ($other.port) on host ($f.host) belongs to app ($other.app)" $ctx.span $"give ($ctx.app) other ports: proxy.app_port \(it uses app_port and app_port + 1\)"
+    }
+  }
+  let primary = $facts | where host == $ctx.primary | get -o 0
+  {old: $old, new: $new, live: ($primary.current? | default null)}
+}
+
+# Prepare, switch and retire on every host to `version` (`artifact`: the release to upload, or null
+# when the hosts have it), with the way back when a phase fails; then prune (`prune`) and the audit
+# entry `action`. The lock is held. Progress rows.
+export def roll [ctx: record, version: string, artifact: any, action: string, prune: bool, quiet: bool]: nothing -> table {
+  let state = facts $ctx
+  check-hosts $ctx $state
+  let p = ports $ctx $state
+  let prepared = try {
+    apply-phase $ctx prepare (prepare $ctx $p.new $version $artifact) $quiet
+  } catch {|e|
+    # Nothing switched: stop the new instances, whichever host failed.
+    try { apply-phase $ctx abandon (abandon $ctx $p.new) $quiet | ignore } catch {|e2| print -e $"hk: stopping the new instances failed too: (why $e2)" }
+    try { write $ctx $action failed $version } catch {|e3| print -e $"hk: the audit log could not be written: (why $e3)" }
+    fail $"($action) of ($ctx.app) ($version) failed; nothing was switched, ($p.live | default 'nothing') still serves: (why $e)" $ctx.span "the rows above show the host and step that failed; fix it and deploy again"
+  }
+  let switched = try {
+    apply-phase $ctx switch (switch $ctx $p.new $version) $quiet
+  } catch {|e|
+    # Every host goes back to what was live (its instance still runs); the new instances stop.
+    let back = try {
+      apply-phase $ctx "back" (switch $ctx $p.old $p.live) $quiet | ignore
+      $"every host is back on ($p.live | default 'no release')"
+    } catch {|e2| $"switching back failed too: (why $e2)" }
+    try { apply-phase $ctx abandon (abandon $ctx $p.new) $quiet | ignore } catch {|e3| print -e $"hk: stopping the new instances failed: (why $e3)" }
+    try { write $ctx $action failed $version } catch {|e4| print -e $"hk: the audit log could not be written: (why $e4)" }
+    fail $"($action) of ($ctx.app) ($version) failed while switching; ($back): (why $e)" $ctx.span "the rows above show the host and step that failed"
+  }
+  let retired = if $p.old == null or $p.old == $p.new { [] } else {
+    try {
+      apply-phase $ctx retire (retire $ctx $p.old) $quiet
+    } catch {|e|
+      try { write $ctx $action retire_failed $version } catch { }
+      fail $"($version) is live on every host, but retiring the old instance on port ($p.old) failed: (why $e)" $ctx.span $"stop it by hand once it is idle: systemctl stop hk-($ctx.app)@($p.old)"
+    }
+  }
+  let pruned = if $prune {
+    try { remove $ctx $quiet } catch {|e|
+      print -e $"hk: pruning old releases failed \(the deploy itself is done\): (why $e)"
+      []
+    }
+  } else { [] }
+  write $ctx $action ok $version
+  [$prepared $switched $retired $pruned] | flatten
+}
+
+# The plan rows of every phase of a deploy to `version`, with a `phase` column; nothing is changed.
+export def plan-roll [ctx: record, version: string, artifact: any]: nothing -> table {
+  let state = facts $ctx
+  check-hosts $ctx $state
+  let p = ports $ctx $state
+  let retiring = if $p.old == null or $p.old == $p.new { [] } else { plan-phase $ctx retire (retire $ctx $p.old) }
+  [
+    (plan-phase $ctx prepare (prepare $ctx $p.new $version $artifact))
+    (plan-phase $ctx switch (switch $ctx $p.new $version))
+    $retiring
+  ] | flatten
+}
+
+# Build, then deploy under the lock: the shared body of deploy and redeploy.
+def deploy-with [ctx: record, action: string, prune: bool, plan_only: bool, message: string, wait: any, quiet: bool]: nothing -> table {
+  check-secrets $ctx
+  if $plan_only {
+    let built = build $ctx true
+    return (plan-roll $ctx $ctx.version $built.artifact)
+  }
+  holding $ctx $message $wait {
+    let built = build $ctx $quiet
+    [$built.row] | append (roll $ctx $ctx.version $built.artifact $action $prune $quiet)
+  }
+}
+
+# Deploy the app with zero downtime: build the release, start it beside the live one on every host,
+# switch Caddy to it once every host is healthy, retire the old instance, prune, audit.
+@example "Deploy the project's app (config/deploy.nu)" { hk deploy }
+@example "Deploy a version to production" { hk deploy -d production --version 1.4.2 }
+@example "What a deploy would change, phase by phase" { hk deploy --plan-only | where action != noop | select phase host action id }
+export def main [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config (config/deploy.<name>.nu)
+  --version: string           # version to deploy (default: the git short sha, -dirty when changed, else a UTC timestamp)
+  --plan-only                 # every phase's plan rows (with a phase column); nothing on the hosts changes
+  --lock-wait: duration       # wait this long for a deploy lock someone else holds
+  --message (-m): string = "" # recorded in the lock while the deploy runs
+  --quiet (-q)                # no progress on stderr
+]: nothing -> table {
+  let ctx = load $config $destination $version (metadata $config).span
+  deploy-with $ctx deploy true $plan_only $message $lock_wait $quiet
+}
+
+# Deploy like `hk deploy`, without pruning old releases afterwards.
+@example "Deploy production again, keeping every release" { hk redeploy -d production }
+export def redeploy [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config (config/deploy.<name>.nu)
+  --version: string           # version to deploy (default: the git short sha, -dirty when changed, else a UTC timestamp)
+  --plan-only                 # every phase's plan rows (with a phase column); nothing on the hosts changes
+  --lock-wait: duration       # wait this long for a deploy lock someone else holds
+  --message (-m): string = "" # recorded in the lock while the deploy runs
+  --quiet (-q)                # no progress on stderr
+]: nothing -> table {
+  let ctx = load $config $destination $version (metadata $config).span
+  deploy-with $ctx redeploy false $plan_only $message $lock_wait $quiet
+}

@@ -1,0 +1,94 @@
+# The deploy lock of an app: a directory made atomically on its primary host (the first server),
+# holding who took it. Deploy, rollback and prune take it; an error or Ctrl-C releases it.
+
+use config.nu [load hk-config facts fail]
+
+# Who takes a lock: this user on this machine, this nu, deploying `version`.
+def holder [version: string, message: string]: nothing -> record {
+  {
+    who: (whoami)
+    host: (sys host | get hostname)
+    pid: $nu.pid
+    version: $version
+    message: $message
+    since: (date now | format date "%+")
+  }
+}
+
+# Take the app's lock; the record to release it with. `wait`: keep trying this long.
+export def take [ctx: record, message: string, wait: any]: nothing -> record {
+  let wait = $wait | default 0sec
+  hk-config $ctx | hk app lock $ctx.primary --app $ctx.app --root $ctx.root --holder (holder $ctx.version $message) --wait $wait
+}
+
+# Release a lock taken with `take` (a lock someone else holds is left alone).
+export def give-back [ctx: record, held: record]: nothing -> record {
+  hk-config $ctx | hk app unlock $ctx.primary --app $ctx.app --root $ctx.root --holder $held.holder
+}
+
+# Run `work` holding the app's lock; the lock is released however `work` ends (error, Ctrl-C).
+export def holding [ctx: record, message: string, wait: any, work: closure]: nothing -> any {
+  let held = take $ctx $message $wait
+  let result = try { do $work } catch {|e|
+    try { give-back $ctx $held | ignore } catch {|e2| print -e $"hk: could not release the deploy lock: ($e2.msg)" }
+    $e.raw
+  }
+  give-back $ctx $held | ignore
+  $result
+}
+
+# Show who holds an app's deploy lock, since when, and whether its process is provably gone.
+@example "Is production locked?" { hk lock status -d production }
+export def "lock status" [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+]: nothing -> record<app: string, host: string, locked: bool, holder: any, since: any, age: any, gone: bool> {
+  let ctx = load $config $destination "-" (metadata $config).span
+  let primary = facts $ctx | where host == $ctx.primary | first
+  let since = $primary.locked_at
+  {
+    app: $ctx.app
+    host: $ctx.primary
+    locked: ($primary.lock != null)
+    holder: $primary.lock
+    since: $since
+    age: (if $since == null { null } else { (date now) - $since })
+    gone: $primary.lock_gone
+  }
+}
+
+# Take an app's deploy lock by hand (e.g. for maintenance); deploys wait or fail until it is released.
+@example "Hold production's deploys during maintenance" { hk lock acquire -d production -m "db migration" }
+export def "lock acquire" [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+  --message (-m): string = "" # why, shown to whoever finds it locked
+  --lock-wait: duration       # wait this long for a lock someone else holds
+]: nothing -> record<host: string, app: string, holder: record> {
+  let ctx = load $config $destination "-" (metadata $config).span
+  take $ctx $message $lock_wait
+}
+
+# Release an app's deploy lock: your own (taken by this user on this machine), or anyone's with --force.
+@example "Release the lock you took" { hk lock release -d production }
+@example "Break a stuck lock" { hk lock release -d production --force }
+export def "lock release" [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+  --force                     # release it whoever holds it
+]: nothing -> record<host: string, app: string, released: bool, holder: any> {
+  let span = (metadata $config).span
+  let ctx = load $config $destination "-" $span
+  if $force {
+    return (hk-config $ctx | hk app unlock $ctx.primary --app $ctx.app --root $ctx.root --force)
+  }
+  let lock = facts $ctx | where host == $ctx.primary | first | get lock
+  if $lock == null {
+    return {host: $ctx.primary, app: $ctx.app, released: false, holder: null}
+  }
+  let mine = ($lock.who? == (whoami)) and ($lock.host? == (sys host | get hostname))
+  if not $mine {
+    fail $"the deploy lock of ($ctx.app) is held by ($lock.who? | default someone) on ($lock.host? | default '?'), not by you" $span "to break it anyway: hk lock release --force"
+  }
+  hk-config $ctx | hk app unlock $ctx.primary --app $ctx.app --root $ctx.root --holder $lock
+}

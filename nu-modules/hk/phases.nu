@@ -1,0 +1,148 @@
+# The phases of a deploy, each an hk plan of the app's hosts applied as a tracked run of the app:
+# prepare (the new release beside the live one, started on the free port, healthy), switch (Caddy to
+# the new port, `current`, `active_port`), retire (drain the old instance, stop it). Deploy and
+# rollback compose them; nothing here talks to a host but through the plugin.
+
+use config.nu [app-path unit hk-config runs-root why]
+use caddy.nu [site-resources check-through]
+
+# The systemd template every instance of the app runs from: the port is the instance name, and an
+# instance runs the release its `ports/<port>` link points at (never `current`: a crash-restart of
+# the old instance during a deploy must not boot the new release).
+export def template-unit [ctx: record]: nothing -> record {
+  let dir = app-path $ctx
+  let cmd = $ctx.release.cmd
+  let program = $cmd | split row " " | first
+  # A relative program is the release's own; an absolute one or a bare name is the host's.
+  let exec = if ($program | str contains "/") and not ($program | str starts-with "/") {
+    $"($dir)/ports/%i/($cmd)"
+  } else {
+    $cmd
+  }
+  let stop = ($ctx.drain_timeout / 1sec | math ceil) + 10
+  {
+    Unit: {Description: $"hk app ($ctx.app) on port %i", After: network.target}
+    Service: {
+      Type: exec
+      Environment: ["PORT=%i" $"HK_APP=($ctx.app)"]
+      EnvironmentFile: $"-($dir)/env/web.env"
+      WorkingDirectory: $"($dir)/ports/%i"
+      ExecStart: $exec
+      DynamicUser: yes
+      KillMode: mixed
+      TimeoutStopSec: $stop
+      SuccessExitStatus: 143
+      Restart: on-failure
+      RestartSec: 1
+    }
+    Install: {WantedBy: multi-user.target}
+  }
+}
+
+# The app's environment file: clear values as they are, secrets by name (resolved from this shell at
+# plan and apply time, never written anywhere but the host's file).
+def env-entries [ctx: record]: nothing -> record {
+  $ctx.env.secret | reduce --fold $ctx.env.clear {|key, acc| $acc | upsert $key {env: $key} }
+}
+
+# The free port's instance running `version`, healthy on 127.0.0.1. `artifact`: the release to
+# upload and unpack (null: it is already on the hosts, as for a rollback).
+export def prepare [ctx: record, port: int, version: string, artifact: any]: nothing -> list {
+  let dir = app-path $ctx
+  let env_file = app-path $ctx env/web.env
+  let port_link = app-path $ctx $"ports/($port)"
+  let release = if $artifact == null { [] } else {
+    [{type: release, name: $ctx.app, version: $version, artifact: $artifact, root: $ctx.root, current: false, keep: $ctx.retain}]
+  }
+  let check = $ctx.health_check
+  [
+    {type: dir, path: $ctx.root, mode: "0755"}
+    {type: dir, path: $dir, mode: "0755"}
+    {type: dir, path: $"($dir)/ports", mode: "0755"}
+    {type: dir, path: $"($dir)/env", mode: "0700"}
+  ]
+  | append $release
+  | append [
+    {type: env_file, path: $env_file, entries: (env-entries $ctx), mode: "0600"}
+    {type: service, name: (unit $ctx), unit: (template-unit $ctx)}
+    {type: link, path: $port_link, target: $"($dir)/releases/($version)"}
+    {type: service, name: (unit $ctx $port), state: running, enabled: true,
+      restart_on: [$"link:($port_link)" $"env_file:($env_file)" $"service:(unit $ctx)"]}
+    {type: ready, name: $"($ctx.app) on ($port)", journal: [(unit $ctx $port)],
+      delay: $check.delay, interval: $check.interval, timeout: $check.timeout,
+      checks: [{http: {url: $"http://127.0.0.1:($port)($check.path)", status: 200}}]}
+  ]
+}
+
+# Traffic to `port` (running `version`): the site validated and reloaded, the answer through Caddy
+# checked, then `current` and `active_port`. A null port takes the app's site away (a first deploy
+# whose switch failed has nothing older to go back to).
+export def switch [ctx: record, port: any, version: any]: nothing -> list {
+  let current = app-path $ctx current
+  let active = app-path $ctx active_port
+  if $port == null {
+    return (site-resources $ctx null null | append [
+      {type: link, path: $current, target: "-", state: absent}
+      {type: file, path: $active, state: absent}
+    ])
+  }
+  let through = $"($ctx.app) through caddy"
+  site-resources $ctx $port $version | append [
+    {type: ready, name: $through, timeout: 30sec, interval: 250ms, after: [service:caddy.service],
+      checks: [{http: (check-through $ctx $port $version)}]}
+    {type: link, path: $current, target: $"releases/($version)", after: [$"ready:($through)"]}
+    {type: file, path: $active, content: $"($port)\n", mode: "0644", after: [$"link:($current)"]}
+  ]
+}
+
+# The old instance drained (no connection left from Caddy, at most drain_timeout) and stopped.
+export def retire [ctx: record, port: int]: nothing -> list {
+  let drain = $"drain ($port)"
+  [
+    {type: ready, name: $drain, timeout: $ctx.drain_timeout, interval: 200ms, checks: [{drain: {port: $port}}]}
+    {type: service, name: (unit $ctx $port), state: stopped, enabled: false, after: [$"ready:($drain)"]}
+  ]
+}
+
+# The new instance stopped again (a prepare that failed somewhere).
+export def abandon [ctx: record, port: int]: nothing -> list {
+  [{type: service, name: (unit $ctx $port), state: stopped, enabled: false}]
+}
+
+# A row of a deploy's progress, also printed on stderr as it happens (unless quiet).
+export def progress [phase: string, host: string, step: string, status: string, duration: duration, message: string, quiet: bool]: nothing -> record {
+  let row = {time: (date now), host: $host, phase: $phase, step: $step, status: $status, duration: $duration, message: $message}
+  if not $quiet {
+    let color = match $status { "ok" => "green", "failed" => "red", _ => "yellow" }
+    let took = $duration | format duration ms | str replace -r '\.\d+ ms' ' ms'
+    let text = $"(ansi $color)($status | fill -w 7)(ansi reset) ($phase | fill -w 8) ($host | fill -w 10) ($took | fill -a r -w 9)  ($step)"
+    print -e (if $message == "" { $text } else { $"($text): ($message | lines | first)" })
+  }
+  $row
+}
+
+# The plan of one phase on the app's hosts, as rows with the phase.
+export def plan-phase [ctx: record, phase: string, resources: list]: nothing -> table {
+  hk-config $ctx | insert resources $resources | hk plan $ctx.servers | insert phase $phase | move phase --first
+}
+
+# Plan `resources` on the app's hosts and apply what changes as a tracked run of the app, printing
+# each change as it is done; the progress rows. A failure raises an error naming the phase.
+export def apply-phase [ctx: record, phase: string, resources: list, quiet: bool]: nothing -> table {
+  let started = date now
+  let rows = try {
+    let plan = hk-config $ctx | insert resources $resources | hk plan $ctx.servers
+    let todo = $plan | where action != noop
+    if ($todo | is-empty) {
+      [(progress $phase ($ctx.servers | str join ",") "nothing to change" ok ((date now) - $started) "" $quiet)]
+    } else {
+      $todo
+      | hk apply --confirm --track --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups)
+      | each {|e| progress $phase $e.host $e.id $e.status $e.duration $e.message $quiet }
+      | collect
+    }
+  } catch {|e|
+    error make {msg: $"($phase) failed: (why $e)"}
+  }
+  $rows
+}

@@ -1,0 +1,55 @@
+# Old releases of an app: what would go (`hk stale-releases`) and taking it away (`hk prune`), by the
+# same selection — `hk clean` of the app's release folder: all but the newest `retain`, never the live
+# release, the one before it, nor one a port's instance may still run.
+
+use config.nu [load app-path hk-config runs-root]
+use lock.nu [holding]
+use audit.nu [write]
+use phases.nu [progress]
+
+# The plan rows that remove the app's stale releases.
+export def stale [ctx: record]: nothing -> table {
+  hk-config $ctx
+  | hk clean $ctx.servers --releases (app-path $ctx) --keep $ctx.retain
+  | where action != noop
+}
+
+# Remove stale releases (the lock held); progress rows.
+export def remove [ctx: record, quiet: bool]: nothing -> table {
+  let started = date now
+  let rows = stale $ctx
+  if ($rows | is-empty) {
+    return [(progress prune ($ctx.servers | str join ",") "no stale release" ok ((date now) - $started) "" $quiet)]
+  }
+  $rows
+  | hk apply --confirm --track --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups)
+  | each {|e| progress prune $e.host $e.id $e.status $e.duration $e.message $quiet }
+  | collect
+}
+
+# The releases `hk prune` would remove, as plan rows (nothing is changed).
+@example "What a prune of production would remove" { hk stale-releases -d production | select host name }
+export def stale-releases [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+]: nothing -> table {
+  let ctx = load $config $destination "-" (metadata $config).span
+  stale $ctx
+}
+
+# Remove an app's old releases from its hosts, keeping `retain` (and always the live one, the one
+# before it, and any a port still runs); progress rows.
+@example "Prune production" { hk prune -d production }
+export def main [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+  --lock-wait: duration       # wait this long for a deploy lock someone else holds
+  --quiet (-q)                # no progress on stderr
+]: nothing -> table<time: datetime, host: string, phase: string, step: string, status: string, duration: duration, message: string> {
+  let ctx = load $config $destination "-" (metadata $config).span
+  holding $ctx "prune" $lock_wait {
+    let rows = remove $ctx $quiet
+    write $ctx prune ok null
+    $rows
+  }
+}

@@ -1,0 +1,73 @@
+# Back to an earlier release: the same prepare → switch → retire path as a deploy, without building
+# or uploading — the release must still be on every host.
+
+use config.nu [load fail facts]
+use lock.nu [holding]
+use audit.nu [entries]
+use deploy.nu [roll plan-roll]
+
+# The versions the app's audit log says went live, as a stack: a deploy pushes its version, a
+# rollback goes back down to the version it restored. Oldest first.
+export def history [log: table]: nothing -> list<string> {
+  $log
+  | reverse
+  | where {|e| ($e.result? in [ok retire_failed]) and ($e.action? in [setup deploy redeploy rollback]) and $e.version? != null }
+  | reduce --fold [] {|e, stack|
+    let at = $stack | enumerate | where item == $e.version | get -o index | last
+    if $e.action == rollback and $at != null {
+      $stack | first ($at + 1)
+    } else if ($stack | is-not-empty) and ($stack | last) == $e.version {
+      $stack
+    } else {
+      $stack | append $e.version
+    }
+  }
+}
+
+# The version before `live` in the deploy history, or null.
+export def previous [stack: list<string>, live: any]: nothing -> any {
+  let at = $stack | enumerate | where item == $live | get -o index | last
+  if $at == null or $at == 0 { null } else { $stack | get ($at - 1) }
+}
+
+# Roll the app back: to VERSION, or to the version before the live one in its deploy history. The
+# release must still be on every host; it starts beside the live one, Caddy switches once every host
+# is healthy, the old instance is retired.
+@example "Back to the previous release of production" { hk rollback -d production }
+@example "Back to a given release" { hk rollback 3f2a9c1 -d production }
+export def main [
+  version?: string            # the release to go back to (default: the one before the live one)
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+  --plan-only                 # every phase's plan rows; nothing on the hosts changes
+  --lock-wait: duration       # wait this long for a deploy lock someone else holds
+  --message (-m): string = "" # recorded in the lock while it runs
+  --quiet (-q)                # no progress on stderr
+]: nothing -> table {
+  let span = (metadata $version).span
+  let ctx = load $config $destination "-" $span
+  let state = facts $ctx
+  let live = $state | where host == $ctx.primary | get -o 0.current
+  let target = if $version != null { $version } else {
+    let stack = history (entries $ctx)
+    let found = previous $stack $live
+    if $found == null {
+      let known = $state | get releases | flatten | get -o version | uniq | str join ", "
+      fail $"no release before ($live | default 'nothing') in the deploy history of ($ctx.app)" $span $"name one: hk rollback VERSION \(on the hosts: ($known)\)"
+    }
+    $found
+  }
+  let lacking = $state | where {|f| $target not-in ($f.releases | get -o version) }
+  if ($lacking | is-not-empty) {
+    let have = $lacking | each {|f| $"($f.host): ($f.releases | get -o version | str join ' ')" } | str join "; "
+    fail $"release ($target) is not on every host of ($ctx.app) \(($have)\)" $span "roll back to a release every host has, or deploy it again"
+  }
+  if $target == $live and ($state | all {|f| $f.current == $target }) {
+    fail $"($target) is already live on every host of ($ctx.app)" $span
+  }
+  let ctx = $ctx | upsert version $target
+  if $plan_only { return (plan-roll $ctx $target null) }
+  holding $ctx $message $lock_wait {
+    roll $ctx $target null rollback false $quiet
+  }
+}

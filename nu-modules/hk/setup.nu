@@ -1,0 +1,69 @@
+# Bootstrap the app's hosts, then deploy: the instances hk runs itself brought up, Caddy (and curl, which health checks use) installed, its
+# main file importing every app's site — added to a file someone wrote, never over their sites; a
+# distribution's untouched default is replaced by a minimal file with a reload grace period — and the
+# app's folders and systemd template. Run once per host; running it again changes nothing.
+
+use config.nu [load check-secrets facts app-path unit hk-config]
+use lock.nu [holding]
+use caddy.nu [MAIN VALIDATE main-file import-line]
+use phases.nu [apply-phase template-unit]
+use deploy.nu [build roll]
+
+# What Caddy's main file needs on hosts with these facts: replaced, a line added, or nothing.
+def main-file-resources [ctx: record, host: record]: nothing -> list {
+  let caddy = $host.caddy
+  let reload = {type: service, name: caddy.service, state: running, enabled: true}
+  if $caddy.imports {
+    [$reload]
+  } else if (not $caddy.main) or $caddy.pristine {
+    [
+      {type: file, path: $MAIN, content: (main-file $ctx.root $ctx.drain_timeout), mode: "0644", check: $VALIDATE}
+      ($reload | insert reload_on [$"file:($MAIN)"])
+    ]
+  } else {
+    let line = import-line $ctx.root
+    [
+      {type: line, path: $MAIN, line: $line}
+      ($reload | insert reload_on [$"line:($MAIN):($line)"])
+    ]
+  }
+}
+
+# Install and configure what the app's hosts need, then deploy the app (as `hk deploy`).
+@example "Set up production's hosts and deploy" { hk setup -d production }
+export def main [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+  --version: string           # version to deploy (default: the git short sha, -dirty when changed, else a UTC timestamp)
+  --lock-wait: duration       # wait this long for a deploy lock someone else holds
+  --message (-m): string = "" # recorded in the lock while it runs
+  --quiet (-q)                # no progress on stderr
+]: nothing -> table {
+  let ctx = load $config $destination $version (metadata $config).span
+  check-secrets $ctx
+  # Servers on instances hk runs itself are brought up first (in seconds once their image exists).
+  let instances = $ctx.servers | each {|s| $ctx.hosts | get $s | get -o instance } | compact | uniq
+  for name in $instances {
+    hk-config $ctx | hk instance ensure $name | ignore
+  }
+  holding $ctx $message $lock_wait {
+    let dir = app-path $ctx
+    let packages = apply-phase $ctx setup [
+      {type: package, name: caddy}
+      {type: package, name: curl}
+      {type: dir, path: $ctx.root, mode: "0755"}
+      {type: dir, path: $dir, mode: "0755"}
+      {type: dir, path: $"($dir)/ports", mode: "0755"}
+      {type: dir, path: $"($dir)/env", mode: "0700"}
+      {type: service, name: (unit $ctx), unit: (template-unit $ctx)}
+    ] $quiet
+    # Hosts may differ in what their main file needs: one plan per kind of host.
+    let groups = facts $ctx | group-by --to-table {|f| main-file-resources $ctx $f | to nuon }
+    let caddy = $groups | each {|g|
+      let hosts = $g.items | get host
+      apply-phase ($ctx | update servers $hosts) setup (main-file-resources $ctx ($g.items | first)) $quiet
+    } | flatten
+    let built = build $ctx $quiet
+    [$packages $caddy [$built.row] (roll $ctx $ctx.version $built.artifact setup true $quiet)] | flatten
+  }
+}
