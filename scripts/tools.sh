@@ -44,8 +44,8 @@ if [ "$want_test" = 1 ]; then
   apt_install openssh-server sudo
 fi
 
-say "building the hk plugin"
-cargo build --quiet -p nu_plugin_hk
+say "building the hk plugin and the example app"
+cargo build --quiet -p nu_plugin_hk -p hello
 
 mkdir -p .hk
 "$NU" -n -c "plugin add --plugin-config '$root/.hk/plugins.msgpackz' '$root/target/debug/nu_plugin_hk'"

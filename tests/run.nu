@@ -25,16 +25,20 @@ def main [
     HK_TEST_ROOT: $root, HK_TEST_SCRATCH: $scratch, HK_NU: $nu_bin, HK_PLUGIN: $plugin,
     HK_INSTANCES_DIR: $instances, HK_HASH_CACHE: ($scratch | path join hash-cache)
   }
-  # Tests in test_guest*.nu share one qemu guest, brought up once through hk itself.
-  let needs_guest = $selected | any {|t| $t.file | path basename | str starts-with test_guest }
-  if $needs_guest {
-    print "bringing up the test guest (hk instance ensure; the first run on a machine builds the image, ≈2-3 min)"
+  # Tests in test_guest*.nu share qemu guests (one per kind of file), brought up once through hk.
+  let guest_lib = $"use r#'($root)/tests/lib/guest.nu'#"
+  let guests = with-env $env_of_tests {
+    ^$nu_bin -n --plugins $plugin -c $"($guest_lib); guest for-files ($selected.file | uniq | to nuon) | to nuon" | from nuon
+  }
+  let needs_guest = $guests | is-not-empty
+  for name in $guests {
+    print $"bringing up the test guest ($name) \(hk instance ensure; the first run on a machine builds the image, ≈2-3 min\)"
     let started = date now
     let up = with-env $env_of_tests {
-      ^$nu_bin -n --plugins $plugin -c $"use r#'($root)/tests/lib/guest.nu'#; guest up | to nuon" | complete
+      ^$nu_bin -n --plugins $plugin -c $"($guest_lib); guest up ($name) | to nuon" | complete
     }
     if $up.exit_code != 0 {
-      print $"the test guest did not come up:\n($up.stderr)"
+      print $"the test guest ($name) did not come up:\n($up.stderr)"
       exit 1
     }
     print $"  guest up in ((date now) - $started | format duration sec): ($up.stdout | str trim)"
@@ -56,8 +60,10 @@ def main [
     {name: $label, ok: ($run.exit_code == 0)}
   }
   if $needs_guest {
-    with-env $env_of_tests {
-      ^$nu_bin -n --plugins $plugin -c $"use r#'($root)/tests/lib/guest.nu'#; guest down | ignore" | complete | ignore
+    for name in $guests {
+      with-env $env_of_tests {
+        ^$nu_bin -n --plugins $plugin -c $"($guest_lib); guest down ($name) | ignore" | complete | ignore
+      }
     }
     # Instances of tests that failed before destroying them.
     ^pkill -f $"qemu-system-x86_64 .*($instances)" | complete | ignore

@@ -79,7 +79,8 @@ def type-of [value: any]: nothing -> string {
 }
 
 # Check `value` against `schema`, naming fields by their path from the config's root (`release.cmd`).
-def check-record [value: record, schema: record, at: string, file: string, span: record]: nothing -> nothing {
+# A `partial` record (a destination's, merged over the base) need not hold the required fields.
+def check-record [value: record, schema: record, at: string, file: string, span: record, --partial]: nothing -> nothing {
   for key in ($value | columns) {
     let path = if $at == "" { $key } else { $"($at).($key)" }
     let spec = $schema | get -o $key
@@ -97,9 +98,10 @@ def check-record [value: record, schema: record, at: string, file: string, span:
       fail $"($file): ($path): expected ($wanted | str join ' or '), got ($have)" $span
     }
     if $have == "record" and ($spec.fields? != null) {
-      check-record $field $spec.fields $path $file $span
+      check-record $field $spec.fields $path $file $span --partial=$partial
     }
   }
+  if $partial { return }
   for key in ($schema | columns) {
     if ($schema | get $key | get -o required | default false) and ($key not-in ($value | columns)) {
       let path = if $at == "" { $key } else { $"($at).($key)" }
@@ -171,7 +173,7 @@ export def load [
       fail $"no config for destination ($destination): neither deploy.($destination).nu nor deploy.($destination).nuon in ($dir)" $span
     }
     let over = read-file ($over_path | first) $span
-    check-record $over $SCHEMA "" ($over_path | first) $span
+    check-record $over $SCHEMA "" ($over_path | first) $span --partial
     $base | merge deep --strategy overwrite $over
   }
   let c = $DEFAULTS | merge deep --strategy overwrite $merged | durations

@@ -29,6 +29,17 @@ def main-file-resources [ctx: record, host: record]: nothing -> list {
   }
 }
 
+# Caddy's main file on every host; hosts may differ in what it needs: one plan per kind of host.
+def main-files [ctx: record, quiet: bool]: nothing -> table {
+  facts $ctx
+  | group-by --to-table {|f| main-file-resources $ctx $f | to nuon }
+  | each {|g|
+    let hosts = $g.items | get host
+    apply-phase ($ctx | update servers $hosts) setup (main-file-resources $ctx ($g.items | first)) $quiet
+  }
+  | flatten
+}
+
 # Install and configure what the app's hosts need, then deploy the app (as `hk deploy`).
 @example "Set up production's hosts and deploy" { hk setup -d production }
 export def main [
@@ -57,12 +68,9 @@ export def main [
       {type: dir, path: $"($dir)/env", mode: "0700"}
       {type: service, name: (unit $ctx), unit: (template-unit $ctx)}
     ] $quiet
-    # Hosts may differ in what their main file needs: one plan per kind of host.
-    let groups = facts $ctx | group-by --to-table {|f| main-file-resources $ctx $f | to nuon }
-    let caddy = $groups | each {|g|
-      let hosts = $g.items | get host
-      apply-phase ($ctx | update servers $hosts) setup (main-file-resources $ctx ($g.items | first)) $quiet
-    } | flatten
+    # Caddy's main file is shared by every app on a host: when another app's setup changed it since
+    # it was read (a stale plan), read it again once.
+    let caddy = try { main-files $ctx $quiet } catch { main-files $ctx $quiet }
     let built = build $ctx $quiet
     [$packages $caddy [$built.row] (roll $ctx $ctx.version $built.artifact setup true $quiet)] | flatten
   }

@@ -1,20 +1,31 @@
-# The shared test guest: one qemu instance (Debian 12, systemd, sshd) per test run, brought up by
-# tests/run.nu through `hk instance ensure` before the `test_guest*` files run, destroyed after.
-# Its files live under $env.HK_INSTANCES_DIR; the image cache is reused across runs.
+# The shared test guests: qemu instances (Debian 12, systemd, sshd, Caddy) brought up once per test
+# run by tests/run.nu through `hk instance ensure` before the files that use them run, destroyed
+# after: `hk-test` for test_guest*.nu, `hk-deploy` for test_guest_deploy*.nu (deploys own its Caddy).
+# Their files live under $env.HK_INSTANCES_DIR; the image cache is reused across runs.
 
 export const instance = "hk-test"
+export const deploy_instance = "hk-deploy"
 
-# What every test instance is: the same spec shares one image and one saved snapshot.
+# What every test instance is: the same spec shares one image and one saved snapshot (forwarded
+# ports do not change either); port 80 (Caddy) is forwarded to a free port here.
 export def spec []: nothing -> record {
-  {backend: qemu, lifecycle: ephemeral, memory: 1024, cpus: 2, packages: [caddy curl]}
+  {backend: qemu, lifecycle: ephemeral, memory: 1024, cpus: 2, packages: [caddy curl], ports: [80]}
 }
 
 # The config every guest test starts from: the instance and the host `guest` running on it.
-export def config []: nothing -> record {
+export def config [name: string = $instance]: nothing -> record {
   {
-    instances: {hk-test: (spec)}
-    hosts: {guest: {instance: $instance, ssh: {timeout: 10min}}}
+    instances: {($name): (spec)}
+    hosts: {guest: {instance: $name, ssh: {timeout: 10min}}}
   }
+}
+
+# The guest instances the given test files use.
+export def for-files [files: list<string>]: nothing -> list<string> {
+  $files | each {|f|
+    let name = $f | path basename
+    if ($name | str starts-with test_guest_deploy) { $deploy_instance } else if ($name | str starts-with test_guest) { $instance }
+  } | compact | uniq
 }
 
 # A tiny Debian package built here with dpkg-deb: {path, name, version, size, sha256}.
@@ -42,17 +53,17 @@ export def packages-index [debs: list]: nothing -> string {
   } | str join "\n\n" | $in + "\n"
 }
 
-export def up []: nothing -> record {
-  config | hk instance ensure $instance
+export def up [name: string = $instance]: nothing -> record {
+  config $name | hk instance ensure $name
 }
 
-export def down []: nothing -> record {
-  config | hk instance destroy $instance
+export def down [name: string = $instance]: nothing -> record {
+  config $name | hk instance destroy $name
 }
 
 # Run a command line as root in the guest; returns its stdout (fails on a non-zero exit).
-export def sh [command: string]: nothing -> string {
-  let out = config | hk exec $command guest | first
+export def sh [command: string, --on: string = $instance]: nothing -> string {
+  let out = config $on | hk exec $command guest | first
   if $out.exit_code != 0 {
     error make {msg: $"($command) failed in the guest \(exit ($out.exit_code)\): ($out.stderr)"}
   }

@@ -239,7 +239,13 @@ impl ResourceKind for Service {
         let props = facts.units.get(&self.name).cloned().unwrap_or_default();
         let prop = |k: &str| props.get(k).cloned().unwrap_or_default();
         seen.insert("load".into(), prop("LoadState").into());
-        seen.insert("active".into(), prop("ActiveState").into());
+        // A reload in progress (another deploy reloading a shared proxy) is still running: it must
+        // not make a plan of this unit stale.
+        let active = match prop("ActiveState").as_str() {
+            "reloading" => "active".to_string(),
+            other => other.to_string(),
+        };
+        seen.insert("active".into(), active.into());
         seen.insert("enabled".into(), prop("UnitFileState").into());
         let file = facts.path(&self.unit_path());
         seen.insert("unit_file".into(), (file.kind == PathKind::File).into());

@@ -1,0 +1,184 @@
+# The deploy workflows without a host: reading and checking deploy configs, destinations, versions,
+# the deploy history, what a deploy writes (Caddy site, systemd template), the module's commands.
+use std/assert
+use lib/helpers.nu *
+use ../nu-modules/hk
+use ../nu-modules/hk/config.nu [load version-of]
+use ../nu-modules/hk/rollback.nu [history previous]
+use ../nu-modules/hk/caddy.nu [site main-file check-through]
+use ../nu-modules/hk/phases.nu [template-unit prepare switch retire]
+
+# A project folder holding config/deploy.nuon = `config`.
+def project [config: record]: nothing -> string {
+  let dir = scratch
+  mkdir ($dir | path join config) ($dir | path join dist)
+  $config | save ($dir | path join config/deploy.nuon)
+  $dir
+}
+
+def base []: nothing -> record {
+  {
+    service: shop
+    hosts: {web1: {address: 10.0.0.5}, web2: {address: 10.0.0.6}}
+    servers: [web1 web2]
+    release: {path: dist, cmd: "bin/shop --port $PORT"}
+  }
+}
+
+def ctx-of [dir: string, destination?: string]: nothing -> record {
+  do { cd $dir; load null $destination v9 (metadata $dir).span }
+}
+
+export def "test deploy config: defaults, app id, paths resolved against the project" [] {
+  let dir = project (base)
+  let ctx = ctx-of $dir
+  assert equal $ctx.app shop
+  assert equal $ctx.primary web1
+  assert equal $ctx.roles {web: [web1 web2]}
+  assert equal $ctx.proxy {host: ":80", app_port: 4000}
+  assert equal $ctx.health_check {path: /up, delay: 0sec, interval: 1sec, timeout: 30sec}
+  assert equal $ctx.drain_timeout 10sec
+  assert equal $ctx.retain 5
+  assert equal $ctx.release.path ($dir | path join dist)
+  assert equal $ctx.version v9
+  assert equal (do { cd $dir; hk config }) {hosts: (base).hosts, instances: {}}
+}
+
+export def "test deploy config: a destination is merged over the base and names the app" [] {
+  let dir = project (base)
+  {proxy: {app_port: 4100}, servers: {web: [web2]}, env: {clear: {MODE: staging}}} | save ($dir | path join config/deploy.staging.nuon)
+  let ctx = ctx-of $dir staging
+  assert equal $ctx.app shop-staging
+  assert equal $ctx.servers [web2]
+  assert equal $ctx.proxy.app_port 4100
+  assert equal $ctx.proxy.host ":80"
+  assert equal $ctx.env.clear {MODE: staging}
+  # A .nu config is evaluated, durations and all.
+  "{service: shop, hosts: {a: {local: true}}, servers: [a], release: {path: dist, cmd: x}, drain_timeout: 3sec, health_check: {interval: 250ms}}" | save -f ($dir | path join config/deploy.nu)
+  let from_nu = do { cd $dir; load ($dir | path join config/deploy.nu) null v1 (metadata $dir).span }
+  assert equal $from_nu.drain_timeout 3sec
+  assert equal $from_nu.health_check.interval 250ms
+}
+
+export def "test deploy config: bad configs are refused with the field path and what to do" [] {
+  let cases = [
+    [change, expect];
+    [{relase: {}}, "relase: unknown field"]
+    [{relase: {}}, "did you mean `release`?"]
+    [{release: {path: dist, cmd: x, bild: y}}, "release.bild: unknown field"]
+    [{release: {path: dist}}, "release.cmd: missing (required)"]
+    [{retain: "5"}, "retain: expected int, got string"]
+    [{health_check: {timeout: soon}}, "health_check.timeout: expected duration"]
+    [{servers: [web1 web3]}, "servers.1: \"web3\" is not a declared host"]
+    [{service: "Shop!"}, "is not a service name"]
+    [{proxy: {app_port: 80}}, "proxy.app_port: 80 is not a port for an app"]
+    [{health_check: {path: up}}, "health_check.path: \"up\" must start with /"]
+    [{servers: {worker: [web1]}}, "roles other than `web`"]
+    [{env: {secret: ["A-B"]}}, "env.secret: \"A-B\" is not a variable name"]
+  ]
+  for case in $cases {
+    let dir = project ((base) | merge $case.change)
+    let err = error-of { ctx-of $dir }
+    has $err $case.expect
+    has $err "deploy.nuon"
+  }
+  let dir = project (base)
+  has (error-of { ctx-of $dir prod }) "no config for destination prod"
+  has (error-of { ctx-of $dir "Prod" }) "is not a name"
+  has (error-of { do { cd (scratch); hk deploy --plan-only } }) "no deploy config"
+  # Secrets must be set in this shell before anything happens on a host.
+  let dir = project ((base) | merge {env: {secret: [HK_TEST_UNSET_SECRET]}})
+  let err = error-of { do { cd $dir; hk deploy --plan-only } }
+  has $err "secret(s) not set in this shell: HK_TEST_UNSET_SECRET"
+}
+
+export def "test deploy config: the version is the git commit, -dirty when changed, else a timestamp" [] {
+  let dir = scratch
+  let stamp = version-of $dir
+  assert ($stamp =~ '^\d{14}$') $"not a UTC timestamp: ($stamp)"
+  do {
+    cd $dir
+    ^git init -q
+    "a" | save a.txt
+    ^git -c user.name=t -c user.email=t@t add a.txt
+    ^git -c user.name=t -c user.email=t@t commit -q -m first
+  }
+  let sha = do { cd $dir; ^git rev-parse --short HEAD } | str trim
+  assert equal (version-of $dir) $sha
+  "b" | save -f ($dir | path join a.txt)
+  assert equal (version-of $dir) $"($sha)-dirty"
+  assert equal (version-of $dir "1.2.3") "1.2.3"
+}
+
+export def "test deploy config: rollback goes back through the deploy history, never by dates" [] {
+  def entry [action: string, version: string, result: string = "ok"] { {action: $action, version: $version, result: $result} }
+  # The audit log comes newest first.
+  let log = [(entry deploy v3) (entry deploy v9 failed) (entry deploy v2) (entry setup v1)]
+  let stack = history ($log)
+  assert equal $stack [v1 v2 v3]
+  assert equal (previous $stack v3) v2
+  # After rolling back to v2, the next rollback goes further back, to v1.
+  let log = [(entry rollback v2)] | append $log
+  let stack = history $log
+  assert equal $stack [v1 v2]
+  assert equal (previous $stack v2) v1
+  assert equal (previous (history ([(entry rollback v1)] | append $log)) v1) null
+  # A rollback to a version deployed twice goes back to its last time.
+  let log = [(entry deploy v1) (entry deploy v2) (entry deploy v1) (entry deploy v3)] | reverse
+  assert equal (history ([(entry rollback v1)] | append $log)) [v1 v2 v1]
+}
+
+export def "test deploy config: what a deploy writes — Caddy site, main file, systemd template, phases" [] {
+  let dir = project ((base) | merge {proxy: {host: "shop.example.com", app_port: 4200}, drain_timeout: 20sec})
+  let ctx = ctx-of $dir
+  let text = site $ctx 4201 v9
+  has $text "shop.example.com {"
+  has $text "reverse_proxy 127.0.0.1:4201"
+  has $text "header @hk_check X-Hk-Upstream \"v9 127.0.0.1:4201\""
+  has $text "keepalive 2s"
+  let main = main-file /opt/hk 20sec
+  has $main "grace_period 20s"
+  has $main "protocols h1 h2"
+  has $main "import /opt/hk/*/Caddyfile"
+  let check = check-through $ctx 4201 v9
+  assert equal $check.url "https://shop.example.com/up"
+  assert equal $check.connect_to "127.0.0.1"
+  assert equal $check.expect_header "X-Hk-Upstream: v9 127.0.0.1:4201"
+  let unit = template-unit $ctx
+  assert equal $unit.Service.ExecStart "/opt/hk/shop/ports/%i/bin/shop --port $PORT"
+  assert equal $unit.Service.WorkingDirectory "/opt/hk/shop/ports/%i"
+  assert equal $unit.Service.KillMode mixed
+  assert equal $unit.Service.TimeoutStopSec 30
+  assert ("PORT=%i" in $unit.Service.Environment)
+  # Each phase is a valid hk config: plan it against this machine (read only) to prove it.
+  let here = $ctx | update hosts {web1: {local: true}} | update servers [web1]
+  let phases = [
+    (prepare $here 4201 v9 null) (switch $here 4201 v9) (retire $here 4200)
+  ]
+  for resources in $phases {
+    let rows = {resources: $resources} | hk plan --local
+    assert ($rows | is-not-empty)
+  }
+  let ids = (switch $here 4201 v9 | each {|r| $r.type })
+  assert equal $ids [file service ready link file]
+}
+
+export def "test deploy config: every workflow command has a description, typed flags and examples" [] {
+  let module = $env.HK_TEST_ROOT | path join nu-modules/hk
+  let commands = ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($module)'#; scope commands | where name =~ '^hk ' and type == custom | to nuon" | from nuon
+  let names = $commands | get name | sort
+  for want in [
+    "hk audit" "hk config" "hk deploy" "hk lock acquire" "hk lock release" "hk lock status" "hk prune"
+    "hk redeploy" "hk rollback" "hk setup" "hk stale-releases" "hk versions"
+  ] {
+    assert ($want in $names) $"($want) is missing"
+  }
+  for c in $commands {
+    assert ($c.description | is-not-empty) $"($c.name) has no description"
+    assert ($c.examples | is-not-empty) $"($c.name) has no example"
+    let flags = $c.signatures | values | flatten | where parameter_type in [named switch] and parameter_name != help
+    for f in $flags {
+      assert ($f.description | is-not-empty) $"($c.name) --($f.parameter_name) is not described"
+    }
+  }
+}

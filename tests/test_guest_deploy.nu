@@ -1,0 +1,160 @@
+# Deploys on a real systemd host with Caddy: the shared guest `hk-deploy`, its port 80 forwarded
+# here, so load clients on this machine go through Caddy for the whole of each deploy. Each test has
+# its own app (service, site address, ports), so they run side by side on the one guest.
+use std/assert
+use lib/helpers.nu *
+use lib/guest.nu
+use lib/deploy.nu *
+use ../nu-modules/hk
+
+# A random service name for one test.
+def service [prefix: string]: nothing -> string {
+  $"($prefix)-(random chars -l 6 | str lowercase)"
+}
+
+export def "test guest deploy: v1 to v2 under load with zero failed requests, rollback, 5 deploys in a row" [] {
+  let p = project (service load) 5000
+  cd $p.dir
+  let setup = hk setup --version v1 --quiet
+  assert equal ($setup | where status == failed | length) 0
+  assert equal (answer $p) v1
+  # Caddy's main file: the untouched default was replaced, with the import and a grace period.
+  let main = guest sh --on $p.instance "cat /etc/caddy/Caddyfile"
+  has $main "import /opt/hk/*/Caddyfile"
+  has $main "grace_period"
+
+  let load = start-load $p
+  sleep 2sec
+  let deployed = hk deploy --version v2 --quiet
+  let done = now-ms
+  sleep 2sec
+  let seen = stop-load $load
+  no-failures $seen 2000
+  assert ("v1" in ($seen.versions | columns)) "v1 was never seen"
+  assert ("v2" in ($seen.versions | columns)) "v2 was never seen"
+  let after = $seen.records | where start > $done
+  assert ($after | is-not-empty) "no request after the deploy"
+  assert equal ($after | get version | uniq) [v2]
+  assert equal ($deployed | get phase | uniq) [build prepare switch retire prune]
+  # The old instance is stopped, the new one runs; current and active_port moved.
+  let units = guest sh --on $p.instance $"systemctl is-active hk-($p.service)@5000 hk-($p.service)@5001 || true" | lines
+  assert equal $units [inactive active]
+  let live = hk versions | where current
+  assert equal $live.version [v2]
+  assert equal $live.active_port [5001]
+
+  # Rollback without a version: back to v1, the release that was live before.
+  hk rollback --quiet | ignore
+  assert equal (answer $p) v1
+  assert equal (hk versions | where current | get version) [v1]
+  assert equal (hk audit | first | select action version result) {action: rollback, version: v1, result: ok}
+
+  # Five deploys in a row, alternating versions, under load: still nothing fails.
+  let load = start-load $p
+  for v in [v2 v1 v2 v1 v2] {
+    hk deploy --version $v --quiet | ignore
+  }
+  sleep 1sec
+  let seen = stop-load $load
+  no-failures $seen 2000
+  assert equal (answer $p) v2
+  let log = hk audit
+  assert equal ($log | where action == deploy | length) 6
+  assert equal ($log | get result | uniq) [ok]
+  # Nothing stale: three releases (v1, v2) are within `retain`; the lock is free.
+  assert equal (hk stale-releases | length) 0
+  assert equal (hk lock status | get locked) false
+}
+
+export def "test guest deploy: a release whose health check fails leaves the old one serving" [] {
+  let p = project (service broken) 5100
+  cd $p.dir
+  hk setup --version v1 --quiet | ignore
+  # The same service from another folder whose app exits at once.
+  let broken = $p.dir | path join broken
+  mkdir ($broken | path join bin)
+  "#!/bin/sh\necho 'hello: broken on purpose' >&2\nexit 1\n" | save ($broken | path join bin/hello)
+  chmod +x ($broken | path join bin/hello)
+  let config = $p.dir | path join config/broken.nuon
+  open $p.config | update release.path broken | update health_check.timeout 6sec | save $config
+  let load = start-load $p
+  let err = error-of { hk deploy -c $config --version v2 --quiet }
+  let seen = stop-load $load
+  has $err "nothing was switched"
+  has $err "v1 still serves"
+  has $err "broken on purpose"
+  no-failures $seen 100
+  assert equal ($seen.versions | columns) [v1]
+  assert equal (answer $p) v1
+  assert equal (hk lock status | get locked) false
+  assert equal (hk audit | first | select action version result) {action: deploy, version: v2, result: failed}
+  # The failed instance is stopped; the live one still runs.
+  let units = guest sh --on $p.instance $"systemctl is-active hk-($p.service)@5100 hk-($p.service)@5101 || true" | lines
+  assert equal $units [active inactive]
+}
+
+export def "test guest deploy: of two deploys at once exactly one proceeds, the other names the holder" [] {
+  let p = project (service lock) 5200
+  cd $p.dir
+  hk setup --version v1 --quiet | ignore
+  let nu_bin = $nu.current-exe
+  let plugin = $env.HK_PLUGIN
+  let module = $env.HK_TEST_ROOT | path join nu-modules/hk
+  let runs = [v2 v3] | par-each {|v|
+    let run = do { cd $p.dir; ^$nu_bin -n --plugins $plugin -c $"use r#'($module)'#; hk deploy --version ($v) --quiet | length" } | complete
+    {version: $v, ok: ($run.exit_code == 0), stderr: ($run.stderr | ansi strip)}
+  }
+  assert equal ($runs | where ok | length) 1 $"runs: ($runs | to nuon)"
+  let lost = $runs | where not ok | first
+  has $lost.stderr $"app ($p.service) is locked on host guest by"
+  has $lost.stderr "pid"
+  let won = $runs | where ok | first
+  assert equal (answer $p) $won.version
+  assert equal (hk lock status | get locked) false
+}
+
+export def "test guest deploy: staging and production of one service on one host do not collide; secrets stay secret" [] {
+  let secret = $"s3cret-(random chars -l 24)"
+  let name = service pair
+  let p = project $name 5300 --extra {env: {clear: {GREETING: hi}, secret: [HK_TEST_SECRET]}}
+  cd $p.dir
+  {proxy: {host: $"http://staging.($name).test", app_port: 5400}} | save config/deploy.staging.nuon
+  {proxy: {app_port: 5300}} | save config/deploy.clash.nuon
+  # The guest's process list is sampled during the deploys (the secret is sent in halves, so the
+  # sampling and checking commands never hold it whole).
+  let half = ($secret | str length) // 2
+  let parts = $"a='($secret | str substring 0..<$half)'; b='($secret | str substring $half..)'; s=\"$a$b\""
+  guest sh --on $p.instance $"nohup sh -c 'while [ ! -e /tmp/ps-($name).stop ]; do ps -eo args; sleep 0.1; done' > /tmp/ps-($name).txt 2>&1 < /dev/null &" | ignore
+  with-env {HK_TEST_SECRET: $secret} {
+    let plan = hk deploy --plan-only --version v1
+    let prod = hk setup --version v1 --quiet
+    let staging = hk setup -d staging --version v2 --quiet
+    # Each answers on its own site with its own release.
+    assert equal (answer $p) v1
+    assert equal (answer $p --site $"staging.($name).test") v2
+    # Their own folders, units, ports, locks, audit logs.
+    let paths = guest sh --on $p.instance $"readlink /opt/hk/($name)/current /opt/hk/($name)-staging/current; cat /opt/hk/($name)/active_port /opt/hk/($name)-staging/active_port" | lines
+    assert equal $paths [releases/v1 releases/v2 "5300" "5400"]
+    let units = guest sh --on $p.instance $"systemctl is-active hk-($name)@5300 hk-($name)-staging@5400" | lines
+    assert equal $units [active active]
+    assert equal (hk audit | get version | uniq) [v1]
+    assert equal (hk audit -d staging | get version | uniq) [v2]
+    hk lock acquire -d staging -m "maintenance" | ignore
+    assert equal (hk lock status | get locked) false
+    assert equal (hk lock status -d staging | get locked) true
+    hk lock release -d staging | ignore
+    # A destination whose ports another app uses is refused before anything changes.
+    let err = error-of { hk deploy -d clash --plan-only --version v3 }
+    has $err $"port 5300 on host guest belongs to app ($name)"
+    # The secret reached the app's environment file (0600), and nothing else.
+    let env_file = guest sh --on $p.instance $"($parts); stat -c %a /opt/hk/($name)/env/web.env; grep -cF -- \"$s\" /opt/hk/($name)/env/web.env" | lines
+    assert equal $env_file ["600" "1"]
+    for where in [($plan | to json) ($prod | to json) ($staging | to json) (hk audit | to json) (hk versions | to json)] {
+      assert not ($where | str contains $secret) "the secret is in a plan, an event or the audit log"
+    }
+    let leaks = guest sh --on $p.instance $"($parts); touch /tmp/ps-($name).stop; sleep 0.3; grep -rlF -- \"$s\" /opt/hk/($name)/runs /opt/hk/($name)/audit.log /opt/hk/($name)-staging /etc/systemd/system /var/log 2>/dev/null | grep -v '/env/web.env$' || true; echo journal=$\(journalctl --no-pager | grep -cF -- \"$s\"\); echo ps=$\(grep -cF -- \"$s\" /tmp/ps-($name).txt\); echo samples=$\(grep -c '^COMMAND' /tmp/ps-($name).txt\)"
+    let lines = $leaks | lines
+    assert equal ($lines | first 2) [journal=0 ps=0] $"the secret leaked: ($leaks)"
+    assert (($lines | get 2 | str replace samples= '' | into int) > 10) $"the process list was hardly sampled: ($leaks)"
+  }
+}
