@@ -17,6 +17,12 @@ def main [
     | get name
     | each {|name| {file: $file, name: $name} }
   } | flatten
+  # A test is called by its name on a nu command line: it must read as one command.
+  let unsafe = $tests | where {|t| $t.name =~ '[;|()$`]' }
+  if ($unsafe | is-not-empty) {
+    print $"test names cannot hold ; | \( \) $ or `: ($unsafe.name | str join ', ')"
+    exit 1
+  }
   let selected = if $filter == null { $tests } else {
     $tests | where {|t| ($t.file | str contains $filter) or ($t.name | str contains $filter) }
   }

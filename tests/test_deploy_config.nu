@@ -131,19 +131,22 @@ export def "test deploy config: rollback goes back through the deploy history, n
 export def "test deploy config: what a deploy writes — Caddy site, main file, systemd template, phases" [] {
   let dir = project ((base) | merge {proxy: {host: "shop.example.com", app_port: 4200}, drain_timeout: 20sec})
   let ctx = ctx-of $dir
-  let text = site $ctx 4201 v9
+  let text = site $ctx
   has $text "shop.example.com {"
-  has $text "reverse_proxy 127.0.0.1:4201"
-  has $text "header @hk_check X-Hk-Upstream \"v9 127.0.0.1:4201\""
+  has $text "reverse_proxy @hk_4200 127.0.0.1:4200"
+  has $text "reverse_proxy @hk_4201 127.0.0.1:4201"
+  has $text "root /opt/hk/shop/upstream"
+  has $text "header @hk_check_4201 X-Hk-Upstream \"127.0.0.1:4201\""
   has $text "keepalive 2s"
+  has $text "respond \"no release of shop is live\" 503"
   let main = main-file /opt/hk 20sec
   has $main "grace_period 20s"
   has $main "protocols h1 h2"
   has $main "import /opt/hk/*/Caddyfile"
-  let check = check-through $ctx 4201 v9
+  let check = check-through $ctx 4201
   assert equal $check.url "https://shop.example.com/up"
   assert equal $check.connect_to "127.0.0.1"
-  assert equal $check.expect_header "X-Hk-Upstream: v9 127.0.0.1:4201"
+  assert equal $check.expect_header "X-Hk-Upstream: 127.0.0.1:4201"
   let unit = template-unit $ctx
   assert equal $unit.Service.ExecStart "/opt/hk/shop/ports/%i/bin/shop --port $PORT"
   assert equal $unit.Service.WorkingDirectory "/opt/hk/shop/ports/%i"
@@ -159,8 +162,8 @@ export def "test deploy config: what a deploy writes — Caddy site, main file, 
     let rows = {resources: $resources} | hk plan --local
     assert ($rows | is-not-empty)
   }
-  let ids = (switch $here 4201 v9 | each {|r| $r.type })
-  assert equal $ids [file service ready link file]
+  let ids = switch $here 4201 v9 | each {|r| $r.type }
+  assert equal $ids [dir dir file dir file file service link ready link file]
 }
 
 export def "test deploy config: every workflow command has a description, typed flags and examples" [] {

@@ -113,7 +113,7 @@ export def "test guest deploy: of two deploys at once exactly one proceeds, the 
   assert equal (hk lock status | get locked) false
 }
 
-export def "test guest deploy: staging and production of one service on one host do not collide; secrets stay secret" [] {
+export def "test guest deploy: staging and production of one service on one host do not collide, and secrets stay secret" [] {
   let secret = $"s3cret-(random chars -l 24)"
   let name = service pair
   let p = project $name 5300 --extra {env: {clear: {GREETING: hi}, secret: [HK_TEST_SECRET]}}

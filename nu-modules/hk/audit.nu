@@ -28,8 +28,10 @@ export def entries [ctx: record]: nothing -> table {
   hk-config $ctx | hk app audit $ctx.servers --app $ctx.app --root $ctx.root
 }
 
-# The app's audit log: who deployed, rolled back or pruned what, when, and how it ended — merged
-# from every host, newest first.
+# The app's audit log, merged from every host, newest first.
+#
+# Who set up, deployed, rolled back or pruned which version, when, on which hosts, and how it ended:
+# {time, performer, app, destination, version, action, result, hosts}.
 @example "The last five deploys of production" { hk audit -d production | where action == deploy | first 5 }
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)

@@ -43,30 +43,72 @@ export def main-file [root: string, grace: duration]: nothing -> string {
   ] | str join "\n"
 }
 
-# The app's site: proxy to the live instance's port, retrying dials for a moment (a safety net),
-# closing idle upstream connections after 2 s (so an old instance drains visibly), and naming the
-# release that answers to requests that ask with the check header.
-export def site [ctx: record, port: int, version: string]: nothing -> string {
-  [
-    $"# hk: app ($ctx.app), release ($version) on 127.0.0.1:($port). Written by hk at every deploy."
-    $"($ctx.proxy.host) {"
-    $"\t@hk_check header ($CHECK_HEADER) ($ctx.app)"
-    $"\theader @hk_check ($UPSTREAM_HEADER) \"($version) 127.0.0.1:($port)\""
-    $"\treverse_proxy 127.0.0.1:($port) {"
-    "\t\tlb_try_duration 5s"
-    "\t\tlb_try_interval 100ms"
-    "\t\ttransport http {"
-    "\t\t\tkeepalive 2s"
+# The ports an app's instances take turns on.
+export def ports-of [ctx: record]: nothing -> list<int> {
+  [$ctx.proxy.app_port ($ctx.proxy.app_port + 1)]
+}
+
+# The app's site. It routes each request to the port whose marker the `upstream` link reaches
+# (`upstream` → `upstreams/<port>`, holding the file `<port>`): hk switches traffic by flipping that
+# link, atomically and without reloading Caddy (a reload closes connections Caddy has just accepted).
+# The first port is asked again after the second, so a request that meets a switch between the two
+# checks still finds the live one. Upstream connections idle for 2 s close, so an old instance drains
+# visibly; dials are retried for a moment (a safety net); requests that ask with the check header are
+# told which port answered.
+export def site [ctx: record]: nothing -> string {
+  let live = app-path $ctx upstream
+  let ports = ports-of $ctx
+  let marker = {|port, indent| [
+    $"($indent)file {"
+    $"($indent)\troot ($live)"
+    $"($indent)\ttry_files /($port)"
+    $"($indent)}"
+  ] }
+  let proxy = {|port| [
+    $"\t\treverse_proxy @hk_($port) 127.0.0.1:($port) {"
+    "\t\t\tlb_try_duration 5s"
+    "\t\t\tlb_try_interval 100ms"
+    "\t\t\ttransport http {"
+    "\t\t\t\tkeepalive 2s"
+    "\t\t\t}"
     "\t\t}"
+  ] }
+  let per_port = $ports | each {|port|
+    [
+      $"\t@hk_check_($port) {"
+      $"\t\theader ($CHECK_HEADER) ($ctx.app)"
+    ]
+    | append (do $marker $port "\t\t")
+    | append [
+      "\t}"
+      $"\theader @hk_check_($port) ($UPSTREAM_HEADER) \"127.0.0.1:($port)\""
+      $"\t@hk_($port) {"
+    ]
+    | append (do $marker $port "\t\t")
+    | append ["\t}"]
+  } | flatten
+  [
+    $"# hk: app ($ctx.app). Traffic goes to the port `($live)` points at; hk switches it without a reload."
+    "# Written by hk; do not edit."
+    $"($ctx.proxy.host) {"
+  ]
+  | append $per_port
+  | append ["\troute {"]
+  | append (do $proxy ($ports | first))
+  | append (do $proxy ($ports | last))
+  | append (do $proxy ($ports | first))
+  | append [
+    $"\t\trespond \"no release of ($ctx.app) is live\" 503"
     "\t}"
     "}"
     ""
-  ] | str join "\n"
+  ]
+  | str join "\n"
 }
 
 # An http check of the app through Caddy on the host itself: the site's address, reached on
-# 127.0.0.1, must answer the health path from `version` on `port`.
-export def check-through [ctx: record, port: int, version: string]: nothing -> record {
+# 127.0.0.1, must answer the health path from the instance on `port`.
+export def check-through [ctx: record, port: int]: nothing -> record {
   let host = $ctx.proxy.host
   let path = $ctx.health_check.path
   let base = if ($host | str starts-with ":") {
@@ -80,21 +122,26 @@ export def check-through [ctx: record, port: int, version: string]: nothing -> r
   $base | merge {
     status: 200
     headers: {($CHECK_HEADER): $ctx.app}
-    expect_header: $"($UPSTREAM_HEADER): ($version) 127.0.0.1:($port)"
+    expect_header: $"($UPSTREAM_HEADER): 127.0.0.1:($port)"
   }
 }
 
-# The resources that point the app's site at `port` (running `version`) and reload Caddy, validated
-# with the whole configuration first; `null` port: the site is removed.
-export def site-resources [ctx: record, port: any, version: any]: nothing -> list {
+# The app's site in place (validated with the whole configuration first, Caddy reloaded when it
+# changed — on the first deploy, or when the site's address or ports change) with the marker each
+# port is routed by; then the switch itself: `upstream` to `port`.
+export def site-resources [ctx: record, port: int]: nothing -> list {
   let file = app-path $ctx Caddyfile
-  let site_file = if $port == null {
-    {type: file, path: $file, state: absent}
-  } else {
-    {type: file, path: $file, content: (site $ctx $port $version), mode: "0644", check: $VALIDATE}
-  }
+  let markers = ports-of $ctx | each {|p|
+    let dir = app-path $ctx $"upstreams/($p)"
+    [{type: dir, path: $dir, mode: "0755"} {type: file, path: $"($dir)/($p)", content: "", mode: "0644"}]
+  } | flatten
   [
-    $site_file
+    {type: dir, path: (app-path $ctx upstreams), mode: "0755"}
+  ]
+  | append $markers
+  | append [
+    {type: file, path: $file, content: (site $ctx), mode: "0644", check: $VALIDATE}
     {type: service, name: caddy.service, state: running, reload_on: [$"file:($file)"]}
+    {type: link, path: (app-path $ctx upstream), target: $"upstreams/($port)", after: [service:caddy.service]}
   ]
 }

@@ -10,7 +10,7 @@
 use config.nu [load fail why check-secrets facts app-path hk-config]
 use lock.nu [holding]
 use audit.nu [write]
-use phases.nu [prepare switch retire abandon apply-phase plan-phase progress]
+use phases.nu [prepare switch switch-back retire abandon apply-phase plan-phase progress]
 use prune.nu [remove]
 
 # Build the release here: the config's `release.build` command (run in the project folder with
@@ -80,7 +80,7 @@ export def roll [ctx: record, version: string, artifact: any, action: string, pr
     apply-phase $ctx prepare (prepare $ctx $p.new $version $artifact) $quiet
   } catch {|e|
     # Nothing switched: stop the new instances, whichever host failed.
-    try { apply-phase $ctx abandon (abandon $ctx $p.new) $quiet | ignore } catch {|e2| print -e $"hk: stopping the new instances failed too: (why $e2)" }
+    try { apply-phase $ctx abandon (abandon $ctx $p.new) $quiet --retries 3 | ignore } catch {|e2| print -e $"hk: stopping the new instances failed too: (why $e2)" }
     try { write $ctx $action failed $version } catch {|e3| print -e $"hk: the audit log could not be written: (why $e3)" }
     fail $"($action) of ($ctx.app) ($version) failed; nothing was switched, ($p.live | default 'nothing') still serves: (why $e)" $ctx.span "the rows above show the host and step that failed; fix it and deploy again"
   }
@@ -89,10 +89,10 @@ export def roll [ctx: record, version: string, artifact: any, action: string, pr
   } catch {|e|
     # Every host goes back to what was live (its instance still runs); the new instances stop.
     let back = try {
-      apply-phase $ctx "back" (switch $ctx $p.old $p.live) $quiet | ignore
+      apply-phase $ctx "back" (switch-back $ctx $p.old $p.live) $quiet --retries 3 | ignore
       $"every host is back on ($p.live | default 'no release')"
     } catch {|e2| $"switching back failed too: (why $e2)" }
-    try { apply-phase $ctx abandon (abandon $ctx $p.new) $quiet | ignore } catch {|e3| print -e $"hk: stopping the new instances failed: (why $e3)" }
+    try { apply-phase $ctx abandon (abandon $ctx $p.new) $quiet --retries 3 | ignore } catch {|e3| print -e $"hk: stopping the new instances failed: (why $e3)" }
     try { write $ctx $action failed $version } catch {|e4| print -e $"hk: the audit log could not be written: (why $e4)" }
     fail $"($action) of ($ctx.app) ($version) failed while switching; ($back): (why $e)" $ctx.span "the rows above show the host and step that failed"
   }
@@ -140,8 +140,11 @@ def deploy-with [ctx: record, action: string, prune: bool, plan_only: bool, mess
   }
 }
 
-# Deploy the app with zero downtime: build the release, start it beside the live one on every host,
-# switch Caddy to it once every host is healthy, retire the old instance, prune, audit.
+# Deploy the app with zero downtime, on every host at once.
+#
+# Builds the release, starts it beside the live one on every host, switches traffic to it once every
+# host is healthy, retires the old instance, prunes old releases and writes the audit log — under the
+# app's deploy lock. Progress rows: {time, host, phase, step, status, duration, message}.
 @example "Deploy the project's app (config/deploy.nu)" { hk deploy }
 @example "Deploy a version to production" { hk deploy -d production --version 1.4.2 }
 @example "What a deploy would change, phase by phase" { hk deploy --plan-only | where action != noop | select phase host action id }

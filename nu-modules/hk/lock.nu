@@ -37,7 +37,7 @@ export def holding [ctx: record, message: string, wait: any, work: closure]: not
   $result
 }
 
-# Show who holds an app's deploy lock, since when, and whether its process is provably gone.
+# Who holds an app's deploy lock, since when, and whether its process is provably gone.
 @example "Is production locked?" { hk lock status -d production }
 export def "lock status" [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
@@ -57,7 +57,9 @@ export def "lock status" [
   }
 }
 
-# Take an app's deploy lock by hand (e.g. for maintenance); deploys wait or fail until it is released.
+# Take an app's deploy lock by hand, e.g. during maintenance.
+#
+# Deploys, rollbacks and prunes fail (or wait, with --lock-wait) until it is released.
 @example "Hold production's deploys during maintenance" { hk lock acquire -d production -m "db migration" }
 export def "lock acquire" [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
@@ -69,7 +71,9 @@ export def "lock acquire" [
   take $ctx $message $lock_wait
 }
 
-# Release an app's deploy lock: your own (taken by this user on this machine), or anyone's with --force.
+# Release an app's deploy lock: your own, or anyone's with --force.
+#
+# Your own is one taken by this user on this machine.
 @example "Release the lock you took" { hk lock release -d production }
 @example "Break a stuck lock" { hk lock release -d production --force }
 export def "lock release" [

@@ -66,7 +66,10 @@ export def prepare [ctx: record, port: int, version: string, artifact: any]: not
     {type: env_file, path: $env_file, entries: (env-entries $ctx), mode: "0600"}
     {type: service, name: (unit $ctx), unit: (template-unit $ctx)}
     {type: link, path: $port_link, target: $"($dir)/releases/($version)"}
-    {type: service, name: (unit $ctx $port), state: running, enabled: true,
+    # Enabled (started at boot) through its wants link, which is what `systemctl enable` makes, but
+    # without the daemon reload that costs seconds on every deploy.
+    {type: link, path: (wants $ctx $port), target: $"/etc/systemd/system/(unit $ctx)"}
+    {type: service, name: (unit $ctx $port), state: running,
       restart_on: [$"link:($port_link)" $"env_file:($env_file)" $"service:(unit $ctx)"]}
     {type: ready, name: $"($ctx.app) on ($port)", journal: [(unit $ctx $port)],
       delay: $check.delay, interval: $check.interval, timeout: $check.timeout,
@@ -74,24 +77,38 @@ export def prepare [ctx: record, port: int, version: string, artifact: any]: not
   ]
 }
 
-# Traffic to `port` (running `version`): the site validated and reloaded, the answer through Caddy
-# checked, then `current` and `active_port`. A null port takes the app's site away (a first deploy
-# whose switch failed has nothing older to go back to).
+# Traffic to `port` (running `version`): the site in place, the `upstream` link flipped to the port
+# (atomic, no reload), the answer through Caddy checked, then `current` and `active_port`. A null port
+# takes traffic away (a first deploy whose switch failed has nothing older to go back to): the site
+# then answers 503.
 export def switch [ctx: record, port: any, version: any]: nothing -> list {
-  let current = app-path $ctx current
-  let active = app-path $ctx active_port
   if $port == null {
-    return (site-resources $ctx null null | append [
-      {type: link, path: $current, target: "-", state: absent}
-      {type: file, path: $active, state: absent}
-    ])
+    return [
+      {type: link, path: (app-path $ctx upstream), target: "-", state: absent}
+      {type: link, path: (app-path $ctx current), target: "-", state: absent}
+      {type: file, path: (app-path $ctx active_port), state: absent}
+    ]
   }
+  site-resources $ctx $port | append (flip-checked $ctx $port $version)
+}
+
+# Traffic back to `port` (running `version`), which was live before a switch failed: only the
+# `upstream` link, the check through Caddy, `current` and `active_port` — the site and the port's
+# marker are in place from when it went live. A null port takes traffic away.
+export def switch-back [ctx: record, port: any, version: any]: nothing -> list {
+  if $port == null { return (switch $ctx null null) }
+  [{type: link, path: (app-path $ctx upstream), target: $"upstreams/($port)"}] | append (flip-checked $ctx $port $version)
+}
+
+# After the `upstream` link: the answer through Caddy checked, then `current` and `active_port`.
+def flip-checked [ctx: record, port: int, version: string]: nothing -> list {
+  let current = app-path $ctx current
   let through = $"($ctx.app) through caddy"
-  site-resources $ctx $port $version | append [
-    {type: ready, name: $through, timeout: 30sec, interval: 250ms, after: [service:caddy.service],
-      checks: [{http: (check-through $ctx $port $version)}]}
+  [
+    {type: ready, name: $through, timeout: 30sec, interval: 250ms, after: [$"link:(app-path $ctx upstream)"],
+      checks: [{http: (check-through $ctx $port)}]}
     {type: link, path: $current, target: $"releases/($version)", after: [$"ready:($through)"]}
-    {type: file, path: $active, content: $"($port)\n", mode: "0644", after: [$"link:($current)"]}
+    {type: file, path: (app-path $ctx active_port), content: $"($port)\n", mode: "0644", after: [$"link:($current)"]}
   ]
 }
 
@@ -100,13 +117,22 @@ export def retire [ctx: record, port: int]: nothing -> list {
   let drain = $"drain ($port)"
   [
     {type: ready, name: $drain, timeout: $ctx.drain_timeout, interval: 200ms, checks: [{drain: {port: $port}}]}
-    {type: service, name: (unit $ctx $port), state: stopped, enabled: false, after: [$"ready:($drain)"]}
+    {type: service, name: (unit $ctx $port), state: stopped, after: [$"ready:($drain)"]}
+    {type: link, path: (wants $ctx $port), target: "-", state: absent}
   ]
 }
 
 # The new instance stopped again (a prepare that failed somewhere).
 export def abandon [ctx: record, port: int]: nothing -> list {
-  [{type: service, name: (unit $ctx $port), state: stopped, enabled: false}]
+  [
+    {type: service, name: (unit $ctx $port), state: stopped}
+    {type: link, path: (wants $ctx $port), target: "-", state: absent}
+  ]
+}
+
+# The link that starts the app's instance on `port` at boot.
+def wants [ctx: record, port: int]: nothing -> string {
+  $"/etc/systemd/system/multi-user.target.wants/(unit $ctx $port)"
 }
 
 # A row of a deploy's progress, also printed on stderr as it happens (unless quiet).
@@ -127,8 +153,21 @@ export def plan-phase [ctx: record, phase: string, resources: list]: nothing -> 
 }
 
 # Plan `resources` on the app's hosts and apply what changes as a tracked run of the app, printing
-# each change as it is done; the progress rows. A failure raises an error naming the phase.
-export def apply-phase [ctx: record, phase: string, resources: list, quiet: bool]: nothing -> table {
+# each change as it is done; the progress rows. A failure raises an error naming the phase. With
+# `retries`, a plan that went stale before it was applied (a unit restarting in a loop) is made again.
+export def apply-phase [ctx: record, phase: string, resources: list, quiet: bool, --retries: int = 0]: nothing -> table {
+  try {
+    apply-once $ctx $phase $resources $quiet
+  } catch {|e|
+    if $retries > 0 and ((why $e) | str contains "the plan is stale") {
+      apply-phase $ctx $phase $resources $quiet --retries ($retries - 1)
+    } else {
+      $e.raw
+    }
+  }
+}
+
+def apply-once [ctx: record, phase: string, resources: list, quiet: bool]: nothing -> table {
   let started = date now
   let rows = try {
     let plan = hk-config $ctx | insert resources $resources | hk plan $ctx.servers

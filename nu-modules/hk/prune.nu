@@ -27,7 +27,7 @@ export def remove [ctx: record, quiet: bool]: nothing -> table {
   | collect
 }
 
-# The releases `hk prune` would remove, as plan rows (nothing is changed).
+# The releases `hk prune` would remove, as plan rows; nothing is changed.
 @example "What a prune of production would remove" { hk stale-releases -d production | select host name }
 export def stale-releases [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
@@ -37,8 +37,10 @@ export def stale-releases [
   stale $ctx
 }
 
-# Remove an app's old releases from its hosts, keeping `retain` (and always the live one, the one
-# before it, and any a port still runs); progress rows.
+# Remove an app's old releases from its hosts, keeping `retain`.
+#
+# Never the live release, the one before it, nor one a port's instance may still run; the same
+# selection as `hk stale-releases`. Takes the deploy lock. Progress rows.
 @example "Prune production" { hk prune -d production }
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)

@@ -30,9 +30,11 @@ export def previous [stack: list<string>, live: any]: nothing -> any {
   if $at == null or $at == 0 { null } else { $stack | get ($at - 1) }
 }
 
-# Roll the app back: to VERSION, or to the version before the live one in its deploy history. The
-# release must still be on every host; it starts beside the live one, Caddy switches once every host
-# is healthy, the old instance is retired.
+# Roll the app back to VERSION, or to the release before the live one.
+#
+# Without VERSION, the release before the live one in the app's deploy history (its audit log, never
+# file dates); each rollback goes one further back. The release must still be on every host: it starts
+# beside the live one, traffic switches once every host is healthy, the old instance is retired.
 @example "Back to the previous release of production" { hk rollback -d production }
 @example "Back to a given release" { hk rollback 3f2a9c1 -d production }
 export def main [

@@ -40,7 +40,11 @@ def main-files [ctx: record, quiet: bool]: nothing -> table {
   | flatten
 }
 
-# Install and configure what the app's hosts need, then deploy the app (as `hk deploy`).
+# Set up the app's hosts, then deploy it.
+#
+# Brings up the instances hk runs itself, installs Caddy and curl, makes Caddy's main file import
+# every app's site, creates the app's folders and systemd template, then deploys as `hk deploy`.
+# Running it again changes nothing but the deploy.
 @example "Set up production's hosts and deploy" { hk setup -d production }
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)

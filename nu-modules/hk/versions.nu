@@ -3,8 +3,10 @@
 use config.nu [load facts]
 use audit.nu [entries]
 
-# One row per release per host: `{host, version, current, active_port, deployed_at}` — deployed_at
-# is when the audit log last saw it go live (else when it was unpacked).
+# The releases on each host of an app, which one is live, and when each went live.
+#
+# One row per release per host: {host, version, current, active_port, deployed_at}; deployed_at is
+# when the audit log last saw it go live (else when it was unpacked).
 @example "What production runs, host by host" { hk versions -d production | where current }
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)

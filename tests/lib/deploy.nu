@@ -47,7 +47,7 @@ export def start-load [p: record]: nothing -> record {
   let out = $dir | path join load.json
   let port = caddy-port $p.instance
   let bin = $root | path join target/debug/hello-load
-  let args = [--target $"127.0.0.1:($port)" --host $p.site --stop-file $stop --out $out --slow-ms 300 --pause-ms 5 --keepalive 2 --fresh 1 --post 1 --slow 1]
+  let args = [--target $"127.0.0.1:($port)" --host $p.site --stop-file $stop --out $out --slow-ms 300 --pause-ms 2 --keepalive 3 --fresh 2 --post 2 --slow 1]
   job spawn { ^$bin ...$args } | ignore
   {stop: $stop, out: $out}
 }

@@ -239,10 +239,10 @@ impl ResourceKind for Service {
         let props = facts.units.get(&self.name).cloned().unwrap_or_default();
         let prop = |k: &str| props.get(k).cloned().unwrap_or_default();
         seen.insert("load".into(), prop("LoadState").into());
-        // A reload in progress (another deploy reloading a shared proxy) is still running: it must
-        // not make a plan of this unit stale.
+        // Starting, running and reloading are one state here: a unit that a deploy of another app
+        // reloads, or one restarting in a loop, must not make a plan of it stale.
         let active = match prop("ActiveState").as_str() {
-            "reloading" => "active".to_string(),
+            "reloading" | "activating" => "active".to_string(),
             other => other.to_string(),
         };
         seen.insert("active".into(), active.into());

@@ -1,0 +1,103 @@
+# Benchmark: deploys of the example app (examples/hello) to one and to two qemu guests. For each:
+# the wall time of a v(n) → v(n+1) deploy split into upload, health wait, drain and the rest (hk's own
+# work and its round trips), the SSH connections each host's sshd accepted for the whole deploy, and
+# a redeploy of the live version (nothing new to upload). Each deploy runs in a nu of its own, as a
+# user's would. Run as root: bin/hk-nu bench/deploy.nu [--runs 3]
+const root = path self | path dirname | path dirname
+use ../tests/lib/guest.nu
+
+def median []: list<duration> -> duration { sort | get (($in | length) // 2) }
+
+# A project deploying hello to `hosts` (host name → instance).
+def project [work: string, service: string, hosts: record, port: int]: nothing -> string {
+  let dir = $work | path join $service
+  mkdir ($dir | path join config) ($dir | path join dist/bin)
+  cp ($root | path join target/debug/hello) ($dir | path join dist/bin/hello)
+  {
+    service: $service
+    instances: ($hosts | values | each {|n| {$n: (guest spec)} } | into record)
+    hosts: ($hosts | items {|h, n| {$h: {instance: $n, ssh: {timeout: 10min}}} } | into record)
+    servers: ($hosts | columns)
+    release: {path: dist, cmd: "bin/hello", build: "printf '%s\\n' \"$HK_VERSION\" > dist/VERSION"}
+    proxy: {host: $"http://($service).test", app_port: $port}
+    health_check: {path: /up, interval: 200ms, timeout: 30sec}
+  } | save ($dir | path join config/deploy.nuon)
+  $dir
+}
+
+# SSH connections each instance's sshd has accepted so far.
+def accepted [instances: list<string>]: nothing -> record {
+  $instances | each {|n|
+    {$n: (guest sh --on $n "journalctl -u ssh -o cat --no-pager | grep -c '^Accepted' || true" | str trim | into int)}
+  } | into record
+}
+
+# One command of the deploy workflows in a nu of its own (HK_TRACE on): its rows, stderr, wall time.
+def run [dir: string, command: string]: nothing -> record {
+  let plugin = $root | path join target/debug/nu_plugin_hk
+  let module = $root | path join nu-modules/hk
+  let started = date now
+  let out = with-env {HK_TRACE: "1"} {
+    do { cd $dir; ^$nu.current-exe -n --plugins $plugin -c $"use r#'($module)'#; ($command) --quiet | to nuon" } | complete
+  }
+  let took = (date now) - $started
+  if $out.exit_code != 0 { error make {msg: $"($command) failed: ($out.stderr | lines | last 5 | str join "\n")"} }
+  {rows: ($out.stdout | from nuon), stderr: $out.stderr, wall: $took}
+}
+
+# Wall time split by phase: upload (the slowest host's), health wait and drain (the slowest host's
+# ready rows), the rest.
+def split [r: record, service: string]: nothing -> record {
+  let uploads = $r.stderr | lines | parse --regex 'hk trace: upload\s+(?<ms>[\d.]+) ms' | get ms | each { into float }
+  let upload = (if ($uploads | is-empty) { 0 } else { $uploads | math max }) * 1ms
+  let slowest = {|pattern| $r.rows | where step =~ $pattern | get duration | append 0sec | math max }
+  let health = do $slowest $'^ready:($service) on '
+  let drain = do $slowest '^ready:drain '
+  {wall: $r.wall, upload: $upload, health: $health, drain: $drain, rest: ($r.wall - $upload - $health - $drain)}
+}
+
+def scenario [work: string, service: string, hosts: record, port: int, runs: int]: nothing -> record {
+  let dir = project $work $service $hosts $port
+  let instances = $hosts | values
+  run $dir "hk setup --version v0" | ignore
+  let deploys = 1..$runs | each {|i|
+    let before = accepted $instances
+    let r = run $dir $"hk deploy --version v($i)"
+    let after = accepted $instances
+    split $r $service | insert connections ($instances | each {|n| ($after | get $n) - ($before | get $n) })
+  }
+  let redeploy = split (run $dir $"hk redeploy --version v($runs)") $service
+  {
+    hosts: ($hosts | columns | length)
+    deploy: ($deploys | get wall | median)
+    upload: ($deploys | get upload | median)
+    health: ($deploys | get health | median)
+    drain: ($deploys | get drain | median)
+    rest: ($deploys | get rest | median)
+    connections_per_host: ($deploys | get connections | flatten | uniq | str join ",")
+    redeploy: $redeploy.wall
+  }
+}
+
+def main [--runs: int = 3] {
+  $env.HK_INSTANCES_DIR = $root | path join .scratch/bench-instances
+  let work = $root | path join .scratch/bench-deploy
+  rm -rf $work
+  mkdir $work
+  $env.HK_TEST_SCRATCH = $work
+  let one = {web1: hk-bench-1}
+  let two = {web1: hk-bench-1, web2: hk-bench-2}
+  print "bringing up two guests"
+  $two | values | each {|n| guest up $n | ignore }
+  let results = try {
+    [(scenario $work bench-one $one 4000 $runs) (scenario $work bench-two $two 4100 $runs)]
+  } catch {|e|
+    $two | values | each {|n| guest down $n } | ignore
+    $e.raw
+  }
+  $two | values | each {|n| guest down $n } | ignore
+  let table = $results | update cells -c [deploy upload health drain rest redeploy] {|d| $d | format duration ms }
+  print $table
+  let ratio = ($results.1.deploy / $results.0.deploy)
+  print $"2 hosts / 1 host: ($ratio | math round -p 2)× \(target ≤ 1.3×\); SSH connections per host per deploy: ($results | get connections_per_host | uniq | str join ', ') \(target 1\)"
+}

@@ -1,0 +1,73 @@
+# Deploys to two real systemd hosts at once (two qemu guests of this test's own): a host failing to
+# prepare switches nothing anywhere; a host failing to switch brings the host that switched back.
+use std/assert
+use lib/helpers.nu *
+use lib/guest.nu
+use lib/deploy.nu *
+use ../nu-modules/hk
+
+const hosts = {web1: hk-fleet-1, web2: hk-fleet-2}
+
+# What each host's Caddy answers for the app's site.
+def answers [p: record]: nothing -> record {
+  $hosts | items {|host, instance| {$host: (answer ($p | update instance $instance))} } | into record
+}
+
+def fleet-test [p: record] {
+  cd $p.dir
+  let setup = hk setup --version v1 --quiet
+  assert equal ($setup | where phase == prepare | get host | uniq | sort) [web1 web2]
+  assert equal (answers $p) {web1: v1, web2: v1}
+  # The distribution's default Caddyfile was replaced on both.
+  for instance in ($hosts | values) {
+    has (guest sh --on $instance "cat /etc/caddy/Caddyfile") "import /opt/hk/*/Caddyfile"
+  }
+  let app = $p.service
+
+  # web2 cannot prepare: a directory sits where its new port's link goes.
+  guest sh --on $hosts.web2 $"mkdir -p /opt/hk/($app)/ports/4001/in-the-way" | ignore
+  let err = error-of { hk deploy --version v2 --quiet }
+  has $err "nothing was switched"
+  has $err "web2"
+  assert equal (answers $p) {web1: v1, web2: v1}
+  let new_on_web1 = guest sh --on $hosts.web1 $"systemctl is-active hk-($app)@4001 || true" | str trim
+  assert equal $new_on_web1 inactive
+  assert equal (hk audit | first | select action version result) {action: deploy, version: v2, result: failed}
+  assert equal (hk lock status | get locked) false
+  guest sh --on $hosts.web2 $"rm -r /opt/hk/($app)/ports/4001" | ignore
+
+  # web2 cannot switch: a file sits where the new port's marker folder goes.
+  guest sh --on $hosts.web2 $"touch /opt/hk/($app)/upstreams/4001.x && rm -r /opt/hk/($app)/upstreams/4001 && mv /opt/hk/($app)/upstreams/4001.x /opt/hk/($app)/upstreams/4001" | ignore
+  let err = error-of { hk deploy --version v2 --quiet }
+  has $err "failed while switching"
+  has $err "every host is back on v1"
+  assert equal (answers $p) {web1: v1, web2: v1}
+  for instance in ($hosts | values) {
+    let state = guest sh --on $instance $"readlink /opt/hk/($app)/upstream /opt/hk/($app)/current; cat /opt/hk/($app)/active_port; systemctl is-active hk-($app)@4000 hk-($app)@4001 || true" | lines
+    assert equal $state [upstreams/4000 releases/v1 "4000" active inactive] $"on ($instance)"
+  }
+  assert equal (hk audit | first | get result) failed
+  guest sh --on $hosts.web2 $"rm /opt/hk/($app)/upstreams/4001" | ignore
+
+  # Nothing in the way: both switch.
+  let deployed = hk deploy --version v2 --quiet
+  assert equal ($deployed | where phase == switch | get host | uniq | sort) [web1 web2]
+  assert equal (answers $p) {web1: v2, web2: v2}
+  assert equal (hk versions | where current | get version | uniq) [v2]
+}
+
+export def "test guest fleet: a host failing to prepare switches nothing, one failing to switch brings the others back" [] {
+  let spec = guest spec
+  let p = project fleet 4000 --instance $hosts.web1 --extra {
+    instances: ($hosts | values | each {|n| {$n: $spec} } | into record)
+    hosts: ($hosts | items {|host, instance| {$host: {instance: $instance, ssh: {timeout: 10min}}} } | into record)
+    servers: [web1 web2]
+  }
+  try {
+    fleet-test $p
+  } catch {|e|
+    $hosts | values | each {|n| guest down $n } | ignore
+    $e.raw
+  }
+  $hosts | values | each {|n| guest down $n } | ignore
+}
