@@ -23,7 +23,7 @@ export def "test guest deploy: v1 to v2 under load with zero failed requests, ro
   has $main "import /opt/hk/*/Caddyfile"
   has $main "grace_period"
 
-  let load = start-load $p
+  let load = start-load $p --at-least 2000
   sleep 2sec
   let deployed = hk deploy --version v2 --quiet
   let done = now-ms
@@ -50,7 +50,7 @@ export def "test guest deploy: v1 to v2 under load with zero failed requests, ro
   assert equal (hk audit | first | select action version result) {action: rollback, version: v1, result: ok}
 
   # Five deploys in a row, alternating versions, under load: still nothing fails.
-  let load = start-load $p
+  let load = start-load $p --at-least 2000
   for v in [v2 v1 v2 v1 v2] {
     hk deploy --version $v --quiet | ignore
   }

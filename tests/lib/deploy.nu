@@ -40,14 +40,14 @@ export def caddy-port [instance: string]: nothing -> int {
 }
 
 # Start clients sending requests to `site` through the guest's Caddy (keep-alive, new connection,
-# POST and slow); `stop-load` ends them and returns what they saw.
-export def start-load [p: record]: nothing -> record {
+# POST and slow); `stop-load` ends them (once they made `at_least` requests) and returns what they saw.
+export def start-load [p: record, --at-least: int = 0]: nothing -> record {
   let dir = scratch
   let stop = $dir | path join stop
   let out = $dir | path join load.json
   let port = caddy-port $p.instance
   let bin = $root | path join target/debug/hello-load
-  let args = [--target $"127.0.0.1:($port)" --host $p.site --stop-file $stop --out $out --slow-ms 300 --pause-ms 2 --keepalive 3 --fresh 2 --post 2 --slow 1]
+  let args = [--target $"127.0.0.1:($port)" --host $p.site --stop-file $stop --out $out --slow-ms 300 --pause-ms 2 --keepalive 3 --fresh 2 --post 2 --slow 1 --min-requests $at_least]
   job spawn { ^$bin ...$args } | ignore
   {stop: $stop, out: $out}
 }
@@ -56,9 +56,9 @@ export def start-load [p: record]: nothing -> record {
 # records as a table `start end kind status version failed` (times in ms since the epoch).
 export def stop-load [load: record]: nothing -> record {
   touch $load.stop
-  let deadline = (date now) + 60sec
+  let deadline = (date now) + 180sec
   while not ($load.out | path exists) {
-    if (date now) > $deadline { error make {msg: "the load clients did not stop within 60 s"} }
+    if (date now) > $deadline { error make {msg: "the load clients did not stop within 180 s"} }
     sleep 200ms
   }
   let result = open $load.out

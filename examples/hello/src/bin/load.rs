@@ -3,11 +3,12 @@
 //!
 //! ```text
 //! hello-load --target 127.0.0.1:8080 [--host NAME] --stop-file PATH [--out FILE]
-//!            [--keepalive N] [--fresh N] [--post N] [--slow N] [--slow-ms MS] [--pause-ms MS] [--max-seconds S]
+//!            [--keepalive N] [--fresh N] [--post N] [--slow N] [--slow-ms MS] [--pause-ms MS] [--min-requests N] [--max-seconds S]
 //! ```
 //! Kinds of client (N threads each): `keepalive` GETs `/` on one connection; `fresh` GETs `/` on a
 //! new connection each time; `post` POSTs a body on one connection and checks the echo; `slow` GETs
-//! `/slow?ms=MS` on one connection.
+//! `/slow?ms=MS` on one connection. With `--min-requests`, they go on after the stop file appears
+//! until that many requests were made in all.
 //!
 //! A request fails on a transport error, a status other than 200, an answer without `X-Version`, or
 //! a wrong echo. As every HTTP client library does, a request whose reused keep-alive connection was
@@ -49,6 +50,8 @@ struct Options {
     slow_ms: u64,
     /// A pause after each request, so a fast target does not drown the machine in records.
     pause: Duration,
+    /// Keep going after the stop file appears until this many requests were made in all.
+    min_requests: usize,
     max: Duration,
     clients: Vec<(Kind, usize)>,
 }
@@ -71,7 +74,7 @@ fn now_ms() -> u64 {
 fn usage(message: &str) -> ! {
     eprintln!("hello-load: {message}");
     eprintln!(
-        "usage: hello-load --target HOST:PORT [--host NAME] --stop-file PATH [--out FILE] [--keepalive N] [--fresh N] [--post N] [--slow N] [--slow-ms MS] [--pause-ms MS] [--max-seconds S]"
+        "usage: hello-load --target HOST:PORT [--host NAME] --stop-file PATH [--out FILE] [--keepalive N] [--fresh N] [--post N] [--slow N] [--slow-ms MS] [--pause-ms MS] [--min-requests N] [--max-seconds S]"
     );
     std::process::exit(2);
 }
@@ -84,6 +87,7 @@ fn options() -> Options {
     let mut out = None;
     let mut slow_ms = 500;
     let mut pause = Duration::ZERO;
+    let mut min_requests = 0;
     let mut max = Duration::from_secs(900);
     let mut clients = vec![(Kind::KeepAlive, 2), (Kind::Fresh, 1), (Kind::Post, 1), (Kind::Slow, 1)];
     while let Some(flag) = args.next() {
@@ -101,6 +105,7 @@ fn options() -> Options {
             "--stop-file" => stop_file = Some(value()),
             "--out" => out = Some(value()),
             "--slow-ms" => slow_ms = value().parse().unwrap_or_else(|_| usage("--slow-ms takes a number")),
+            "--min-requests" => min_requests = count(value()),
             "--pause-ms" => {
                 pause = Duration::from_millis(value().parse().unwrap_or_else(|_| usage("a number of ms")))
             }
@@ -122,6 +127,7 @@ fn options() -> Options {
         out,
         slow_ms,
         pause,
+        min_requests,
         max,
         clients,
     }
@@ -171,7 +177,11 @@ fn client(kind: Kind, worker: usize, options: Arc<Options>, records: Arc<Mutex<V
     let started = Instant::now();
     let mut conn: Option<BufReader<TcpStream>> = None;
     let mut n = 0u64;
-    while !std::path::Path::new(&options.stop_file).exists() && started.elapsed() < options.max {
+    let done = |records: &Mutex<Vec<Record>>| {
+        std::path::Path::new(&options.stop_file).exists()
+            && records.lock().map(|r| r.len()).unwrap_or(usize::MAX) >= options.min_requests
+    };
+    while !done(&records) && started.elapsed() < options.max {
         n += 1;
         let (method, path, body) = match kind {
             Kind::Post => ("POST", "/echo".to_string(), format!("hk-{worker}-{n}")),
