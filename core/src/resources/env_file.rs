@@ -37,7 +37,7 @@ pub struct EnvFile {
     pub state: State,
     /// The rendered file (with secret values) and the key of the keyed hash: in memory only.
     #[serde(skip)]
-    rendered: Option<(File, Secrets)>,
+    rendered: Option<Box<(File, Secrets)>>,
 }
 
 fn valid_key(key: &str) -> bool {
@@ -147,7 +147,7 @@ impl EnvFile {
         if let Some(key) = secrets.key() {
             key_only.set_key(key.to_vec());
         }
-        self.rendered = Some((file, key_only));
+        self.rendered = Some(Box::new((file, key_only)));
         Ok(())
     }
 
@@ -179,7 +179,7 @@ impl ResourceKind for EnvFile {
         let mut seen = super::path_attrs::observe_file(&facts.path(&self.path));
         let keyed = self
             .rendered
-            .as_ref()
+            .as_deref()
             .and_then(|(_, key)| text(&seen, "sha256").and_then(|sha| key.keyed(&sha).ok()));
         match keyed {
             Some(k) => seen.insert("sha256".into(), k.into()),

@@ -119,7 +119,7 @@ impl Check {
             Check::Drain { port } => format!(
                 "{{ hk_n=$(awk -v p={hex} 'FNR > 1 && $4 == \"01\" {{ n = split($2, a, \":\"); if (a[n] == p) c++ }} END {{ print c + 0 }}' /proc/net/tcp /proc/net/tcp6 2>/dev/null); \
                  [ \"${{hk_n:-0}}\" = 0 ] || {{ hk_last=\"$hk_n connection(s) still open on port {port}\"; false; }}; }}",
-                hex = format!("{port:04X}")
+                hex = format_args!("{port:04X}")
             ),
         })
     }

@@ -31,7 +31,7 @@ pub fn merge(per_host: Vec<Vec<serde_json::Value>>) -> Vec<serde_json::Value> {
     let mut seen = std::collections::HashSet::new();
     let mut all: Vec<serde_json::Value> =
         per_host.into_iter().flatten().filter(|r| seen.insert(r.to_string())).collect();
-    all.sort_by(|a, b| time_of(b).cmp(&time_of(a)));
+    all.sort_by_key(|r| std::cmp::Reverse(time_of(r)));
     all
 }
 
