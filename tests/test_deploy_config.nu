@@ -93,7 +93,8 @@ export def "test deploy config: bad configs are refused with the field path and 
 }
 
 export def "test deploy config: the version is the git commit, -dirty when changed, else a timestamp" [] {
-  let dir = scratch
+  # Outside any repository (the scratch folder is inside hk's own).
+  let dir = mktemp -d --tmpdir hk-version.XXXXXXXX
   let stamp = version-of $dir
   assert ($stamp =~ '^\d{14}$') $"not a UTC timestamp: ($stamp)"
   do {
@@ -108,6 +109,7 @@ export def "test deploy config: the version is the git commit, -dirty when chang
   "b" | save -f ($dir | path join a.txt)
   assert equal (version-of $dir) $"($sha)-dirty"
   assert equal (version-of $dir "1.2.3") "1.2.3"
+  rm -rf $dir
 }
 
 export def "test deploy config: rollback goes back through the deploy history, never by dates" [] {

@@ -158,3 +158,33 @@ export def "test guest deploy: staging and production of one service on one host
     assert (($lines | get 2 | str replace samples= '' | into int) > 10) $"the process list was hardly sampled: ($leaks)"
   }
 }
+
+export def "test guest deploy: the example project deploys and rolls back, and every workflow example runs in it" [] {
+  cd ($env.HK_TEST_ROOT | path join examples/deploy)
+  let module = $env.HK_TEST_ROOT | path join nu-modules/hk
+  with-env {HK_DEMO_INSTANCE: $guest.deploy_instance, HELLO_TOKEN: (random chars -l 32)} {
+    hk setup --version v1 --quiet | ignore
+    hk deploy --version v2 --quiet | ignore
+    let here = {|| guest sh --on $guest.deploy_instance "curl -s http://127.0.0.1/" | str trim }
+    assert equal (do $here) v2
+    # Every example of the workflow commands that needs no other destination or instance, in an
+    # order that makes sense (the lock taken before it is released, a rollback last).
+    let examples = ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($module)'#; scope commands | where name =~ '^hk ' and type == custom | select name examples | to nuon" | from nuon
+    let order = [
+      "hk setup" "hk deploy" "hk versions" "hk audit" "hk config" "hk lock status" "hk lock acquire"
+      "hk lock release" "hk stale-releases" "hk prune" "hk redeploy" "hk rollback"
+    ]
+    assert equal ($order | sort) ($examples.name | sort)
+    let ran = $order | each {|name|
+      $examples | where name == $name | get examples | flatten | where {|e| $e.example !~ 'production|demo|3f2a9c1' } | each {|e|
+        let run = ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($module)'#; ($e.example) | to nuon" | complete
+        assert equal $run.exit_code 0 $"`($e.example)` failed: ($run.stderr | ansi strip)"
+        $e.example
+      }
+    } | flatten
+    assert (($ran | length) >= 14) $"only ($ran | length) examples ran"
+    # The examples deployed this project's own version (git), and the rollback went back to v2.
+    assert equal (do $here) v2
+    assert equal (hk audit | first | select action result) {action: rollback, result: ok}
+  }
+}

@@ -32,7 +32,8 @@ export def entries [ctx: record]: nothing -> table {
 #
 # Who set up, deployed, rolled back or pruned which version, when, on which hosts, and how it ended:
 # {time, performer, app, destination, version, action, result, hosts}.
-@example "The last five deploys of production" { hk audit -d production | where action == deploy | first 5 }
+@example "The last five deploys" { hk audit | where action == deploy | first 5 }
+@example "Who rolled production back" { hk audit -d production | where action == rollback | select time performer version }
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config

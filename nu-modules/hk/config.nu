@@ -269,6 +269,7 @@ export def runs-root [ctx: record]: nothing -> string {
 }
 
 # The hk config (hosts and instances) of an app's deploy config, to pipe into hk's commands.
+@example "The hosts a deploy config declares" { hk config | get hosts | columns }
 @example "Bring up the instance a deploy config declares" { hk config | hk instance ensure demo }
 @example "Run a command on production's hosts" { hk config -d production | hk exec uptime --all }
 export def main [

@@ -162,6 +162,7 @@ export def main [
 }
 
 # Deploy like `hk deploy`, without pruning old releases afterwards.
+@example "Deploy again, keeping every release" { hk redeploy }
 @example "Deploy production again, keeping every release" { hk redeploy -d production }
 export def redeploy [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)

@@ -38,6 +38,7 @@ export def holding [ctx: record, message: string, wait: any, work: closure]: not
 }
 
 # Who holds an app's deploy lock, since when, and whether its process is provably gone.
+@example "Is the app locked?" { hk lock status }
 @example "Is production locked?" { hk lock status -d production }
 export def "lock status" [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
@@ -60,7 +61,8 @@ export def "lock status" [
 # Take an app's deploy lock by hand, e.g. during maintenance.
 #
 # Deploys, rollbacks and prunes fail (or wait, with --lock-wait) until it is released.
-@example "Hold production's deploys during maintenance" { hk lock acquire -d production -m "db migration" }
+@example "Hold deploys during maintenance" { hk lock acquire -m "db migration" }
+@example "Hold production's deploys, waiting for a deploy to finish" { hk lock acquire -d production --lock-wait 5min }
 export def "lock acquire" [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config
@@ -74,8 +76,8 @@ export def "lock acquire" [
 # Release an app's deploy lock: your own, or anyone's with --force.
 #
 # Your own is one taken by this user on this machine.
-@example "Release the lock you took" { hk lock release -d production }
-@example "Break a stuck lock" { hk lock release -d production --force }
+@example "Release the lock you took" { hk lock release }
+@example "Break a stuck lock" { hk lock release --force }
 export def "lock release" [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config

@@ -28,7 +28,7 @@ export def remove [ctx: record, quiet: bool]: nothing -> table {
 }
 
 # The releases `hk prune` would remove, as plan rows; nothing is changed.
-@example "What a prune of production would remove" { hk stale-releases -d production | select host name }
+@example "What a prune would remove" { hk stale-releases | select host name }
 export def stale-releases [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config
@@ -41,7 +41,8 @@ export def stale-releases [
 #
 # Never the live release, the one before it, nor one a port's instance may still run; the same
 # selection as `hk stale-releases`. Takes the deploy lock. Progress rows.
-@example "Prune production" { hk prune -d production }
+@example "Prune the app's hosts" { hk prune }
+@example "Prune production, waiting for a deploy to finish" { hk prune -d production --lock-wait 2min }
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config

@@ -35,7 +35,7 @@ export def previous [stack: list<string>, live: any]: nothing -> any {
 # Without VERSION, the release before the live one in the app's deploy history (its audit log, never
 # file dates); each rollback goes one further back. The release must still be on every host: it starts
 # beside the live one, traffic switches once every host is healthy, the old instance is retired.
-@example "Back to the previous release of production" { hk rollback -d production }
+@example "Back to the previous release" { hk rollback }
 @example "Back to a given release" { hk rollback 3f2a9c1 -d production }
 export def main [
   version?: string            # the release to go back to (default: the one before the live one)

@@ -45,7 +45,8 @@ def main-files [ctx: record, quiet: bool]: nothing -> table {
 # Brings up the instances hk runs itself, installs Caddy and curl, makes Caddy's main file import
 # every app's site, creates the app's folders and systemd template, then deploys as `hk deploy`.
 # Running it again changes nothing but the deploy.
-@example "Set up production's hosts and deploy" { hk setup -d production }
+@example "Set up the hosts and deploy" { hk setup }
+@example "Set up production's hosts and deploy a version" { hk setup -d production --version 1.4.2 }
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config

@@ -7,7 +7,7 @@ use audit.nu [entries]
 #
 # One row per release per host: {host, version, current, active_port, deployed_at}; deployed_at is
 # when the audit log last saw it go live (else when it was unpacked).
-@example "What production runs, host by host" { hk versions -d production | where current }
+@example "What runs, host by host" { hk versions | where current }
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config

@@ -76,9 +76,12 @@ def wait-port [port: int] {
   error make {msg: $"sshd did not come up on port ($port)"}
 }
 
+# Stop the server and its sessions (as when the host goes down: kept connections end too).
 export def stop [server: record] {
   if ($server.pid_file | path exists) {
-    ^kill (open $server.pid_file | str trim) | complete | ignore
+    let pid = open $server.pid_file | str trim
+    ^pkill -TERM -P $pid | complete | ignore
+    ^kill $pid | complete | ignore
   }
 }
 

@@ -160,3 +160,38 @@ impl ResourceKind for Line {
 fn q_or_empty(s: &str) -> String {
     q(s).unwrap_or_else(|_| "''".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(state: State) -> Line {
+        Line { path: "/etc/caddy/Caddyfile".into(), line: "import /opt/hk/*/Caddyfile".into(), attrs: PathAttrs::default(), state }
+    }
+
+    fn seen(kind: &str, has: bool) -> Observed {
+        let mut seen = Observed::new();
+        seen.insert("kind".into(), kind.into());
+        seen.insert("has_line".into(), has.into());
+        seen
+    }
+
+    #[test]
+    fn appends_creates_removes_or_leaves_alone() {
+        let present = line(State::Present);
+        assert_eq!(present.diff(&seen("file", true)).action, Action::Noop);
+        assert_eq!(present.diff(&seen("missing", false)).action, Action::Create);
+        let append = present.diff(&seen("file", false));
+        assert_eq!(append.action, Action::Update);
+        let cx = StepContext { nonce: "n0nce0123456789", uploaded: &[] };
+        let step = present.step(&append, &seen("file", false), &cx).expect("step");
+        let text = step.commands.join("\n");
+        assert!(text.contains("cp -p --") && text.contains(">> ") && text.contains("hk_mv"), "{text}");
+        let absent = line(State::Absent);
+        assert_eq!(absent.diff(&seen("file", false)).action, Action::Noop);
+        let remove = absent.diff(&seen("file", true));
+        let step = absent.step(&remove, &seen("file", true), &cx).expect("step");
+        assert!(step.commands.join("\n").contains("grep -vxF"));
+        assert!(present.step(&append, &seen("directory", false), &cx).expect("step").commands[0].contains("is not a regular file"));
+    }
+}

@@ -367,3 +367,46 @@ impl ResourceKind for Ready {
         Some(Err("a readiness check changes nothing".into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_parts() {
+        assert_eq!(url_host_port("https://shop.example.com/up"), Some(("shop.example.com".into(), 443)));
+        assert_eq!(url_host_port("http://a.test:8080/x?y"), Some(("a.test".into(), 8080)));
+        assert_eq!(url_host_port("http://[::1]/"), Some(("[::1]".into(), 80)));
+    }
+
+    #[test]
+    fn a_drain_never_fails_other_checks_do() {
+        let ready = |checks| Ready {
+            name: "x".into(),
+            checks,
+            timeout_s: 5,
+            interval_ms: 200,
+            delay_ms: 1500,
+            journal: vec!["app@4000.service".into()],
+            after: Vec::new(),
+        };
+        let cx = StepContext { nonce: "n", uploaded: &[] };
+        let drain = ready(vec![Check::Drain { port: 4000 }]).step(&Diff::noop(), &Observed::new(), &cx).expect("step");
+        let text = drain.commands.join(" ");
+        assert!(text.contains("0FA0") && text.contains("still busy") && text.contains("hk_ok=1; break"), "{text}");
+        let http = Check::Http {
+            url: "http://127.0.0.1/up".into(),
+            status: 200,
+            body: None,
+            headers: [("X-Hk-Check".to_string(), "app".to_string())].into_iter().collect(),
+            expect_header: Some("X-Hk-Upstream: 127.0.0.1:4001".into()),
+            connect_to: None,
+            insecure: false,
+        };
+        let step = ready(vec![http]).step(&Diff::noop(), &Observed::new(), &cx).expect("step");
+        let text = step.commands.join(" ");
+        assert!(text.starts_with("{ sleep 1.500;"), "{text}");
+        assert!(text.contains("-H 'X-Hk-Check: app'") && text.contains("grep -qixF"), "{text}");
+        assert!(text.contains("journalctl -u app@4000.service") && !text.contains("still busy"), "{text}");
+    }
+}

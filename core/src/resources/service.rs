@@ -481,6 +481,31 @@ mod tests {
     }
 
     #[test]
+    fn a_template_is_only_its_unit_file_and_reload_on_reloads() {
+        let unit = "[Service]\nExecStart=/bin/true\n";
+        let mut template = service(unit);
+        template.name = "app@.service".into();
+        template.enabled = None;
+        template.restart_on.clear();
+        template.reload_on.clear();
+        let missing = seen("inactive", "", None);
+        let diff = template.diff(&missing);
+        assert_eq!(diff.action, Action::Create);
+        let step = template.step(&diff, &missing, &StepContext { nonce: "n0nce", uploaded: &[] }).expect("step");
+        let text = step.commands.join("\n");
+        assert!(text.contains("daemon-reload") && !text.contains("systemctl start") && !text.contains("enable"), "{text}");
+        assert_eq!(template.diff(&seen("inactive", "", Some(unit))).action, Action::Noop);
+
+        let mut proxy = service(unit);
+        let running = seen("active", "enabled", Some(unit));
+        proxy.restart_after(&["file:/etc/app/site".into()]);
+        let diff = proxy.diff(&running);
+        assert!(diff.has("reload") && !diff.has("restart"));
+        let step = proxy.step(&diff, &running, &StepContext { nonce: "n0nce", uploaded: &[] }).expect("step");
+        assert!(step.commands.iter().any(|c| c.starts_with("systemctl reload")), "{:?}", step.commands);
+    }
+
+    #[test]
     fn a_new_unit_is_written_reloaded_enabled_and_started() {
         let unit = "[Service]\nExecStart=/bin/true\n";
         let s = service(unit);

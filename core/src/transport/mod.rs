@@ -164,7 +164,13 @@ impl Target {
         match self {
             Target::Local { sudo } => Ok(Box::new(LocalTransport::new(*sudo))),
             Target::Ssh { ssh, sudo } if pool::enabled() => {
-                let key = serde_json::to_string(self)?;
+                // A session is only reused with the credentials it was opened with (a password only
+                // as a hash, in memory).
+                let mut key = serde_json::to_string(self)?;
+                if let Some(password) = credentials.password_for(ssh.password_env.as_deref()) {
+                    use sha2::Digest;
+                    key.push_str(&hex::encode(sha2::Sha256::digest(password.as_bytes())));
+                }
                 let transport = match pool::take(&key) {
                     Some(kept) => kept,
                     None => SshTransport::connect(ssh, *sudo, credentials)?,
