@@ -33,7 +33,7 @@ def accepted [instances: list<string>]: nothing -> record {
 }
 
 # One command of the deploy workflows in a nu of its own (HK_TRACE on): its rows, stderr, wall time.
-def run [dir: string, command: string]: nothing -> record {
+def run-in [dir: string, command: string]: nothing -> record {
   let plugin = $root | path join target/debug/nu_plugin_hk
   let module = $root | path join nu-modules/hk
   let started = date now
@@ -59,14 +59,14 @@ def split [r: record, service: string]: nothing -> record {
 def scenario [work: string, service: string, hosts: record, port: int, runs: int]: nothing -> record {
   let dir = project $work $service $hosts $port
   let instances = $hosts | values
-  run $dir "hk setup --version v0" | ignore
+  run-in $dir "hk setup --version v0" | ignore
   let deploys = 1..$runs | each {|i|
     let before = accepted $instances
-    let r = run $dir $"hk deploy --version v($i)"
+    let r = run-in $dir $"hk deploy --version v($i)"
     let after = accepted $instances
     split $r $service | insert connections ($instances | each {|n| ($after | get $n) - ($before | get $n) })
   }
-  let redeploy = split (run $dir $"hk redeploy --version v($runs)") $service
+  let redeploy = split (run-in $dir $"hk redeploy --version v($runs)") $service
   {
     hosts: ($hosts | columns | length)
     deploy: ($deploys | get wall | median)

@@ -166,7 +166,12 @@ mod tests {
     use super::*;
 
     fn line(state: State) -> Line {
-        Line { path: "/etc/caddy/Caddyfile".into(), line: "import /opt/hk/*/Caddyfile".into(), attrs: PathAttrs::default(), state }
+        Line {
+            path: "/etc/caddy/Caddyfile".into(),
+            line: "import /opt/hk/*/Caddyfile".into(),
+            attrs: PathAttrs::default(),
+            state,
+        }
     }
 
     fn seen(kind: &str, has: bool) -> Observed {
@@ -192,6 +197,9 @@ mod tests {
         let remove = absent.diff(&seen("file", true));
         let step = absent.step(&remove, &seen("file", true), &cx).expect("step");
         assert!(step.commands.join("\n").contains("grep -vxF"));
-        assert!(present.step(&append, &seen("directory", false), &cx).expect("step").commands[0].contains("is not a regular file"));
+        assert!(
+            present.step(&append, &seen("directory", false), &cx).expect("step").commands[0]
+                .contains("is not a regular file")
+        );
     }
 }

@@ -391,9 +391,14 @@ mod tests {
             after: Vec::new(),
         };
         let cx = StepContext { nonce: "n", uploaded: &[] };
-        let drain = ready(vec![Check::Drain { port: 4000 }]).step(&Diff::noop(), &Observed::new(), &cx).expect("step");
+        let drain = ready(vec![Check::Drain { port: 4000 }])
+            .step(&Diff::noop(), &Observed::new(), &cx)
+            .expect("step");
         let text = drain.commands.join(" ");
-        assert!(text.contains("0FA0") && text.contains("still busy") && text.contains("hk_ok=1; break"), "{text}");
+        assert!(
+            text.contains("0FA0") && text.contains("still busy") && text.contains("hk_ok=1; break"),
+            "{text}"
+        );
         let http = Check::Http {
             url: "http://127.0.0.1/up".into(),
             status: 200,

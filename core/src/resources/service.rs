@@ -491,9 +491,13 @@ mod tests {
         let missing = seen("inactive", "", None);
         let diff = template.diff(&missing);
         assert_eq!(diff.action, Action::Create);
-        let step = template.step(&diff, &missing, &StepContext { nonce: "n0nce", uploaded: &[] }).expect("step");
+        let step =
+            template.step(&diff, &missing, &StepContext { nonce: "n0nce", uploaded: &[] }).expect("step");
         let text = step.commands.join("\n");
-        assert!(text.contains("daemon-reload") && !text.contains("systemctl start") && !text.contains("enable"), "{text}");
+        assert!(
+            text.contains("daemon-reload") && !text.contains("systemctl start") && !text.contains("enable"),
+            "{text}"
+        );
         assert_eq!(template.diff(&seen("inactive", "", Some(unit))).action, Action::Noop);
 
         let mut proxy = service(unit);

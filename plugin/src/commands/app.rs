@@ -2,7 +2,8 @@
 //! app's layout and hosts from a call, and the controller's view of a lock holder.
 
 use hk_core::app::AppLayout;
-use hk_core::transport::{Credentials, Target};
+use hk_core::engine::{failed_hosts_error, for_each_host};
+use hk_core::transport::{Credentials, Target, Transport};
 use nu_plugin::{EngineInterface, EvaluatedCall};
 use nu_protocol::{Category, LabeledError, PipelineData, Signature, Span, SyntaxShape, Value};
 
@@ -40,6 +41,49 @@ pub fn app_call(
     let selection = select_with(engine, call, input_record(input, span)?, true, 0)?;
     let credentials = credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?;
     Ok(AppCall { layout, targets: selection.targets, credentials, span })
+}
+
+impl AppCall {
+    /// The primary host (the first one given) and a connection to it: where the deploy lock lives.
+    pub fn primary(&self) -> Result<(String, Box<dyn Transport>), LabeledError> {
+        let Some((host, target)) = self.targets.first() else {
+            return Err(
+                LabeledError::new("hk app: no host").with_label("name the app's primary host", self.span)
+            );
+        };
+        Ok((host.clone(), target.connect(&self.credentials).at(self.span)?))
+    }
+
+    /// Run `work` on every host at once (at most `parallel`), one connection each; the results in
+    /// the hosts' order, or one error naming every host that failed.
+    pub fn on_each_host<T: Send>(
+        &self,
+        parallel: usize,
+        work: impl Fn(&mut dyn Transport, &AppLayout) -> anyhow::Result<T> + Sync,
+    ) -> Result<Vec<(String, T)>, LabeledError> {
+        let names: Vec<String> = self.targets.iter().map(|(n, _)| n.clone()).collect();
+        let results = for_each_host(&names, parallel, |host| {
+            let (_, target) = self
+                .targets
+                .iter()
+                .find(|(n, _)| n == host)
+                .ok_or_else(|| anyhow::anyhow!("host {host} has no target"))?;
+            let mut transport = target.connect(&self.credentials)?;
+            work(transport.as_mut(), &self.layout)
+        });
+        let mut done = Vec::new();
+        let mut failures = Vec::new();
+        for (host, result) in results {
+            match result {
+                Ok(value) => done.push((host, value)),
+                Err(e) => failures.push((host, format!("{e:#}"))),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(failed_hosts_error(&failures)).at(self.span);
+        }
+        Ok(done)
+    }
 }
 
 /// This machine's host name, as a lock holder records it.

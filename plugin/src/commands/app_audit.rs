@@ -1,15 +1,13 @@
 //! `hk app audit`: an app's audit log from every host, merged into one table, newest first.
 
 use hk_core::app::audit;
-use hk_core::engine::{failed_hosts_error, for_each_host};
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::{Example, LabeledError, PipelineData, Signature, Span, Type, Value};
 
-use super::app::{AppCall, app_call, app_signature};
+use super::app::{app_call, app_signature};
 use super::plan::parallel;
 use crate::HkPlugin;
 use crate::convert::json_to_value;
-use crate::error::LabelErr;
 
 pub struct AppAudit;
 
@@ -82,32 +80,15 @@ impl PluginCommand for AppAudit {
         input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
         let call = &crate::load::without_null_flags(call);
-        let AppCall { layout, targets, credentials, span } = app_call(engine, call, input)?;
-        let names: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
-        let results = for_each_host(&names, parallel(call)?, |host| {
-            let (_, target) =
-                targets.iter().find(|(n, _)| n == host).ok_or_else(|| anyhow::anyhow!("no target"))?;
-            let mut transport = target.connect(&credentials)?;
-            audit::read(transport.as_mut(), &layout)
-        });
+        let app = app_call(engine, call, input)?;
+        let span = app.span;
+        let log = app.layout.path("audit.log");
         let mut per_host = Vec::new();
-        let mut failures = Vec::new();
-        for (host, result) in results {
-            match result {
-                Ok((records, damaged)) => {
-                    if damaged > 0 {
-                        eprintln!(
-                            "hk app audit: {host}: skipped {damaged} line(s) of {} that are not records",
-                            layout.path("audit.log")
-                        );
-                    }
-                    per_host.push(records);
-                }
-                Err(e) => failures.push((host, format!("{e:#}"))),
+        for (host, (records, damaged)) in app.on_each_host(parallel(call)?, audit::read)? {
+            if damaged > 0 {
+                eprintln!("hk app audit: {host}: skipped {damaged} line(s) of {log} that are not records");
             }
-        }
-        if !failures.is_empty() {
-            return Err(failed_hosts_error(&failures)).at(span);
+            per_host.push(records);
         }
         let rows = merge(per_host).iter().map(|r| entry_value(r, span)).collect();
         Ok(PipelineData::value(Value::list(rows, span), None))

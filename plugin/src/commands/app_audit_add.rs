@@ -1,15 +1,13 @@
 //! `hk app audit-add`: append one entry to an app's audit log on every host.
 
 use hk_core::app::audit;
-use hk_core::engine::{failed_hosts_error, for_each_host};
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::{Example, LabeledError, PipelineData, Signature, SyntaxShape, Type, Value};
 
-use super::app::{AppCall, app_call, app_signature};
+use super::app::{app_call, app_signature};
 use super::plan::parallel;
 use crate::HkPlugin;
 use crate::convert::value_to_json;
-use crate::error::LabelErr;
 
 pub struct AppAuditAdd;
 
@@ -62,25 +60,13 @@ impl PluginCommand for AppAuditAdd {
                 .with_label("what to record?", call.head)
         })?;
         let entry = value_to_json(&entry)?;
-        let AppCall { layout, targets, credentials, span } = app_call(engine, call, input)?;
-        let names: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
-        let results = for_each_host(&names, parallel(call)?, |host| {
-            let (_, target) =
-                targets.iter().find(|(n, _)| n == host).ok_or_else(|| anyhow::anyhow!("no target"))?;
-            let mut transport = target.connect(&credentials)?;
-            audit::append(transport.as_mut(), &layout, &entry)
-        });
-        let mut written = Vec::new();
-        let mut failures = Vec::new();
-        for (host, result) in results {
-            match result {
-                Ok(()) => written.push(Value::string(host, span)),
-                Err(e) => failures.push((host, format!("{e:#}"))),
-            }
-        }
-        if !failures.is_empty() {
-            return Err(failed_hosts_error(&failures)).at(span);
-        }
+        let app = app_call(engine, call, input)?;
+        let span = app.span;
+        let written = app
+            .on_each_host(parallel(call)?, |transport, layout| audit::append(transport, layout, &entry))?
+            .into_iter()
+            .map(|(host, ())| Value::string(host, span))
+            .collect();
         Ok(PipelineData::value(Value::list(written, span), None))
     }
 }

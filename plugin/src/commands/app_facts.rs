@@ -1,15 +1,13 @@
 //! `hk app facts`: one row per host with what a deploy decides from.
 
 use hk_core::app::facts::{self, AppFacts};
-use hk_core::engine::{failed_hosts_error, for_each_host};
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::{Example, LabeledError, PipelineData, Record, Signature, Span, Type, Value};
 
-use super::app::{AppCall, app_call, app_signature, epoch_date, holder_gone};
+use super::app::{app_call, app_signature, epoch_date, holder_gone};
 use super::plan::parallel;
 use crate::HkPlugin;
 use crate::convert::json_to_value;
-use crate::error::LabelErr;
 
 pub struct AppFactsCommand;
 
@@ -119,25 +117,13 @@ impl PluginCommand for AppFactsCommand {
         input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
         let call = &crate::load::without_null_flags(call);
-        let AppCall { layout, targets, credentials, span } = app_call(engine, call, input)?;
-        let names: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
-        let results = for_each_host(&names, parallel(call)?, |host| {
-            let (_, target) =
-                targets.iter().find(|(n, _)| n == host).ok_or_else(|| anyhow::anyhow!("no target"))?;
-            let mut transport = target.connect(&credentials)?;
-            facts::read(transport.as_mut(), &layout)
-        });
-        let mut rows = Vec::new();
-        let mut failures = Vec::new();
-        for (host, result) in results {
-            match result {
-                Ok(f) => rows.push(facts_to_value(&host, &f, span)),
-                Err(e) => failures.push((host, format!("{e:#}"))),
-            }
-        }
-        if !failures.is_empty() {
-            return Err(failed_hosts_error(&failures)).at(span);
-        }
+        let app = app_call(engine, call, input)?;
+        let span = app.span;
+        let rows = app
+            .on_each_host(parallel(call)?, facts::read)?
+            .iter()
+            .map(|(host, f)| facts_to_value(host, f, span))
+            .collect();
         Ok(PipelineData::value(Value::list(rows, span), None))
     }
 }

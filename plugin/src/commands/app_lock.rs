@@ -8,7 +8,7 @@ use nu_protocol::{
     Example, LabeledError, PipelineData, Record, Signature, Spanned, SyntaxShape, Type, Value,
 };
 
-use super::app::{AppCall, app_call, app_signature, describe_holder, holder_gone};
+use super::app::{app_call, app_signature, describe_holder, holder_gone};
 use crate::HkPlugin;
 use crate::convert::{json_to_value, value_to_json};
 use crate::error::LabelErr;
@@ -79,14 +79,12 @@ impl PluginCommand for AppLock {
             Some(d) => Duration::from_nanos(d.item as u64),
             None => Duration::ZERO,
         };
-        let AppCall { layout, targets, credentials, span } = app_call(engine, call, input)?;
-        let Some((host, target)) = targets.first() else {
-            return Err(LabeledError::new("hk app lock: no host").with_label("name the primary host", span));
-        };
+        let app = app_call(engine, call, input)?;
+        let (layout, span) = (&app.layout, app.span);
+        let (host, mut transport) = app.primary()?;
         let deadline = Instant::now() + wait;
-        let mut transport = target.connect(&credentials).at(span)?;
         loop {
-            match lock::acquire(transport.as_mut(), &layout, &holder).at(span)? {
+            match lock::acquire(transport.as_mut(), layout, &holder).at(span)? {
                 Acquired::Taken => break,
                 Acquired::Held { holder: other, since } => {
                     if Instant::now() < deadline && !engine.signals().interrupted() {
@@ -114,7 +112,7 @@ impl PluginCommand for AppLock {
             }
         }
         let mut r = Record::new();
-        r.push("host", Value::string(host.clone(), span));
+        r.push("host", Value::string(host, span));
         r.push("app", Value::string(layout.app.clone(), span));
         r.push("holder", json_to_value(&holder, span));
         Ok(PipelineData::value(Value::record(r, span), None))

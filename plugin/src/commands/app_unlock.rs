@@ -4,7 +4,7 @@ use hk_core::app::lock::{self, Released};
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::{Example, LabeledError, PipelineData, Record, Signature, SyntaxShape, Type, Value};
 
-use super::app::{AppCall, app_call, app_signature, describe_holder};
+use super::app::{app_call, app_signature, describe_holder};
 use crate::HkPlugin;
 use crate::convert::{json_to_value, value_to_json};
 use crate::error::LabelErr;
@@ -67,12 +67,10 @@ impl PluginCommand for AppUnlock {
             return Err(LabeledError::new("hk app unlock: whose lock?")
                 .with_label("give --holder (the record it was taken with) or --force", call.head));
         }
-        let AppCall { layout, targets, credentials, span } = app_call(engine, call, input)?;
-        let Some((host, target)) = targets.first() else {
-            return Err(LabeledError::new("hk app unlock: no host").with_label("name the primary host", span));
-        };
-        let mut transport = target.connect(&credentials).at(span)?;
-        let released = match lock::release(transport.as_mut(), &layout, holder.as_ref(), force).at(span)? {
+        let app = app_call(engine, call, input)?;
+        let (layout, span) = (&app.layout, app.span);
+        let (host, mut transport) = app.primary()?;
+        let released = match lock::release(transport.as_mut(), layout, holder.as_ref(), force).at(span)? {
             Released::Released => true,
             Released::Free => false,
             Released::Other { holder: other } => {
@@ -86,7 +84,7 @@ impl PluginCommand for AppUnlock {
             }
         };
         let mut r = Record::new();
-        r.push("host", Value::string(host.clone(), span));
+        r.push("host", Value::string(host, span));
         r.push("app", Value::string(layout.app.clone(), span));
         r.push("released", Value::bool(released, span));
         r.push("holder", holder.map_or(Value::nothing(span), |h| json_to_value(&h, span)));
