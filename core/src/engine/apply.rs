@@ -239,6 +239,11 @@ fn apply_host(
         }
         script.step(i, step);
     }
+    // A run that gets through every step records itself as done at the end of its own script (no
+    // exec of its own); one that fails or is cut off is recorded by the controller below.
+    if let (Some(record), Some((runs_root, _))) = (&record, &facts.roots) {
+        script.after_steps(&done_record_script(record, runs_root)?);
+    }
     // The files written are hashed again at the end, as a probe would, so the next plan reuses them.
     let rehash = options.hash_cache.as_ref().and_then(|_| rehash_probe(&rows, &uploaded));
     let rehash_nonce = super::nonce();
@@ -249,6 +254,7 @@ fn apply_host(
 
     let mut finished = 0usize;
     let mut failed: Option<usize> = None;
+    let mut recorded = false;
     let mut last = Instant::now();
     let prefix = format!("{nonce} ");
     let timer = crate::trace::Timer::start("apply script");
@@ -274,6 +280,13 @@ fn apply_host(
             _ => {}
         }
     });
+    let run = run.map(|out| {
+        recorded = out
+            .stdout
+            .windows(RECORDED.len() + prefix.len())
+            .any(|w| w.starts_with(prefix.as_bytes()) && &w[prefix.len()..] == RECORDED.as_bytes());
+        out
+    });
     timer.done(&format!("{} bytes", script.len()));
     let changed_paths: Vec<&str> = rows.iter().filter_map(|r| r.resource.path()).collect();
     if let (Some(dir), false) = (&options.hash_cache, changed_paths.is_empty()) {
@@ -291,7 +304,9 @@ fn apply_host(
         cache.save();
     }
     // Whatever happened, the record says what did and did not run.
-    if let Some(record) = record.as_mut() {
+    let done_by_script =
+        recorded && failed.is_none() && finished == rows.len() && run.as_ref().is_ok_and(|o| o.status == 0);
+    if let Some(record) = record.as_mut().filter(|_| !done_by_script) {
         for (i, change) in record.changes.iter_mut().enumerate() {
             change.status = match failed {
                 _ if i < finished => ChangeStatus::Ok,
@@ -389,6 +404,37 @@ fn new_record(
         artifacts,
         backups,
     }
+}
+
+/// The marker the script prints once it wrote the final record of a run that went through.
+const RECORDED: &str = "recorded";
+
+/// After the last step: the run's final record (every change ok), written atomically with the host's
+/// clock as `finished_at`; then the marker. A failure to write it is left to the controller.
+fn done_record_script(record: &RunRecord, runs_root: &str) -> Result<String> {
+    const WHEN: &str = "@@hk-finished-at@@";
+    let mut done = record.clone();
+    for change in &mut done.changes {
+        change.status = ChangeStatus::Ok;
+    }
+    done.status = RunStatus::Ok;
+    let json = serde_json::to_string_pretty(&done)?.replacen(
+        "\"finished_at\": null",
+        &format!("\"finished_at\": \"{WHEN}\""),
+        1,
+    );
+    let Some((before, after)) = json.split_once(WHEN) else {
+        bail!("the run record has no finished_at");
+    };
+    let path = format!("{runs_root}/{}.json", record.id);
+    let tmp = format!("{path}.partial");
+    Ok(format!(
+        "{{ printf '%s%s%s' {} \"$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)\" {} >| {tmp} && mv -f -- {tmp} {path} && printf '%s {RECORDED}\\n' \"$HK\"; }} || :",
+        quote_bytes(before.as_bytes())?,
+        quote_bytes(after.as_bytes())?,
+        tmp = q(&tmp)?,
+        path = q(&path)?,
+    ))
 }
 
 /// Before any step: the run's directories, its plan artifact (0600) and a first record saying

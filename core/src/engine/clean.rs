@@ -178,6 +178,11 @@ fn clean_host(
             ))));
         }
     }
+    if resources.is_empty() {
+        // Nothing to remove: no rows, so no probe (and no host identity to bind them to).
+        let host_plan = HostPlan { target: target.clone(), identity: Default::default(), release: None };
+        return Ok((host_plan, Vec::new()));
+    }
     plan_over(host, target, transport.as_mut(), &resources, &[], None)
 }
 

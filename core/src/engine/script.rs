@@ -107,6 +107,15 @@ impl ApplyScript {
         self.text.push_str(&format!("hk_step hk_s{index} {index}\n"));
     }
 
+    /// Commands run once after the last step succeeded, at top level (so they see the script's
+    /// variables); a failure among them must be handled by the commands themselves.
+    pub fn after_steps(&mut self, commands: &str) {
+        self.text.push_str(commands);
+        if !commands.ends_with('\n') {
+            self.text.push('\n');
+        }
+    }
+
     /// Commands run once after the last step succeeded, in a subshell of their own.
     pub fn epilogue(&mut self, commands: &str) {
         self.text.push_str("(\n");

@@ -169,9 +169,10 @@ impl ResourceKind for Command {
             }
             line = format!("env {vars}{line}");
         }
-        if let Some(cwd) = &self.cwd {
-            line = format!("cd {} && {line}", q(cwd)?);
-        }
+        // In its `cwd` (else /) with umask 022, whatever the apply script's own: never in the
+        // directory hk happened to start in.
+        let cwd = self.cwd.as_deref().unwrap_or("/");
+        line = format!("cd {} && umask 022 && {line}", q(cwd)?);
         // Its output goes to stderr: shown when it fails, never mixed into the event lines.
         step.run(format!("( {line} ) </dev/null 1>&2"));
         Ok(step)

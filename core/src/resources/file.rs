@@ -349,7 +349,6 @@ impl ResourceKind for File {
                     .mode
                     .clone()
                     .or_else(|| (kind == "file").then(|| text(seen, "mode")).flatten());
-                step.run(format!("chmod {} -- {}", q(mode.as_deref().unwrap_or(DEFAULT_MODE))?, q(&tmp)?));
                 let keep = |want: &Option<String>, have: &str| match want {
                     Some(w) => Some(w.clone()),
                     None if kind == "file" => text(seen, have),
@@ -369,6 +368,8 @@ impl ResourceKind for File {
                         }
                     }
                 }
+                // After chown, which clears setuid and setgid bits.
+                step.run(format!("chmod {} -- {}", q(mode.as_deref().unwrap_or(DEFAULT_MODE))?, q(&tmp)?));
                 match &self.check {
                     None => {
                         step.run(script::rename(&tmp, &self.path)?).cleanup(format!("rm -f -- {}", q(&tmp)?));

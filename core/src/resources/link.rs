@@ -27,11 +27,16 @@ impl Link {
     pub fn from_config(obj: &mut Obj) -> Result<Self> {
         let raw = obj.req_str("path")?;
         let path = normalize_path(obj, "path", &raw)?;
-        let target = obj.req_str("target")?;
+        let state = obj.state()?;
+        // A link to remove needs no target.
+        let target = match (obj.opt_str("target")?, state) {
+            (Some(t), _) => t,
+            (None, State::Absent) => "-".to_string(),
+            (None, State::Present) => obj.fail("target", "missing (required)")?,
+        };
         if target.is_empty() || target.contains('\0') {
             obj.fail("target", "a link target must be a non-empty path")?;
         }
-        let state = obj.state()?;
         let after = super::command::ids_field(obj, "after")?;
         Ok(Link { path, target, state, after })
     }

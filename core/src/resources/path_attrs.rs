@@ -100,15 +100,12 @@ impl PathAttrs {
         out
     }
 
-    /// chmod/chown commands for the attribute changes listed in `changes`, applied to `path`.
+    /// chown/chmod commands for the attribute changes listed in `changes`, applied to `path`. The
+    /// owner changes first: chown clears setuid and setgid bits, so the mode is set after it (again,
+    /// when only the owner changed and the mode holds such bits).
     pub fn commands(&self, changes: &[FieldChange], path: &str, no_deref: bool) -> Result<Vec<String>> {
         let mut cmds = Vec::new();
         let changed = |f: &str| changes.iter().any(|c| c.field == f);
-        if changed("mode")
-            && let Some(mode) = changes.iter().find(|c| c.field == "mode").and_then(|c| c.to.clone())
-        {
-            cmds.push(format!("chmod {} -- {}", q(&mode)?, q(path)?));
-        }
         let owner = if changed("owner") { self.owner.clone() } else { None };
         let group = if changed("group") { self.group.clone() } else { None };
         let spec = match (owner, group) {
@@ -117,12 +114,26 @@ impl PathAttrs {
             (None, Some(g)) => Some(format!(":{g}")),
             (None, None) => None,
         };
+        let chowned = spec.is_some();
         if let Some(spec) = spec {
             let flag = if no_deref { "-h " } else { "" };
             cmds.push(format!("chown {flag}{} -- {}", q(&spec)?, q(path)?));
         }
+        let mode = changes
+            .iter()
+            .find(|c| c.field == "mode")
+            .and_then(|c| c.to.clone())
+            .or_else(|| self.mode.clone().filter(|m| chowned && has_special_bits(m)));
+        if let Some(mode) = mode {
+            cmds.push(format!("chmod {} -- {}", q(&mode)?, q(path)?));
+        }
         Ok(cmds)
     }
+}
+
+/// Whether a mode such as `4755` holds setuid, setgid or sticky bits (which chown may clear).
+pub fn has_special_bits(mode: &str) -> bool {
+    mode.len() == 4 && !mode.starts_with('0')
 }
 
 /// Fields observed for a regular file: its attributes plus content hash and size.
