@@ -280,13 +280,12 @@ fn apply_host(
             _ => {}
         }
     });
-    let run = run.map(|out| {
+    if let Ok(out) = &run {
         recorded = out
             .stdout
             .windows(RECORDED.len() + prefix.len())
             .any(|w| w.starts_with(prefix.as_bytes()) && &w[prefix.len()..] == RECORDED.as_bytes());
-        out
-    });
+    }
     timer.done(&format!("{} bytes", script.len()));
     let changed_paths: Vec<&str> = rows.iter().filter_map(|r| r.resource.path()).collect();
     if let (Some(dir), false) = (&options.hash_cache, changed_paths.is_empty()) {
