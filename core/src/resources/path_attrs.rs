@@ -198,12 +198,32 @@ pub fn normalize_path(obj: &Obj, field: &str, raw: &str) -> Result<String> {
 pub fn temp_sibling(path: &str, nonce: &str) -> String {
     let (dir, base) = path.rsplit_once('/').unwrap_or(("", path));
     let short = &nonce[..nonce.len().min(12)];
-    format!("{dir}/.{base}.hk-{short}")
+    // A name must fit the file system's 255 bytes, with room for a suffix (`.old`): a long base is
+    // cut (at a character boundary) in the temp name only, never in the target's.
+    let room = NAME_MAX - ".".len() - ".hk-".len() - short.len() - ".old".len();
+    let mut end = base.len().min(room);
+    while !base.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{dir}/.{}.hk-{short}", &base[..end])
 }
+
+/// The longest file name most Linux file systems take, in bytes.
+const NAME_MAX: usize = 255;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_names_fit_the_file_system() {
+        let long = "é".repeat(127) + "x";
+        let tmp = temp_sibling(&format!("/srv/{long}"), "0123456789abcdef");
+        let name = tmp.rsplit('/').next().unwrap_or_default();
+        assert!(name.len() + ".old".len() <= 255, "{} bytes", name.len());
+        assert!(name.ends_with(".hk-0123456789ab"));
+        assert_eq!(temp_sibling("/a/b.txt", "0123456789abcdef"), "/a/.b.txt.hk-0123456789ab");
+    }
 
     #[test]
     fn modes() {
