@@ -108,8 +108,10 @@ def main [--runs: int = 3] {
     $e.raw
   }
   $two | values | each {|n| guest down $n } | ignore
-  let table = $results | update cells -c [deploy upload health drain rest cpu redeploy] {|d| $d / 1ms | math round | $"($in) ms" }
-  print ($table | rename hosts deploy upload health drain rest "cpu (all cores)" "conns/host" redeploy)
+  let ms = {|d| $"($d / 1ms | math round) ms" }
+  for r in $results {
+    print $"($r.hosts) host\(s\): deploy (do $ms $r.deploy) = upload (do $ms $r.upload) + health wait (do $ms $r.health) + drain (do $ms $r.drain) + the rest (do $ms $r.rest); machine CPU (do $ms $r.cpu); SSH connections per host ($r.connections_per_host); redeploy of the live version (do $ms $r.redeploy)"
+  }
   let ratio = $results.1.deploy / $results.0.deploy
   # The guests run on this machine's cores, beside hk: a 2-host deploy cannot take less than its
   # whole CPU work spread over the cores, nor less than a 1-host deploy.

@@ -188,3 +188,33 @@ export def "test guest deploy: the example project deploys and rolls back, and e
     assert equal (hk audit | first | select action result) {action: rollback, result: ok}
   }
 }
+
+export def "test guest deploy: Ctrl-C during a deploy releases the lock and leaves the app serving" [] {
+  let p = project (service sigint) 5500
+  cd $p.dir
+  hk setup --version v1 --quiet | ignore
+  let module = $env.HK_TEST_ROOT | path join nu-modules/hk
+  let log = $p.dir | path join deploy.log
+  let script = $"use r#'($module)'#; hk deploy --version v2"
+  let pid = ^bash -c $"cd '($p.dir)' && '($nu.current-exe)' -n --plugins '($env.HK_PLUGIN)' -c \"($script)\" > '($log)' 2>&1 & echo $!" | str trim | into int
+  # Interrupt once the deploy holds the lock and is under way.
+  let deadline = (date now) + 60sec
+  while not (hk lock status | get locked) {
+    if (date now) > $deadline { error make {msg: $"the deploy never took the lock: (open $log)"} }
+    sleep 100ms
+  }
+  sleep 1sec
+  ^kill -INT $pid
+  let deadline = (date now) + 120sec
+  while ($"/proc/($pid)" | path exists) {
+    if (date now) > $deadline { error make {msg: "the interrupted deploy did not end"} }
+    sleep 200ms
+  }
+  let said = open $log | ansi strip
+  has $said "interrupted"
+  assert equal (hk lock status | get locked) false $"the lock is still held: ($said)"
+  assert ((answer $p) in [v1 v2]) "the app does not answer"
+  # The next deploy goes through.
+  hk deploy --version v3 --quiet | ignore
+  assert equal (answer $p) v3
+}
