@@ -190,20 +190,23 @@ export def "test guest deploy: the example project deploys and rolls back, and e
 }
 
 export def "test guest deploy: Ctrl-C during a deploy releases the lock and leaves the app serving" [] {
-  let p = project (service sigint) 5500
+  # The health check waits 8 s before its first try: time enough to interrupt the prepare.
+  let p = project (service sigint) 5500 --extra {health_check: {delay: 8sec}}
   cd $p.dir
   hk setup --version v1 --quiet | ignore
   let module = $env.HK_TEST_ROOT | path join nu-modules/hk
   let log = $p.dir | path join deploy.log
   let script = $"use r#'($module)'#; hk deploy --version v2"
-  let pid = ^bash -c $"cd '($p.dir)' && '($nu.current-exe)' -n --plugins '($env.HK_PLUGIN)' -c \"($script)\" > '($log)' 2>&1 & echo $!" | str trim | into int
-  # Interrupt once the deploy holds the lock and is under way.
+  # In the background: its own process (the pid is the nu's), its output in the log.
+  let pid = ^bash -c $"\(cd '($p.dir)' && exec '($nu.current-exe)' -n --plugins '($env.HK_PLUGIN)' -c \"($script)\"\) > '($log)' 2>&1 < /dev/null & echo $!" | str trim | into int
+  # Interrupt once the deploy holds the lock and is under way: it has built the release.
   let deadline = (date now) + 60sec
-  while not (hk lock status | get locked) {
-    if (date now) > $deadline { error make {msg: $"the deploy never took the lock: (open $log)"} }
-    sleep 100ms
+  while not ($log | path exists) or not (open $log | ansi strip | str contains " build ") {
+    if (date now) > $deadline { error make {msg: $"the deploy never started: (open $log)"} }
+    sleep 50ms
   }
-  sleep 1sec
+  sleep 500ms
+  assert (hk lock status | get locked) "the deploy does not hold the lock"
   ^kill -INT $pid
   let deadline = (date now) + 120sec
   while ($"/proc/($pid)" | path exists) {
@@ -214,7 +217,9 @@ export def "test guest deploy: Ctrl-C during a deploy releases the lock and leav
   has $said "interrupted"
   assert equal (hk lock status | get locked) false $"the lock is still held: ($said)"
   assert ((answer $p) in [v1 v2]) "the app does not answer"
-  # The next deploy goes through.
+  # Nothing half-done is left running, and the next deploy goes through.
+  let units = guest sh --on $p.instance $"systemctl is-active hk-($p.service)@5500 hk-($p.service)@5501 || true" | lines
+  assert equal $units [active inactive]
   hk deploy --version v3 --quiet | ignore
   assert equal (answer $p) v3
 }
