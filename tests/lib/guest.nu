@@ -1,10 +1,12 @@
 # The shared test guests: qemu instances (Debian 12, systemd, sshd, Caddy) brought up once per test
 # run by tests/run.nu through `hk instance ensure` before the files that use them run, destroyed
-# after: `hk-test` for test_guest*.nu, `hk-deploy` for test_guest_deploy*.nu (deploys own its Caddy).
+# after: `hk-test` for test_guest*.nu, `hk-deploy` for test_guest_deploy*.nu (deploys own its Caddy),
+# `hk-load` for test_guest_load*.nu (no other test may reload the Caddy its clients count through).
 # Their files live under $env.HK_INSTANCES_DIR; the image cache is reused across runs.
 
 export const instance = "hk-test"
 export const deploy_instance = "hk-deploy"
+export const load_instance = "hk-load"
 
 # What every test instance is: the same spec shares one image and one saved snapshot (forwarded
 # ports do not change either); port 80 (Caddy) is forwarded to a free port here.
@@ -24,7 +26,13 @@ export def config [name: string = $instance]: nothing -> record {
 export def for-files [files: list<string>]: nothing -> list<string> {
   $files | each {|f|
     let name = $f | path basename
-    if ($name | str starts-with test_guest_deploy) { $deploy_instance } else if ($name | str starts-with test_guest) { $instance }
+    if ($name | str starts-with test_guest_deploy) {
+      $deploy_instance
+    } else if ($name | str starts-with test_guest_load) {
+      $load_instance
+    } else if ($name | str starts-with test_guest) {
+      $instance
+    }
   } | compact | uniq
 }
 

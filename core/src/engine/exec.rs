@@ -20,8 +20,9 @@ pub fn exec(
             .map(|(_, t)| t)
             .ok_or_else(|| anyhow::anyhow!("no target for {host}"))?;
         let mut transport = target.connect(credentials)?;
-        // In / with umask 022, as a login would be, never in the directory the plugin started in.
-        let line = format!("cd / && umask 022 && {command}");
+        // In / with umask 022, as a login would be, never in the directory the plugin started in;
+        // the command itself is handed whole to a shell of its own (a trailing `&` stays its own).
+        let line = format!("cd / && umask 022 && exec sh -c {}", crate::quote::q(command)?);
         let out = transport.exec(&line, Box::new(std::io::empty()), &mut |_| {})?;
         sudo_failure(&out, host)?;
         Ok(out)

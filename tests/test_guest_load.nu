@@ -1,0 +1,62 @@
+# Deploys under load on a real systemd host with Caddy: a guest of this file's own (`hk-load`), so
+# no other test reloads its Caddy while the clients count every answer. Port 80 is forwarded here;
+# the load clients on this machine go through Caddy for the whole of each deploy.
+use std/assert
+use lib/helpers.nu *
+use lib/guest.nu
+use lib/deploy.nu *
+use ../nu-modules/hk
+
+export def "test guest load: v1 to v2 under load with zero failed requests, rollback, 5 deploys in a row" [] {
+  let p = project $"load-(random chars -l 6 | str lowercase)" 5000 --instance $guest.load_instance
+  cd $p.dir
+  let setup = hk setup --version v1 --quiet
+  assert equal ($setup | where status == failed | length) 0
+  assert equal (answer $p) v1
+  # Caddy's main file: the untouched default was replaced, with the import and a grace period.
+  let main = guest sh --on $p.instance "cat /etc/caddy/Caddyfile"
+  has $main "import /opt/hk/*/Caddyfile"
+  has $main "grace_period"
+
+  let load = start-load $p --at-least 2000
+  sleep 2sec
+  let deployed = hk deploy --version v2 --quiet
+  let done = now-ms
+  sleep 2sec
+  let seen = stop-load $load
+  no-failures $seen 2000
+  assert ("v1" in ($seen.versions | columns)) "v1 was never seen"
+  assert ("v2" in ($seen.versions | columns)) "v2 was never seen"
+  let after = $seen.records | where start > $done
+  assert ($after | is-not-empty) "no request after the deploy"
+  assert equal ($after | get version | uniq) [v2]
+  assert equal ($deployed | get phase | uniq) [build prepare switch retire prune]
+  # The old instance is stopped, the new one runs; current and active_port moved.
+  let units = guest sh --on $p.instance $"systemctl is-active hk-($p.service)@5000 hk-($p.service)@5001 || true" | lines
+  assert equal $units [inactive active]
+  let live = hk versions | where current
+  assert equal $live.version [v2]
+  assert equal $live.active_port [5001]
+
+  # Rollback without a version: back to v1, the release that was live before.
+  hk rollback --quiet | ignore
+  assert equal (answer $p) v1
+  assert equal (hk versions | where current | get version) [v1]
+  assert equal (hk audit | first | select action version result) {action: rollback, version: v1, result: ok}
+
+  # Five deploys in a row, alternating versions, under load: still nothing fails.
+  let load = start-load $p --at-least 2000
+  for v in [v2 v1 v2 v1 v2] {
+    hk deploy --version $v --quiet | ignore
+  }
+  sleep 1sec
+  let seen = stop-load $load
+  no-failures $seen 2000
+  assert equal (answer $p) v2
+  let log = hk audit
+  assert equal ($log | where action == deploy | length) 6
+  assert equal ($log | get result | uniq) [ok]
+  # Nothing stale: three releases (v1, v2) are within `retain`; the lock is free.
+  assert equal (hk stale-releases | length) 0
+  assert equal (hk lock status | get locked) false
+}
