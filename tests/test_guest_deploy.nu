@@ -31,8 +31,10 @@ export def "test guest deploy: a release whose health check fails leaves the old
   assert equal (hk lock status | get locked) false
   assert equal (hk audit | first | select action version result) {action: deploy, version: v2, result: failed}
   # The failed instance is stopped; the live one still runs.
+  # The failed instance is not running (systemd may still say `failed`: it gave up restarting it).
   let units = guest sh --on $p.instance $"systemctl is-active hk-($p.service)@5100 hk-($p.service)@5101 || true" | lines
-  assert equal $units [active inactive]
+  assert equal $units.0 active
+  assert ($units.1 in [inactive failed]) $"the failed instance is ($units.1)"
 }
 
 export def "test guest deploy: of two deploys at once exactly one proceeds, the other names the holder" [] {
