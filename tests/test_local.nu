@@ -124,21 +124,56 @@ export def "test dry-run changes nothing" [] {
 
 export def "test a failing step stops the apply and names host, resource and stderr" [] {
   let dir = scratch
-  "not a dir" | save ($dir | path join blocker)
   let config = {resources: [
     {type: dir, path: ($dir | path join ok1)}
-    {type: file, path: ($dir | path join blocker/inside), content: "x"}
+    {type: command, name: boom, run: "echo 'boom: out of luck' >&2; exit 3"}
     {type: dir, path: ($dir | path join zz-after)}
   ]}
   let plan = $config | hk plan local
   let events = error-of { $plan | hk apply --confirm }
   has $events "host local"
-  has $events $"file:($dir)/blocker/inside"
-  has $events "cannot create"
+  has $events "command:boom"
+  has $events "boom: out of luck"
   assert (($dir | path join ok1) | path exists)
   assert not (($dir | path join zz-after) | path exists)
   # Leftover temp files are cleaned up.
   assert equal (ls -a $dir | where name =~ '\.hk-' | length) 0
+}
+
+export def "test a plan shows what the apply could not do, and such a plan changes nothing" [] {
+  let dir = scratch
+  "not a dir" | save ($dir | path join blocker)
+  mkdir ($dir | path join a-dir) ($dir | path join full)
+  "x" | save ($dir | path join full/keep.txt)
+  "x" | save ($dir | path join plain.txt)
+  let config = {resources: [
+    {type: dir, path: ($dir | path join ok1)}
+    {type: file, path: ($dir | path join blocker/inside), content: "x"}
+    {type: file, path: ($dir | path join a-dir), content: "x"}
+    {type: dir, path: ($dir | path join full), state: absent}
+    {type: link, path: ($dir | path join plain.txt), state: absent}
+    {type: file, path: ($dir | path join owned.txt), content: "x", owner: hk-no-such-user}
+    {type: file, path: ($dir | path join new/deeper/file.txt), content: "x"}
+  ]}
+  let plan = $config | hk plan local
+  let errors = $plan | where action == error
+  assert equal ($errors.name | each { path basename } | sort) [a-dir blocker full inside owned.txt plain.txt]
+  has ($errors | where name =~ inside | get 0.note) $"needs dir:($dir)/blocker, which cannot be applied"
+  assert equal ($errors.reason | uniq) [conflict]
+  has ($errors | where name =~ blocker | get 0.note) "is a file, not a directory"
+  has ($errors | where name =~ full | get 0.note) "is not empty"
+  has ($errors | where name =~ owned | get 0.note) "user hk-no-such-user does not exist on host local"
+  has ($errors | where name =~ plain | get 0.note) "is a file, not a link"
+  # Missing folders above a path are rows of their own, before it.
+  let parents = $plan | where reason == parent
+  assert equal ($parents.name | each {|p| $p | path relative-to $dir }) [new new/deeper]
+  assert equal ($parents.action | uniq) [create]
+  let err = error-of { $plan | hk apply --confirm }
+  has $err "6 row(s) of the plan cannot be applied; nothing was changed"
+  assert not (($dir | path join ok1) | path exists)
+  # Left out, the rest applies, parents first.
+  $plan | where action != error | hk apply --confirm | ignore
+  assert equal (open ($dir | path join new/deeper/file.txt)) "x"
 }
 
 export def "test shell metacharacters in paths and contents are data" [] {

@@ -52,8 +52,11 @@ export def "test release: deploy, flip, down --last, clean keeps N" [] {
     {resources: [(release $dir $v $root)]} | hk plan local | hk apply --confirm --track --runs-root $roots.runs --backups-root $roots.backups | ignore
   }
   let plan = {resources: [(release $dir 1.0.0 $root)]} | hk plan local
-  assert equal $plan.type [release_artifact release_unpack link]
-  assert equal $plan.action [create create create]
+  # The folders the release goes into are rows of their own, before it.
+  assert equal ($plan | where reason == parent | get name | each { path relative-to $root }) ["" demo demo/artifacts demo/releases]
+  assert equal ($plan | where reason != parent | get type) [release_artifact release_unpack link]
+  assert equal ($plan.action | uniq) [create]
+  assert equal ($plan | first 3 | get reason | uniq) [parent]
   do $deploy 1.0.0
   assert equal (^($root | path join demo/current/bin/run)) "1.0.0"
   assert equal (^readlink ($root | path join demo/current)) releases/1.0.0

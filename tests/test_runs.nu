@@ -69,14 +69,13 @@ export def "test runs: a failed apply is recorded and its down plan undoes what 
   let br = $dir | path join backups
   mkdir $root
   "old\n" | save ($root | path join a.txt)
-  "blocker" | save ($root | path join blocker)
   let config = {resources: [
     {type: file, path: ($root | path join a.txt), content: "new\n"}
-    {type: file, path: ($root | path join blocker/inside), content: "x"}
+    {type: command, name: inside, run: "exit 3"}
     {type: file, path: ($root | path join z-after.txt), content: "never\n"}
   ]}
   let err = error-of { $config | hk plan local | hk apply --confirm --track --runs-root $rr --backups-root $br }
-  has $err "blocker/inside"
+  has $err "command:inside"
   let run = hk runs --local --latest --runs-root $rr --backups-root $br
   assert equal $run.status failed
   let record = hk runs --local --id $run.id --runs-root $rr --backups-root $br

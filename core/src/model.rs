@@ -18,6 +18,8 @@ pub enum Action {
     Delete,
     Noop,
     Read,
+    /// The plan knows the apply would fail (its `note` says why and what to do): never applied.
+    Error,
 }
 
 impl Action {
@@ -28,6 +30,7 @@ impl Action {
             Action::Delete => "delete",
             Action::Noop => "noop",
             Action::Read => "read",
+            Action::Error => "error",
         }
     }
 
@@ -53,6 +56,10 @@ pub enum Reason {
     Down,
     /// A readiness check, run at every apply.
     Check,
+    /// A directory missing above a path the plan puts in place.
+    Parent,
+    /// Something on the host stands in the way (the row's `note` says what).
+    Conflict,
 }
 
 impl Reason {
@@ -65,6 +72,8 @@ impl Reason {
             Reason::ReadError => "read_error",
             Reason::Down => "down",
             Reason::Check => "check",
+            Reason::Parent => "parent",
+            Reason::Conflict => "conflict",
         }
     }
 }

@@ -56,6 +56,20 @@ impl Default for ApplyOptions {
 /// Apply `plan`, calling `on_event` for every change as it finishes (from one thread per host).
 /// Every host is attempted; the error names each host that failed.
 pub fn apply(plan: Plan, options: &ApplyOptions, on_event: &(dyn Fn(Event) + Sync)) -> Result<()> {
+    // A plan that knows a row cannot be applied is not applied at all.
+    let errors: Vec<String> = plan
+        .rows
+        .iter()
+        .filter(|r| r.action == Action::Error)
+        .map(|r| format!("host {}: {}: {}", r.host, r.id, r.note))
+        .collect();
+    if !errors.is_empty() {
+        bail!(
+            "the plan has {} row(s) that cannot be applied; nothing was changed:\n{}",
+            errors.len(),
+            errors.join("\n")
+        );
+    }
     let mut hosts: Vec<String> = Vec::new();
     for row in &plan.rows {
         if row.action.applies() && !hosts.contains(&row.host) {

@@ -71,10 +71,7 @@ fn from_before(
         || PathAttrs { mode: text(before, "mode"), owner: text(before, "uid"), group: text(before, "gid") };
     match text(before, "kind").as_deref().unwrap_or("missing") {
         "missing" => Ok(match rtype {
-            "dir" => (
-                Resource::Dir(Dir { path: path.into(), attrs: PathAttrs::default(), state: State::Absent }),
-                true,
-            ),
+            "dir" => (Resource::Dir(Dir::with(path, PathAttrs::default(), State::Absent)), true),
             "link" => (
                 Resource::Link(Link {
                     path: path.into(),
@@ -95,9 +92,7 @@ fn from_before(
             }
             _ => Err("the previous content was not backed up (apply with --track to keep it)".into()),
         },
-        "directory" => {
-            Ok((Resource::Dir(Dir { path: path.into(), attrs: attrs(), state: State::Present }), false))
-        }
+        "directory" => Ok((Resource::Dir(Dir::with(path, attrs(), State::Present)), false)),
         "link" => match text(before, "target") {
             Some(target) => Ok((
                 Resource::Link(Link { path: path.into(), target, state: State::Present, after: Vec::new() }),
@@ -225,11 +220,11 @@ fn item_from_row(row: &PlanRow) -> DownItem {
             ))
         }
         (Action::Update, "dir") if only_attrs => Ok((
-            Resource::Dir(Dir {
-                path: row.name.clone(),
-                attrs: PathAttrs { mode: from("mode"), owner: from("owner"), group: from("group") },
-                state: State::Present,
-            }),
+            Resource::Dir(Dir::with(
+                &row.name,
+                PathAttrs { mode: from("mode"), owner: from("owner"), group: from("group") },
+                State::Present,
+            )),
             false,
         )),
         _ => Err("needs a run's backups: apply with --track, then `hk down --run ID`".to_string()),

@@ -1,5 +1,7 @@
 //! Planning: one probe script per host, then a diff per resource.
 
+use std::collections::HashSet;
+
 use anyhow::{Context, Result, bail};
 use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
@@ -10,7 +12,7 @@ use super::{dependency_order, for_each_host, nonce};
 use crate::config::Config;
 use crate::model::{Action, Direction, HostPlan, Plan, PlanRow, Reason};
 use crate::packages::PackageNaming;
-use crate::resources::{Observed, Resource};
+use crate::resources::{Diff, Dir, Observed, Resource, State, ancestor_dir_ids};
 use crate::secrets::Secrets;
 use crate::transport::{Credentials, Target, Transport};
 
@@ -236,26 +238,77 @@ pub fn plan_over(
     ignore: &[String],
     hash_cache: Option<&std::path::Path>,
 ) -> Result<(HostPlan, Vec<PlanRow>)> {
-    let refs: Vec<&Resource> = all.iter().collect();
+    // Directories missing above the paths the plan puts in place become rows of their own.
+    let parents = parent_dirs(all);
+    let refs: Vec<&Resource> = all.iter().chain(&parents).collect();
     let ordered: Vec<&Resource> = dependency_order(&refs).into_iter().map(|i| refs[i]).collect();
     let (ignored, probed): (Vec<&Resource>, Vec<&Resource>) =
         ordered.iter().partition(|r| ignore.contains(&r.kind().id()));
     let mut cache = hash_cache.map(|dir| HashCache::load(dir, target));
-    let (facts, observed) = probe_host_cached(transport, &probed, ProbeBatch::default(), cache.as_mut())
+    let mut batch = ProbeBatch::default();
+    let owners = named_owners(all);
+    if !owners.is_empty() {
+        batch.accounts();
+    }
+    for r in &probed {
+        if let Resource::Dir(d) = r
+            && d.state == State::Absent
+        {
+            batch.emptiness(&d.path);
+        }
+    }
+    let (facts, observed) = probe_host_cached(transport, &probed, batch, cache.as_mut())
         .with_context(|| format!("planning host {host}"))?;
+    let declared: HashSet<String> = all.iter().map(|r| r.kind().id()).collect();
+    // Paths this plan deletes: a directory to remove may hold them.
+    let deleted: HashSet<&str> = probed
+        .iter()
+        .zip(&observed)
+        .filter(|(r, seen)| r.kind().diff(seen).action == Action::Delete)
+        .filter_map(|(r, _)| r.path())
+        .collect();
     let diff_timer = crate::trace::Timer::start("diff");
     let mut rows = Vec::with_capacity(ordered.len());
     // Ids changed by this plan so far: a service restarts after a dependency that changed.
     let mut changed: Vec<String> = Vec::new();
+    // Ids of rows that cannot be applied: rows that need them cannot be either.
+    let mut failing: HashSet<String> = HashSet::new();
     for (resource, seen) in probed.iter().zip(&observed) {
         let mut resource = (*resource).clone();
         if let Resource::Service(service) = &mut resource {
             service.restart_after(&changed);
         }
         let kind = resource.kind();
-        let diff = kind.diff(seen);
+        let mut diff = kind.diff(seen);
+        let is_parent = matches!(&resource, Resource::Dir(d) if d.parent);
+        if is_parent && diff.action == Action::Noop {
+            // Already there: not part of the plan.
+            continue;
+        }
+        let conflict = kind
+            .conflict(seen)
+            .or_else(|| busy_dir(&resource, &diff, &facts, &deleted))
+            .or_else(|| missing_owner(&resource, &facts, &declared, host))
+            .or_else(|| {
+                // What needs a row that cannot be applied cannot be applied either.
+                let blocked = kind.depends_on().into_iter().find(|d| failing.contains(d))?;
+                Some(format!("needs {blocked}, which cannot be applied (see its row)"))
+            });
+        let note = match conflict {
+            Some(why) => {
+                diff = Diff { action: Action::Error, reason: Reason::Conflict, changes: diff.changes };
+                why
+            }
+            None => String::new(),
+        };
+        if is_parent && diff.action == Action::Create {
+            diff.reason = Reason::Parent;
+        }
         let (id, rtype, name) = (kind.id(), kind.type_name().to_string(), kind.name().to_string());
-        let reversible = kind.reversible(&diff);
+        let reversible = kind.reversible(&diff) && diff.action != Action::Error;
+        if diff.action == Action::Error {
+            failing.insert(id.clone());
+        }
         if diff.action.mutates() {
             changed.push(id.clone());
         } else if !diff.action.applies() {
@@ -273,7 +326,7 @@ pub fn plan_over(
             reason: diff.reason,
             fingerprint: fingerprint(seen),
             resource,
-            note: String::new(),
+            note,
         });
     }
     for resource in ignored {
@@ -295,4 +348,85 @@ pub fn plan_over(
     diff_timer.done(&format!("{} rows", rows.len()));
     let release = facts.os.as_ref().map(|os| os.release());
     Ok((HostPlan { target: target.clone(), identity: facts.identity, release }, rows))
+}
+
+/// The directories above every path `all` puts in place that it does not declare, as directories
+/// to create when missing (mode 0755, no owner).
+fn parent_dirs(all: &[Resource]) -> Vec<Resource> {
+    let declared: HashSet<&str> = all
+        .iter()
+        .filter_map(|r| match r {
+            Resource::Dir(d) => Some(d.path.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let mut parents = Vec::new();
+    for path in all.iter().filter(|r| r.puts_path()).filter_map(Resource::path) {
+        for id in ancestor_dir_ids(path) {
+            let dir = id.trim_start_matches("dir:").to_string();
+            if !declared.contains(dir.as_str()) && seen.insert(dir.clone()) {
+                parents.push(Resource::Dir(Dir::parent(&dir)));
+            }
+        }
+    }
+    parents
+}
+
+/// Owner and group names (not numeric ids) the path resources set: (`user`|`group`, name).
+fn named_owners(all: &[Resource]) -> Vec<(String, String)> {
+    let mut names = Vec::new();
+    for r in all.iter().filter(|r| r.path().is_some()) {
+        for id in r.kind().depends_on() {
+            if let Some((kind @ ("user" | "group"), name)) = id.split_once(':')
+                && !name.chars().all(|c| c.is_ascii_digit())
+            {
+                names.push((kind.to_string(), name.to_string()));
+            }
+        }
+    }
+    names
+}
+
+/// A directory to remove that holds entries this plan does not remove: the apply would fail.
+fn busy_dir(
+    resource: &Resource,
+    diff: &Diff,
+    facts: &super::probe::Facts,
+    deleted: &HashSet<&str>,
+) -> Option<String> {
+    let Resource::Dir(dir) = resource else { return None };
+    if diff.action != Action::Delete {
+        return None;
+    }
+    let prefix = format!("{}/", dir.path);
+    let left: Vec<&String> =
+        facts.children.iter().filter(|c| c.starts_with(&prefix) && !deleted.contains(c.as_str())).collect();
+    let first = left.first()?;
+    Some(format!(
+        "{} is not empty ({} entr{}, e.g. {first}): hk removes only empty directories; remove its content in the same plan, or leave the directory",
+        dir.path,
+        left.len(),
+        if left.len() == 1 { "y" } else { "ies" }
+    ))
+}
+
+/// An owner or group the resource names that the host lacks and the config does not declare.
+fn missing_owner(
+    resource: &Resource,
+    facts: &super::probe::Facts,
+    declared: &HashSet<String>,
+    host: &str,
+) -> Option<String> {
+    for (kind, name) in named_owners(std::slice::from_ref(resource)) {
+        let id = format!("{kind}:{name}");
+        let exists =
+            if kind == "user" { facts.users.contains_key(&name) } else { facts.groups.contains_key(&name) };
+        if !exists && !declared.contains(&id) {
+            return Some(format!(
+                "{kind} {name} does not exist on host {host}: declare it in the config ({{type: {kind}, name: {name}}}) or create it first"
+            ));
+        }
+    }
+    None
 }

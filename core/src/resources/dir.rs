@@ -20,6 +20,9 @@ pub struct Dir {
     pub attrs: PathAttrs,
     #[serde(default)]
     pub state: State,
+    /// Not declared: a directory the plan adds above a path it puts in place.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parent: bool,
 }
 
 impl Dir {
@@ -28,7 +31,22 @@ impl Dir {
         let path = normalize_path(obj, "path", &raw)?;
         let attrs = PathAttrs::from_config(obj)?;
         let state = obj.state()?;
-        Ok(Dir { path, attrs, state })
+        Ok(Dir { path, attrs, state, parent: false })
+    }
+
+    /// A missing directory above a path the plan puts in place: mode 0755, no owner.
+    pub fn parent(path: &str) -> Dir {
+        Dir {
+            path: path.to_string(),
+            attrs: PathAttrs { mode: Some(DEFAULT_MODE.to_string()), owner: None, group: None },
+            state: State::Present,
+            parent: true,
+        }
+    }
+
+    /// A directory to remove or restore as it was.
+    pub fn with(path: &str, attrs: PathAttrs, state: State) -> Dir {
+        Dir { path: path.to_string(), attrs, state, parent: false }
     }
 }
 
@@ -52,6 +70,10 @@ impl ResourceKind for Dir {
 
     fn diff(&self, seen: &Observed) -> Diff {
         let kind = text(seen, "kind").unwrap_or_default();
+        if self.parent && kind == "directory" {
+            // An undeclared parent only needs to exist: its mode and owner are not hk's to change.
+            return Diff::noop();
+        }
         match (self.state, kind.as_str()) {
             (State::Absent, "directory") => Diff {
                 action: Action::Delete,
@@ -104,7 +126,7 @@ impl ResourceKind for Dir {
             Action::Delete => {
                 step.run(format!("rmdir -- {path}"));
             }
-            Action::Noop | Action::Read => {}
+            Action::Noop | Action::Read | Action::Error => {}
         }
         Ok(step)
     }
@@ -113,6 +135,10 @@ impl ResourceKind for Dir {
         let mut deps = ancestor_dir_ids(&self.path);
         deps.extend(owner_ids(&self.attrs));
         deps
+    }
+
+    fn conflict(&self, seen: &Observed) -> Option<String> {
+        super::kind_conflict(&self.path, seen, &["missing", "directory"], "a directory")
     }
 }
 

@@ -215,6 +215,10 @@ impl ResourceKind for EnvFile {
         deps
     }
 
+    fn conflict(&self, seen: &Observed) -> Option<String> {
+        super::kind_conflict(&self.path, seen, &["missing", "file"], "a file")
+    }
+
     fn rank(&self) -> u8 {
         super::RANK_ENV_FILE
     }

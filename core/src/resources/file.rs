@@ -381,7 +381,7 @@ impl ResourceKind for File {
             Action::Delete => {
                 step.run(format!("rm -f -- {}", q(&self.path)?));
             }
-            Action::Create | Action::Noop | Action::Read => {}
+            Action::Create | Action::Noop | Action::Read | Action::Error => {}
         }
         Ok(step)
     }
@@ -391,5 +391,13 @@ impl ResourceKind for File {
         deps.extend(owner_ids(&self.attrs));
         deps.extend(self.after.iter().cloned());
         deps
+    }
+
+    fn conflict(&self, seen: &Observed) -> Option<String> {
+        match self.state {
+            // A link in the way is replaced by the file (tracked runs keep what it was).
+            State::Present => super::kind_conflict(&self.path, seen, &["missing", "file", "link"], "a file"),
+            State::Absent => super::kind_conflict(&self.path, seen, &["missing", "file"], "a file"),
+        }
     }
 }

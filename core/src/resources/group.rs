@@ -87,7 +87,7 @@ impl ResourceKind for Group {
             Action::Delete => {
                 step.run(format!("groupdel -- {name}"));
             }
-            Action::Noop | Action::Read => {}
+            Action::Noop | Action::Read | Action::Error => {}
         }
         Ok(step)
     }

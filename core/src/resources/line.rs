@@ -153,6 +153,10 @@ impl ResourceKind for Line {
         deps.extend(owner_ids(&self.attrs));
         deps
     }
+
+    fn conflict(&self, seen: &Observed) -> Option<String> {
+        super::kind_conflict(&self.path, seen, &["missing", "file"], "a file")
+    }
 }
 
 /// Quoted for the probe, which cannot fail: a value the quoting helper refuses (a NUL byte, caught

@@ -124,7 +124,7 @@ impl ResourceKind for Link {
             Action::Delete => {
                 step.run(format!("rm -f -- {}", q(&self.path)?));
             }
-            Action::Noop | Action::Read => {}
+            Action::Noop | Action::Read | Action::Error => {}
         }
         Ok(step)
     }
@@ -133,5 +133,14 @@ impl ResourceKind for Link {
         let mut deps = ancestor_dir_ids(&self.path);
         deps.extend(self.after.iter().cloned());
         deps
+    }
+
+    fn conflict(&self, seen: &Observed) -> Option<String> {
+        match self.state {
+            // A file in the way is replaced by the link (tracked runs keep what it was).
+            State::Present => super::kind_conflict(&self.path, seen, &["missing", "link", "file"], "a link"),
+            // Removing a link never touches what it points to, nor anything that is not a link.
+            State::Absent => super::kind_conflict(&self.path, seen, &["missing", "link"], "a link"),
+        }
     }
 }

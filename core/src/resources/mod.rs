@@ -116,6 +116,20 @@ pub trait ResourceKind {
     fn backs_up(&self) -> bool {
         true
     }
+
+    /// Why the apply could not do what the plan would show, when the host makes it impossible (a
+    /// path of another kind in the way): the plan then shows an `error` row instead.
+    fn conflict(&self, _seen: &Observed) -> Option<String> {
+        None
+    }
+}
+
+/// The message of a path of the wrong kind in the way (`kinds` are those a resource can work with).
+pub fn kind_conflict(path: &str, seen: &Observed, kinds: &[&str], wanted: &str) -> Option<String> {
+    let kind = seen.get("kind").and_then(|k| k.as_str()).unwrap_or("missing");
+    (!kinds.contains(&kind)).then(|| {
+        format!("{path} is a {kind}, not {wanted}: hk does not replace it; move it away or change the config")
+    })
 }
 
 pub const RANK_GROUP: u8 = 0;
@@ -203,6 +217,20 @@ impl Resource {
             Resource::ReleaseUnpack(r) => Some(&r.path),
             Resource::EnvFile(r) => Some(&r.path),
             _ => None,
+        }
+    }
+
+    /// Whether applying it puts something at its path (so the directories above must exist).
+    pub fn puts_path(&self) -> bool {
+        match self {
+            Resource::Dir(r) => r.state == State::Present,
+            Resource::File(r) => r.state == State::Present,
+            Resource::Link(r) => r.state == State::Present,
+            Resource::Line(r) => r.state == State::Present,
+            Resource::ReleaseArtifact(r) => r.state == State::Present,
+            Resource::ReleaseUnpack(r) => r.state == State::Present,
+            Resource::EnvFile(r) => r.state == State::Present,
+            _ => false,
         }
     }
 

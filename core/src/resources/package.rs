@@ -177,7 +177,7 @@ impl ResourceKind for Package {
             Action::Delete => {
                 step.run(remove_command(&manager, self.package_name())?);
             }
-            Action::Noop | Action::Read => {}
+            Action::Noop | Action::Read | Action::Error => {}
         }
         Ok(step)
     }

@@ -202,13 +202,17 @@ impl ResourceKind for ReleaseArtifact {
             Action::Delete => {
                 step.run(format!("rm -f -- {path}"));
             }
-            Action::Noop | Action::Read => {}
+            Action::Noop | Action::Read | Action::Error => {}
         }
         Ok(step)
     }
 
     fn depends_on(&self) -> Vec<String> {
-        Vec::new()
+        super::ancestor_dir_ids(&self.path)
+    }
+
+    fn conflict(&self, seen: &Observed) -> Option<String> {
+        super::kind_conflict(&self.path, seen, &["missing", "file"], "a release artifact (a file)")
     }
 
     fn upload(&self) -> Result<Option<Upload>> {
@@ -365,12 +369,18 @@ impl ResourceKind for ReleaseUnpack {
             Action::Delete => {
                 step.run(format!("rm -rf -- {path}"));
             }
-            Action::Update | Action::Noop | Action::Read => {}
+            Action::Update | Action::Noop | Action::Read | Action::Error => {}
         }
         Ok(step)
     }
 
     fn depends_on(&self) -> Vec<String> {
-        vec![format!("release_artifact:{}", self.artifact)]
+        let mut deps = super::ancestor_dir_ids(&self.path);
+        deps.push(format!("release_artifact:{}", self.artifact));
+        deps
+    }
+
+    fn conflict(&self, seen: &Observed) -> Option<String> {
+        super::kind_conflict(&self.path, seen, &["missing", "directory"], "a release directory")
     }
 }

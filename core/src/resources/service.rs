@@ -374,7 +374,7 @@ impl ResourceKind for Service {
                     step.run(":".into());
                 }
             }
-            Action::Noop | Action::Read => {}
+            Action::Noop | Action::Read | Action::Error => {}
         }
         Ok(step)
     }

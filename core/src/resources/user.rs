@@ -179,7 +179,7 @@ impl ResourceKind for User {
             Action::Delete => {
                 step.run(format!("userdel -- {name}"));
             }
-            Action::Noop | Action::Read => {}
+            Action::Noop | Action::Read | Action::Error => {}
         }
         Ok(step)
     }

@@ -21,8 +21,27 @@ use hk_core::secrets::Secrets;
 
 pub struct Apply;
 
-/// Plan rows piped in, back into a plan.
+/// Plan rows piped in, back into a plan. Rows the plan already knows cannot be applied (`action:
+/// error`) refuse the whole apply.
 fn rows_to_plan(rows: Vec<Value>) -> Result<Plan, LabeledError> {
+    let errors: Vec<String> = rows
+        .iter()
+        .filter_map(|v| v.as_record().ok())
+        .filter(|r| r.get("action").and_then(|a| a.as_str().ok()) == Some("error"))
+        .map(|r| {
+            let text = |k: &str| r.get(k).and_then(|v| v.as_str().ok()).unwrap_or_default().to_string();
+            format!("host {}: {}: {}", text("host"), text("id"), text("note"))
+        })
+        .collect();
+    if !errors.is_empty() {
+        let span = rows.first().map_or(Span::unknown(), |v| v.span());
+        return Err(LabeledError::new(format!(
+            "hk apply: {} row(s) of the plan cannot be applied; nothing was changed",
+            errors.len()
+        ))
+        .with_label(errors.join("\n"), span)
+        .with_help("fix what each row's note says and plan again, or leave those rows out with `where action != error`"));
+    }
     let mut plan = Plan { direction: Direction::Up, hosts: IndexMap::new(), rows: Vec::new() };
     for (i, value) in rows.iter().enumerate() {
         let Some((row, host)) = value_to_row(value, i)? else {
@@ -78,7 +97,7 @@ impl PluginCommand for Apply {
     fn examples(&self) -> Vec<Example<'_>> {
         vec![
             Example {
-                example: "{resources: [{type: dir, path: /nonexistent-hk-example/app}]} | hk plan local | hk apply --dry-run | get status",
+                example: "{resources: [{type: dir, path: /nonexistent-hk-example/app}]} | hk plan local | hk apply --dry-run | get status | uniq",
                 description: "Check a plan against the host without changing anything",
                 result: Some(Value::test_list(vec![Value::test_string("dry-run")])),
             },

@@ -207,9 +207,18 @@ impl PluginCommand for Plan {
     fn examples(&self) -> Vec<Example<'_>> {
         vec![
             Example {
-                example: "{resources: [{type: dir, path: /nonexistent-hk-example/app}]} | hk plan local | get action",
-                description: "Plan a piped desired state on this machine",
-                result: Some(Value::test_list(vec![Value::test_string("create")])),
+                example: "{resources: [{type: dir, path: /nonexistent-hk-example/app}]} | hk plan local | select reason action",
+                description: "Plan a piped desired state on this machine: the missing parent folder is a row of its own",
+                result: Some(Value::test_list(vec![
+                    Value::test_record(nu_protocol::record! {
+                        "reason" => Value::test_string("parent"),
+                        "action" => Value::test_string("create"),
+                    }),
+                    Value::test_record(nu_protocol::record! {
+                        "reason" => Value::test_string("missing"),
+                        "action" => Value::test_string("create"),
+                    }),
+                ])),
             },
             Example {
                 example: "hk plan prod | where action != noop",
