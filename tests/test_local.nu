@@ -134,6 +134,8 @@ export def "test a failing step stops the apply and names host, resource and std
   has $events "host local"
   has $events "command:boom"
   has $events "boom: out of luck"
+  # It ends with what ran, what failed, what was skipped.
+  has $events $"ok: dir:($dir)/ok1; failed: command:boom; skipped: dir:($dir)/zz-after"
   assert (($dir | path join ok1) | path exists)
   assert not (($dir | path join zz-after) | path exists)
   # Leftover temp files are cleaned up.

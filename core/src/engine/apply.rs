@@ -349,7 +349,11 @@ fn apply_host(
     let output = run?;
     if let Some(i) = failed {
         let row = &rows[i];
-        let stderr = output.stderr_text();
+        // The step's words, speaking of the resource rather than of hk's temp names for it.
+        let mut stderr = output.stderr_text();
+        if let Some(path) = row.resource.path() {
+            stderr = stderr.replace(&crate::resources::temp_sibling(path, &nonce), path);
+        }
         on_event(event(host, row, EventStatus::Failed, last.elapsed(), stderr.clone()));
         for rest in &rows[i + 1..] {
             on_event(event(
@@ -360,7 +364,12 @@ fn apply_host(
                 "not run: an earlier change failed".into(),
             ));
         }
-        return Err(anyhow!("host {host}: {} {} failed: {stderr}", row.action.as_str(), row.id));
+        return Err(anyhow!(
+            "host {host}: {} {} failed: {stderr}\n{}",
+            row.action.as_str(),
+            row.id,
+            statuses(&rows, i)
+        ));
     }
     if output.status != 0 || finished != rows.len() {
         return Err(anyhow!(
@@ -371,6 +380,20 @@ fn apply_host(
         ));
     }
     Ok(())
+}
+
+/// What an apply that stopped at row `failed` did: `ok: …; failed: …; skipped: …`.
+fn statuses(rows: &[PlanRow], failed: usize) -> String {
+    let ids = |rows: &[PlanRow]| rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ");
+    let mut parts = Vec::new();
+    if failed > 0 {
+        parts.push(format!("ok: {}", ids(&rows[..failed])));
+    }
+    parts.push(format!("failed: {}", rows[failed].id));
+    if failed + 1 < rows.len() {
+        parts.push(format!("skipped: {}", ids(&rows[failed + 1..])));
+    }
+    parts.join("; ")
 }
 
 /// The record of a tracked run as it starts: every change pending, backups named.

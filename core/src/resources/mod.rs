@@ -29,7 +29,7 @@ pub use group::Group;
 pub use line::Line;
 pub use link::Link;
 pub use package::Package;
-pub use path_attrs::{PathAttrs, State};
+pub use path_attrs::{PathAttrs, State, temp_sibling};
 pub use ready::{Check, Ready};
 pub use release::{ReleaseArtifact, ReleaseUnpack};
 pub use service::{Service, ServiceState};
