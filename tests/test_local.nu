@@ -21,7 +21,9 @@ export def "test plan, filter, apply, plan again is all noop" [] {
   let plan = $config | hk plan local
   assert equal ($plan | length) 5
   assert equal ($plan.action | uniq) [create]
-  assert equal ($plan | columns | first 9) [host id type name action changes reason reversible fingerprint]
+  # What matters first, so a terminal shows it; the structured rest after.
+  assert equal ($plan | columns | first 10) [host action type name summary reason changes id reversible fingerprint]
+  assert equal ($plan | where type == file | get 0.summary) "content, mode 0640"
   assert equal ($plan.host | uniq) [local]
 
   # A filtered plan applies only its rows.

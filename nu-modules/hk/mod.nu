@@ -12,3 +12,21 @@ export use prune.nu [main stale-releases]
 export use versions.nu [main]
 export use lock.nu ["lock status" "lock acquire" "lock release"]
 export use audit.nu [main]
+
+# hk's commands, each with what it is for.
+#
+# Every command named `hk …` in scope: the plugin's (plan, apply, runs, down, …) and these
+# workflows. `help hk deploy` (or any of them) shows its flags and examples.
+@example "The commands about deploys" { hk | where description =~ deploy }
+@example "hk's version" { hk --version }
+export def main [
+  --version  # hk's version (the plugin's)
+]: nothing -> any {
+  if $version {
+    return (plugin list | where name == hk | get -o 0.version | default unknown)
+  }
+  scope commands
+  | where name =~ '^hk '
+  | each {|c| {command: $c.name, description: ($c.description | lines | get -o 0 | default "")} }
+  | sort-by command
+}

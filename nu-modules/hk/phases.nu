@@ -149,7 +149,7 @@ export def progress [phase: string, host: string, step: string, status: string, 
 
 # The plan of one phase on the app's hosts, as rows with the phase.
 export def plan-phase [ctx: record, phase: string, resources: list]: nothing -> table {
-  hk-config $ctx | insert resources $resources | hk plan $ctx.servers | insert phase $phase | move phase --first
+  hk-config $ctx | insert resources $resources | hk plan $ctx.servers --quiet | insert phase $phase | move phase --first
 }
 
 # Plan `resources` on the app's hosts and apply what changes as a tracked run of the app, printing
@@ -170,7 +170,7 @@ export def apply-phase [ctx: record, phase: string, resources: list, quiet: bool
 def apply-once [ctx: record, phase: string, resources: list, quiet: bool]: nothing -> table {
   let started = date now
   let rows = try {
-    let plan = hk-config $ctx | insert resources $resources | hk plan $ctx.servers
+    let plan = hk-config $ctx | insert resources $resources | hk plan $ctx.servers --quiet
     let todo = $plan | where action != noop
     if ($todo | is-empty) {
       [(progress $phase ($ctx.servers | str join ",") "nothing to change" ok ((date now) - $started) "" $quiet)]

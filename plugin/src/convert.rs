@@ -116,23 +116,43 @@ pub fn row_to_value(row: &PlanRow, host: &HostPlan, columns: PlanColumns, span: 
         spec.push("identity", to_json_value(&host.identity, span));
         Value::record(spec, span)
     });
-    let mut r = Record::with_capacity(10);
+    // What matters first, so an 80-column terminal shows it: host, action, type, name, summary.
+    let mut r = Record::with_capacity(12);
     r.push("host", Value::string(row.host.clone(), span));
-    r.push("id", Value::string(row.id.clone(), span));
+    r.push("action", Value::string(row.action.as_str(), span));
     r.push("type", Value::string(row.rtype.clone(), span));
     r.push("name", Value::string(row.name.clone(), span));
-    r.push("action", Value::string(row.action.as_str(), span));
-    r.push("changes", Value::list(changes, span));
+    r.push("summary", Value::string(summary(&row.changes), span));
     r.push("reason", Value::string(row.reason.as_str(), span));
-    r.push("reversible", Value::bool(row.reversible, span));
-    r.push("fingerprint", Value::string(row.fingerprint.clone(), span));
     if columns.note {
         r.push("note", Value::string(row.note.clone(), span));
     }
+    r.push("changes", Value::list(changes, span));
+    r.push("id", Value::string(row.id.clone(), span));
+    r.push("reversible", Value::bool(row.reversible, span));
+    r.push("fingerprint", Value::string(row.fingerprint.clone(), span));
     if let Some(spec) = spec {
         r.push("spec", spec);
     }
     Value::record(r, span)
+}
+
+/// A row's changes on one line: `mode 0644→0600, content` (long values, such as content hashes,
+/// by their field's name alone).
+pub fn summary(changes: &[FieldChange]) -> String {
+    fn short(v: &Option<String>) -> Option<&str> {
+        v.as_deref().filter(|t| t.len() <= 16 && !t.starts_with("sha256:"))
+    }
+    changes
+        .iter()
+        .map(|c| match (short(&c.from), short(&c.to), &c.from, &c.to) {
+            (Some(from), Some(to), _, _) => format!("{} {from}→{to}", c.field),
+            (None, Some(to), None, _) => format!("{} {to}", c.field),
+            (Some(from), None, _, None) => format!("{} {from}→-", c.field),
+            _ => c.field.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Deserialize)]
@@ -205,7 +225,29 @@ pub fn event_to_value(event: &Event, span: Span) -> Value {
     r.push("id", Value::string(event.id.clone(), span));
     r.push("action", Value::string(event.action.as_str(), span));
     r.push("status", Value::string(event.status.as_str(), span));
-    r.push("duration", Value::duration(i64::try_from(event.duration.as_nanos()).unwrap_or(i64::MAX), span));
+    // Rounded to the millisecond: a person reads them.
+    let ms = i64::try_from(event.duration.as_millis()).unwrap_or(i64::MAX / 1_000_000);
+    r.push("duration", Value::duration(ms.saturating_mul(1_000_000), span));
     r.push("message", Value::string(event.message.clone(), span));
     Value::record(r, span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_fit_one_line() {
+        let c = |field: &str, from: Option<&str>, to: Option<&str>| {
+            FieldChange::new(field, from.map(str::to_string), to.map(str::to_string))
+        };
+        let changes = [
+            c("mode", Some("0644"), Some("0600")),
+            c("content", Some("sha256:0123456789ab (3 B)"), Some("sha256:ba9876543210 (4 B)")),
+            c("kind", None, Some("directory")),
+            c("target", Some("releases/v1"), None),
+        ];
+        assert_eq!(summary(&changes), "mode 0644→0600, content, kind directory, target releases/v1→-");
+        assert_eq!(summary(&[]), "");
+    }
 }

@@ -141,6 +141,35 @@ pub fn hash_cache_dir(engine: &EngineInterface) -> Result<Option<std::path::Path
     }
 }
 
+/// `3 to create, 1 to update, 12 unchanged on 2 hosts`: a plan at a glance.
+pub fn summary_line(outcome: &PlanOutcome) -> String {
+    use hk_core::model::Action;
+    let count = |a: Action| outcome.plan.rows.iter().filter(|r| r.action == a).count();
+    let mut parts: Vec<String> = [
+        (Action::Create, "to create"),
+        (Action::Update, "to update"),
+        (Action::Delete, "to delete"),
+        (Action::Read, "to check"),
+        (Action::Error, "that cannot be applied"),
+        (Action::Noop, "unchanged"),
+    ]
+    .into_iter()
+    .filter_map(|(a, words)| {
+        let n = count(a);
+        (n > 0).then(|| format!("{n} {words}"))
+    })
+    .collect();
+    if parts.is_empty() {
+        parts.push("nothing to do".into());
+    }
+    let hosts = outcome.plan.hosts.len();
+    let mut line = format!("{} on {hosts} host{}", parts.join(", "), if hosts == 1 { "" } else { "s" });
+    if !outcome.failures.is_empty() {
+        line.push_str(&format!("; {} host(s) could not be read", outcome.failures.len()));
+    }
+    line
+}
+
 /// Rows of the hosts that were read; when some could not be, the list ends with an error naming them.
 pub fn outcome_to_pipeline(outcome: &PlanOutcome, span: Span) -> PipelineData {
     let rows = plan_rows(&outcome.plan, span);
@@ -200,6 +229,7 @@ impl PluginCommand for Plan {
                 "also write the plan to this JSON file (mode 0600)",
                 Some('o'),
             )
+            .switch("quiet", "no summary line on stderr", Some('q'))
             .input_output_types(vec![(Type::Nothing, Type::table()), (Type::record(), Type::table())])
             .category(Category::Custom("hk".into()))
     }
@@ -261,6 +291,9 @@ impl PluginCommand for Plan {
             }
             let path = resolve_path(engine, &out.item)?;
             plan_file::write(&path, &outcome.plan).at(out.span)?;
+        }
+        if !call.has_flag("quiet")? {
+            eprintln!("hk plan: {}", summary_line(&outcome));
         }
         let table_timer = hk_core::trace::Timer::start("table");
         let data = outcome_to_pipeline(&outcome, call.head);
