@@ -48,7 +48,7 @@ export def "test plan, filter, apply, plan again is all noop" [] {
   assert equal ($again.action | uniq) [noop]
   assert equal ($again.reason | uniq) [in_sync]
   # Nothing to apply, nothing for apply to carry: no spec column, and apply takes it all the same.
-  assert equal ($again | columns) [host action type name summary reason changes id reversible fingerprint]
+  assert equal ($again | columns) [host action type name reason changes id reversible fingerprint]
   assert equal ($again | hk apply --confirm | length) 0
 }
 

@@ -79,6 +79,8 @@ pub struct PlanColumns {
     pub note: bool,
     /// Only rows that change something carry what apply needs.
     pub spec: bool,
+    /// A plan where nothing changes has nothing to summarize.
+    pub summary: bool,
 }
 
 impl PlanColumns {
@@ -86,6 +88,7 @@ impl PlanColumns {
         PlanColumns {
             note: rows.iter().any(|row| !row.note.is_empty()),
             spec: rows.iter().any(|row| row.action.applies()),
+            summary: rows.iter().any(|row| !row.changes.is_empty()),
         }
     }
 }
@@ -122,7 +125,9 @@ pub fn row_to_value(row: &PlanRow, host: &HostPlan, columns: PlanColumns, span: 
     r.push("action", Value::string(row.action.as_str(), span));
     r.push("type", Value::string(row.rtype.clone(), span));
     r.push("name", Value::string(row.name.clone(), span));
-    r.push("summary", Value::string(summary(&row.changes), span));
+    if columns.summary {
+        r.push("summary", Value::string(summary(&row.changes), span));
+    }
     r.push("reason", Value::string(row.reason.as_str(), span));
     if columns.note {
         r.push("note", Value::string(row.note.clone(), span));
