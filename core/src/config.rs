@@ -49,12 +49,16 @@ pub struct Obj {
     path: String,
     map: Map<String, Value>,
     base_dir: PathBuf,
+    /// Every field asked for so far: the names this record knows, for "did you mean".
+    asked: Vec<String>,
 }
 
 impl Obj {
     pub fn new(path: &str, value: Value, base_dir: &Path) -> Result<Obj> {
         match value {
-            Value::Object(map) => Ok(Obj { path: path.to_string(), map, base_dir: base_dir.to_path_buf() }),
+            Value::Object(map) => {
+                Ok(Obj { path: path.to_string(), map, base_dir: base_dir.to_path_buf(), asked: Vec::new() })
+            }
             other => Err(ConfigError {
                 field: path.to_string(),
                 message: format!("expected a record, got {}", type_name(&other)),
@@ -67,8 +71,16 @@ impl Obj {
         if self.path.is_empty() { field.to_string() } else { format!("{}.{field}", self.path) }
     }
 
+    /// An error about `field`. When the field is not there but a field of a similar name is (a
+    /// typo), the message says so instead of leaving the user to guess.
     pub fn fail<T>(&self, field: &str, message: &str) -> Result<T> {
-        Err(ConfigError { field: self.field_path(field), message: message.to_string() }.into())
+        let mut message = message.to_string();
+        if !self.map.contains_key(field)
+            && let Some(typo) = nearest(field, self.map.keys().map(String::as_str))
+        {
+            message.push_str(&format!(" — did you mean `{field}`? (the config has `{typo}`)"));
+        }
+        Err(ConfigError { field: self.field_path(field), message }.into())
     }
 
     /// A nested record at `field` (for error paths such as `resources.2.checks.0`).
@@ -86,6 +98,9 @@ impl Obj {
     }
 
     pub fn take(&mut self, key: &str) -> Option<Value> {
+        if !self.asked.iter().any(|k| k == key) {
+            self.asked.push(key.to_string());
+        }
         self.map.shift_remove(key)
     }
 
@@ -171,10 +186,25 @@ impl Obj {
     /// Refuse fields nobody read: a typo must not be silently ignored.
     pub fn finish(self) -> Result<()> {
         if let Some(key) = self.map.keys().next() {
-            return self.fail(key, "unknown field (check its spelling)");
+            let hint = match nearest(key, self.asked.iter().map(String::as_str)) {
+                Some(known) => format!("unknown field — did you mean `{known}`?"),
+                None if self.asked.is_empty() => "unknown field".to_string(),
+                None => format!("unknown field (known here: {})", self.asked.join(", ")),
+            };
+            return Err(ConfigError { field: self.field_path(key), message: hint }.into());
         }
         Ok(())
     }
+}
+
+/// The name among `candidates` closest to `word` when it is close enough to be a typo of it.
+fn nearest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .filter(|c| *c != word)
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d < c.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
 }
 
 fn parse_duration_ms(text: &str) -> Option<u64> {
@@ -386,9 +416,13 @@ mod tests {
         assert!(
             err(json!({"resources": [{"type": "dir", "path": "rel/x"}]})).contains("not an absolute path")
         );
-        assert!(
-            err(json!({"resources": [{"type": "dir", "path": "/a", "mdoe": "0644"}]}))
-                .starts_with("resources.0.mdoe: unknown field")
+        assert_eq!(
+            err(json!({"resources": [{"type": "dir", "path": "/a", "mdoe": "0644"}]})),
+            "resources.0.mdoe: unknown field — did you mean `mode`?"
+        );
+        assert_eq!(
+            err(json!({"resources": [{"type": "file", "path": "/a", "contnet": "x"}]})),
+            "resources.0.content: missing: a file needs content or source — did you mean `content`? (the config has `contnet`)"
         );
         assert!(
             err(json!({"resources": [{"type": "dir", "path": "/a"}, {"type": "dir", "path": "/a/"}]}))
