@@ -50,7 +50,7 @@ export def "test guest system: groups and users are created, updated, left alone
   assert equal ($back | where action != noop | get id) [$"user:($user)"]
   $back | hk apply --confirm | ignore
   assert equal (guest sh $"getent passwd ($user) | cut -d: -f7" | str trim) /bin/bash
-  let first = guest runs $roots | where changes == 3 | first
+  let first = guest runs $roots | where n_changes == 3 | first
   let undo = guest down-plan $roots --run $first.id
   assert equal ($undo | where action == delete | get id) [$"dir:/srv/($user)" $"user:($user)" $"group:($team)"]
   $undo | hk apply --confirm | ignore

@@ -40,7 +40,11 @@ export def "test runs: apply --track, drift, hk down --last restores byte for by
   "edited\n" | save -f ($root | path join new/n.txt)
   let runs = hk runs --local --runs-root $rr --backups-root $br
   assert equal ($runs | length) 1
-  assert equal ($runs | columns) [id host direction status started_at duration changes]
+  assert equal ($runs | columns) [id host direction status started_at duration changes n_changes]
+  assert equal ($runs.0.changes | columns) [id action status]
+  # A row of `hk runs` (or its id) piped in shows that run whole.
+  assert equal ($runs.0 | hk runs --local --runs-root $rr --backups-root $br | get id) $runs.0.id
+  assert equal ($runs.0.id | hk runs --local --runs-root $rr --backups-root $br | get id) $runs.0.id
   assert equal $runs.0.status ok
   assert equal $runs.0.direction up
   assert equal ($runs.0.started_at | describe) datetime

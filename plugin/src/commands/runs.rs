@@ -24,12 +24,47 @@ fn summary(run: &RunRecord, verbose: bool, span: Span) -> Value {
     r.push("started_at", Value::date(run.started_at.fixed_offset(), span));
     let duration = run.finished_at.map(|f| (f - run.started_at).num_nanoseconds().unwrap_or(0));
     r.push("duration", duration.map_or(Value::nothing(span), |d| Value::duration(d, span)));
-    r.push("changes", Value::int(run.changes.len() as i64, span));
+    // The changes as a list a person can read (`where`, `get`), and how many.
+    let changes = run
+        .changes
+        .iter()
+        .map(|c| {
+            let mut x = Record::new();
+            x.push("id", Value::string(c.id.clone(), span));
+            x.push("action", Value::string(c.action.as_str(), span));
+            x.push("status", Value::string(format!("{:?}", c.status).to_lowercase(), span));
+            Value::record(x, span)
+        })
+        .collect();
+    r.push("changes", Value::list(changes, span));
+    r.push("n_changes", Value::int(run.changes.len() as i64, span));
     if verbose {
         r.push("artifacts", json_to_value(&serde_json::to_value(&run.artifacts).unwrap_or_default(), span));
         r.push("backups", Value::string(run.backups.clone(), span));
     }
     Value::record(r, span)
+}
+
+/// Piped input that names a run (its id, or a row of `hk runs`): the id, and no input left; any
+/// other input is handed back (a config record).
+fn piped_run_id(input: PipelineData, span: Span) -> Result<(PipelineData, Option<String>), LabeledError> {
+    if matches!(input, PipelineData::Empty) {
+        return Ok((input, None));
+    }
+    let value = input.into_value(span)?;
+    let id = match &value {
+        Value::String { val, .. } => Some(val.clone()),
+        Value::Record { val, .. }
+            if val.contains("id") && !val.contains("hosts") && !val.contains("resources") =>
+        {
+            val.get("id").and_then(|v| v.as_str().ok()).map(str::to_string)
+        }
+        _ => None,
+    };
+    match id {
+        Some(id) => Ok((PipelineData::empty(), Some(id))),
+        None => Ok((PipelineData::value(value, None), None)),
+    }
 }
 
 /// The whole record, with typed times and the changes as a table.
@@ -73,6 +108,7 @@ impl PluginCommand for Runs {
                 (Type::Nothing, Type::record()),
                 (Type::record(), Type::table()),
                 (Type::record(), Type::record()),
+                (Type::String, Type::record()),
             ])
             .category(Category::Custom("hk".into()))
     }
@@ -90,7 +126,7 @@ impl PluginCommand for Runs {
                 result: None,
             },
             Example {
-                example: "hk runs prod --id $id | get changes | where action == update",
+                example: "hk runs prod --latest | hk runs prod | get changes | where action == update",
                 description: "What one run updated",
                 result: None,
             },
@@ -111,6 +147,8 @@ impl PluginCommand for Runs {
     ) -> Result<PipelineData, LabeledError> {
         let call = &crate::load::without_null_flags(call);
         let span = call.head;
+        // A run's id (or a row of `hk runs`) may come piped, for `--id`.
+        let (input, piped_id) = piped_run_id(input, span)?;
         let config_input = super::plan::input_record(input, span)?;
         let selection = select_with(engine, call, config_input, true, 0)?;
         let creds = credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?;
@@ -123,12 +161,14 @@ impl PluginCommand for Runs {
         }
         let mut all: Vec<RunRecord> = Vec::new();
         let mut failures = Vec::new();
+        let mut looked = Vec::new();
         for (host, target) in &selection.targets {
             // One connection per host serves both the listing and the pruning.
             let connected = target.connect(&creds);
             let fetched = connected.and_then(|mut t| fetch_runs(t.as_mut(), &roots).map(|runs| (t, runs)));
             match fetched {
-                Ok((mut transport, (runs, _, _))) => {
+                Ok((mut transport, (runs, runs_root, _))) => {
+                    looked.push(format!("{runs_root} on {host}"));
                     if let Some(keep) = &keep {
                         let n = usize::try_from(keep.item).map_err(|_| {
                             LabeledError::new("hk runs: --keep must be 0 or more")
@@ -159,7 +199,15 @@ impl PluginCommand for Runs {
             let removed = all.iter().map(|r| summary(r, false, span)).collect();
             return Ok(PipelineData::value(Value::list(removed, span), None));
         }
-        if let Some(id) = call.get_flag::<nu_protocol::Spanned<String>>("id")? {
+        let id = match (call.get_flag::<nu_protocol::Spanned<String>>("id")?, piped_id) {
+            (Some(id), _) => Some(id),
+            (None, Some(id)) => Some(nu_protocol::Spanned { item: id, span }),
+            (None, None) => None,
+        };
+        if all.is_empty() {
+            eprintln!("hk runs: no run recorded under {}", looked.join(", "));
+        }
+        if let Some(id) = id {
             let run = all.iter().find(|r| r.id == id.item).ok_or_else(|| {
                 LabeledError::new(format!("hk runs: no run {:?}", id.item))
                     .with_label("not recorded on the selected hosts", id.span)
