@@ -401,3 +401,26 @@ export def "test remembered hashes never hide a change" [] {
   # With the cache off the answer is the same.
   assert equal ((with-env {HK_HASH_CACHE: off} { $config | hk plan local }).action) [update]
 }
+
+export def "test plan --diff shows what changes in text files, never in secrets or binaries" [] {
+  let dir = scratch
+  "a\nb\nc\n" | save ($dir | path join app.conf)
+  $env.HK_TEST_DIFF_SECRET = "s3cret-in-env"
+  let config = {resources: [
+    {type: file, path: ($dir | path join app.conf), content: "a\nB\nc\n"}
+    {type: file, path: ($dir | path join new.txt), content: "hello\n"}
+    {type: file, path: ($dir | path join blob.bin), content: 0x[00 ff]}
+    {type: env_file, path: ($dir | path join app.env), entries: {TOKEN: {env: HK_TEST_DIFF_SECRET}}}
+  ]}
+  let plan = $config | hk plan local --diff --quiet
+  assert equal ($plan | columns | first 6) [host action type name summary diff]
+  let diff = $plan | where name =~ app.conf | get 0.diff
+  has $diff "-b\n+B\n"
+  has $diff $"--- ($dir)/app.conf \(host\)"
+  has ($plan | where name =~ new.txt | get 0.diff) "+hello"
+  assert equal ($plan | where name =~ 'blob|app.env' | get diff) [null null]
+  assert not ($plan | to json | str contains "s3cret-in-env")
+  # The column does not get in the way of applying the plan.
+  $plan | hk apply --confirm | ignore
+  assert equal (open --raw ($dir | path join app.conf)) "a\nB\nc\n"
+}

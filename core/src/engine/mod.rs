@@ -10,6 +10,7 @@ mod order;
 mod plan;
 pub mod probe;
 pub mod script;
+mod text_diff;
 
 pub use apply::{ApplyOptions, apply};
 pub use clean::{clean, release_bases};
@@ -18,6 +19,7 @@ pub use exec::exec;
 pub use fanout::{failed_hosts_error, for_each_host};
 pub use order::dependency_order;
 pub use plan::{PlanOptions, PlanOutcome, fingerprint, plan, probe_host};
+pub use text_diff::{DIFF_LIMIT, text_diffs};
 
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -234,7 +234,7 @@ impl File {
         Ok(())
     }
 
-    fn bytes(&self) -> Result<Arc<Vec<u8>>> {
+    pub fn bytes(&self) -> Result<Arc<Vec<u8>>> {
         self.data.clone().with_context(|| format!("file:{}: content was not loaded", self.path))
     }
 }

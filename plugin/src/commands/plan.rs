@@ -170,6 +170,37 @@ pub fn summary_line(outcome: &PlanOutcome) -> String {
     line
 }
 
+/// The plan's rows with a `diff` column (a unified diff, or nothing), after `summary`.
+fn with_diffs(
+    data: PipelineData,
+    diffs: &std::collections::HashMap<(String, String), String>,
+    span: Span,
+) -> Result<PipelineData, LabeledError> {
+    let rows: Vec<Value> = data
+        .into_iter()
+        .map(|row| {
+            let Value::Record { val, internal_span, .. } = row else { return row };
+            let text = |k: &str| val.get(k).and_then(|v| v.as_str().ok()).unwrap_or_default().to_string();
+            let diff = diffs.get(&(text("host"), text("id")));
+            let cell = diff.map_or(Value::nothing(span), |d| Value::string(d.clone(), span));
+            let mut out = nu_protocol::Record::with_capacity(val.len() + 1);
+            let mut cell = Some(cell);
+            for (k, v) in val.into_owned() {
+                let after = k == "summary";
+                out.push(k, v);
+                if after && let Some(c) = cell.take() {
+                    out.push("diff", c);
+                }
+            }
+            if let Some(c) = cell {
+                out.push("diff", c);
+            }
+            Value::record(out, internal_span)
+        })
+        .collect();
+    Ok(PipelineData::value(Value::list(rows, span), None))
+}
+
 /// Rows of the hosts that were read; when some could not be, the list ends with an error naming them.
 pub fn outcome_to_pipeline(outcome: &PlanOutcome, span: Span) -> PipelineData {
     let rows = plan_rows(&outcome.plan, span);
@@ -230,6 +261,11 @@ impl PluginCommand for Plan {
                 Some('o'),
             )
             .switch("quiet", "no summary line on stderr", Some('q'))
+            .switch(
+                "diff",
+                "a `diff` column: what changes in text files, as unified diffs (one more read per host)",
+                Some('d'),
+            )
             .input_output_types(vec![(Type::Nothing, Type::table()), (Type::record(), Type::table())])
             .category(Category::Custom("hk".into()))
     }
@@ -296,7 +332,13 @@ impl PluginCommand for Plan {
             eprintln!("hk plan: {}", summary_line(&outcome));
         }
         let table_timer = hk_core::trace::Timer::start("table");
-        let data = outcome_to_pipeline(&outcome, call.head);
+        let data = if call.has_flag("diff")? {
+            let creds = credentials(engine, call, outcome.plan.hosts.values().map(|h| &h.target))?;
+            let diffs = engine::text_diffs(&outcome.plan, &creds, parallel(call)?);
+            with_diffs(outcome_to_pipeline(&outcome, call.head), &diffs, call.head)?
+        } else {
+            outcome_to_pipeline(&outcome, call.head)
+        };
         table_timer.done("");
         timer.done("until the table is built");
         Ok(data)
