@@ -39,10 +39,8 @@ pub fn text_diffs(
     let results = for_each_host(&hosts, parallel, |host| -> Result<Vec<((String, String), String)>> {
         // (row id, path, new text, whether the host has a file to compare with)
         let mut wanted = Vec::new();
-        for row in plan
-            .rows
-            .iter()
-            .filter(|r| &r.host == host && matches!(r.action, Action::Create | Action::Update))
+        for row in
+            plan.rows.iter().filter(|r| r.host == host && matches!(r.action, Action::Create | Action::Update))
         {
             let Resource::File(file) = &row.resource else { continue };
             if !row.changes.iter().any(|c| c.field == "content") || file.size > DIFF_LIMIT {
