@@ -267,3 +267,45 @@ export def "test release: building and uploading a large release report progress
   assert str contains ($uploads | last) "100% (32 of 32 MiB)"
   assert equal (open --raw ($root | path join big/current/blob) | bytes length) 34000000
 }
+
+export def "test release: from a URL or a tarball hk did not build, pinned by sha256, with strip_components" [] {
+  let dir = scratch
+  $env.HK_DOWNLOAD_CACHE = $dir | path join downloads
+  # A tarball made elsewhere: its files inside a folder of its own.
+  mkdir ($dir | path join src/pkg-1.0/bin)
+  "#!/bin/sh\necho external\n" | save ($dir | path join src/pkg-1.0/bin/run)
+  chmod +x ($dir | path join src/pkg-1.0/bin/run)
+  mkdir ($dir | path join www)
+  ^tar -czf ($dir | path join www/pkg-1.0.tar.gz) -C ($dir | path join src) pkg-1.0
+  let sha = open --raw ($dir | path join www/pkg-1.0.tar.gz) | hash sha256
+  let free = port
+  let server = ^bash -c $"\(cd '($dir | path join www)' && exec python3 -m http.server ($free) --bind 127.0.0.1\) > /dev/null 2>&1 < /dev/null & echo $!" | str trim
+  let url = $"http://127.0.0.1:($free)/pkg-1.0.tar.gz"
+  let root = $dir | path join opt
+  let release = {type: release, name: ext, version: "1.0", url: $url, sha256: $sha, strip_components: 1, root: $root}
+  try {
+    # The server may take a moment to listen.
+    let listening = 1..50 | each {|i| $i } | any {|_|
+      let up = (^bash -c $"exec 3<>/dev/tcp/127.0.0.1/($free)" | complete | get exit_code) == 0
+      if not $up { sleep 100ms }
+      $up
+    }
+    assert $listening "the test's HTTP server never listened"
+    {resources: [$release]} | hk plan local --quiet | hk apply --confirm | ignore
+    assert equal (^($root | path join ext/current/bin/run)) "external"
+    # A pin that does not match is refused before anything happens.
+    let wrong = $release | update sha256 ("0" | fill -c 0 -w 64) | update version "2.0"
+    has (error-of { {resources: [$wrong]} | hk plan local }) "not the 0000"
+    has (error-of { {resources: [($release | reject sha256)]} | hk plan local }) "pinned by its sha256"
+    # A local tarball hk did not build, pinned by the same hash, unpacks the same way.
+    let local = $release | reject url | insert artifact ($dir | path join www/pkg-1.0.tar.gz) | update version "1.1"
+    {resources: [$local]} | hk plan local --quiet | hk apply --confirm | ignore
+    assert equal (^($root | path join ext/current/bin/run)) "external"
+    has (error-of { {resources: [($local | update sha256 ("f" | fill -c f -w 64))]} | hk plan local }) "the config pins"
+    assert not (($root | path join ext/releases/2.0) | path exists)
+  } catch {|e|
+    ^kill $server
+    $e.raw
+  }
+  ^kill $server
+}

@@ -37,8 +37,20 @@ fn inside(path: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// Check a tarball (`.tar.gz`) or a manifest (`.json`, with its tarball beside it).
-pub fn check_artifact(path: &Path) -> Result<Artifact> {
+/// `path` without its first `strip` components (`None` when it has no more), as tar's
+/// `--strip-components` unpacks it.
+fn stripped(path: &Path, strip: u32) -> Option<PathBuf> {
+    let mut parts = path.components().filter(|c| !matches!(c, Component::CurDir));
+    for _ in 0..strip {
+        parts.next()?;
+    }
+    let rest: PathBuf = parts.collect();
+    (!rest.as_os_str().is_empty()).then_some(rest)
+}
+
+/// Check a tarball (`.tar.gz`) or a manifest (`.json`, with its tarball beside it), its entries as
+/// they unpack with their first `strip` components left out.
+pub fn check_artifact(path: &Path, strip: u32) -> Result<Artifact> {
     let (tarball, expected) = if path.extension().is_some_and(|e| e == "json") {
         let text = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let value: serde_json::Value =
@@ -75,11 +87,12 @@ pub fn check_artifact(path: &Path) -> Result<Artifact> {
             entry.with_context(|| format!("{} is not a complete tar.gz archive", tarball.display()))?;
         let raw = entry.path_bytes().to_vec();
         let name = String::from_utf8_lossy(&raw).to_string();
-        let path = Path::new(&name);
-        if path.is_absolute() {
+        if Path::new(&name).is_absolute() {
             bail!("{}: entry {name:?} has an absolute path", tarball.display());
         }
-        let Some(normal) = inside(path) else {
+        // What tar leaves out with --strip-components is never unpacked.
+        let Some(path) = stripped(Path::new(&name), strip) else { continue };
+        let Some(normal) = inside(&path) else {
             bail!("{}: entry {name:?} leaves the release ('..')", tarball.display())
         };
         match entry.header().entry_type() {
@@ -87,7 +100,7 @@ pub fn check_artifact(path: &Path) -> Result<Artifact> {
             tar::EntryType::Symlink | tar::EntryType::Link => {
                 let target = entry.link_name()?.map(|t| t.to_path_buf()).unwrap_or_default();
                 let resolved = if entry.header().entry_type() == tar::EntryType::Link {
-                    inside(&target)
+                    stripped(&target, strip).and_then(|t| inside(&t))
                 } else if target.is_absolute() {
                     None
                 } else {

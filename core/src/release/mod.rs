@@ -3,6 +3,7 @@
 
 mod build;
 mod check;
+pub mod fetch;
 
 pub use build::{BuildRequest, build};
 pub use check::{Artifact, check_artifact};

@@ -25,12 +25,43 @@ pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
     if !valid_component(&version) {
         obj.fail("version", "a release version uses letters, digits, '.', '_', '-', '+'")?;
     }
-    let artifact = obj.req_str("artifact")?;
-    let artifact = obj.local_path(&artifact);
-    let checked = match check_artifact(std::path::Path::new(&artifact)) {
-        Ok(a) => a,
-        Err(e) => obj.fail("artifact", &format!("{e:#}"))?,
+    let strip = match obj.opt_u64("strip_components")? {
+        None => 0,
+        Some(n) if n <= 16 => n as u32,
+        Some(_) => obj.fail("strip_components", "give 0 to 16 leading path components to leave out")?,
     };
+    let pinned = obj.opt_str("sha256")?.map(|s| s.to_ascii_lowercase());
+    // The artifact: a local tarball or hk manifest, or a tarball at an http(s) URL, fetched here and
+    // pinned by its sha256 — all checked before any host is touched.
+    let (artifact, field) = match (obj.opt_str("artifact")?, obj.opt_str("url")?) {
+        (Some(path), None) => (obj.local_path(&path), "artifact"),
+        (None, Some(url)) => {
+            let Some(sha) = &pinned else {
+                return obj.fail("sha256", "a release from a URL is pinned by its sha256: give it");
+            };
+            match crate::release::fetch::fetch(&url, sha, &crate::release::fetch::cache_dir()) {
+                Ok(local) => (local.display().to_string(), "url"),
+                Err(e) => obj.fail("url", &format!("{e:#}"))?,
+            }
+        }
+        (Some(_), Some(_)) => obj.fail("url", "give either artifact (a local file) or url, not both")?,
+        (None, None) => obj.fail("artifact", "missing: give the release's artifact (a file here) or url")?,
+    };
+    let checked = match check_artifact(std::path::Path::new(&artifact), strip) {
+        Ok(a) => a,
+        Err(e) => obj.fail(field, &format!("{e:#}"))?,
+    };
+    if let Some(sha) = &pinned
+        && *sha != checked.sha256
+    {
+        obj.fail(
+            "sha256",
+            &format!(
+                "{artifact} has sha256 {}, not the {sha} the config pins; nothing was changed",
+                checked.sha256
+            ),
+        )?;
+    }
     let root = match obj.opt_str("root")? {
         Some(r) => normalize_path(obj, "root", &r)?,
         None => "/opt/hk".to_string(),
@@ -49,6 +80,7 @@ pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
             sha256: checked.sha256.clone(),
             size: checked.size,
             unpack_to: Some(format!("{base}/releases/{version}")),
+            strip_components: strip,
             state: State::Present,
         }),
         Resource::ReleaseUnpack(ReleaseUnpack {
@@ -58,6 +90,7 @@ pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
             owner,
             group,
             keep,
+            strip_components: strip,
             state: State::Present,
         }),
     ];
@@ -84,8 +117,20 @@ pub struct ReleaseArtifact {
     /// arrive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unpack_to: Option<String>,
+    /// Leading path components the unpack leaves out (a tarball that wraps its files in a folder).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub strip_components: u32,
     #[serde(default)]
     pub state: State,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// tar's flag for `strip` leading components (nothing for none).
+fn strip_flag(strip: u32) -> String {
+    if strip == 0 { String::new() } else { format!(" --strip-components={strip}") }
 }
 
 impl ReleaseArtifact {
@@ -96,6 +141,7 @@ impl ReleaseArtifact {
             sha256: String::new(),
             size: 0,
             unpack_to: None,
+            strip_components: 0,
             state: State::Absent,
         }
     }
@@ -236,10 +282,11 @@ impl ResourceKind for ReleaseArtifact {
                 // tells, after the decoder's own words.
                 script.push_str(&format!(
                     "mkdir -p -- {}\nrm -rf -- {unpack}\nmkdir -- {unpack}\n{SHA256_STDIN} < {partial} > {sum} &\n\
-                     if ! {{ {GUNZIP_STDIN} < {partial} | tar -xf - -C {unpack} --no-same-owner; }}; then\n\
+                     if ! {{ {GUNZIP_STDIN} < {partial} | tar -xf - -C {unpack} --no-same-owner{strip}; }}; then\n\
                      wait $!\n{verify}\nexit 1\nfi\nwait $!\n",
                     q(parent(version_dir))?,
                     verify = self.verify_upload()?,
+                    strip = strip_flag(self.strip_components),
                 ));
             }
             None => script.push_str(&format!("{SHA256_STDIN} < {partial} > {sum}\n")),
@@ -261,6 +308,8 @@ pub struct ReleaseUnpack {
     pub group: Option<String>,
     #[serde(default)]
     pub keep: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub strip_components: u32,
     #[serde(default)]
     pub state: State,
 }
@@ -274,6 +323,7 @@ impl ReleaseUnpack {
             owner: None,
             group: None,
             keep: 0,
+            strip_components: 0,
             state: State::Absent,
         }
     }
@@ -358,7 +408,10 @@ impl ResourceKind for ReleaseUnpack {
                         "{{ [ \"$({SHA256_STDIN} < {artifact} | cut -d' ' -f1)\" = {} ] || {{ printf '%s\\n' {message} >&2; false; }}; }}",
                         q(&self.sha256)?
                     ))
-                    .run(format!("{GUNZIP_STDIN} < {artifact} | tar -xf - -C {partial} --no-same-owner"));
+                    .run(format!(
+                        "{GUNZIP_STDIN} < {artifact} | tar -xf - -C {partial} --no-same-owner{}",
+                        strip_flag(self.strip_components)
+                    ));
                 if let Some(spec) = spec {
                     step.run(format!("chown -R -- {} {partial}", q(&spec)?));
                 }
