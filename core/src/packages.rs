@@ -43,7 +43,7 @@ impl PackageLock {
     pub fn write(&self, path: &Path) -> Result<()> {
         let mut json = serde_json::to_vec_pretty(self)?;
         json.push(b'\n');
-        crate::plan_file::write_atomic(path, &json, 0o644)
+        crate::local_file::write_atomic(path, &json, 0o644)
     }
 }
 
@@ -97,7 +97,7 @@ impl Repology {
                     if let Some(dir) = path.parent() {
                         std::fs::create_dir_all(dir)?;
                     }
-                    crate::plan_file::replace_file(path, &serde_json::to_vec(&entries)?, 0o644, false)?;
+                    crate::local_file::replace_file(path, &serde_json::to_vec(&entries)?, 0o644, false)?;
                 }
                 Ok(entries)
             }

@@ -9,42 +9,7 @@ use crate::model::{Action, Direction};
 use crate::quote::q;
 use crate::resources::Observed;
 
-/// Where runs and backups live on a target; unset roots take the defaults there
-/// (`/var/lib/hk/{runs,backups}` for root, `~/.local/state/hk/{runs,backups}` otherwise).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Roots {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runs: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backups: Option<String>,
-}
-
-impl Roots {
-    /// Shell lines that set `$hk_runs` and `$hk_backups` on the target.
-    pub fn snippet(&self) -> Result<String> {
-        let mut s = String::from(
-            "if [ \"$(id -u)\" = 0 ]; then hk_state=/var/lib/hk; else hk_state=\"${HOME:-/tmp}/.local/state/hk\"; fi\n",
-        );
-        match &self.runs {
-            Some(r) => s.push_str(&format!("hk_runs={}\n", q(r)?)),
-            None => s.push_str("hk_runs=\"$hk_state/runs\"\n"),
-        }
-        match &self.backups {
-            Some(b) => s.push_str(&format!("hk_backups={}\n", q(b)?)),
-            None => s.push_str("hk_backups=\"$hk_state/backups\"\n"),
-        }
-        Ok(s)
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        for root in [&self.runs, &self.backups].into_iter().flatten() {
-            if !root.starts_with('/') || root.split('/').any(|p| p == "..") || root == "/" {
-                bail!("{root:?} cannot be a runs or backups root: give an absolute path without '..'");
-            }
-        }
-        Ok(())
-    }
-}
+pub use crate::script::roots::Roots;
 
 /// The state of one change in a run.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,7 +76,7 @@ pub fn run_id(host: &str, direction: Direction, now: DateTime<Utc>) -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
         .collect();
-    format!("{}-{host}-{dir}-{}", now.format("%Y%m%dT%H%M%SZ"), &crate::engine::nonce()[..8])
+    format!("{}-{host}-{dir}-{}", now.format("%Y%m%dT%H%M%SZ"), &crate::script::nonce()[..8])
 }
 
 /// Run ids name files: only their own alphabet, never a path.

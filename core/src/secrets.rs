@@ -11,8 +11,6 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::resources::Resource;
-
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum SecretRef {
@@ -74,7 +72,7 @@ impl Secrets {
         let mut key = vec![0u8; 32];
         let mut urandom = std::fs::File::open("/dev/urandom").context("cannot read /dev/urandom")?;
         std::io::Read::read_exact(&mut urandom, &mut key)?;
-        crate::plan_file::write_atomic(path, &key, 0o600)?;
+        crate::local_file::write_atomic(path, &key, 0o600)?;
         Ok(key)
     }
 
@@ -93,24 +91,4 @@ impl Secrets {
     pub fn has_key(&self) -> bool {
         self.key.is_some()
     }
-}
-
-/// Every secret the resources refer to, once each.
-pub fn secret_refs(resources: &[&Resource]) -> Vec<SecretRef> {
-    let mut refs = Vec::new();
-    for resource in resources {
-        if let Resource::EnvFile(env) = resource {
-            for r in env.secret_refs() {
-                if !refs.contains(r) {
-                    refs.push(r.clone());
-                }
-            }
-        }
-    }
-    refs
-}
-
-/// Whether any resource is an env file (and so needs the key).
-pub fn needs_key(resources: &[&Resource]) -> bool {
-    resources.iter().any(|r| matches!(r, Resource::EnvFile(_)))
 }

@@ -160,7 +160,7 @@ pub fn select_with(
     } else if let Some(hosts) = &host_arg {
         let names = strings_of(hosts, "the host argument")?;
         for name in &names {
-            config.target(name).at(hosts.span())?;
+            hk_core::engine::target(&config, name).at(hosts.span())?;
         }
         names
     } else {
@@ -182,7 +182,7 @@ pub fn select_with(
     for name in names {
         let mut target = match &remote {
             Some(r) => Target::remote(&r.item),
-            None => config.target(&name).at(call.head)?,
+            None => hk_core::engine::target(&config, &name).at(call.head)?,
         };
         target.apply_overrides(&overrides);
         targets.push((name, target));

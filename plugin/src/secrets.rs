@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use hk_core::resources::Resource;
-use hk_core::secrets::{SecretRef, Secrets, needs_key, secret_refs};
+use hk_core::resources::{needs_key, secret_refs};
+use hk_core::secrets::{SecretRef, Secrets};
 use nu_plugin::{EngineInterface, EvaluatedCall};
 use nu_protocol::LabeledError;
 

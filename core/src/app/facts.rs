@@ -188,7 +188,7 @@ pub fn parse(text: &str, nonce: &str) -> Result<AppFacts> {
 
 /// Read an app's facts on one host (one exec).
 pub fn read(transport: &mut dyn Transport, layout: &AppLayout) -> Result<AppFacts> {
-    let nonce = crate::engine::nonce();
+    let nonce = crate::script::nonce();
     let out = run(transport, &script(layout, &nonce)?, "reading the app's state")?;
     parse(&out, &nonce)
 }

@@ -46,7 +46,7 @@ pub fn acquire(
     layout: &AppLayout,
     holder: &serde_json::Value,
 ) -> Result<Acquired> {
-    let nonce = crate::engine::nonce();
+    let nonce = crate::script::nonce();
     let lock = layout.path("lock");
     let script = format!(
         "set -u\nHK={nonce}\numask 022\nmkdir -p -- {dir}\n\
@@ -82,7 +82,7 @@ pub fn release(
     holder: Option<&serde_json::Value>,
     force: bool,
 ) -> Result<Released> {
-    let nonce = crate::engine::nonce();
+    let nonce = crate::script::nonce();
     let lock = layout.path("lock");
     let gone = format!("{lock}.released-{}", &nonce[..12]);
     let ours = match (holder, force) {

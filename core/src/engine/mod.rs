@@ -8,8 +8,6 @@ mod fanout;
 pub mod hash_cache;
 mod order;
 mod plan;
-pub mod probe;
-pub mod script;
 mod text_diff;
 
 pub use apply::{ApplyOptions, apply};
@@ -21,21 +19,20 @@ pub use order::dependency_order;
 pub use plan::{PlanOptions, PlanOutcome, fingerprint, plan, probe_host};
 pub use text_diff::{DIFF_LIMIT, text_diffs};
 
-use sha2::{Digest, Sha256};
-use std::sync::atomic::{AtomicU64, Ordering};
+// The shell the engine sends lives below it (resources write it too).
+pub use crate::script::{probe, steps as script};
 
-/// A fresh random-looking token for script markers and temp names.
-pub fn nonce() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let mut hasher = Sha256::new();
-    hasher.update(now.to_le_bytes());
-    hasher.update(std::process::id().to_le_bytes());
-    hasher.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    let addr = &hasher as *const _ as usize;
-    hasher.update(addr.to_le_bytes());
-    hex::encode(&hasher.finalize()[..12])
+/// Markers and temp names: see `crate::script::nonce`.
+pub use crate::script::nonce;
+
+/// How to reach a host of `config`: its declared target, with the address, port and key of its
+/// instance when it runs on one (`hosts.NAME.instance`).
+pub fn target(config: &crate::config::Config, host: &str) -> anyhow::Result<crate::transport::Target> {
+    let mut target = config.target(host)?;
+    if let (Some(name), crate::transport::Target::Ssh { ssh, .. }) =
+        (config.host_instances.get(host), &mut target)
+    {
+        crate::instance::resolve_host(host, &config.instance(name)?, ssh)?;
+    }
+    Ok(target)
 }

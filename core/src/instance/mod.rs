@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{ConfigError, Obj, type_name};
+use crate::fields::{ConfigError, Obj, type_name};
 use crate::transport::SshTarget;
 
 pub use lock::FileLock;

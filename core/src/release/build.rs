@@ -172,7 +172,7 @@ pub fn build(req: &BuildRequest, progress: &mut dyn FnMut(u64, u64)) -> Result<(
         source: Source { git_commit: git(&dir, &["rev-parse", "HEAD"]), dirty },
     };
     let manifest_path = out_dir.join(format!("{name}-{version}.json"));
-    crate::plan_file::write_atomic(&manifest_path, &serde_json::to_vec_pretty(&manifest)?, 0o644)?;
+    crate::local_file::write_atomic(&manifest_path, &serde_json::to_vec_pretty(&manifest)?, 0o644)?;
     Ok((manifest, tar_path, manifest_path))
 }
 

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::path_attrs::State;
 use super::{Diff, Observed};
-use crate::config::Obj;
-use crate::model::{Action, FieldChange, Reason};
+use crate::change::{Action, FieldChange, Reason};
+use crate::fields::Obj;
 
 /// What `hk down` does with an account hk created: keep it (default: files may still belong to it)
 /// or remove it.

@@ -8,11 +8,11 @@ use serde_json::Value;
 
 use super::path_attrs::normalize_path;
 use super::{Diff, Observed, Resource, ResourceKind, StepContext};
-use crate::config::{Obj, type_name};
-use crate::engine::probe::{Facts, PathKind, ProbeBatch};
-use crate::engine::script::Step;
-use crate::model::{Action, FieldChange, Reason};
+use crate::change::{Action, FieldChange, Reason};
+use crate::fields::{Obj, type_name};
 use crate::quote::q;
+use crate::script::probe::{Facts, PathKind, ProbeBatch};
+use crate::script::steps::Step;
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Command {

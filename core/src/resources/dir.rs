@@ -5,11 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use super::path_attrs::{PathAttrs, State, normalize_path, text};
 use super::{Diff, Observed, ResourceKind, StepContext, ancestor_dir_ids};
-use crate::config::Obj;
-use crate::engine::probe::{Facts, ProbeBatch};
-use crate::engine::script::{self, Step};
-use crate::model::{Action, FieldChange, Reason};
+use crate::change::{Action, FieldChange, Reason};
+use crate::fields::Obj;
 use crate::quote::q;
+use crate::script::probe::{Facts, ProbeBatch};
+use crate::script::steps::{self, Step};
 
 const DEFAULT_MODE: &str = "0755";
 
@@ -113,7 +113,7 @@ impl ResourceKind for Dir {
                 step.run(format!(
                     "{{ if [ -d {path} ] && [ ! -L {path} ]; then chmod {} -- {path}; else {}; fi; }}",
                     q(mode)?,
-                    script::mkdir(&self.path, mode)?
+                    steps::mkdir(&self.path, mode)?
                 ));
                 let owned: Vec<FieldChange> =
                     diff.changes.iter().filter(|c| c.field != "mode").cloned().collect();

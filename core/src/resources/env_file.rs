@@ -11,10 +11,10 @@ use super::dir::owner_ids;
 use super::file::{File, sha256_hex};
 use super::path_attrs::{PathAttrs, State, normalize_path, text};
 use super::{Diff, Observed, ResourceKind, StepContext, ancestor_dir_ids};
-use crate::config::{Obj, type_name};
-use crate::engine::probe::{Facts, ProbeBatch};
-use crate::engine::script::Step;
-use crate::model::FieldChange;
+use crate::change::FieldChange;
+use crate::fields::{Obj, type_name};
+use crate::script::probe::{Facts, ProbeBatch};
+use crate::script::steps::Step;
 use crate::secrets::{SecretRef, Secrets};
 
 const DEFAULT_MODE: &str = "0600";
@@ -229,7 +229,7 @@ impl ResourceKind for EnvFile {
 
     fn reversible(&self, diff: &Diff) -> bool {
         // Old secrets are never kept, so only a file hk created can be undone (by deleting it).
-        diff.action == crate::model::Action::Create
+        diff.action == crate::change::Action::Create
     }
 }
 

@@ -11,11 +11,11 @@ use super::path_attrs::{
     PathAttrs, State, describe_content, normalize_path, observe_file, temp_sibling, text,
 };
 use super::{Diff, Observed, ResourceKind, StepContext, ancestor_dir_ids};
-use crate::config::Obj;
-use crate::engine::probe::{Facts, ProbeBatch};
-use crate::engine::script::{self, Step};
-use crate::model::{Action, FieldChange, Reason};
+use crate::change::{Action, FieldChange, Reason};
+use crate::fields::Obj;
 use crate::quote::q;
+use crate::script::probe::{Facts, ProbeBatch};
+use crate::script::steps::{self, Step};
 
 const DEFAULT_MODE: &str = "0644";
 
@@ -222,7 +222,7 @@ impl File {
             self.path,
             if had_file { "content" } else { "state (no file)" }
         ))?;
-        step.run(script::rename(tmp, &self.path)?)
+        step.run(steps::rename(tmp, &self.path)?)
             .run(format!(
                 "{{ ( sh -c {} ) </dev/null 1>&2 || {{ {restore}; printf '%s\\n' {message} >&2; false; }}; }}",
                 q(check)?
@@ -338,7 +338,7 @@ impl ResourceKind for File {
                             q(&tmp)?
                         ));
                     }
-                    step.run(script::rename(&tmp, &self.path)?).cleanup(format!("rm -f -- {}", q(&tmp)?));
+                    step.run(steps::rename(&tmp, &self.path)?).cleanup(format!("rm -f -- {}", q(&tmp)?));
                     return Ok(step);
                 }
                 let bytes = self.bytes()?;
@@ -372,7 +372,7 @@ impl ResourceKind for File {
                 step.run(format!("chmod {} -- {}", q(mode.as_deref().unwrap_or(DEFAULT_MODE))?, q(&tmp)?));
                 match &self.check {
                     None => {
-                        step.run(script::rename(&tmp, &self.path)?).cleanup(format!("rm -f -- {}", q(&tmp)?));
+                        step.run(steps::rename(&tmp, &self.path)?).cleanup(format!("rm -f -- {}", q(&tmp)?));
                     }
                     Some(check) => self.checked_rename(&mut step, &tmp, kind == "file", check)?,
                 }

@@ -8,11 +8,11 @@ use super::account::{
 };
 use super::path_attrs::{State, text};
 use super::{Diff, Observed, ResourceKind, StepContext};
-use crate::config::Obj;
-use crate::engine::probe::{Facts, ProbeBatch};
-use crate::engine::script::Step;
-use crate::model::Action;
+use crate::change::Action;
+use crate::fields::Obj;
 use crate::quote::q;
+use crate::script::probe::{Facts, ProbeBatch};
+use crate::script::steps::Step;
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Group {

@@ -9,11 +9,11 @@ use super::dir::{owner_ids, refuse_kind};
 use super::file::sha256_hex;
 use super::path_attrs::{PathAttrs, State, normalize_path, observe_file, temp_sibling, text};
 use super::{Diff, Observed, ResourceKind, StepContext, ancestor_dir_ids};
-use crate::config::Obj;
-use crate::engine::probe::{Facts, ProbeBatch};
-use crate::engine::script::{self, Step};
-use crate::model::{Action, FieldChange, Reason};
+use crate::change::{Action, FieldChange, Reason};
+use crate::fields::Obj;
 use crate::quote::q;
+use crate::script::probe::{Facts, ProbeBatch};
+use crate::script::steps::{self, Step};
 
 const DEFAULT_MODE: &str = "0644";
 
@@ -141,7 +141,7 @@ impl ResourceKind for Line {
             }
             let attrs = self.attrs.commands(&diff.changes, &tmp, false)?;
             step.commands.extend(attrs);
-            step.run(script::rename(&tmp, &self.path)?).cleanup(format!("rm -f -- {qtmp}"));
+            step.run(steps::rename(&tmp, &self.path)?).cleanup(format!("rm -f -- {qtmp}"));
         } else {
             step.commands.extend(self.attrs.commands(&diff.changes, &self.path, false)?);
         }

@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 use super::dir::refuse_kind;
 use super::path_attrs::{PathAttrs, State, normalize_path, temp_sibling, text};
 use super::{Diff, Observed, ResourceKind, StepContext, ancestor_dir_ids};
-use crate::config::Obj;
-use crate::engine::probe::{Facts, ProbeBatch};
-use crate::engine::script::{self, Step};
-use crate::model::{Action, FieldChange, Reason};
+use crate::change::{Action, FieldChange, Reason};
+use crate::fields::Obj;
 use crate::quote::q;
+use crate::script::probe::{Facts, ProbeBatch};
+use crate::script::steps::{self, Step};
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Link {
@@ -113,12 +113,12 @@ impl ResourceKind for Link {
                 }
                 if kind == "missing" {
                     // symlink(2) is atomic on its own when nothing is in the way.
-                    step.run(script::symlink(&self.target, &self.path)?);
+                    step.run(steps::symlink(&self.target, &self.path)?);
                     return Ok(step);
                 }
                 let tmp = temp_sibling(&self.path, cx.nonce);
-                step.run(script::symlink(&self.target, &tmp)?)
-                    .run(script::rename(&tmp, &self.path)?)
+                step.run(steps::symlink(&self.target, &tmp)?)
+                    .run(steps::rename(&tmp, &self.path)?)
                     .cleanup(format!("rm -f -- {}", q(&tmp)?));
             }
             Action::Delete => {

@@ -35,10 +35,10 @@ pub use release::{ReleaseArtifact, ReleaseUnpack};
 pub use service::{Service, ServiceState};
 pub use user::User;
 
-use crate::config::Obj;
-use crate::engine::probe::{Facts, ProbeBatch};
-use crate::engine::script::Step;
-use crate::model::{Action, FieldChange, Reason};
+use crate::change::{Action, FieldChange, Reason};
+use crate::fields::Obj;
+use crate::script::probe::{Facts, ProbeBatch};
+use crate::script::steps::Step;
 
 /// Observed state of one resource, as plain fields; its hash is the plan row's fingerprint.
 pub type Observed = IndexMap<String, serde_json::Value>;
@@ -264,4 +264,24 @@ pub fn ancestor_dir_ids(path: &str) -> Vec<String> {
     }
     ids.reverse();
     ids
+}
+
+/// Every secret the resources refer to, once each.
+pub fn secret_refs(resources: &[&Resource]) -> Vec<crate::secrets::SecretRef> {
+    let mut refs = Vec::new();
+    for resource in resources {
+        if let Resource::EnvFile(env) = resource {
+            for r in env.secret_refs() {
+                if !refs.contains(r) {
+                    refs.push(r.clone());
+                }
+            }
+        }
+    }
+    refs
+}
+
+/// Whether any resource is an env file (and so needs the key).
+pub fn needs_key(resources: &[&Resource]) -> bool {
+    resources.iter().any(|r| matches!(r, Resource::EnvFile(_)))
 }

@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::path_attrs::{State, text};
 use super::{Diff, Observed, Resource, ResourceKind, StepContext};
-use crate::config::Obj;
-use crate::engine::probe::{Facts, ProbeBatch};
-use crate::engine::script::Step;
-use crate::model::{Action, FieldChange, Reason};
+use crate::change::{Action, FieldChange, Reason};
+use crate::fields::Obj;
 use crate::quote::q;
+use crate::script::probe::{Facts, ProbeBatch};
+use crate::script::steps::Step;
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Package {

@@ -4,18 +4,12 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::Observed;
-use crate::config::Obj;
-use crate::engine::probe::{PathFacts, PathKind};
-use crate::model::FieldChange;
+use crate::change::FieldChange;
+use crate::fields::Obj;
 use crate::quote::q;
+use crate::script::probe::{PathFacts, PathKind};
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    #[default]
-    Present,
-    Absent,
-}
+pub use crate::change::State;
 
 /// Mode, owner and group of a path; unset fields are not managed.
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -48,7 +42,7 @@ impl PathAttrs {
     }
 
     /// Ask the probe for names when this resource manages owner or group by name.
-    pub fn probe(&self, batch: &mut crate::engine::probe::ProbeBatch) {
+    pub fn probe(&self, batch: &mut crate::script::probe::ProbeBatch) {
         if self.owner.is_some() || self.group.is_some() {
             batch.need_names();
         }

@@ -10,11 +10,11 @@ use serde_json::Value;
 
 use super::command::ids_field;
 use super::{Diff, Observed, Resource, ResourceKind, StepContext};
-use crate::config::{Obj, type_name};
-use crate::engine::probe::{Facts, ProbeBatch};
-use crate::engine::script::Step;
-use crate::model::{Action, FieldChange, Reason};
+use crate::change::{Action, FieldChange, Reason};
+use crate::fields::{Obj, type_name};
 use crate::quote::q;
+use crate::script::probe::{Facts, ProbeBatch};
+use crate::script::steps::Step;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

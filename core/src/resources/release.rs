@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 use super::dir::refuse_kind;
 use super::path_attrs::{State, describe_content, normalize_path, observe_file, text};
 use super::{Diff, Link, Observed, Resource, ResourceKind, StepContext, Upload};
-use crate::config::Obj;
-use crate::engine::probe::{Facts, ProbeBatch};
-use crate::engine::script::Step;
-use crate::model::{Action, FieldChange, Reason};
+use crate::change::{Action, FieldChange, Reason};
+use crate::fields::Obj;
 use crate::quote::q;
 use crate::release::{check_artifact, valid_component};
+use crate::script::probe::{Facts, ProbeBatch};
+use crate::script::steps::Step;
 
 /// Expand a `release` config entry into its rows' resources.
 pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {

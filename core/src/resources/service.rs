@@ -11,11 +11,11 @@ use super::command::ids_field;
 use super::file::sha256_hex;
 use super::path_attrs::{describe_content, temp_sibling, text};
 use super::{Diff, Observed, Resource, ResourceKind, StepContext};
-use crate::config::{Obj, type_name};
-use crate::engine::probe::{Facts, PathKind, ProbeBatch};
-use crate::engine::script::{self, Step};
-use crate::model::{Action, FieldChange, Reason};
+use crate::change::{Action, FieldChange, Reason};
+use crate::fields::{Obj, type_name};
 use crate::quote::q;
+use crate::script::probe::{Facts, PathKind, ProbeBatch};
+use crate::script::steps::{self, Step};
 
 const UNIT_DIR: &str = "/etc/systemd/system";
 
@@ -341,7 +341,7 @@ impl ResourceKind for Service {
                     let tmp = temp_sibling(&path, cx.nonce);
                     step.write_bytes(&tmp, unit.as_bytes(), cx.nonce)?;
                     step.run(format!("chmod 0644 -- {}", q(&tmp)?))
-                        .run(script::rename(&tmp, &path)?)
+                        .run(steps::rename(&tmp, &path)?)
                         .cleanup(format!("rm -f -- {}", q(&tmp)?))
                         .run("systemctl daemon-reload".into());
                 }

@@ -9,11 +9,11 @@ use super::account::{
 };
 use super::path_attrs::{State, text};
 use super::{Diff, Observed, Resource, ResourceKind, StepContext};
-use crate::config::{Obj, type_name};
-use crate::engine::probe::{Facts, ProbeBatch};
-use crate::engine::script::Step;
-use crate::model::Action;
+use crate::change::Action;
+use crate::fields::{Obj, type_name};
 use crate::quote::q;
+use crate::script::probe::{Facts, ProbeBatch};
+use crate::script::steps::Step;
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct User {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use local::LocalTransport;
 pub use ssh::{Retry, SshTarget, SshTransport};
 
-use crate::config::Obj;
+use crate::fields::Obj;
 use crate::quote::q;
 
 /// How to reach a host.

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result, bail};
 
-use crate::model::HostIdentity;
 use crate::quote::q;
 
 /// Bytes of paths handed to one `stat`/`sha256sum`/`find` call: well under the argument limit of
@@ -90,6 +89,13 @@ impl PathFacts {
     }
 }
 
+/// Who a host is: a plan made for one machine must not be applied to another.
+#[derive(serde::Serialize, serde::Deserialize, Clone, PartialEq, Eq, Debug, Default)]
+pub struct HostIdentity {
+    pub hostname: String,
+    pub machine_id: String,
+}
+
 /// Everything one probe learned about a host.
 #[derive(Clone, Debug, Default)]
 pub struct Facts {
@@ -171,7 +177,7 @@ pub struct ProbeBatch {
     sha256: Vec<String>,
     /// Look up owner and group names (costly per path); only when some resource declares them.
     names: bool,
-    roots: Option<crate::runs::Roots>,
+    roots: Option<super::roots::Roots>,
     empty: Vec<String>,
     accounts: bool,
     packages: Vec<String>,
@@ -197,7 +203,7 @@ impl ProbeBatch {
     }
 
     /// Also report where runs and backups live on this host.
-    pub fn roots(&mut self, roots: &crate::runs::Roots) {
+    pub fn roots(&mut self, roots: &super::roots::Roots) {
         self.roots = Some(roots.clone());
     }
 

@@ -1,0 +1,43 @@
+//! Where tracked runs and their backups live on a target, as the shell that finds them there.
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::quote::q;
+
+/// Where runs and backups live on a target; unset roots take the defaults there
+/// (`/var/lib/hk/{runs,backups}` for root, `~/.local/state/hk/{runs,backups}` otherwise).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Roots {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backups: Option<String>,
+}
+
+impl Roots {
+    /// Shell lines that set `$hk_runs` and `$hk_backups` on the target.
+    pub fn snippet(&self) -> Result<String> {
+        let mut s = String::from(
+            "if [ \"$(id -u)\" = 0 ]; then hk_state=/var/lib/hk; else hk_state=\"${HOME:-/tmp}/.local/state/hk\"; fi\n",
+        );
+        match &self.runs {
+            Some(r) => s.push_str(&format!("hk_runs={}\n", q(r)?)),
+            None => s.push_str("hk_runs=\"$hk_state/runs\"\n"),
+        }
+        match &self.backups {
+            Some(b) => s.push_str(&format!("hk_backups={}\n", q(b)?)),
+            None => s.push_str("hk_backups=\"$hk_state/backups\"\n"),
+        }
+        Ok(s)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        for root in [&self.runs, &self.backups].into_iter().flatten() {
+            if !root.starts_with('/') || root.split('/').any(|p| p == "..") || root == "/" {
+                bail!("{root:?} cannot be a runs or backups root: give an absolute path without '..'");
+            }
+        }
+        Ok(())
+    }
+}
