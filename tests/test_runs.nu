@@ -40,7 +40,8 @@ export def "test runs: apply --track, drift, hk down --last restores byte for by
   "edited\n" | save -f ($root | path join new/n.txt)
   let runs = hk runs --local --runs-root $rr --backups-root $br
   assert equal ($runs | length) 1
-  assert equal ($runs | columns) [id host direction status started_at duration changes n_changes]
+  assert equal ($runs | columns) [id host direction status started_at duration changes n_changes made_by project]
+  assert equal $runs.0.made_by plan
   assert equal ($runs.0.changes | columns) [id action status]
   # A row of `hk runs` (or its id) piped in shows that run whole.
   assert equal ($runs.0 | hk runs --local --runs-root $rr --backups-root $br | get id) $runs.0.id
@@ -191,4 +192,45 @@ export def "test runs: track by default from the plugin config" [] {
   let run = ^$env.HK_NU -n --plugins $env.HK_PLUGIN -c $script | complete
   assert equal $run.exit_code 0 $run.stderr
   assert equal ($run.stdout | str trim) "1"
+}
+
+export def "test runs: runs belong to their host and project, and down --last goes one further back each time" [] {
+  let dir = scratch
+  let rr = $dir | path join runs
+  let br = $dir | path join backups
+  let site = $dir | path join site
+  mkdir $site ($dir | path join a) ($dir | path join b)
+  let file = {|name| {type: file, path: ($site | path join $name), content: $"($name)\n"} }
+  # Project a (its hk.nuon) makes two runs; project b (piped, from its folder) one.
+  do {
+    cd ($dir | path join a)
+    {resources: [(do $file one.txt)]} | save -f hk.nuon
+    hk plan local --quiet | hk apply --confirm --track --runs-root $rr --backups-root $br | ignore
+    {resources: [(do $file one.txt) (do $file two.txt)]} | save -f hk.nuon
+    hk plan local --quiet | hk apply --confirm --track --runs-root $rr --backups-root $br | ignore
+  }
+  do {
+    cd ($dir | path join b)
+    {resources: [(do $file three.txt)]} | hk plan local --quiet | hk apply --confirm --track --runs-root $rr --backups-root $br | ignore
+  }
+  let in_a = do { cd ($dir | path join a); hk runs --local --runs-root $rr --backups-root $br }
+  assert equal ($in_a | length) 2
+  assert equal ($in_a.project | uniq) [($dir | path join a)]
+  assert equal (do { cd ($dir | path join b); hk runs --local --runs-root $rr --backups-root $br } | length) 1
+  assert equal (do { cd ($dir | path join b); hk runs --local --all-projects --runs-root $rr --backups-root $br } | length) 3
+  # down --last undoes a's newest run; run again, it goes one further back instead of undoing the undo.
+  do {
+    cd ($dir | path join a)
+    hk down --local --last --runs-root $rr --backups-root $br | hk apply --confirm --track --runs-root $rr --backups-root $br | ignore
+    assert not (($site | path join two.txt) | path exists)
+    assert (($site | path join one.txt) | path exists)
+    let runs = hk runs --local --runs-root $rr --backups-root $br
+    assert equal $runs.0.made_by $"down of ($in_a.0.id)"
+    hk down --local --last --runs-root $rr --backups-root $br | hk apply --confirm --track --runs-root $rr --backups-root $br | ignore
+    assert not (($site | path join one.txt) | path exists)
+    assert equal (hk runs --local --runs-root $rr --backups-root $br | get 0.made_by) $"down of ($in_a.1.id)"
+    # Nothing of a is left to undo; b's run is not a's to undo.
+    has (error-of { hk down --local --last --runs-root $rr --backups-root $br }) "no run to undo"
+  }
+  assert (($site | path join three.txt) | path exists)
 }

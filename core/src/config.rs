@@ -28,6 +28,9 @@ pub struct Config {
     pub instances_dir: PathBuf,
     /// The shared image cache of instance backends.
     pub image_cache: PathBuf,
+    /// The project this config belongs to (its file's folder, or where it was piped from): the runs
+    /// its plans lead to are recorded as this project's.
+    pub project: Option<String>,
 }
 
 impl Config {
@@ -105,6 +108,7 @@ impl Config {
             host_instances,
             instances_dir: base_dir.join(".hk/instances"),
             image_cache: instance::default_cache_dir(),
+            project: Some(base_dir.display().to_string()),
         };
         config.check_unique(&origins)?;
         Ok(config)

@@ -20,6 +20,37 @@ pub struct HostPlan {
     /// The host's release (`debian_12`), when packages were planned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
+    /// What the plan is for and what made it: the runs it leads to say so.
+    #[serde(default)]
+    pub origin: Origin,
+}
+
+/// The project a plan is for (the folder of its config, or where it was piped from) and what made
+/// it: `plan`, `clean`, `down` (with the run it undoes).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub made_by: String,
+    /// The run a down plan undoes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undoes: Option<String>,
+}
+
+impl Origin {
+    pub fn new(project: Option<String>, made_by: &str) -> Origin {
+        Origin { project, made_by: made_by.to_string(), undoes: None }
+    }
+
+    /// How a person reads it: `plan`, `clean`, `down of RUN`.
+    pub fn describe(&self) -> String {
+        match &self.undoes {
+            Some(run) => format!("down of {run}"),
+            None if self.made_by.is_empty() => "plan".to_string(),
+            None => self.made_by.clone(),
+        }
+    }
 }
 
 /// One row of a plan: what hk will do to one resource on one host.

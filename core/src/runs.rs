@@ -62,9 +62,36 @@ pub struct RunRecord {
     pub artifacts: indexmap::IndexMap<String, String>,
     /// Directory of this run's backups.
     pub backups: String,
+    /// The project the run was for and what made it (absent in records from before they said).
+    #[serde(default)]
+    pub origin: crate::model::Origin,
 }
 
 pub const RUN_FORMAT: &str = "hk-run";
+
+/// The runs of host `host` made for `project` (records that predate projects count for every
+/// project), or of every project with `all_projects`. Newest first, as given.
+pub fn of_project<'a>(
+    runs: &'a [RunRecord],
+    host: &str,
+    project: &str,
+    all_projects: bool,
+) -> Vec<&'a RunRecord> {
+    runs.iter()
+        .filter(|r| {
+            all_projects || (r.host == host && r.origin.project.as_deref().is_none_or(|p| p == project))
+        })
+        .collect()
+}
+
+/// The run `hk down --last` undoes: the newest run that changed the host and that no later down
+/// run undid — so a second `hk down --last` goes one further back instead of undoing the undo.
+pub fn last_to_undo<'a>(runs: &[&'a RunRecord]) -> Option<&'a RunRecord> {
+    let undone: Vec<&str> = runs.iter().filter_map(|r| r.origin.undoes.as_deref()).collect();
+    runs.iter().copied().find(|r| {
+        r.direction == Direction::Up && r.origin.undoes.is_none() && !undone.contains(&r.id.as_str())
+    })
+}
 
 /// `YYYYmmddTHHMMSSZ-<host>-<up|down>-<8 hex>`.
 pub fn run_id(host: &str, direction: Direction, now: DateTime<Utc>) -> String {

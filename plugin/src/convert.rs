@@ -113,10 +113,13 @@ pub fn row_to_value(row: &PlanRow, host: &HostPlan, columns: PlanColumns, span: 
         if !row.action.applies() {
             return Value::nothing(span);
         }
-        let mut spec = Record::with_capacity(3);
+        let mut spec = Record::with_capacity(4);
         spec.push("resource", to_json_value(&row.resource, span));
         spec.push("target", to_json_value(&host.target, span));
         spec.push("identity", to_json_value(&host.identity, span));
+        if host.origin != Default::default() {
+            spec.push("origin", to_json_value(&host.origin, span));
+        }
         Value::record(spec, span)
     });
     // What matters first, so an 80-column terminal shows it: host, action, type, name, summary.
@@ -183,6 +186,8 @@ struct SpecIn {
     resource: Resource,
     target: Target,
     identity: HostIdentity,
+    #[serde(default)]
+    origin: hk_core::model::Origin,
 }
 
 /// A row piped into `hk apply`, back to a plan row and its host; `None` for a row that changes nothing.
@@ -206,7 +211,12 @@ pub fn value_to_row(value: &Value, index: usize) -> Result<Option<(PlanRow, Host
     let row: RowIn = serde_json::from_value(json).map_err(|e| {
         LabeledError::new("hk apply: a row is not a plan row").with_label(format!("row {index}: {e}"), span)
     })?;
-    let host = HostPlan { target: row.spec.target, identity: row.spec.identity, release: None };
+    let host = HostPlan {
+        target: row.spec.target,
+        identity: row.spec.identity,
+        release: None,
+        origin: row.spec.origin,
+    };
     let plan_row = PlanRow {
         host: row.host,
         id: row.id,

@@ -207,7 +207,8 @@ fn apply_host(
     let mut script = ApplyScript::new(&nonce)?;
     let mut record = match (&options.track, &facts.roots) {
         (Some(_), Some((runs_root, backups_root))) => {
-            let record = new_record(host, &rows, &observed, runs_root, backups_root);
+            let mut record = new_record(host, &rows, &observed, runs_root, backups_root);
+            record.origin = host_plan.origin.clone();
             script.prologue(tracking_prologue(&record, host_plan, &rows, runs_root)?);
             Some(record)
         }
@@ -439,6 +440,7 @@ fn new_record(
         changes,
         artifacts,
         backups,
+        origin: Default::default(),
     }
 }
 

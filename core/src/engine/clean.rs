@@ -180,10 +180,17 @@ fn clean_host(
     }
     if resources.is_empty() {
         // Nothing to remove: no rows, so no probe (and no host identity to bind them to).
-        let host_plan = HostPlan { target: target.clone(), identity: Default::default(), release: None };
+        let host_plan = HostPlan {
+            target: target.clone(),
+            identity: Default::default(),
+            release: None,
+            origin: crate::model::Origin::new(options.project.clone(), "clean"),
+        };
         return Ok((host_plan, Vec::new()));
     }
-    plan_over(host, target, transport.as_mut(), &resources, &[], None)
+    let (mut host_plan, rows) = plan_over(host, target, transport.as_mut(), &resources, &[], None)?;
+    host_plan.origin = crate::model::Origin::new(options.project.clone(), "clean");
+    Ok((host_plan, rows))
 }
 
 /// The version a link target names: `releases/V`, `../releases/V` or `<base>/releases/V`.

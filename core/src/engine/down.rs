@@ -140,7 +140,12 @@ pub fn down_from_run(
             },
         );
     }
-    let (host_plan, rows) = check_items(host, target, transport, items)?;
+    let (mut host_plan, rows) = check_items(host, target, transport, items)?;
+    host_plan.origin = crate::model::Origin {
+        project: record.origin.project.clone(),
+        made_by: "down".into(),
+        undoes: Some(record.id.clone()),
+    };
     let mut hosts = IndexMap::new();
     hosts.insert(host.to_string(), host_plan);
     Ok(Plan { direction: Direction::Down, hosts, rows })
@@ -161,7 +166,8 @@ pub fn down_from_plan(plan: &Plan, options: &DownOptions) -> Result<Plan> {
             .target
             .connect(&options.credentials)
             .with_context(|| format!("connecting to host {host}"))?;
-        let (checked, rows) = check_items(host, &host_plan.target, transport.as_mut(), items)?;
+        let (mut checked, rows) = check_items(host, &host_plan.target, transport.as_mut(), items)?;
+        checked.origin = crate::model::Origin::new(host_plan.origin.project.clone(), "down");
         if checked.identity != host_plan.identity {
             bail!("host {host} is not the machine the plan was made for; refusing to plan its way back");
         }
@@ -327,5 +333,13 @@ fn check_items(
             }
         }
     }
-    Ok((HostPlan { target: target.clone(), identity: facts.identity, release: None }, rows))
+    Ok((
+        HostPlan {
+            target: target.clone(),
+            identity: facts.identity,
+            release: None,
+            origin: Default::default(),
+        },
+        rows,
+    ))
 }

@@ -29,6 +29,8 @@ pub struct PlanOptions {
     pub secrets: Secrets,
     /// Where content hashes are remembered between plans (`None`: hash every file every time).
     pub hash_cache: Option<std::path::PathBuf>,
+    /// The project the plan is for (recorded with its runs).
+    pub project: Option<String>,
 }
 
 impl Default for PlanOptions {
@@ -40,6 +42,7 @@ impl Default for PlanOptions {
             packages: PackageNaming::default(),
             secrets: Secrets::default(),
             hash_cache: None,
+            project: None,
         }
     }
 }
@@ -83,7 +86,8 @@ pub fn plan(config: &Config, targets: &[(String, Target)], options: &PlanOptions
     };
     for (host, result) in results {
         match result {
-            Ok((host_plan, rows)) => {
+            Ok((mut host_plan, rows)) => {
+                host_plan.origin = crate::model::Origin::new(options.project.clone(), "plan");
                 outcome.plan.hosts.insert(host, host_plan);
                 outcome.plan.rows.extend(rows);
             }
@@ -347,7 +351,10 @@ pub fn plan_over(
     }
     diff_timer.done(&format!("{} rows", rows.len()));
     let release = facts.os.as_ref().map(|os| os.release());
-    Ok((HostPlan { target: target.clone(), identity: facts.identity, release }, rows))
+    Ok((
+        HostPlan { target: target.clone(), identity: facts.identity, release, origin: Default::default() },
+        rows,
+    ))
 }
 
 /// The directories above every path `all` puts in place that it does not declare, as directories

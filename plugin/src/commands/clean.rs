@@ -96,6 +96,11 @@ impl PluginCommand for Clean {
             packages: Default::default(),
             secrets: Default::default(),
             hash_cache: None,
+            project: selection
+                .config
+                .project
+                .clone()
+                .or(Some(crate::load::current_dir(engine)?.display().to_string())),
         };
         let mut bases = engine::release_bases(&selection.config);
         for dir in named {

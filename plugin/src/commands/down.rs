@@ -3,6 +3,7 @@
 use hk_core::engine::{self, DownOptions, down_from_plan, down_from_run, fetch_runs};
 use hk_core::model::{Direction, Plan};
 use hk_core::plan_file;
+use hk_core::runs::{last_to_undo, of_project};
 use indexmap::IndexMap;
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::{Category, Example, LabeledError, PipelineData, Signature, Spanned, SyntaxShape, Type};
@@ -50,7 +51,12 @@ impl PluginCommand for Down {
                 "undo what this plan file describes (no run needed)",
                 Some('p'),
             )
-            .switch("last", "undo the newest run recorded on the host", None)
+            .switch(
+                "last",
+                "undo the newest run of this host and project not undone yet (again: one further back)",
+                None,
+            )
+            .switch("all-projects", "with --last: the newest run of any project on the host", None)
             .named("run", SyntaxShape::String, "undo this run (an id from `hk runs`)", None)
             .named(
                 "only",
@@ -143,19 +149,22 @@ impl PluginCommand for Down {
             let creds = credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?;
             let options = DownOptions { credentials: creds, ..options };
             let roots = roots(call)?;
+            let project = super::runs::project_of(engine, &selection.config)?;
+            let all_projects = call.has_flag("all-projects")?;
             let mut plan = Plan { direction: Direction::Down, hosts: IndexMap::new(), rows: Vec::new() };
             let mut failures = Vec::new();
             for (host, target) in &selection.targets {
                 let result = target.connect(&options.credentials).and_then(|mut transport| {
-                    let (runs, _, _) = fetch_runs(transport.as_mut(), &roots)?;
+                    let (runs, runs_root, _) = fetch_runs(transport.as_mut(), &roots)?;
                     let record = match &run_flag {
                         Some(id) => runs.iter().find(|r| r.id == id.item),
-                        None => runs.first(),
+                        None => last_to_undo(&of_project(&runs, host, &project, all_projects)),
                     };
                     let Some(record) = record else {
                         anyhow::bail!(
-                            "no {} recorded on host {host} (apply with --track to record runs)",
-                            run_flag.as_ref().map_or("run".to_string(), |id| format!("run {:?}", id.item))
+                            "no {} recorded under {runs_root} on host {host}{} (apply with --track to record runs)",
+                            run_flag.as_ref().map_or("run to undo".to_string(), |id| format!("run {:?}", id.item)),
+                            if all_projects { String::new() } else { format!(" for project {project} (--all-projects sees every project's)") }
                         );
                     };
                     down_from_run(host, target, transport.as_mut(), record, &options)

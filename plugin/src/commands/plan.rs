@@ -125,6 +125,7 @@ pub fn plan_selection(
             crate::secrets::resolve_secrets(engine, call, &resources)?
         },
         hash_cache: hash_cache_dir(engine)?,
+        project: selection.config.project.clone(),
     };
     let outcome = engine::plan(&selection.config, &selection.targets, &options).at(call.head)?;
     write_lock(engine, call, &outcome)?;

@@ -1,7 +1,7 @@
 //! `hk runs`: the tracked runs recorded on hosts, as a table; one run in full; pruning old ones.
 
 use hk_core::engine::{self, fetch_runs};
-use hk_core::runs::{RunRecord, prune_script};
+use hk_core::runs::{RunRecord, of_project, prune_script};
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::{
     Category, Example, LabeledError, PipelineData, Record, Signature, Span, SyntaxShape, Type, Value,
@@ -38,11 +38,24 @@ fn summary(run: &RunRecord, verbose: bool, span: Span) -> Value {
         .collect();
     r.push("changes", Value::list(changes, span));
     r.push("n_changes", Value::int(run.changes.len() as i64, span));
+    r.push("made_by", Value::string(run.origin.describe(), span));
+    r.push("project", run.origin.project.clone().map_or(Value::nothing(span), |p| Value::string(p, span)));
     if verbose {
         r.push("artifacts", json_to_value(&serde_json::to_value(&run.artifacts).unwrap_or_default(), span));
         r.push("backups", Value::string(run.backups.clone(), span));
     }
     Value::record(r, span)
+}
+
+/// The project whose runs a command sees: the config's, else the folder it runs in.
+pub fn project_of(
+    engine: &EngineInterface,
+    config: &hk_core::config::Config,
+) -> Result<String, LabeledError> {
+    match &config.project {
+        Some(p) => Ok(p.clone()),
+        None => Ok(crate::load::current_dir(engine)?.display().to_string()),
+    }
 }
 
 /// Piped input that names a run (its id, or a row of `hk runs`): the id, and no input left; any
@@ -99,6 +112,7 @@ impl PluginCommand for Runs {
     fn signature(&self) -> Signature {
         roots_flags(host_signature(Signature::build(self.name())))
             .switch("latest", "only the newest run", None)
+            .switch("all-projects", "the runs of every project on the hosts, not only this one's", None)
             .named("id", SyntaxShape::String, "the whole record of this run", None)
             .switch("verbose", "add artifact and backup paths", Some('v'))
             .switch("prune", "remove older runs with their artifacts and backups", None)
@@ -162,6 +176,8 @@ impl PluginCommand for Runs {
         let mut all: Vec<RunRecord> = Vec::new();
         let mut failures = Vec::new();
         let mut looked = Vec::new();
+        let project = project_of(engine, &selection.config)?;
+        let all_projects = call.has_flag("all-projects")?;
         for (host, target) in &selection.targets {
             // One connection per host serves both the listing and the pruning.
             let connected = target.connect(&creds);
@@ -169,6 +185,9 @@ impl PluginCommand for Runs {
             match fetched {
                 Ok((mut transport, (runs, runs_root, _))) => {
                     looked.push(format!("{runs_root} on {host}"));
+                    // Only this host's runs for this project, unless asked for all.
+                    let runs: Vec<RunRecord> =
+                        of_project(&runs, host, &project, all_projects).into_iter().cloned().collect();
                     if let Some(keep) = &keep {
                         let n = usize::try_from(keep.item).map_err(|_| {
                             LabeledError::new("hk runs: --keep must be 0 or more")
@@ -205,7 +224,12 @@ impl PluginCommand for Runs {
             (None, None) => None,
         };
         if all.is_empty() {
-            eprintln!("hk runs: no run recorded under {}", looked.join(", "));
+            let whose = if all_projects {
+                String::new()
+            } else {
+                format!(" for project {project} (--all-projects sees every project's)")
+            };
+            eprintln!("hk runs: no run recorded under {}{whose}", looked.join(", "));
         }
         if let Some(id) = id {
             let run = all.iter().find(|r| r.id == id.item).ok_or_else(|| {
