@@ -18,9 +18,9 @@ def main [
     | each {|name| {file: $file, name: $name} }
   } | flatten
   # A test is called by its name on a nu command line: it must read as one command.
-  let unsafe = $tests | where {|t| $t.name =~ '[;|()$`]' }
+  let unsafe = $tests | where {|t| $t.name =~ "[;|()$`']" }
   if ($unsafe | is-not-empty) {
-    print $"test names cannot hold ; | \( \) $ or `: ($unsafe.name | str join ', ')"
+    print $"test names cannot hold ; | \( \) $ ` or ': ($unsafe.name | str join ', ')"
     exit 1
   }
   let selected = if $filter == null { $tests } else {

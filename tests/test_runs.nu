@@ -234,3 +234,20 @@ export def "test runs: runs belong to their host and project, and down --last go
   }
   assert (($site | path join three.txt) | path exists)
 }
+
+export def "test runs: the runs root and backups root of a host can be set in the config" [] {
+  let dir = scratch
+  let rr = $dir | path join kept/runs
+  let config = {
+    hosts: {here: {local: true, runs_root: $rr, backups_root: ($dir | path join kept/backups)}}
+    resources: [{type: file, path: ($dir | path join site/a.txt), content: "a\n"}]
+  }
+  $config | hk plan here --quiet | hk apply --confirm --track | ignore
+  assert equal (ls $rr | where name =~ '\.json$' | length) 1
+  # hk runs and hk down find them there without flags.
+  let runs = $config | hk runs here
+  assert equal ($runs | length) 1
+  $config | hk down here --last | hk apply --confirm | ignore
+  assert not (($dir | path join site/a.txt) | path exists)
+  has (error-of { {hosts: {here: {local: true, runs_root: relative}}} | hk plan here }) "hosts.here.runs_root"
+}

@@ -31,6 +31,9 @@ pub struct Config {
     /// The project this config belongs to (its file's folder, or where it was piped from): the runs
     /// its plans lead to are recorded as this project's.
     pub project: Option<String>,
+    /// Where hosts keep their run records and backups (`hosts.NAME.runs_root`, `backups_root`),
+    /// unless a command says otherwise.
+    pub roots: IndexMap<String, crate::runs::Roots>,
 }
 
 impl Config {
@@ -51,6 +54,7 @@ impl Config {
         }
         let mut hosts = IndexMap::new();
         let mut host_instances = IndexMap::new();
+        let mut roots = IndexMap::new();
         if let Some(mut host_map) = root.opt_record("hosts")? {
             let names: Vec<String> = host_map.keys();
             for name in names {
@@ -81,7 +85,20 @@ impl Config {
                     host_instances.insert(name.clone(), instance);
                 }
                 let target = Target::from_config(&mut obj)?;
+                let host_roots = crate::runs::Roots {
+                    runs: obj.opt_str("runs_root")?,
+                    backups: obj.opt_str("backups_root")?,
+                };
+                if let Err(e) = host_roots.validate() {
+                    return obj.fail(
+                        if host_roots.runs.is_some() { "runs_root" } else { "backups_root" },
+                        &format!("{e:#}"),
+                    );
+                }
                 obj.finish()?;
+                if host_roots != Default::default() {
+                    roots.insert(name.clone(), host_roots);
+                }
                 hosts.insert(name, target);
             }
         }
@@ -109,6 +126,7 @@ impl Config {
             instances_dir: base_dir.join(".hk/instances"),
             image_cache: instance::default_cache_dir(),
             project: Some(base_dir.display().to_string()),
+            roots,
         };
         config.check_unique(&origins)?;
         Ok(config)

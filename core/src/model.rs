@@ -23,6 +23,9 @@ pub struct HostPlan {
     /// What the plan is for and what made it: the runs it leads to say so.
     #[serde(default)]
     pub origin: Origin,
+    /// Where the host keeps run records and backups, as its config says (a command's flags win).
+    #[serde(default, skip_serializing_if = "crate::script::roots::Roots::is_unset")]
+    pub roots: crate::script::roots::Roots,
 }
 
 /// The project a plan is for (the folder of its config, or where it was piped from) and what made

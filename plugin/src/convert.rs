@@ -120,6 +120,9 @@ pub fn row_to_value(row: &PlanRow, host: &HostPlan, columns: PlanColumns, span: 
         if host.origin != Default::default() {
             spec.push("origin", to_json_value(&host.origin, span));
         }
+        if !host.roots.is_unset() {
+            spec.push("roots", to_json_value(&host.roots, span));
+        }
         Value::record(spec, span)
     });
     // What matters first, so an 80-column terminal shows it: host, action, type, name, summary.
@@ -188,6 +191,8 @@ struct SpecIn {
     identity: HostIdentity,
     #[serde(default)]
     origin: hk_core::model::Origin,
+    #[serde(default)]
+    roots: hk_core::runs::Roots,
 }
 
 /// A row piped into `hk apply`, back to a plan row and its host; `None` for a row that changes nothing.
@@ -216,6 +221,7 @@ pub fn value_to_row(value: &Value, index: usize) -> Result<Option<(PlanRow, Host
         identity: row.spec.identity,
         release: None,
         origin: row.spec.origin,
+        roots: row.spec.roots,
     };
     let plan_row = PlanRow {
         host: row.host,

@@ -146,7 +146,7 @@ fn apply_host(
     let (facts, observed) = probe_host(transport.as_mut(), &resources, {
         let mut batch = ProbeBatch::default();
         if let Some(roots) = &options.track {
-            batch.roots(roots);
+            batch.roots(&roots.or(&host_plan.roots));
         }
         batch
     })

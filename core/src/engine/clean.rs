@@ -185,6 +185,7 @@ fn clean_host(
             identity: Default::default(),
             release: None,
             origin: crate::model::Origin::new(options.project.clone(), "clean"),
+            roots: Default::default(),
         };
         return Ok((host_plan, Vec::new()));
     }

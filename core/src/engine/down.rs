@@ -339,6 +339,7 @@ fn check_items(
             identity: facts.identity,
             release: None,
             origin: Default::default(),
+            roots: Default::default(),
         },
         rows,
     ))

@@ -88,6 +88,7 @@ pub fn plan(config: &Config, targets: &[(String, Target)], options: &PlanOptions
         match result {
             Ok((mut host_plan, rows)) => {
                 host_plan.origin = crate::model::Origin::new(options.project.clone(), "plan");
+                host_plan.roots = config.roots.get(&host).cloned().unwrap_or_default();
                 outcome.plan.hosts.insert(host, host_plan);
                 outcome.plan.rows.extend(rows);
             }
@@ -352,7 +353,13 @@ pub fn plan_over(
     diff_timer.done(&format!("{} rows", rows.len()));
     let release = facts.os.as_ref().map(|os| os.release());
     Ok((
-        HostPlan { target: target.clone(), identity: facts.identity, release, origin: Default::default() },
+        HostPlan {
+            target: target.clone(),
+            identity: facts.identity,
+            release,
+            origin: Default::default(),
+            roots: Default::default(),
+        },
         rows,
     ))
 }

@@ -16,6 +16,19 @@ pub struct Roots {
 }
 
 impl Roots {
+    /// Neither root given.
+    pub fn is_unset(&self) -> bool {
+        self.runs.is_none() && self.backups.is_none()
+    }
+
+    /// These roots where given, else `fallback`'s.
+    pub fn or(&self, fallback: &Roots) -> Roots {
+        Roots {
+            runs: self.runs.clone().or_else(|| fallback.runs.clone()),
+            backups: self.backups.clone().or_else(|| fallback.backups.clone()),
+        }
+    }
+
     /// Shell lines that set `$hk_runs` and `$hk_backups` on the target.
     pub fn snippet(&self) -> Result<String> {
         let mut s = String::from(

@@ -154,6 +154,7 @@ impl PluginCommand for Down {
             let mut plan = Plan { direction: Direction::Down, hosts: IndexMap::new(), rows: Vec::new() };
             let mut failures = Vec::new();
             for (host, target) in &selection.targets {
+                let roots = roots.or(&selection.config.roots.get(host).cloned().unwrap_or_default());
                 let result = target.connect(&options.credentials).and_then(|mut transport| {
                     let (runs, runs_root, _) = fetch_runs(transport.as_mut(), &roots)?;
                     let record = match &run_flag {

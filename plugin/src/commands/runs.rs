@@ -180,6 +180,8 @@ impl PluginCommand for Runs {
         let all_projects = call.has_flag("all-projects")?;
         for (host, target) in &selection.targets {
             // One connection per host serves both the listing and the pruning.
+            // The flags, else where the config says this host keeps its runs.
+            let roots = roots.or(&selection.config.roots.get(host).cloned().unwrap_or_default());
             let connected = target.connect(&creds);
             let fetched = connected.and_then(|mut t| fetch_runs(t.as_mut(), &roots).map(|runs| (t, runs)));
             match fetched {
