@@ -57,6 +57,10 @@ export def "test runs: apply --track, drift, hk down --last restores byte for by
   assert equal (ls -l $verbose.0.artifacts.plan | get 0.mode) "rw-------"
   let down = hk down --local --last --runs-root $rr --backups-root $br
   assert equal ($down | where reversible == false | length) 0
+  # The way back says it discards the edit made since the run, and only there.
+  let noted = $down | where note != ""
+  assert equal ($noted.name | each { path relative-to $root }) [new/n.txt]
+  has $noted.0.note "changed since the run"
   $down | hk apply --confirm | ignore
   assert equal (snapshot $root) $snap
   # The same down plan applied again changes nothing.

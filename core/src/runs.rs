@@ -46,6 +46,10 @@ pub struct ChangeRecord {
     /// hk created is stopped and disabled, a command's `down` is run). Never holds secret values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<crate::resources::Resource>,
+    /// What the run left, as a probe sees it (a file's sha256, a link's target): a way back that
+    /// finds something else discards a change made by hand since, and says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

@@ -425,6 +425,7 @@ fn new_record(
                 && row.resource.kind().backs_up())
             .then(|| format!("{backups}/{}", escape_id(&row.id))),
             resource: row.resource.path().is_none().then(|| row.resource.clone()),
+            after: left_behind(&row.resource),
         })
         .collect();
     let mut artifacts = indexmap::IndexMap::new();
@@ -441,6 +442,20 @@ fn new_record(
         artifacts,
         backups,
         origin: Default::default(),
+    }
+}
+
+/// What applying `resource` leaves at its path as a probe sees it: a file's content hash, a link's
+/// target (`None` for what is removed, for env files — their hashes are keyed — and for the rest).
+pub fn left_behind(resource: &Resource) -> Option<String> {
+    match resource {
+        Resource::File(f) if f.state == crate::resources::State::Present && f.restore_from.is_none() => {
+            Some(format!("sha256:{}", f.sha256))
+        }
+        Resource::Link(l) if l.state == crate::resources::State::Present => {
+            Some(format!("target:{}", l.target))
+        }
+        _ => None,
     }
 }
 

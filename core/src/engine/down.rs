@@ -39,8 +39,9 @@ impl DownOptions {
 
 /// One row of a down plan before it is checked against the host.
 enum DownItem {
-    /// Bring the host to this resource; `only_if_empty` for directories the run created.
-    Restore { resource: Resource, only_if_empty: bool },
+    /// Bring the host to this resource; `only_if_empty` for directories the run created; `left` is
+    /// what the run left there (see `ChangeRecord::after`).
+    Restore { resource: Resource, only_if_empty: bool, left: Option<String> },
     /// Cannot be undone; shown, never dropped.
     Irreversible { id: String, rtype: String, name: String, resource: Resource, note: String },
 }
@@ -129,7 +130,9 @@ pub fn down_from_run(
         }
         items.push(
             match from_before(&change.rtype, &change.name, &change.before, change.backup.as_deref()) {
-                Ok((resource, only_if_empty)) => DownItem::Restore { resource, only_if_empty },
+                Ok((resource, only_if_empty)) => {
+                    DownItem::Restore { resource, only_if_empty, left: change.after.clone() }
+                }
                 Err(note) => DownItem::Irreversible {
                     id: change.id.clone(),
                     rtype: change.rtype.clone(),
@@ -180,7 +183,7 @@ pub fn down_from_plan(plan: &Plan, options: &DownOptions) -> Result<Plan> {
 /// A down item of a type that is not a path, from what its kind says the way back is.
 fn non_path_item(resource: &Resource, way_back: Result<Resource, String>) -> DownItem {
     match way_back {
-        Ok(resource) => DownItem::Restore { resource, only_if_empty: false },
+        Ok(resource) => DownItem::Restore { resource, only_if_empty: false, left: None },
         Err(note) => {
             let kind = resource.kind();
             DownItem::Irreversible {
@@ -236,7 +239,7 @@ fn item_from_row(row: &PlanRow) -> DownItem {
         _ => Err("needs a run's backups: apply with --track, then `hk down --run ID`".to_string()),
     };
     match restored {
-        Ok((resource, only_if_empty)) => DownItem::Restore { resource, only_if_empty },
+        Ok((resource, only_if_empty)) => DownItem::Restore { resource, only_if_empty, left: None },
         Err(note) => DownItem::Irreversible {
             id: row.id.clone(),
             rtype: row.rtype.clone(),
@@ -257,7 +260,7 @@ fn check_items(
     let mut batch = ProbeBatch::default();
     let mut resources: Vec<&Resource> = Vec::new();
     for item in &items {
-        if let DownItem::Restore { resource, only_if_empty } = item {
+        if let DownItem::Restore { resource, only_if_empty, .. } = item {
             if *only_if_empty && let Some(path) = resource.path() {
                 batch.emptiness(path);
             }
@@ -277,7 +280,7 @@ fn check_items(
     let mut rows = Vec::with_capacity(items.len());
     for item in items {
         match item {
-            DownItem::Restore { mut resource, only_if_empty } => {
+            DownItem::Restore { mut resource, only_if_empty, left } => {
                 let seen = seen_iter.next().unwrap_or_default();
                 let kind = resource.kind();
                 let diff = kind.diff(&seen);
@@ -296,7 +299,7 @@ fn check_items(
                             .to_string(),
                     )
                 } else {
-                    (diff.action, true, String::new())
+                    (diff.action, true, hand_change(left.as_deref(), &seen).unwrap_or_default())
                 };
                 if !action.mutates() {
                     resource.strip_payload();
@@ -343,4 +346,22 @@ fn check_items(
         },
         rows,
     ))
+}
+
+/// When what a run left (`left`: `sha256:…` or `target:…`) is no longer there, the way back
+/// discards a change made since — by hand or by another tool — and the row says so.
+fn hand_change(left: Option<&str>, seen: &Observed) -> Option<String> {
+    let left = left?;
+    let now = match left.split_once(':')? {
+        ("sha256", _) => text(seen, "sha256").map(|s| format!("sha256:{s}")),
+        ("target", _) => text(seen, "target").map(|t| format!("target:{t}")),
+        _ => return None,
+    };
+    let kind = text(seen, "kind").unwrap_or_default();
+    if kind == "missing" {
+        return Some("it was removed since the run: the way back puts the earlier state back anyway".into());
+    }
+    (now.as_deref() != Some(left)).then(|| {
+        "it changed since the run (by hand or by another tool): the way back discards that change".to_string()
+    })
 }
