@@ -14,6 +14,11 @@ def app [dir: string, version: string] {
   hk release build $src --name demo --version $version --out-dir ($dir | path join dist)
 }
 
+# git in `dir`, with an author of its own (machines differ in their global config).
+def --wrapped git-in [dir: string, ...args: string] {
+  ^git -C $dir -c user.name=hk -c user.email=hk@example.invalid ...$args | complete
+}
+
 def release [dir: string, version: string, root: string] {
   {type: release, name: demo, version: $version, artifact: ($dir | path join dist $"demo-($version).json"), root: $root}
 }
@@ -41,6 +46,32 @@ export def "test release: build is reproducible and describes itself" [] {
   let err = error-of { hk release build $pkg --out-dir ($dir | path join dist) }
   has $err "pass --version"
   rm -rf $pkg
+}
+
+export def "test release: build leaves out what .gitignore ignores and its own output, and marks a dirty tree" [] {
+  let src = scratch | path join app
+  mkdir ($src | path join node_modules/dep) ($src | path join logs)
+  "*.log\nnode_modules/\n" | save ($src | path join .gitignore)
+  "v1\n" | save ($src | path join app.txt)
+  "secret noise\n" | save ($src | path join logs/debug.log)
+  "module\n" | save ($src | path join node_modules/dep/index.js)
+  "keep me\n" | save ($src | path join .env.example)
+  git-in $src init -q | ignore
+  git-in $src add -A | ignore
+  git-in $src commit -qm one | ignore
+  let sha = (git-in $src rev-parse --short HEAD).stdout | str trim
+  let built = hk release build $src --name app --out-dir ($src | path join dist)
+  assert equal $built.release_version $sha
+  assert equal ($built.files.path | sort) [.env.example .gitignore app.txt]
+  assert equal $built.source.dirty false
+  "v2\n" | save -f ($src | path join app.txt)
+  let dirty = hk release build $src --name app --out-dir ($src | path join dist)
+  assert equal $dirty.release_version $"($sha)-dirty"
+  assert equal $dirty.source.dirty true
+  # Outside a git checkout, a .gitignore still leaves its files out.
+  rm -rf ($src | path join .git)
+  let plain = hk release build $src --name app --version 3 --out-dir ($src | path join dist)
+  assert equal ($plain.files.path | sort) [.env.example .gitignore app.txt]
 }
 
 export def "test release: deploy, flip, down --last, clean keeps N" [] {
@@ -82,6 +113,71 @@ export def "test release: deploy, flip, down --last, clean keeps N" [] {
   # Never the active one nor the one before it, whatever keep says.
   let again = {resources: [(release $dir 10.0.0 $root)]} | hk clean --local --keep 1
   assert equal ($again | where action != noop | length) 0
+}
+
+export def "test release: a release directory is in sync only while it holds what its artifact unpacks to" [] {
+  let dir = scratch
+  let root = $dir | path join opt
+  app $dir 1.0.0 | ignore
+  let release_dir = $root | path join demo/releases/1.0.0
+  let plan = {|| {resources: [(release $dir 1.0.0 $root)]} | hk plan local --quiet }
+  let apply = {|| do $plan | hk apply --confirm | ignore }
+  do $apply
+  assert equal ((do $plan).action | uniq) [noop]
+  # Where the bytes came from is noted beside the release, not inside it.
+  has (open --raw ($root | path join demo/releases/.1.0.0.unpacked)) "sha256="
+  # A file gone by hand: the release is drift, and the apply unpacks it again.
+  rm ($release_dir | path join VERSION)
+  let row = do $plan | where type == release_unpack | first
+  assert equal [$row.action $row.reason] [update drift]
+  has $row.changes.0.from "1 file, not what it unpacks to"
+  has $row.changes.0.to "2 files from sha256:"
+  do $apply
+  assert equal (open --raw ($release_dir | path join VERSION)) "version 1.0.0\n"
+  assert equal ((do $plan).action | uniq) [noop]
+  # An emptied directory, or one with a file of its own added, is drift too.
+  ^sh -c $"rm -rf '($release_dir)'/*"
+  assert equal (do $plan | where type == release_unpack | get 0.changes.0.from) "0 files, not what it unpacks to"
+  do $apply
+  "x" | save ($release_dir | path join stray.txt)
+  assert equal (do $plan | where action != noop | get type) [release_unpack]
+  do $apply
+  assert not (($release_dir | path join stray.txt) | path exists)
+  assert equal (^($root | path join demo/current/bin/run)) "1.0.0"
+  # The same version built again from other bytes replaces what was unpacked.
+  "#!/bin/sh\necho rebuilt\n" | save -f ($dir | path join src-1.0.0/bin/run)
+  hk release build ($dir | path join src-1.0.0) --name demo --version 1.0.0 --out-dir ($dir | path join dist) | ignore
+  assert equal (do $plan | where action != noop | get type) [release_artifact release_unpack]
+  do $apply
+  assert equal (^($root | path join demo/current/bin/run)) "rebuilt"
+  assert equal ((do $plan).action | uniq) [noop]
+  assert equal (ls -a ($root | path join demo/releases) | get name | path basename | sort) [.1.0.0.unpacked 1.0.0]
+}
+
+export def "test release: the way back from hk clean puts releases back whole" [] {
+  let dir = scratch
+  let root = $dir | path join opt
+  let runs = $dir | path join runs
+  let backups = $dir | path join backups
+  for v in [1.0.0 2.0.0 3.0.0] { app $dir $v | ignore }
+  for v in [1.0.0 2.0.0 3.0.0] {
+    {resources: [(release $dir $v $root)]} | hk plan local --quiet | hk apply --confirm | ignore
+  }
+  let clean = {resources: [(release $dir 3.0.0 $root)]} | hk clean --local --keep 2
+  assert equal ($clean.name | path basename) [demo-1.0.0.tar.gz 1.0.0]
+  $clean | hk apply --confirm --track --runs-root $runs --backups-root $backups | ignore
+  assert not (($root | path join demo/releases/1.0.0) | path exists)
+  assert not (($root | path join demo/releases/.1.0.0.unpacked) | path exists)
+  let down = hk down --local --last --runs-root $runs
+  # The artifact comes back from its backup first, then the release is unpacked from it.
+  assert equal ($down | each {|r| [$r.type $r.action] }) [[file create] [release_unpack create]]
+  has ($down | get 1.changes.0.to) "2 files from sha256:"
+  $down | hk apply --confirm | ignore
+  assert equal (^($root | path join demo/releases/1.0.0/bin/run)) "1.0.0"
+  assert equal (open --raw ($root | path join demo/releases/1.0.0/ALIAS)) "version 1.0.0\n"
+  # What came back is what the release is: planning it again changes nothing but current.
+  let again = {resources: [(release $dir 1.0.0 $root)]} | hk plan local --quiet
+  assert equal ($again | where action != noop | get type) [link]
 }
 
 export def "test release: a host without openssl or a gzip-reading zstd falls back to sha256sum and gzip" [] {

@@ -250,7 +250,17 @@ fn apply_host(
         if let Some(backup) = record.as_ref().and_then(|r| r.changes[i].backup.clone())
             && let Some(path) = row.resource.path()
         {
-            step.commands.insert(0, format!("cp -p -- {} {}", q(path)?, q(&backup)?));
+            let (path, backup) = (q(path)?, q(&backup)?);
+            let copy = format!("cp -p -- {path} {backup}");
+            step.commands.insert(
+                0,
+                if row.resource.kind().backs_up_by_link() {
+                    // Across file systems a link cannot be made: copy then.
+                    format!("{{ ln -f -- {path} {backup} 2>/dev/null || {copy}; }}")
+                } else {
+                    copy
+                },
+            );
         }
         script.step(i, step);
     }

@@ -173,9 +173,9 @@ fn clean_host(
         for version in removable(&order_versions(installed), active.as_deref(), &linked, keep) {
             resources
                 .push(Resource::ReleaseUnpack(ReleaseUnpack::absent(&format!("{base}/releases/{version}"))));
-            resources.push(Resource::ReleaseArtifact(ReleaseArtifact::absent(&format!(
-                "{base}/artifacts/{name}-{version}.tar.gz"
-            ))));
+            resources.push(Resource::ReleaseArtifact(ReleaseArtifact::absent(
+                &crate::resources::artifact_path(base, name, &version),
+            )));
         }
     }
     if resources.is_empty() {

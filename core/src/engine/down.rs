@@ -10,7 +10,7 @@ use crate::model::{Action, Direction, FieldChange, HostPlan, Plan, PlanRow, Reas
 use crate::resources::{
     Dir, File, Link, Observed, PathAttrs, ReleaseArtifact, ReleaseUnpack, Resource, State,
 };
-use crate::runs::{ChangeStatus, Roots, RunRecord, list_script, parse_list};
+use crate::runs::{ChangeRecord, ChangeStatus, Roots, RunRecord, list_script, parse_list};
 use crate::transport::{Credentials, Target, Transport};
 
 #[derive(Clone, Default)]
@@ -128,20 +128,25 @@ pub fn down_from_run(
             items.push(non_path_item(resource, way_back));
             continue;
         }
-        items.push(
-            match from_before(&change.rtype, &change.name, &change.before, change.backup.as_deref()) {
-                Ok((resource, only_if_empty)) => {
-                    DownItem::Restore { resource, only_if_empty, left: change.after.clone() }
-                }
-                Err(note) => DownItem::Irreversible {
-                    id: change.id.clone(),
-                    rtype: change.rtype.clone(),
-                    name: change.name.clone(),
-                    resource: Resource::File(File::absent(&change.name)),
-                    note,
-                },
+        let way_back = if change.rtype == "release_unpack"
+            && text(&change.before, "kind").as_deref() == Some("directory")
+        {
+            release_way_back(record, change)
+        } else {
+            from_before(&change.rtype, &change.name, &change.before, change.backup.as_deref())
+        };
+        items.push(match way_back {
+            Ok((resource, only_if_empty)) => {
+                DownItem::Restore { resource, only_if_empty, left: change.after.clone() }
+            }
+            Err(note) => DownItem::Irreversible {
+                id: change.id.clone(),
+                rtype: change.rtype.clone(),
+                name: change.name.clone(),
+                resource: Resource::File(File::absent(&change.name)),
+                note,
             },
-        );
+        });
     }
     let (mut host_plan, rows) = check_items(host, target, transport, items)?;
     host_plan.origin = crate::model::Origin {
@@ -152,6 +157,20 @@ pub fn down_from_run(
     let mut hosts = IndexMap::new();
     hosts.insert(host.to_string(), host_plan);
     Ok(Plan { direction: Direction::Down, hosts, rows })
+}
+
+/// A removed release directory comes back whole, unpacked again from its artifact: the marker
+/// beside it names the artifact's bytes; without one, the hash the same run saw of the artifact it
+/// removed.
+fn release_way_back(record: &RunRecord, change: &ChangeRecord) -> Result<(Resource, bool), String> {
+    let artifact = crate::resources::artifact_of(&change.name);
+    let artifact_sha = record
+        .changes
+        .iter()
+        .find(|c| c.rtype == "release_artifact" && Some(&c.name) == artifact.as_ref())
+        .and_then(|c| text(&c.before, "sha256"));
+    let restored = ReleaseUnpack::restore(&change.name, &change.before, artifact_sha)?;
+    Ok((Resource::ReleaseUnpack(restored), false))
 }
 
 /// The down plan of a bare plan: what the plan recorded is enough to delete what it created and to

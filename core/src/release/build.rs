@@ -19,27 +19,46 @@ pub struct BuildRequest {
     pub out_dir: PathBuf,
 }
 
-/// Entries below `dir`, sorted by their relative path; `skip` (the output folder) is left out.
+/// Entries below `dir`, sorted by their relative path: what `.gitignore` files (and the repository's
+/// `.git/info/exclude`) ignore, `.git` itself and `skip` (the output folder) are left out. A user's
+/// global excludes are not read, so the same tree builds the same release on every machine.
 fn walk(dir: &Path, skip: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let skip = skip.to_path_buf();
+    let walker = ignore::WalkBuilder::new(dir)
+        .hidden(false)
+        .ignore(false)
+        .git_global(false)
+        .git_ignore(true)
+        .git_exclude(true)
+        .require_git(false)
+        .follow_links(false)
+        .filter_entry(move |entry| entry.file_name() != ".git" && entry.path() != skip)
+        .build();
     let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in fs::read_dir(&current).with_context(|| format!("cannot read {}", current.display()))? {
-            let path = entry?.path();
-            let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            if name == ".git" || path == skip {
-                continue;
-            }
-            let rel = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().to_string();
-            let meta = fs::symlink_metadata(&path)?;
-            if meta.is_dir() {
-                stack.push(path.clone());
-            }
-            out.push((rel, path));
+    for entry in walker {
+        let entry = entry.with_context(|| format!("cannot read below {}", dir.display()))?;
+        if entry.depth() == 0 {
+            continue;
         }
+        let path = entry.into_path();
+        let rel = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().to_string();
+        out.push((rel, path));
     }
     out.sort();
     Ok(out)
+}
+
+/// Whether what the release would hold differs from the checked-out commit: changed, staged or
+/// untracked (not ignored) files below `dir`, the output folder aside.
+fn is_dirty(dir: &Path, out_dir: &Path) -> bool {
+    let mut args = vec!["status".to_string(), "--porcelain".into(), "--".into(), ".".into()];
+    if let Ok(inside) = out_dir.strip_prefix(dir)
+        && !inside.as_os_str().is_empty()
+    {
+        args.push(format!(":(exclude){}", inside.display()));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    git(dir, &args).is_some_and(|s| !s.is_empty())
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
@@ -95,10 +114,16 @@ pub fn build(req: &BuildRequest, progress: &mut dyn FnMut(u64, u64)) -> Result<(
         bail!("{} is not a directory", dir.display());
     }
     let name = req.name.clone().unwrap_or_else(|| default_name(&dir));
+    fs::create_dir_all(&req.out_dir).with_context(|| format!("cannot create {}", req.out_dir.display()))?;
+    let out_dir = req.out_dir.canonicalize()?;
+    let dirty = is_dirty(&dir, &out_dir);
     let version = match &req.version {
         Some(v) => v.clone(),
-        None => git(&dir, &["describe", "--always", "--dirty"])
-            .context("no --version given and `git describe` has nothing to say here: pass --version")?,
+        None => {
+            let described = git(&dir, &["describe", "--always"])
+                .context("no --version given and `git describe` has nothing to say here: pass --version")?;
+            if dirty { format!("{described}-dirty") } else { described }
+        }
     };
     if !valid_component(&name) {
         bail!("release name {name:?} must use letters, digits, '.', '_', '-', '+'");
@@ -106,8 +131,6 @@ pub fn build(req: &BuildRequest, progress: &mut dyn FnMut(u64, u64)) -> Result<(
     if !valid_component(&version) {
         bail!("release version {version:?} must use letters, digits, '.', '_', '-', '+'");
     }
-    fs::create_dir_all(&req.out_dir).with_context(|| format!("cannot create {}", req.out_dir.display()))?;
-    let out_dir = req.out_dir.canonicalize()?;
     let entries = walk(&dir, &out_dir)?;
     let total: u64 = entries
         .iter()
@@ -159,7 +182,6 @@ pub fn build(req: &BuildRequest, progress: &mut dyn FnMut(u64, u64)) -> Result<(
     fs::rename(&partial, &tar_path)?;
 
     let (sha256, size) = sha256_file(&tar_path)?;
-    let dirty = git(&dir, &["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
     let manifest = Manifest {
         format: RELEASE_FORMAT.into(),
         version: RELEASE_VERSION,

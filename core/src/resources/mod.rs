@@ -31,7 +31,7 @@ pub use link::Link;
 pub use package::Package;
 pub use path_attrs::{PathAttrs, State, temp_sibling};
 pub use ready::{Check, Ready};
-pub use release::{ReleaseArtifact, ReleaseUnpack};
+pub use release::{ReleaseArtifact, ReleaseUnpack, artifact_of, artifact_path};
 pub use service::{Service, ServiceState};
 pub use user::User;
 
@@ -115,6 +115,12 @@ pub trait ResourceKind {
     /// Whether a tracked run copies the current content before changing it (never for secrets).
     fn backs_up(&self) -> bool {
         true
+    }
+
+    /// Whether the backup may be a hard link: the type never writes its file in place (it only
+    /// renames over it or removes it), so the old bytes stay as they were at no copying cost.
+    fn backs_up_by_link(&self) -> bool {
+        false
     }
 
     /// Why the apply could not do what the plan would show, when the host makes it impossible (a

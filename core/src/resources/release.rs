@@ -12,8 +12,9 @@ use crate::change::{Action, FieldChange, Reason};
 use crate::fields::Obj;
 use crate::quote::q;
 use crate::release::{check_artifact, valid_component};
-use crate::script::probe::{Facts, ProbeBatch};
+use crate::script::probe::{Facts, PathKind, ProbeBatch};
 use crate::script::steps::Step;
+use crate::script::tree::{LISTING_DIGEST, listing_command, marker_line, marker_path, parse_marker};
 
 /// Expand a `release` config entry into its rows' resources.
 pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
@@ -72,7 +73,7 @@ pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
     let owner = obj.opt_name("owner")?;
     let group = obj.opt_name("group")?;
     let base = format!("{root}/{name}");
-    let artifact_path = format!("{base}/artifacts/{name}-{version}.tar.gz");
+    let artifact_path = artifact_path(&base, &name, &version);
     let mut rows = vec![
         Resource::ReleaseArtifact(ReleaseArtifact {
             path: artifact_path.clone(),
@@ -91,6 +92,8 @@ pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
             group,
             keep,
             strip_components: strip,
+            tree: checked.tree.digest(),
+            files: checked.tree.files(),
             state: State::Present,
         }),
     ];
@@ -103,6 +106,17 @@ pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
         }));
     }
     Ok(rows)
+}
+
+/// Where a release's tarball lives on a host: `<root>/<name>/artifacts/<name>-<version>.tar.gz`.
+pub fn artifact_path(base: &str, name: &str, version: &str) -> String {
+    format!("{base}/artifacts/{name}-{version}.tar.gz")
+}
+
+/// The artifact a release directory (`<root>/<name>/releases/<version>`) is unpacked from.
+pub fn artifact_of(release_dir: &str) -> Option<String> {
+    let (base, version) = release_dir.rsplit_once("/releases/")?;
+    Some(artifact_path(base, base.rsplit('/').next()?, version))
 }
 
 /// `release_artifact`: the tarball under `<root>/<name>/artifacts/`.
@@ -257,6 +271,10 @@ impl ResourceKind for ReleaseArtifact {
         super::ancestor_dir_ids(&self.path)
     }
 
+    fn backs_up_by_link(&self) -> bool {
+        true
+    }
+
     fn conflict(&self, seen: &Observed) -> Option<String> {
         super::kind_conflict(&self.path, seen, &["missing", "file"], "a release artifact (a file)")
     }
@@ -295,7 +313,8 @@ impl ResourceKind for ReleaseArtifact {
     }
 }
 
-/// `release_unpack`: `<root>/<name>/releases/<version>`, unpacked from the verified artifact.
+/// `release_unpack`: `<root>/<name>/releases/<version>`, unpacked from the verified artifact, in
+/// sync only while it holds exactly what the artifact unpacks to ([`crate::script::tree`]).
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct ReleaseUnpack {
     pub path: String,
@@ -310,6 +329,11 @@ pub struct ReleaseUnpack {
     pub keep: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub strip_components: u32,
+    /// The digest of what the artifact unpacks to, and how many files that is (empty: not known).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tree: String,
+    #[serde(default)]
+    pub files: u64,
     #[serde(default)]
     pub state: State,
 }
@@ -318,15 +342,75 @@ impl ReleaseUnpack {
     pub fn absent(path: &str) -> ReleaseUnpack {
         ReleaseUnpack {
             path: path.into(),
-            artifact: String::new(),
+            // Named so that a removal takes the directory away before its artifact.
+            artifact: artifact_of(path).unwrap_or_default(),
             sha256: String::new(),
             owner: None,
             group: None,
             keep: 0,
             strip_components: 0,
+            tree: String::new(),
+            files: 0,
             state: State::Absent,
         }
     }
+
+    /// The release directory a removal observed as `before`, put back whole: unpacked again from
+    /// its artifact (restored first, or still there), verified by the artifact's hash and by the
+    /// digest of what the directory held. `artifact_sha256` stands in for a marker hk did not
+    /// write (a directory unpacked before markers existed).
+    pub fn restore(
+        path: &str,
+        before: &Observed,
+        artifact_sha256: Option<String>,
+    ) -> Result<ReleaseUnpack, String> {
+        let (marked_sha, strip) = parse_marker(&text(before, "marker").unwrap_or_default());
+        let sha256 = marked_sha.or(artifact_sha256).ok_or_else(|| {
+            "which artifact this release was unpacked from is unknown (no marker, and the run did not remove its artifact)"
+                .to_string()
+        })?;
+        let tree = text(before, "tree").ok_or("what the release held was not recorded")?;
+        let artifact =
+            artifact_of(path).ok_or("it is not a release directory (<root>/<name>/releases/<version>)")?;
+        Ok(ReleaseUnpack {
+            path: path.into(),
+            artifact,
+            sha256,
+            owner: text(before, "uid"),
+            group: text(before, "gid"),
+            keep: 0,
+            strip_components: strip,
+            tree,
+            files: before.get("files").and_then(|f| f.as_u64()).unwrap_or(0),
+            state: State::Present,
+        })
+    }
+
+    /// What the plan shows for the content wanted.
+    fn describe_wanted(&self) -> String {
+        let from = describe_content(&self.sha256, 0).replace(" (0 B)", "");
+        if self.tree.is_empty() { from } else { format!("{} from {from}", files_word(self.files)) }
+    }
+
+    /// Shell checking that `dir` holds what the artifact unpacks to; otherwise it fails naming both.
+    fn verify_tree(&self, dir: &str) -> Result<String> {
+        let message = q(&format!(
+            "hk: {} did not unpack to what {} holds ({}); nothing was replaced",
+            self.artifact,
+            self.artifact,
+            files_word(self.files)
+        ))?;
+        Ok(format!(
+            "{{ {}; [ {} = {} ] || {{ printf '%s\\n' {message} >&2; false; }}; }}",
+            listing_command(dir)?,
+            LISTING_DIGEST,
+            q(&self.tree)?
+        ))
+    }
+}
+
+fn files_word(n: u64) -> String {
+    if n == 1 { "1 file".into() } else { format!("{n} files") }
 }
 
 impl ResourceKind for ReleaseUnpack {
@@ -340,31 +424,68 @@ impl ResourceKind for ReleaseUnpack {
 
     fn probe(&self, batch: &mut ProbeBatch) {
         batch.stat(&self.path);
+        batch.tree(&self.path);
     }
 
     fn observe(&self, facts: &Facts) -> Observed {
+        let path = facts.path(&self.path);
         let mut seen = Observed::new();
-        seen.insert("kind".into(), facts.path(&self.path).kind.label().into());
+        seen.insert("kind".into(), path.kind.label().into());
+        if path.kind == PathKind::Dir {
+            seen.insert("uid".into(), path.uid.into());
+            seen.insert("gid".into(), path.gid.into());
+            if let Some(tree) = facts.trees.get(&self.path) {
+                seen.insert("tree".into(), tree.digest.clone().into());
+                seen.insert("files".into(), tree.files.into());
+                if !tree.marker.is_empty() {
+                    seen.insert("marker".into(), tree.marker.clone().into());
+                }
+            }
+        }
         seen
     }
 
     fn diff(&self, seen: &Observed) -> Diff {
         let kind = text(seen, "kind").unwrap_or_default();
+        let files = seen.get("files").and_then(|f| f.as_u64()).unwrap_or(0);
         match (self.state, kind.as_str()) {
-            (State::Present, "directory") | (State::Absent, "missing") => Diff::noop(),
+            (State::Absent, "missing") => Diff::noop(),
+            (State::Present, "directory") => {
+                let (marked_sha, _) = parse_marker(&text(seen, "marker").unwrap_or_default());
+                let same_tree =
+                    self.tree.is_empty() || text(seen, "tree").as_deref() == Some(self.tree.as_str());
+                let same_bytes = marked_sha.is_none_or(|sha| sha == self.sha256);
+                if same_tree && same_bytes {
+                    return Diff::noop();
+                }
+                let what = if same_tree {
+                    "unpacked from other bytes".to_string()
+                } else {
+                    "not what it unpacks to".to_string()
+                };
+                Diff {
+                    action: Action::Update,
+                    reason: Reason::Drift,
+                    changes: vec![FieldChange::new(
+                        "unpacked",
+                        Some(format!("{}, {what}", files_word(files))),
+                        Some(self.describe_wanted()),
+                    )],
+                }
+            }
             (State::Present, _) => Diff {
                 action: Action::Create,
                 reason: Reason::Missing,
-                changes: vec![FieldChange::new(
-                    "unpacked",
-                    None,
-                    Some(describe_content(&self.sha256, 0).replace(" (0 B)", "")),
-                )],
+                changes: vec![FieldChange::new("unpacked", None, Some(self.describe_wanted()))],
             },
             (State::Absent, _) => Diff {
                 action: Action::Delete,
                 reason: Reason::Drift,
-                changes: vec![FieldChange::new("unpacked", Some(kind), None)],
+                changes: vec![FieldChange::new(
+                    "unpacked",
+                    Some(if kind == "directory" { files_word(files) } else { kind }),
+                    None,
+                )],
             },
         }
     }
@@ -372,68 +493,92 @@ impl ResourceKind for ReleaseUnpack {
     fn step(&self, diff: &Diff, seen: &Observed, cx: &StepContext) -> Result<Step> {
         let mut step = Step::new();
         let path = q(&self.path)?;
-        match diff.action {
-            Action::Create => {
-                if text(seen, "kind").as_deref() != Some("missing") {
-                    step.run(refuse_kind(&self.path, "a release directory")?);
-                    return Ok(step);
-                }
-                let partial = q(&format!("{}.partial", self.path))?;
-                let spec = match (&self.owner, &self.group) {
-                    (Some(o), Some(g)) => Some(format!("{o}:{g}")),
-                    (Some(o), None) => Some(o.clone()),
-                    (None, Some(g)) => Some(format!(":{g}")),
-                    (None, None) => None,
-                };
-                if cx.uploaded.contains(&format!("release_artifact:{}", self.artifact)) {
-                    // Unpacked while uploading; the artifact step before this one verified the bytes.
-                    step.run(format!("[ -d {partial} ]"));
-                    if let Some(spec) = &spec {
-                        step.run(format!("chown -R -- {} {partial}", q(spec)?));
-                    }
-                    step.run(format!("mv -T -- {partial} {path}")).cleanup(format!("rm -rf -- {partial}"));
-                    return Ok(step);
-                }
-                let parent = q(parent(&self.path))?;
-                let artifact = q(&self.artifact)?;
-                let message = q(&format!(
-                    "hk: {} does not match sha256 {}; nothing was unpacked",
-                    self.artifact, self.sha256
-                ))?;
-                step.run("umask 022".into())
-                    .run(format!("rm -rf -- {partial}"))
-                    .run(format!("mkdir -p -- {parent}"))
-                    .run(format!("mkdir -- {partial}"))
-                    .run(format!(
-                        "{{ [ \"$({SHA256_STDIN} < {artifact} | cut -d' ' -f1)\" = {} ] || {{ printf '%s\\n' {message} >&2; false; }}; }}",
-                        q(&self.sha256)?
-                    ))
-                    .run(format!(
-                        "{GUNZIP_STDIN} < {artifact} | tar -xf - -C {partial} --no-same-owner{}",
-                        strip_flag(self.strip_components)
-                    ));
-                if let Some(spec) = spec {
-                    step.run(format!("chown -R -- {} {partial}", q(&spec)?));
-                }
-                step.run(format!("mv -T -- {partial} {path}"))
-                    .run("umask 077".into())
-                    .cleanup(format!("rm -rf -- {partial}"));
+        let marker = q(&marker_path(&self.path))?;
+        if !matches!(diff.action, Action::Create | Action::Update) {
+            if diff.action == Action::Delete {
+                step.run(format!("rm -rf -- {path}")).run(format!("rm -f -- {marker}"));
             }
-            Action::Delete => {
-                step.run(format!("rm -rf -- {path}"));
-            }
-            Action::Update | Action::Noop | Action::Read | Action::Error => {}
+            return Ok(step);
         }
+        let expected_kind = if diff.action == Action::Create { "missing" } else { "directory" };
+        if text(seen, "kind").as_deref() != Some(expected_kind) {
+            step.run(refuse_kind(&self.path, "a release directory")?);
+            return Ok(step);
+        }
+        let partial_path = format!("{}.partial", self.path);
+        let partial = q(&partial_path)?;
+        if cx.uploaded.contains(&format!("release_artifact:{}", self.artifact)) {
+            // Unpacked while uploading; the artifact step before this one verified the bytes.
+            step.run(format!("[ -d {partial} ]"));
+        } else {
+            let artifact = q(&self.artifact)?;
+            let message = q(&format!(
+                "hk: {} does not match sha256 {}; nothing was unpacked",
+                self.artifact, self.sha256
+            ))?;
+            step.run("umask 022".into())
+                .run(format!("rm -rf -- {partial}"))
+                .run(format!("mkdir -p -- {}", q(parent(&self.path))?))
+                .run(format!("mkdir -- {partial}"))
+                .run(format!(
+                    "{{ [ \"$({SHA256_STDIN} < {artifact} | cut -d' ' -f1)\" = {} ] || {{ printf '%s\\n' {message} >&2; false; }}; }}",
+                    q(&self.sha256)?
+                ))
+                .run(format!(
+                    "{GUNZIP_STDIN} < {artifact} | tar -xf - -C {partial} --no-same-owner{}",
+                    strip_flag(self.strip_components)
+                ))
+                .run("umask 077".into());
+        }
+        if !self.tree.is_empty() {
+            step.run(self.verify_tree(&partial_path)?);
+        }
+        let spec = match (&self.owner, &self.group) {
+            (Some(o), Some(g)) => Some(format!("{o}:{g}")),
+            (Some(o), None) => Some(o.clone()),
+            (None, Some(g)) => Some(format!(":{g}")),
+            (None, None) => None,
+        };
+        if let Some(spec) = &spec {
+            step.run(format!("chown -R -- {} {partial}", q(spec)?));
+        }
+        if diff.action == Action::Update {
+            // The drifted directory steps aside for the good one, then goes; a process running in
+            // it keeps its (renamed) working directory.
+            let aside = q(&hidden_beside(&self.path, "replaced"))?;
+            step.run(format!("rm -rf -- {aside}"))
+                .run(format!("mv -T -- {path} {aside}"))
+                .run(format!("mv -T -- {partial} {path}"))
+                .run(format!("rm -rf -- {aside}"));
+        } else {
+            step.run(format!("mv -T -- {partial} {path}"));
+        }
+        let marker_tmp = q(&hidden_beside(&self.path, "unpacked.tmp"))?;
+        step.run(format!(
+            "printf '%s\\n' {} > {marker_tmp}",
+            q(&marker_line(&self.sha256, self.strip_components))?
+        ))
+        .run(format!("chmod 0644 -- {marker_tmp}"))
+        .run(format!("mv -f -- {marker_tmp} {marker}"))
+        .cleanup(format!("rm -rf -- {partial}"));
         Ok(step)
     }
 
     fn depends_on(&self) -> Vec<String> {
         let mut deps = super::ancestor_dir_ids(&self.path);
         deps.push(format!("release_artifact:{}", self.artifact));
+        // A down plan puts a removed artifact back from its backup as a plain file row.
+        deps.push(format!("file:{}", self.artifact));
         deps
     }
 
     fn conflict(&self, seen: &Observed) -> Option<String> {
         super::kind_conflict(&self.path, seen, &["missing", "directory"], "a release directory")
     }
+}
+
+/// `<parent>/.<name>.<suffix>`: a temp name beside `path` that `releases/*` does not list.
+fn hidden_beside(path: &str, suffix: &str) -> String {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    format!("{dir}/.{name}.{suffix}")
 }

@@ -1,9 +1,11 @@
 //! The shell hk sends to hosts, below everything that sends it: the probe that reads a host in one
-//! script (`probe`), the apply script of steps (`steps`), and the nonces that mark their output.
+//! script (`probe`), the apply script of steps (`steps`), the digest of an unpacked release
+//! (`tree`), and the nonces that mark their output.
 
 pub mod probe;
 pub mod roots;
 pub mod steps;
+pub mod tree;
 
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};

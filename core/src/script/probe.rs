@@ -119,6 +119,16 @@ pub struct Facts {
     pub guards: HashMap<String, bool>,
     /// The host's clock (nanoseconds) before anything was hashed, when asked for.
     pub clock: Option<i64>,
+    /// Release directories asked about: what they hold and where they came from.
+    pub trees: HashMap<String, TreeFacts>,
+}
+
+/// A release directory's content ([`super::tree`]) and its unpack marker's line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TreeFacts {
+    pub files: u64,
+    pub digest: String,
+    pub marker: String,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -183,6 +193,7 @@ pub struct ProbeBatch {
     packages: Vec<String>,
     units: Vec<String>,
     guards: Vec<(String, String)>,
+    trees: Vec<String>,
     clock: bool,
 }
 
@@ -225,6 +236,11 @@ impl ProbeBatch {
     /// Run `command` (a guard such as `unless`) and report whether it succeeded, under `key`.
     pub fn guard(&mut self, key: &str, command: &str) {
         self.guards.push((key.to_string(), command.to_string()));
+    }
+
+    /// Digest what this release directory holds and read its unpack marker.
+    pub fn tree(&mut self, dir: &str) {
+        self.trees.push(dir.to_string());
     }
 
     pub fn need_names(&mut self) {
@@ -284,6 +300,19 @@ impl ProbeBatch {
                 s.push_str("find");
                 push_words(&mut s, chunk)?;
                 s.push_str(" -mindepth 1 -maxdepth 1 -print0 2>/dev/null || :\n");
+            }
+        }
+        if !self.trees.is_empty() {
+            s.push_str("printf '\\n%s trees\\n' \"$HK\"\n");
+            for dir in &self.trees {
+                s.push_str(&format!(
+                    "{}\nprintf '%s\\0%s\\0%s\\0%s\\0' {} {} {} \"$(cat -- {} 2>/dev/null || :)\"\n",
+                    super::tree::listing_command(dir)?,
+                    q(dir)?,
+                    super::tree::LISTING_FILES,
+                    super::tree::LISTING_DIGEST,
+                    q(&super::tree::marker_path(dir))?,
+                ));
             }
         }
         self.system_sections(&mut s)?;
@@ -504,6 +533,16 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
     // stat's own /proc entry, if asked for, is the host clock, not a path anyone manages.
     if let Some(own) = facts.paths.remove(CLOCK_PATH) {
         facts.clock = Some(own.ctime);
+    }
+    if let Some(trees) = sections.get("trees") {
+        let fields: Vec<&[u8]> = trees.split(|&b| b == 0).collect();
+        for record in fields.chunks_exact(4) {
+            let text = |i: usize| String::from_utf8_lossy(record[i]).trim().to_string();
+            facts.trees.insert(
+                String::from_utf8_lossy(record[0]).into_owned(),
+                TreeFacts { files: text(1).parse().unwrap_or(0), digest: text(2), marker: text(3) },
+            );
+        }
     }
     if let Some(sums) = sections.get("sha256") {
         for line in sums.split(|&b| b == 0) {
