@@ -144,6 +144,30 @@ export def "test a failing step stops the apply and names host, resource and std
   assert equal (ls -a $dir | where name =~ '\.hk-' | length) 0
 }
 
+export def "test apply --quiet streams failures and a summary, --verbose also what had nothing to do" [] {
+  let dir = scratch
+  let dirs = {|...names| {resources: ($names | each {|n| {type: dir, path: ($dir | path join $n)} })} }
+  do $dirs a | hk plan local --quiet | hk apply --confirm | ignore
+  let apply = {|config: record, flags: string|
+    ^$env.HK_NU -n --plugins $env.HK_PLUGIN -c $"($config | to nuon) | hk plan local --quiet | hk apply --confirm ($flags) | to nuon" | complete
+  }
+  let quiet = do $apply (do $dirs a b) "--quiet"
+  assert equal $quiet.exit_code 0 $quiet.stderr
+  assert equal ($quiet.stdout | from nuon | length) 0
+  assert equal ($quiet.stderr | str trim) "hk apply: 1 ok on 1 host"
+  let failing = do $dirs c | update resources {|c| $c.resources | prepend {type: command, name: boom, run: "exit 3"} }
+  let failed = do $apply $failing "--quiet"
+  assert not equal $failed.exit_code 0
+  has $failed.stderr "hk apply: 1 failed, 1 skipped on 1 host"
+  has $failed.stderr "command:boom"
+  let verbose = do $apply (do $dirs a b e) "--verbose"
+  assert equal $verbose.exit_code 0 $verbose.stderr
+  let rows = $verbose.stdout | from nuon
+  assert equal ($rows | each {|r| [($r.id | path basename) $r.status] }) [[a skipped] [b skipped] [e ok]]
+  assert equal ($rows | where status == skipped | get message | uniq) ["in sync: nothing to do"]
+  has (error-of { do $dirs f | hk plan local | hk apply --confirm --quiet --verbose }) "opposite things"
+}
+
 export def "test a plan shows what the apply could not do, and such a plan changes nothing" [] {
   let dir = scratch
   "not a dir" | save ($dir | path join blocker)
@@ -316,6 +340,26 @@ export def "test bad input gets a clear error and changes nothing" [] {
   let err = error-of { [{id: x}] | hk apply --confirm }
   has $err "no `spec` column"
   assert equal (ls -a $dir | length) 4
+}
+
+export def "test config errors point at the file, line and column of the field" [] {
+  let dir = scratch
+  # A .nu file: nu's parser knows where each value was written.
+  "# web\n{\n  resources: [\n    {type: dir, path: /srv/a}\n    {type: file, path: /srv/b, contnet: \"hi\"}\n  ]\n}\n" | save ($dir | path join hk.nu)
+  let err = error-of { hk plan local ($dir | path join hk.nu) }
+  has $err $"invalid config at resources.1.content \(($dir)/hk.nu:5:41\)"
+  has $err "the config has `contnet`"
+  # JSON and NUON read the same way; a field that is there but wrong is pointed at itself.
+  {resources: [{type: dir, path: /srv/a, mode: "999"}]} | to json | save ($dir | path join hk.json)
+  has (error-of { hk plan local ($dir | path join hk.json) }) $"\(($dir)/hk.json:6:"
+  "{resources: [\n  {type: dir, path: /srv/a, mode: \"999\"}\n]}" | save ($dir | path join hk.nuon)
+  has (error-of { hk plan local ($dir | path join hk.nuon) }) $"\(($dir)/hk.nuon:2:35\)"
+  # A piped record: the error's label sits on the value in the code that wrote it.
+  "let config = {\n  resources: [\n    {type: file, path: /srv/b, contnet: \"hi\"}\n  ]\n}\n$config | hk plan local\n" | save ($dir | path join piped.nu)
+  let run = ^$env.HK_NU -n --plugins $env.HK_PLUGIN ($dir | path join piped.nu) | complete
+  assert not equal $run.exit_code 0
+  has $run.stderr $"($dir)/piped.nu:3:41"
+  has $run.stderr "did you mean `content`?"
 }
 
 export def "test examples with results run as documented" [] {

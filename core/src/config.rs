@@ -139,19 +139,19 @@ impl Config {
         for (r, &i) in self.resources.iter().zip(origins) {
             let id = r.kind().id();
             if let Some(first) = ids.insert(id.clone(), i) {
-                bail!(ConfigError {
-                    field: format!("resources.{i}"),
-                    message: format!("duplicate id {id} (first at resources.{first})")
-                });
+                bail!(ConfigError::new(
+                    format!("resources.{i}"),
+                    format!("duplicate id {id} (first at resources.{first})")
+                ));
             }
             // Several `line`s may share a file; nothing else shares a path.
             if let Some(path) = r.path().filter(|_| !matches!(r, Resource::Line(_)))
                 && let Some(first) = paths.insert(path, i)
             {
-                bail!(ConfigError {
-                    field: format!("resources.{i}.path"),
-                    message: format!("{path} is already managed by resources.{first}"),
-                });
+                bail!(ConfigError::new(
+                    format!("resources.{i}.path"),
+                    format!("{path} is already managed by resources.{first}"),
+                ));
             }
         }
         Ok(())

@@ -14,6 +14,20 @@ use crate::change::State;
 pub struct ConfigError {
     pub field: String,
     pub message: String,
+    /// The field that shows the problem best, when it is another one (the misspelled key of a
+    /// missing field).
+    pub at: Option<String>,
+}
+
+impl ConfigError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError { field: field.into(), message: message.into(), at: None }
+    }
+
+    /// Where in the config to point: `resources.3.contnet` for a missing `resources.3.content`.
+    pub fn location(&self) -> &str {
+        self.at.as_deref().unwrap_or(&self.field)
+    }
 }
 
 impl std::fmt::Display for ConfigError {
@@ -39,11 +53,9 @@ impl Obj {
             Value::Object(map) => {
                 Ok(Obj { path: path.to_string(), map, base_dir: base_dir.to_path_buf(), asked: Vec::new() })
             }
-            other => Err(ConfigError {
-                field: path.to_string(),
-                message: format!("expected a record, got {}", type_name(&other)),
+            other => {
+                Err(ConfigError::new(path, format!("expected a record, got {}", type_name(&other))).into())
             }
-            .into()),
         }
     }
 
@@ -54,13 +66,14 @@ impl Obj {
     /// An error about `field`. When the field is not there but a field of a similar name is (a
     /// typo), the message says so instead of leaving the user to guess.
     pub fn fail<T>(&self, field: &str, message: &str) -> Result<T> {
-        let mut message = message.to_string();
+        let mut error = ConfigError::new(self.field_path(field), message);
         if !self.map.contains_key(field)
             && let Some(typo) = nearest(field, self.map.keys().map(String::as_str))
         {
-            message.push_str(&format!(" — did you mean `{field}`? (the config has `{typo}`)"));
+            error.message.push_str(&format!(" — did you mean `{field}`? (the config has `{typo}`)"));
+            error.at = Some(self.field_path(typo));
         }
-        Err(ConfigError { field: self.field_path(field), message }.into())
+        Err(error.into())
     }
 
     /// A nested record at `field` (for error paths such as `resources.2.checks.0`).
@@ -176,7 +189,7 @@ impl Obj {
                 None if self.asked.is_empty() => "unknown field".to_string(),
                 None => format!("unknown field (known here: {})", self.asked.join(", ")),
             };
-            return Err(ConfigError { field: self.field_path(key), message: hint }.into());
+            return Err(ConfigError::new(self.field_path(key), hint).into());
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod convert;
 pub mod error;
 pub mod load;
+pub mod locate;
 pub mod packages;
 pub mod secrets;
 

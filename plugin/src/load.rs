@@ -10,7 +10,8 @@ use nu_plugin::{EngineInterface, EvaluatedCall};
 use nu_protocol::{LabeledError, PipelineData, Span, Spanned, Value};
 
 use crate::convert::value_to_json;
-use crate::error::LabelErr;
+use crate::error::{LabelErr, labeled};
+use hk_core::config::ConfigError;
 
 /// What a plan-like command works on: the desired state and the hosts with how to reach them.
 pub struct Selection {
@@ -206,7 +207,7 @@ pub fn load_config(
         let timer = hk_core::trace::Timer::start("read config");
         let json = value_to_json(&value)?;
         timer.done("piped");
-        return check_config(engine, json, &cwd, None, value.span());
+        return check_config(engine, json, &cwd, Source::Piped(&value), value.span());
     }
     let (path, span) = match config_arg {
         Some(arg) => {
@@ -229,28 +230,83 @@ pub fn load_config(
     let timer = hk_core::trace::Timer::start("read config");
     let json = read_config_file(engine, call, &path, require, span)?;
     timer.done(&path.display().to_string());
-    check_config(engine, json, path.parent().unwrap_or(&cwd), Some(&path), span)
+    check_config(engine, json, path.parent().unwrap_or(&cwd), Source::File(&path, require), span)
 }
 
-/// The config read from `file` (or piped in, `None`), checked, with relative paths resolved
-/// against `base`.
+/// Where a config came from, to point at the offending field when it is wrong.
+enum Source<'a> {
+    /// A record piped in: its values carry the spans of the code that made them.
+    Piped(&'a Value),
+    /// A file, with the modules a `.nu` config needs.
+    File(&'a Path, &'a [String]),
+}
+
+/// The config read from `source`, checked, with relative paths resolved against `base`. An error
+/// points at the offending field: at its span in the code that made a piped record, or by file,
+/// line and column in a `.nu`, `.nuon` or `.json` file.
 fn check_config(
     engine: &EngineInterface,
     json: serde_json::Value,
     base: &Path,
-    file: Option<&Path>,
+    source: Source,
     span: Span,
 ) -> Result<Config, LabeledError> {
     let timer = hk_core::trace::Timer::start("check config");
-    let mut config = Config::from_value(json, base)
-        .map_err(|e| match file {
-            Some(path) => e.context(format!("in {}", path.display())),
-            None => e,
-        })
-        .at(span)?;
+    let lookup = json.clone();
+    let mut config = match Config::from_value(json, base) {
+        Ok(config) => config,
+        Err(e) => {
+            let field = e.downcast_ref::<ConfigError>().map(|c| c.location().to_string());
+            return Err(match (source, field) {
+                (Source::Piped(value), Some(field)) => {
+                    let at = crate::locate::span_of(value, &field).unwrap_or(span);
+                    labeled(e, at)
+                }
+                (Source::File(path, require), Some(field)) => {
+                    let mut error = labeled(e.context(format!("in {}", path.display())), span);
+                    if let Some(place) = locate_in_file(engine, path, require, &lookup, &field) {
+                        error.msg.push_str(&format!(" ({place})"));
+                    }
+                    error
+                }
+                (Source::File(path, _), None) => labeled(e.context(format!("in {}", path.display())), span),
+                (Source::Piped(_), None) => labeled(e, span),
+            });
+        }
+    };
     timer.done("");
     place_instances(engine, &mut config)?;
     Ok(config)
+}
+
+/// `FILE:LINE:COLUMN` of `field` in a config file nu can read as code (`.nu`, `.nuon`, `.json`),
+/// from nu's own parser: the file is evaluated again (only when it is wrong) and the span of the
+/// field's value looked up among the files nu read.
+fn locate_in_file(
+    engine: &EngineInterface,
+    path: &Path,
+    require: &[String],
+    json: &serde_json::Value,
+    field: &str,
+) -> Option<String> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+    if !matches!(ext, "nu" | "nuon" | "json") {
+        return None;
+    }
+    let cell_path = crate::locate::cell_path(json, field);
+    let body = format!(
+        "let v = $hk_config{cell_path}\nlet s = (metadata $v).span\n\
+         view files | where {{|f| $s.start >= $f.start and $s.start < $f.end }} \
+         | each {{|f| {{file: $f.filename, offset: ($s.start - $f.start)}} }} | to json --raw\n"
+    );
+    let output = run_nu_config(engine, path, require, Span::unknown(), &body).ok()?;
+    let found: serde_json::Value = serde_json::from_slice(&output).ok()?;
+    let found = found.as_array()?.first()?;
+    let file = found.get("file")?.as_str()?;
+    let offset = usize::try_from(found.get("offset")?.as_u64()?).ok()?;
+    let text = std::fs::read(file).ok()?;
+    let (line, column) = crate::locate::line_column(&text, offset);
+    Some(format!("{file}:{line}:{column}"))
 }
 
 /// `$env.HK_INSTANCES_DIR` (instances' own files) and `$env.HK_IMAGE_CACHE` (shared images) from the
@@ -352,6 +408,22 @@ fn eval_nu_config(
     require: &[String],
     span: Span,
 ) -> Result<serde_json::Value, LabeledError> {
+    let stdout = run_nu_config(engine, path, require, span, "$hk_config | to json --raw\n")?;
+    serde_json::from_slice(&stdout).map_err(|e| {
+        LabeledError::new(format!("hk: {} did not produce a record", path.display()))
+            .with_label(format!("its last expression must be the config record ({e})"), span)
+    })
+}
+
+/// Run `body` in the nu that started this plugin, after `let hk_config = (source PATH)` (and the
+/// `use` of each required module), in the caller's directory and environment; its stdout.
+fn run_nu_config(
+    engine: &EngineInterface,
+    path: &Path,
+    require: &[String],
+    span: Span,
+    body: &str,
+) -> Result<Vec<u8>, LabeledError> {
     let nu = nu_binary().ok_or_else(|| {
         LabeledError::new("hk: cannot find the nu binary to evaluate a .nu config")
             .with_label("this config", span)
@@ -363,7 +435,7 @@ fn eval_nu_config(
         script.push_str(&format!("use {} *\n", nu_raw_string(&module_path.display().to_string(), span)?));
     }
     script.push_str(&format!(
-        "let hk_config = (source {})\n$hk_config | to json --raw\n",
+        "let hk_config = (source {})\n{body}",
         nu_raw_string(&path.display().to_string(), span)?
     ));
     let mut command = Command::new(&nu);
@@ -389,10 +461,7 @@ fn eval_nu_config(
         return Err(LabeledError::new(format!("hk: evaluating {} failed", path.display()))
             .with_label(stderr.trim().to_string(), span));
     }
-    serde_json::from_slice(&output.stdout).map_err(|e| {
-        LabeledError::new(format!("hk: {} did not produce a record", path.display()))
-            .with_label(format!("its last expression must be the config record ({e})"), span)
-    })
+    Ok(output.stdout)
 }
 
 /// The call without flags whose value is `null`, so Nu wrappers can pass their own optional flags

@@ -294,10 +294,10 @@ pub fn check_name(field: &str, name: &str) -> Result<()> {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         && !name.starts_with('-');
     if !ok {
-        bail!(ConfigError {
-            field: field.to_string(),
-            message: "instance names use letters, digits and '-' (they become the guest's host name)".into()
-        });
+        bail!(ConfigError::new(
+            field,
+            "instance names use letters, digits and '-' (they become the guest's host name)"
+        ));
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::sync::mpsc;
 
 use hk_core::engine::{self, ApplyOptions};
-use hk_core::model::{Direction, Plan};
+use hk_core::model::{Direction, EventStatus, Plan};
 use hk_core::plan_file;
 use indexmap::IndexMap;
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
@@ -21,9 +21,9 @@ use hk_core::secrets::Secrets;
 
 pub struct Apply;
 
-/// Plan rows piped in, back into a plan. Rows the plan already knows cannot be applied (`action:
-/// error`) refuse the whole apply.
-fn rows_to_plan(rows: Vec<Value>) -> Result<Plan, LabeledError> {
+/// Plan rows piped in, back into a plan, and the (host, id) of those with nothing to do. Rows the
+/// plan already knows cannot be applied (`action: error`) refuse the whole apply.
+fn rows_to_plan(rows: Vec<Value>) -> Result<(Plan, Vec<(String, String)>), LabeledError> {
     let errors: Vec<String> = rows
         .iter()
         .filter_map(|v| v.as_record().ok())
@@ -43,8 +43,14 @@ fn rows_to_plan(rows: Vec<Value>) -> Result<Plan, LabeledError> {
         .with_help("fix what each row's note says and plan again, or leave those rows out with `where action != error`"));
     }
     let mut plan = Plan { direction: Direction::Up, hosts: IndexMap::new(), rows: Vec::new() };
+    let mut in_sync = Vec::new();
     for (i, value) in rows.iter().enumerate() {
         let Some((row, host)) = value_to_row(value, i)? else {
+            if let Ok(record) = value.as_record() {
+                let text =
+                    |k: &str| record.get(k).and_then(|v| v.as_str().ok()).unwrap_or_default().to_string();
+                in_sync.push((text("host"), text("id")));
+            }
             continue;
         };
         if let Some(known) = plan.hosts.get(&row.host) {
@@ -57,7 +63,7 @@ fn rows_to_plan(rows: Vec<Value>) -> Result<Plan, LabeledError> {
         }
         plan.rows.push(row);
     }
-    Ok(plan)
+    Ok((plan, in_sync))
 }
 
 impl PluginCommand for Apply {
@@ -85,6 +91,8 @@ impl PluginCommand for Apply {
             .switch("dry-run", "check the plan against the hosts and report, changing nothing", Some('n'))
             .named("plan", SyntaxShape::Filepath, "apply a plan file written by `hk plan --out`", Some('p'))
             .switch("track", "record the run on the target, with backups before each change (default: $env.config.plugins.hk.track)", Some('t'))
+            .switch("quiet", "stream only the changes that failed, and end with a summary line on stderr", Some('q'))
+            .switch("verbose", "also a row (status skipped) for each planned row with nothing to do", Some('v'))
             .input_output_types(vec![
                 (Type::Nothing, Type::table()),
                 (Type::table(), Type::table()),
@@ -112,6 +120,11 @@ impl PluginCommand for Apply {
                 result: None,
             },
             Example {
+                example: "{resources: [{type: dir, path: /nonexistent-hk-example/app}]} | hk plan local | hk apply --dry-run --quiet | length",
+                description: "Only failures in the table, a summary line on stderr",
+                result: Some(Value::test_int(0)),
+            },
+            Example {
                 example: "hk apply --plan plan.json --confirm",
                 description: "Apply a saved plan (refused if the host changed since)",
                 result: None,
@@ -134,6 +147,15 @@ impl PluginCommand for Apply {
             return Err(LabeledError::new("hk apply needs exactly one of --confirm or --dry-run")
                 .with_label("add --confirm to change the hosts, or --dry-run to only check", call.head));
         }
+        let output = match (call.has_flag("quiet")?, call.has_flag("verbose")?) {
+            (true, true) => {
+                return Err(LabeledError::new("hk apply: --quiet and --verbose ask for opposite things")
+                    .with_label("give one of them", call.head));
+            }
+            (true, false) => Output::Quiet,
+            (false, true) => Output::Verbose(Vec::new()),
+            (false, false) => Output::Changes,
+        };
         let plan_flag: Option<Spanned<String>> = call.get_flag("plan")?;
         let span = call.head;
         // A plan made here brings the secrets it resolved; rows and plan files do not.
@@ -145,6 +167,7 @@ impl PluginCommand for Apply {
             }
             Ok((outcome.plan, Some(secrets)))
         };
+        let mut in_sync = Vec::new();
         let (mut plan, secrets) = match (plan_flag, input) {
             (Some(file), PipelineData::Empty) => {
                 let path = resolve_path(engine, &file.item)?;
@@ -156,10 +179,16 @@ impl PluginCommand for Apply {
             }
             (None, PipelineData::Empty) => inline(None)?,
             (None, input) => match input.into_value(span)? {
-                Value::List { vals, .. } => (rows_to_plan(vals.to_vec())?, None),
+                Value::List { vals, .. } => {
+                    let (plan, skipped) = rows_to_plan(vals.to_vec())?;
+                    in_sync = skipped;
+                    (plan, None)
+                }
                 Value::Nothing { .. } => inline(None)?,
                 record @ Value::Record { .. } if record.as_record().is_ok_and(|r| r.contains("spec")) => {
-                    (rows_to_plan(vec![record])?, None)
+                    let (plan, skipped) = rows_to_plan(vec![record])?;
+                    in_sync = skipped;
+                    (plan, None)
                 }
                 record @ Value::Record { .. } => {
                     inline(input_record(PipelineData::value(record, None), span)?)?
@@ -201,7 +230,14 @@ impl PluginCommand for Apply {
                 }
             },
         };
-        Ok(stream_apply(plan, options, engine, span))
+        // Rows with nothing to do: those piped in, and those of a plan made here or read from a file.
+        in_sync
+            .extend(plan.rows.iter().filter(|r| !r.action.applies()).map(|r| (r.host.clone(), r.id.clone())));
+        let output = match output {
+            Output::Verbose(_) => Output::Verbose(in_sync),
+            other => other,
+        };
+        Ok(stream_apply(plan, options, output, engine, span))
     }
 }
 
@@ -214,20 +250,78 @@ fn track_by_default(engine: &EngineInterface) -> Result<bool, LabeledError> {
         .unwrap_or(false))
 }
 
+/// Which events `hk apply` streams.
+#[derive(Clone, PartialEq, Eq)]
+enum Output {
+    /// One row per change: ok, failed, or skipped after a failure (dry-run on a dry run).
+    Changes,
+    /// Failed changes only, then a summary line on stderr.
+    Quiet,
+    /// The changes, and a `skipped` row for each planned row with nothing to do (host, id).
+    Verbose(Vec<(String, String)>),
+}
+
 /// Run the apply on its own thread and stream its events as they happen; a failure ends the stream
 /// with an error value.
-fn stream_apply(plan: Plan, options: ApplyOptions, engine: &EngineInterface, span: Span) -> PipelineData {
+fn stream_apply(
+    plan: Plan,
+    options: ApplyOptions,
+    output: Output,
+    engine: &EngineInterface,
+    span: Span,
+) -> PipelineData {
     let (tx, rx) = mpsc::sync_channel::<Value>(256);
     std::thread::spawn(move || {
+        if let Output::Verbose(in_sync) = &output {
+            for (host, id) in in_sync {
+                let event = hk_core::model::Event {
+                    time: chrono::Utc::now(),
+                    host: host.clone(),
+                    id: id.clone(),
+                    action: hk_core::model::Action::Noop,
+                    status: EventStatus::Skipped,
+                    duration: std::time::Duration::ZERO,
+                    message: "in sync: nothing to do".into(),
+                };
+                let _ = tx.send(event_to_value(&event, span));
+            }
+        }
+        let hosts = plan.hosts.len();
+        let counts = std::sync::Mutex::new(IndexMap::<&'static str, usize>::new());
         let events = std::sync::Mutex::new(tx.clone());
         let result = engine::apply(plan, &options, &|event| {
-            if let Ok(events) = events.lock() {
+            if let Ok(mut counts) = counts.lock() {
+                *counts.entry(event.status.as_str()).or_default() += 1;
+            }
+            if (output != Output::Quiet || event.status == EventStatus::Failed)
+                && let Ok(events) = events.lock()
+            {
                 let _ = events.send(event_to_value(&event, span));
             }
         });
+        if output == Output::Quiet {
+            let counts = counts.into_inner().unwrap_or_default();
+            eprintln!("hk apply: {}", summary_line(&counts, hosts, result.is_err()));
+        }
         if let Err(err) = result {
             let _ = tx.send(Value::error(labeled(err, span).into(), span));
         }
     });
     PipelineData::list_stream(ListStream::new(rx.into_iter(), span, engine.signals().clone()), None)
+}
+
+/// `3 ok, 1 failed, 2 skipped on 2 hosts`: an apply at a glance.
+fn summary_line(counts: &IndexMap<&'static str, usize>, hosts: usize, failed: bool) -> String {
+    let mut parts: Vec<String> = ["ok", "failed", "skipped", "dry-run"]
+        .into_iter()
+        .filter_map(|status| counts.get(status).filter(|n| **n > 0).map(|n| format!("{n} {status}")))
+        .collect();
+    if parts.is_empty() {
+        parts.push("nothing to do".into());
+    }
+    let mut line = format!("{} on {hosts} host{}", parts.join(", "), if hosts == 1 { "" } else { "s" });
+    if failed && counts.get("failed").is_none_or(|n| *n == 0) {
+        line.push_str("; the apply stopped with an error");
+    }
+    line
 }
