@@ -111,6 +111,11 @@ export def "test guest deploy: the example project deploys and rolls back, and e
     hk deploy --version v2 --quiet | ignore
     let here = {|| guest sh --on $guest.deploy_instance "curl -s http://127.0.0.1/" | str trim }
     assert equal (do $here) v2
+    # The app's runs say which deploy and phase made them, and belong to this project.
+    let made = hk config | hk runs demo --runs-root /opt/hk/hello/runs | get made_by
+    assert ("deploy v2: prepare" in $made) $"runs made by: ($made | to nuon)"
+    assert ("deploy v2: switch" in $made) $"runs made by: ($made | to nuon)"
+    assert ("setup" in $made) $"runs made by: ($made | to nuon)"
     # Every example of the workflow commands that needs no other destination or instance, in an
     # order that makes sense (the lock taken before it is released, a rollback last).
     let examples = ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($module)'#; scope commands | where name =~ '^hk ' and type == custom | select name examples | to nuon" | from nuon

@@ -73,6 +73,7 @@ export def ports [ctx: record, facts: table]: nothing -> record {
 # when the hosts have it), with the way back when a phase fails; then prune (`prune`) and the audit
 # entry `action`. The lock is held. Progress rows.
 export def roll [ctx: record, version: string, artifact: any, action: string, prune: bool, quiet: bool]: nothing -> table {
+  let ctx = $ctx | upsert doing $"($action) ($version)"
   let state = facts $ctx
   check-hosts $ctx $state
   let p = ports $ctx $state

@@ -170,7 +170,9 @@ export def apply-phase [ctx: record, phase: string, resources: list, quiet: bool
 def apply-once [ctx: record, phase: string, resources: list, quiet: bool]: nothing -> table {
   let started = date now
   let rows = try {
-    let plan = hk-config $ctx | insert resources $resources | hk plan $ctx.servers --quiet
+    # The run says what made it: `deploy 1a2b3c: prepare`, or the phase alone (`setup`).
+    let made_by = if $ctx.doing? == null { $phase } else { $"($ctx.doing): ($phase)" }
+    let plan = hk-config $ctx | insert resources $resources | hk plan $ctx.servers --quiet --made-by $made_by
     let todo = $plan | where action != noop
     if ($todo | is-empty) {
       [(progress $phase ($ctx.servers | str join ",") "nothing to change" ok ((date now) - $started) "" $quiet)]

@@ -31,6 +31,8 @@ pub struct PlanOptions {
     pub hash_cache: Option<std::path::PathBuf>,
     /// The project the plan is for (recorded with its runs).
     pub project: Option<String>,
+    /// What made the plan, as its runs will say (`plan` when empty; a workflow names itself).
+    pub made_by: String,
 }
 
 impl Default for PlanOptions {
@@ -43,6 +45,7 @@ impl Default for PlanOptions {
             secrets: Secrets::default(),
             hash_cache: None,
             project: None,
+            made_by: String::new(),
         }
     }
 }
@@ -87,7 +90,8 @@ pub fn plan(config: &Config, targets: &[(String, Target)], options: &PlanOptions
     for (host, result) in results {
         match result {
             Ok((mut host_plan, rows)) => {
-                host_plan.origin = crate::model::Origin::new(options.project.clone(), "plan");
+                let made_by = if options.made_by.is_empty() { "plan" } else { options.made_by.as_str() };
+                host_plan.origin = crate::model::Origin::new(options.project.clone(), made_by);
                 host_plan.roots = config.roots.get(&host).cloned().unwrap_or_default();
                 outcome.plan.hosts.insert(host, host_plan);
                 outcome.plan.rows.extend(rows);

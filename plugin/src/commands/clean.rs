@@ -101,6 +101,7 @@ impl PluginCommand for Clean {
                 .project
                 .clone()
                 .or(Some(crate::load::current_dir(engine)?.display().to_string())),
+            made_by: String::new(),
         };
         let mut bases = engine::release_bases(&selection.config);
         for dir in named {

@@ -126,6 +126,7 @@ pub fn plan_selection(
         },
         hash_cache: hash_cache_dir(engine)?,
         project: selection.config.project.clone(),
+        made_by: call.get_flag::<String>("made-by")?.unwrap_or_default(),
     };
     let outcome = engine::plan(&selection.config, &selection.targets, &options).at(call.head)?;
     write_lock(engine, call, &outcome)?;
@@ -262,6 +263,12 @@ impl PluginCommand for Plan {
                 Some('o'),
             )
             .switch("quiet", "no summary line on stderr", Some('q'))
+            .named(
+                "made-by",
+                SyntaxShape::String,
+                "what made this plan, as `hk runs` will show it (default `plan`; e.g. `deploy v2: prepare`)",
+                None,
+            )
             .switch(
                 "diff",
                 "a `diff` column: what changes in text files, as unified diffs (one more read per host)",
