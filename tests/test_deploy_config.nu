@@ -84,6 +84,9 @@ export def "test deploy config: bad configs are refused with the field path and 
   }
   let dir = project (base)
   has (error-of { ctx-of $dir prod }) "no config for destination prod"
+  has (error-of { ctx-of $dir prod }) "create "
+  "{retain: 2}" | save ($dir | path join config/deploy.staging.nuon)
+  has (error-of { ctx-of $dir prod }) "destinations here: staging"
   has (error-of { ctx-of $dir "Prod" }) "is not a name"
   has (error-of { do { cd (scratch); hk deploy --plan-only } }) "no deploy config"
   # Secrets must be set in this shell before anything happens on a host.

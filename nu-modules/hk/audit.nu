@@ -8,30 +8,32 @@ export def performer []: nothing -> string {
   $"(whoami)@(sys host | get hostname)"
 }
 
-# Append an entry `{time, performer, app, destination, version, action, result, hosts}` on every host.
+# Append an entry `{time, action, version, result, performer, app, destination, hosts}` on every host.
 export def write [ctx: record, action: string, result: string, version: any]: nothing -> nothing {
   let entry = {
     time: (date now | format date "%+")
+    action: $action
+    version: $version
+    result: $result
     performer: (performer)
     app: $ctx.app
     destination: $ctx.destination
-    version: $version
-    action: $action
-    result: $result
     hosts: $ctx.servers
   }
   hk-config $ctx | hk app audit-add $ctx.servers --app $ctx.app --root $ctx.root --entry $entry | ignore
 }
 
-# Every entry of the app's audit log, from all its hosts, newest first.
+# Every entry of the app's audit log, from all its hosts, newest first; what happened first, so an
+# 80-column terminal shows it (lines written before that order are read the same way).
 export def entries [ctx: record]: nothing -> table {
-  hk-config $ctx | hk app audit $ctx.servers --app $ctx.app --root $ctx.root
+  let log = hk-config $ctx | hk app audit $ctx.servers --app $ctx.app --root $ctx.root
+  if ($log | is-empty) { $log } else { $log | move action version result --after time }
 }
 
 # The app's audit log, merged from every host, newest first.
 #
 # Who set up, deployed, rolled back or pruned which version, when, on which hosts, and how it ended:
-# {time, performer, app, destination, version, action, result, hosts}.
+# {time, action, version, result, performer, app, destination, hosts}.
 @example "The last five deploys" { hk audit | where action == deploy | first 5 }
 @example "Who rolled production back" { hk audit -d production | where action == rollback | select time performer version }
 export def main [

@@ -170,7 +170,9 @@ export def load [
     let dir = $path | path dirname
     let over_path = [nu nuon] | each {|ext| $dir | path join $"deploy.($destination).($ext)" } | where {|p| $p | path exists }
     if ($over_path | is-empty) {
-      fail $"no config for destination ($destination): neither deploy.($destination).nu nor deploy.($destination).nuon in ($dir)" $span
+      let known = ls $dir | get name | path basename | parse --regex '^deploy\.(?<name>[a-z0-9-]+)\.nu(?:on)?$' | get name | uniq
+      let hint = if ($known | is-empty) { $"create ($dir)/deploy.($destination).nu with what differs from deploy.nu" } else { $"destinations here: ($known | str join ', ')" }
+      fail $"no config for destination ($destination): neither deploy.($destination).nu nor deploy.($destination).nuon in ($dir)" $span $hint
     }
     let over = read-file ($over_path | first) $span
     check-record $over $SCHEMA "" ($over_path | first) $span --partial

@@ -145,7 +145,7 @@ def deploy-with [ctx: record, action: string, prune: bool, plan_only: bool, mess
 #
 # Builds the release, starts it beside the live one on every host, switches traffic to it once every
 # host is healthy, retires the old instance, prunes old releases and writes the audit log — under the
-# app's deploy lock. Progress rows: {time, host, phase, step, status, duration, message}.
+# app's deploy lock. Progress rows: {phase, host, status, step, duration, message, time}.
 @example "Deploy the project's app (config/deploy.nu)" { hk deploy }
 @example "Deploy a version to production" { hk deploy -d production --version 1.4.2 }
 @example "What a deploy would change, phase by phase" { hk deploy --plan-only | where action != noop | select phase host action id }

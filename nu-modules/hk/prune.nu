@@ -48,7 +48,7 @@ export def main [
   --destination (-d): string  # destination merged over the base config
   --lock-wait: duration       # wait this long for a deploy lock someone else holds
   --quiet (-q)                # no progress on stderr
-]: nothing -> table<time: datetime, host: string, phase: string, step: string, status: string, duration: duration, message: string> {
+]: nothing -> table<phase: string, host: string, status: string, step: string, duration: duration, message: string, time: datetime> {
   let ctx = load $config $destination "-" (metadata $config).span
   holding $ctx "prune" $lock_wait {
     let rows = remove $ctx $quiet

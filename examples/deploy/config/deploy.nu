@@ -6,7 +6,7 @@
 #   $env.HELLO_TOKEN = (random chars -l 32)        # a secret, from this shell only
 #   hk setup                                       # Caddy, the app's folders; then the first deploy
 #   hk deploy                                      # build, prepare, switch, retire, prune
-#   http get $"http://127.0.0.1:((hk instance status demo config/deploy.nu).ports.80)/"
+#   http get $"http://127.0.0.1:((hk instance status demo config/deploy.nu).ports."80")/"
 #   hk versions; hk audit; hk rollback
 #
 # `hk deploy -d staging` deploys the same service beside it as hello-staging (config/deploy.staging.nu).
