@@ -151,13 +151,13 @@ export def "test guest deploy: Ctrl-C during a deploy releases the lock and leav
   let script = $"use r#'($module)'#; hk deploy --version v2"
   # In the background: its own process (the pid is the nu's), its output in the log.
   let pid = ^bash -c $"\(cd '($p.dir)' && exec '($nu.current-exe)' -n --plugins '($env.HK_PLUGIN)' -c \"($script)\"\) > '($log)' 2>&1 < /dev/null & echo $!" | str trim | into int
-  # Interrupt once the deploy holds the lock and is under way: it has built the release.
+  # Interrupt while the prepare's script runs on the host: the new instance has started and its
+  # health check waits.
   let deadline = (date now) + 60sec
-  while not ($log | path exists) or not (open $log | ansi strip | str contains " build ") {
-    if (date now) > $deadline { error make {msg: $"the deploy never started: (open $log)"} }
-    sleep 50ms
+  while (guest sh --on $p.instance $"systemctl is-active hk-($p.service)@5501 || true" | str trim) != active {
+    if (date now) > $deadline { error make {msg: $"the new instance never started: (open $log)"} }
+    sleep 100ms
   }
-  sleep 500ms
   assert (hk lock status | get locked) "the deploy does not hold the lock"
   ^kill -INT $pid
   let deadline = (date now) + 120sec
@@ -167,6 +167,8 @@ export def "test guest deploy: Ctrl-C during a deploy releases the lock and leav
   }
   let said = open $log | ansi strip
   has $said "interrupted"
+  # The way back waited for that script to end, then stopped what it had started.
+  has $said "waiting for the script an earlier apply started there to end"
   assert equal (hk lock status | get locked) false $"the lock is still held: ($said)"
   assert ((answer $p) in [v1 v2]) "the app does not answer"
   # Nothing half-done is left running, and the next deploy goes through.

@@ -168,6 +168,32 @@ export def "test apply --quiet streams failures and a summary, --verbose also wh
   has (error-of { do $dirs f | hk plan local | hk apply --confirm --quiet --verbose }) "opposite things"
 }
 
+export def "test an apply that plans inline reads the host once, and records its run" [] {
+  let dir = scratch
+  let rr = $dir | path join runs
+  let br = $dir | path join backups
+  let config = {resources: [{type: dir, path: ($dir | path join site)} {type: file, path: ($dir | path join site/a.txt), content: "a\n"}]}
+  let traced = {|code: string|
+    with-env {HK_TRACE: 1} { ^$env.HK_NU -n --plugins $env.HK_PLUGIN -c $code | complete }
+  }
+  let probes = {|run: record| $run.stderr | lines | where {|l| $l =~ 'hk trace: probe script' } | length }
+  let inline = do $traced $"($config | to nuon) | hk apply local --confirm --track --runs-root ($rr) --backups-root ($br) --made-by 'test: inline' | to nuon"
+  assert equal $inline.exit_code 0 $inline.stderr
+  assert equal (do $probes $inline) 1
+  assert equal ($inline.stdout | from nuon | get status | uniq) [ok]
+  assert equal (open ($dir | path join site/a.txt)) "a\n"
+  let run = hk runs --local --runs-root $rr --backups-root $br | first
+  assert equal [$run.status $run.made_by $run.n_changes] [ok "test: inline" 2]
+  # Rows piped in are read again before any change: that is what refuses a stale plan.
+  let config = $config | update resources.1.content "b\n"
+  let piped = do $traced $"($config | to nuon) | hk plan local --quiet | hk apply --confirm | to nuon"
+  assert equal $piped.exit_code 0 $piped.stderr
+  assert equal (do $probes $piped) 2
+  # The way back of the inline run still knows what was there before.
+  hk down --local --last --runs-root $rr --backups-root $br | hk apply --confirm | ignore
+  assert not (($dir | path join site) | path exists)
+}
+
 export def "test a plan shows what the apply could not do, and such a plan changes nothing" [] {
   let dir = scratch
   "not a dir" | save ($dir | path join blocker)

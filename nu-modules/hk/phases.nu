@@ -173,15 +173,15 @@ def apply-once [ctx: record, phase: string, resources: list, quiet: bool]: nothi
   let rows = try {
     # The run says what made it: `deploy 1a2b3c: prepare`, or the phase alone (`setup`).
     let made_by = if $ctx.doing? == null { $phase } else { $"($ctx.doing): ($phase)" }
-    let plan = hk-config $ctx | insert resources $resources | hk plan $ctx.servers --quiet --made-by $made_by
-    let todo = $plan | where action != noop
-    if ($todo | is-empty) {
-      [(progress $phase ($ctx.servers | str join ",") "nothing to change" ok ((date now) - $started) "" $quiet)]
-    } else {
-      $todo
-      | hk apply --confirm --track --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups)
+    # Planned and applied in one command: each host is read once, and only what changes is done.
+    let done = hk-config $ctx | insert resources $resources
+      | hk apply $ctx.servers --confirm --track --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups) --made-by $made_by
       | each {|e| progress $phase $e.host $e.id $e.status $e.duration $e.message $quiet }
       | collect
+    if ($done | is-empty) {
+      [(progress $phase ($ctx.servers | str join ",") "nothing to change" ok ((date now) - $started) "" $quiet)]
+    } else {
+      $done
     }
   } catch {|e|
     error make {msg: $"($phase) failed: (why $e)"}

@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use super::hash_cache::HashCache;
 use super::plan::{fingerprint, probe_host};
-use super::probe::ProbeBatch;
+use super::probe::{Facts, ProbeBatch};
 use super::script::{ApplyScript, Step};
 use super::{dependency_order, failed_hosts_error, for_each_host, nonce};
 use crate::model::{Action, Direction, Event, EventStatus, HostPlan, Plan, PlanArtifact, PlanRow, Reason};
@@ -35,7 +35,14 @@ pub struct ApplyOptions {
     pub hash_cache: Option<std::path::PathBuf>,
     /// Told of every tenth of an upload: (host, row id, percent, bytes sent, total bytes).
     pub on_upload: Option<UploadProgress>,
+    /// What a plan made at once before this apply read, by host: those hosts are not read again.
+    pub probed: indexmap::IndexMap<String, super::Probed>,
+    /// Whether the caller was interrupted (Ctrl-C): nothing new is started on a host then; a script
+    /// already running there ends first.
+    pub interrupted: Option<Interrupted>,
 }
+
+pub type Interrupted = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 pub type UploadProgress = std::sync::Arc<dyn Fn(&str, &str, u64, u64, u64) + Send + Sync>;
 
@@ -49,6 +56,8 @@ impl Default for ApplyOptions {
             secrets: Secrets::default(),
             hash_cache: None,
             on_upload: None,
+            probed: Default::default(),
+            interrupted: None,
         }
     }
 }
@@ -125,6 +134,17 @@ fn order_rows(rows: Vec<PlanRow>) -> Vec<PlanRow> {
     ordered
 }
 
+/// What the plan made at once before this apply read for `rows` on `host` (an apply that tracks
+/// also needs where the runs go): the host is not read a second time. Checks below still run.
+fn just_probed(host: &str, rows: &[PlanRow], options: &ApplyOptions) -> Option<(Facts, Vec<Observed>)> {
+    let probed = options.probed.get(host)?;
+    if options.track.is_some() && probed.facts.roots.is_none() {
+        return None;
+    }
+    let observed: Option<Vec<Observed>> = rows.iter().map(|r| probed.observed.get(&r.id).cloned()).collect();
+    Some((probed.facts.clone(), observed?))
+}
+
 fn apply_host(
     host: &str,
     host_plan: &HostPlan,
@@ -136,21 +156,36 @@ fn apply_host(
     for row in &mut rows {
         row.resource.resolve(&options.secrets).with_context(|| format!("host {host}: {}", row.id))?;
     }
+    let _working = super::busy::working_on(host);
+    let stop_if_interrupted = || -> Result<()> {
+        match &options.interrupted {
+            Some(interrupted) if interrupted() => {
+                bail!("interrupted before anything was changed on host {host}")
+            }
+            _ => Ok(()),
+        }
+    };
+    stop_if_interrupted()?;
     let timer = crate::trace::Timer::start("connect");
     let mut transport = host_plan
         .target
         .connect(&options.credentials)
         .with_context(|| format!("connecting to host {host}"))?;
     timer.done(host);
-    let resources: Vec<&Resource> = rows.iter().map(|r| &r.resource).collect();
-    let (facts, observed) = probe_host(transport.as_mut(), &resources, {
-        let mut batch = ProbeBatch::default();
-        if let Some(roots) = &options.track {
-            batch.roots(&roots.or(&host_plan.roots));
+    let (facts, observed) = match just_probed(host, &rows, options) {
+        Some(probed) => probed,
+        None => {
+            let resources: Vec<&Resource> = rows.iter().map(|r| &r.resource).collect();
+            probe_host(transport.as_mut(), &resources, {
+                let mut batch = ProbeBatch::default();
+                if let Some(roots) = &options.track {
+                    batch.roots(&roots.or(&host_plan.roots));
+                }
+                batch
+            })
+            .with_context(|| format!("re-reading host {host} before apply"))?
         }
-        batch
-    })
-    .with_context(|| format!("re-reading host {host} before apply"))?;
+    };
 
     // Refuse before any change: another machine, or state that moved since the plan was made.
     let planned = &host_plan.identity;
@@ -183,6 +218,8 @@ fn apply_host(
     // Large payloads (release artifacts) travel first, each on one exec channel in large writes; the
     // script then checks them before anything depends on them.
     let mut uploaded = Vec::new();
+    // Past this point the host is changed: the uploads, then the script that checks them.
+    stop_if_interrupted()?;
     for row in &rows {
         if let Some(upload) = row.resource.kind().upload()? {
             let timer = crate::trace::Timer::start("upload");

@@ -117,6 +117,7 @@ pub fn clean(
             rows: Vec::new(),
         },
         failures: Vec::new(),
+        probed: Default::default(),
     };
     for (host, result) in results {
         match result {
@@ -138,6 +139,7 @@ fn clean_host(
     keep: Option<u64>,
     options: &PlanOptions,
 ) -> Result<(HostPlan, Vec<PlanRow>)> {
+    super::busy::wait_for(host);
     let mut transport = target.connect(&options.credentials)?;
     let nonce = super::nonce();
     let out = transport.run_script(list_script(bases, &nonce)?.as_bytes(), &mut |_| {})?;
@@ -189,7 +191,8 @@ fn clean_host(
         };
         return Ok((host_plan, Vec::new()));
     }
-    let (mut host_plan, rows) = plan_over(host, target, transport.as_mut(), &resources, &[], None)?;
+    let (mut host_plan, rows, _) =
+        plan_over(host, target, transport.as_mut(), &resources, &[], None, Default::default())?;
     host_plan.origin = crate::model::Origin::new(options.project.clone(), "clean");
     Ok((host_plan, rows))
 }

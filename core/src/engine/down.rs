@@ -286,6 +286,7 @@ fn check_items(
             resources.push(resource);
         }
     }
+    super::busy::wait_for(host);
     let (facts, observed) =
         probe_host(transport, &resources, batch).with_context(|| format!("reading host {host}"))?;
     // Paths this down plan deletes: a directory the run created may go once they are gone.

@@ -1,6 +1,7 @@
 //! Plan (probe + diff) and apply (staleness check + one script of steps).
 
 mod apply;
+pub mod busy;
 mod clean;
 mod down;
 mod exec;
@@ -10,13 +11,13 @@ mod order;
 mod plan;
 mod text_diff;
 
-pub use apply::{ApplyOptions, apply};
+pub use apply::{ApplyOptions, Interrupted, apply};
 pub use clean::{clean, release_bases};
 pub use down::{DownOptions, down_from_plan, down_from_run, fetch_runs};
 pub use exec::exec;
 pub use fanout::{failed_hosts_error, for_each_host};
 pub use order::dependency_order;
-pub use plan::{PlanOptions, PlanOutcome, fingerprint, plan, probe_host};
+pub use plan::{PlanOptions, PlanOutcome, Probed, fingerprint, plan, probe_host};
 pub use text_diff::{DIFF_LIMIT, text_diffs};
 
 // The shell the engine sends lives below it (resources write it too).

@@ -1,6 +1,6 @@
 //! Planning: one probe script per host, then a diff per resource.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, Result, bail};
 use indexmap::IndexMap;
@@ -33,6 +33,9 @@ pub struct PlanOptions {
     pub project: Option<String>,
     /// What made the plan, as its runs will say (`plan` when empty; a workflow names itself).
     pub made_by: String,
+    /// Also read where runs are kept (an apply that tracks, following at once, then reads nothing
+    /// again); the host's own `runs_root`/`backups_root` fill what these leave unset.
+    pub track_roots: Option<crate::runs::Roots>,
 }
 
 impl Default for PlanOptions {
@@ -46,6 +49,7 @@ impl Default for PlanOptions {
             hash_cache: None,
             project: None,
             made_by: String::new(),
+            track_roots: None,
         }
     }
 }
@@ -66,6 +70,15 @@ pub fn fingerprint(seen: &Observed) -> String {
 pub struct PlanOutcome {
     pub plan: Plan,
     pub failures: Vec<(String, String)>,
+    /// What each host's probe read: an apply made at once from this plan reuses it.
+    pub probed: IndexMap<String, Probed>,
+}
+
+/// What a plan's probe read on one host: its facts and each row's observed state by id.
+#[derive(Clone, Debug, Default)]
+pub struct Probed {
+    pub facts: Facts,
+    pub observed: HashMap<String, Observed>,
 }
 
 /// Plan the named hosts of `config` (with the given targets), in parallel.
@@ -80,16 +93,19 @@ pub fn plan(config: &Config, targets: &[(String, Target)], options: &PlanOptions
     let results = for_each_host(&names, options.parallel, |host| {
         let target =
             targets.iter().find(|(n, _)| n == host).map(|(_, t)| t).context("host without target")?;
-        plan_host(host, target, &config.resources, options)
+        let roots = config.roots.get(host).cloned().unwrap_or_default();
+        plan_host(host, target, &config.resources, options, &roots)
     });
     timer.done("");
     let mut outcome = PlanOutcome {
         plan: Plan { direction: Direction::Up, hosts: IndexMap::new(), rows: Vec::new() },
         failures: Vec::new(),
+        probed: IndexMap::new(),
     };
     for (host, result) in results {
         match result {
-            Ok((mut host_plan, rows)) => {
+            Ok((mut host_plan, rows, probed)) => {
+                outcome.probed.insert(host.clone(), probed);
                 let made_by = if options.made_by.is_empty() { "plan" } else { options.made_by.as_str() };
                 host_plan.origin = crate::model::Origin::new(options.project.clone(), made_by);
                 host_plan.roots = config.roots.get(&host).cloned().unwrap_or_default();
@@ -184,7 +200,16 @@ fn plan_host(
     target: &Target,
     all: &[Resource],
     options: &PlanOptions,
-) -> Result<(HostPlan, Vec<PlanRow>)> {
+    host_roots: &crate::runs::Roots,
+) -> Result<(HostPlan, Vec<PlanRow>, Probed)> {
+    let batch = || {
+        let mut batch = ProbeBatch::default();
+        if let Some(roots) = &options.track_roots {
+            batch.roots(&roots.or(host_roots));
+        }
+        batch
+    };
+    super::busy::wait_for(host);
     let mut transport =
         target.connect(&options.credentials).with_context(|| format!("connecting to host {host}"))?;
     let naming = &options.packages;
@@ -199,6 +224,7 @@ fn plan_host(
             all,
             &options.ignore,
             options.hash_cache.as_deref(),
+            batch(),
         );
     }
     let mut resources = all.to_vec();
@@ -214,18 +240,19 @@ fn plan_host(
         let release = read_release(transport.as_mut()).with_context(|| format!("host {host}"))?;
         naming.apply_repology(&release, &mut resources).with_context(|| format!("host {host}"))?;
     }
-    let (host_plan, rows) = plan_over(
+    let (host_plan, rows, probed) = plan_over(
         host,
         target,
         transport.as_mut(),
         &resources,
         &options.ignore,
         options.hash_cache.as_deref(),
+        batch(),
     )?;
     if let Some(release) = &host_plan.release {
         naming.check_release(host, release)?;
     }
-    Ok((host_plan, rows))
+    Ok((host_plan, rows, probed))
 }
 
 /// `debian_12`: the host's `ID` and major `VERSION_ID` from /etc/os-release.
@@ -246,7 +273,8 @@ pub fn plan_over(
     all: &[Resource],
     ignore: &[String],
     hash_cache: Option<&std::path::Path>,
-) -> Result<(HostPlan, Vec<PlanRow>)> {
+    mut batch: ProbeBatch,
+) -> Result<(HostPlan, Vec<PlanRow>, Probed)> {
     // Directories missing above the paths the plan puts in place become rows of their own.
     let parents = parent_dirs(all);
     let refs: Vec<&Resource> = all.iter().chain(&parents).collect();
@@ -254,7 +282,6 @@ pub fn plan_over(
     let (ignored, probed): (Vec<&Resource>, Vec<&Resource>) =
         ordered.iter().partition(|r| ignore.contains(&r.kind().id()));
     let mut cache = hash_cache.map(|dir| HashCache::load(dir, target));
-    let mut batch = ProbeBatch::default();
     let owners = named_owners(all);
     if !owners.is_empty() {
         batch.accounts();
@@ -356,16 +383,15 @@ pub fn plan_over(
     }
     diff_timer.done(&format!("{} rows", rows.len()));
     let release = facts.os.as_ref().map(|os| os.release());
-    Ok((
-        HostPlan {
-            target: target.clone(),
-            identity: facts.identity,
-            release,
-            origin: Default::default(),
-            roots: Default::default(),
-        },
-        rows,
-    ))
+    let host_plan = HostPlan {
+        target: target.clone(),
+        identity: facts.identity.clone(),
+        release,
+        origin: Default::default(),
+        roots: Default::default(),
+    };
+    let observed = probed.iter().map(|r| r.kind().id()).zip(observed).collect();
+    Ok((host_plan, rows, Probed { facts, observed }))
 }
 
 /// The directories above every path `all` puts in place that it does not declare, as directories

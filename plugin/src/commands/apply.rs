@@ -12,7 +12,9 @@ use nu_protocol::{
     Value,
 };
 
-use super::plan::{input_record, parallel, plan_selection, roots, roots_flags, selection_signature};
+use super::plan::{
+    input_record, made_by_flag, parallel, plan_selection, roots, roots_flags, selection_signature,
+};
 use crate::HkPlugin;
 use crate::convert::{event_to_value, value_to_row};
 use crate::error::{LabelErr, labeled};
@@ -86,7 +88,7 @@ impl PluginCommand for Apply {
     }
 
     fn signature(&self) -> Signature {
-        roots_flags(selection_signature(Signature::build(self.name())))
+        made_by_flag(roots_flags(selection_signature(Signature::build(self.name()))))
             .switch("confirm", "really change the hosts", Some('y'))
             .switch("dry-run", "check the plan against the hosts and report, changing nothing", Some('n'))
             .named("plan", SyntaxShape::Filepath, "apply a plan file written by `hk plan --out`", Some('p'))
@@ -158,13 +160,22 @@ impl PluginCommand for Apply {
         };
         let plan_flag: Option<Spanned<String>> = call.get_flag("plan")?;
         let span = call.head;
-        // A plan made here brings the secrets it resolved; rows and plan files do not.
-        let inline = |input: Option<Value>| -> Result<(Plan, Option<Secrets>), LabeledError> {
-            let (outcome, secrets) = plan_selection(engine, call, input)?;
+        // A dry run changes nothing, so it is never recorded.
+        let track = if (call.has_flag("track")? || track_by_default(engine)?) && !dry_run {
+            Some(roots(call)?)
+        } else {
+            None
+        };
+        // A plan made here brings the secrets it resolved and what it read on each host (not read
+        // again: the plan is as fresh as a second read would be); rows and plan files do not.
+        let mut probed = Default::default();
+        let mut inline = |input: Option<Value>| -> Result<(Plan, Option<Secrets>), LabeledError> {
+            let (outcome, secrets) = plan_selection(engine, call, input, track.clone())?;
             if !outcome.failures.is_empty() {
                 return Err(labeled(engine::failed_hosts_error(&outcome.failures), span)
                     .with_help("nothing was applied; fix or leave out those hosts"));
             }
+            probed = outcome.probed;
             Ok((outcome.plan, Some(secrets)))
         };
         let mut in_sync = Vec::new();
@@ -204,11 +215,11 @@ impl PluginCommand for Apply {
         for host in plan.hosts.values_mut() {
             host.target.apply_overrides(&overrides);
         }
-        let track = call.has_flag("track")? || track_by_default(engine)?;
         let options = ApplyOptions {
             dry_run,
-            // A dry run changes nothing, so it is never recorded.
-            track: if track && !dry_run { Some(roots(call)?) } else { None },
+            track,
+            probed,
+            interrupted: Some(interrupted_since_now(engine)),
             parallel: parallel(call)?,
             hash_cache: crate::commands::plan::hash_cache_dir(engine)?,
             on_upload: Some(std::sync::Arc::new(|host: &str, id: &str, percent, done, total| {
@@ -239,6 +250,14 @@ impl PluginCommand for Apply {
         };
         Ok(stream_apply(plan, options, output, engine, span))
     }
+}
+
+/// Whether Ctrl-C was pressed since this call began (nu may not have cleared an earlier one yet when
+/// a `catch` runs this apply to undo what the interrupted one began).
+fn interrupted_since_now(engine: &EngineInterface) -> hk_core::engine::Interrupted {
+    let signals = engine.signals().clone();
+    let already = signals.interrupted();
+    std::sync::Arc::new(move || !already && signals.interrupted())
 }
 
 /// `$env.config.plugins.hk.track = true` makes every apply tracked.

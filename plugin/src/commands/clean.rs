@@ -102,6 +102,7 @@ impl PluginCommand for Clean {
                 .clone()
                 .or(Some(crate::load::current_dir(engine)?.display().to_string())),
             made_by: String::new(),
+            track_roots: None,
         };
         let mut bases = engine::release_bases(&selection.config);
         for dir in named {

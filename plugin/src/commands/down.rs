@@ -190,6 +190,6 @@ impl PluginCommand for Down {
         if failures.len() == 1 && plan.rows.is_empty() {
             return Err(labeled(anyhow::anyhow!("{}", failures[0].1), span));
         }
-        Ok(outcome_to_pipeline(&engine::PlanOutcome { plan, failures }, span))
+        Ok(outcome_to_pipeline(&engine::PlanOutcome { plan, failures, probed: Default::default() }, span))
     }
 }

@@ -58,6 +58,16 @@ pub fn host_signature(sig: Signature) -> Signature {
 
 /// Where run records and backups live (defaults on the target: /var/lib/hk/… for root,
 /// ~/.local/state/hk/… otherwise).
+/// What made a plan, as the runs it leads to say (`hk plan`, and `hk apply` planning inline).
+pub fn made_by_flag(sig: Signature) -> Signature {
+    sig.named(
+        "made-by",
+        SyntaxShape::String,
+        "what made this plan, as `hk runs` will show it (default `plan`; e.g. `deploy v2: prepare`)",
+        None,
+    )
+}
+
 pub fn roots_flags(sig: Signature) -> Signature {
     sig.named("runs-root", SyntaxShape::String, "directory of run records on the target", None).named(
         "backups-root",
@@ -106,11 +116,13 @@ pub fn parallel(call: &EvaluatedCall) -> Result<usize, LabeledError> {
 }
 
 /// Plan from the command's selection (piped record or CONFIG); also the secrets it resolved, so an
-/// apply that follows does not resolve them again.
+/// apply that follows does not resolve them again (nor read the hosts again: with `track_roots`
+/// the probe also reads where that apply records its run).
 pub fn plan_selection(
     engine: &EngineInterface,
     call: &EvaluatedCall,
     input: Option<Value>,
+    track_roots: Option<hk_core::runs::Roots>,
 ) -> Result<(PlanOutcome, Secrets), LabeledError> {
     let timer = hk_core::trace::Timer::start("select");
     let selection = select(engine, call, input)?;
@@ -127,6 +139,7 @@ pub fn plan_selection(
         hash_cache: hash_cache_dir(engine)?,
         project: selection.config.project.clone(),
         made_by: call.get_flag::<String>("made-by")?.unwrap_or_default(),
+        track_roots,
     };
     let outcome = engine::plan(&selection.config, &selection.targets, &options).at(call.head)?;
     write_lock(engine, call, &outcome)?;
@@ -255,7 +268,7 @@ impl PluginCommand for Plan {
     }
 
     fn signature(&self) -> Signature {
-        selection_signature(Signature::build(self.name()))
+        made_by_flag(selection_signature(Signature::build(self.name())))
             .named(
                 "out",
                 SyntaxShape::Filepath,
@@ -263,12 +276,6 @@ impl PluginCommand for Plan {
                 Some('o'),
             )
             .switch("quiet", "no summary line on stderr", Some('q'))
-            .named(
-                "made-by",
-                SyntaxShape::String,
-                "what made this plan, as `hk runs` will show it (default `plan`; e.g. `deploy v2: prepare`)",
-                None,
-            )
             .switch(
                 "diff",
                 "a `diff` column: what changes in text files, as unified diffs (one more read per host)",
@@ -327,7 +334,7 @@ impl PluginCommand for Plan {
         let call = &crate::load::without_null_flags(call);
         let timer = hk_core::trace::Timer::start("hk plan");
         let input = input_record(input, call.head)?;
-        let (outcome, _) = plan_selection(engine, call, input)?;
+        let (outcome, _) = plan_selection(engine, call, input, None)?;
         if let Some(out) = call.get_flag::<Spanned<String>>("out")? {
             if !outcome.failures.is_empty() {
                 return Err(labeled(engine::failed_hosts_error(&outcome.failures), call.head)
