@@ -81,7 +81,7 @@ export def roll [ctx: record, version: string, artifact: any, action: string, pr
     apply-phase $ctx prepare (prepare $ctx $p.new $version $artifact) $quiet
   } catch {|e|
     # Nothing switched: stop the new instances, whichever host failed.
-    try { apply-phase $ctx abandon (abandon $ctx $p.new) $quiet --retries 3 | ignore } catch {|e2| print -e $"hk: stopping the new instances failed too: (why $e2)" }
+    try { apply-phase $ctx abandon (abandon $ctx $p.new) $quiet | ignore } catch {|e2| print -e $"hk: stopping the new instances failed too: (why $e2)" }
     try { write $ctx $action failed $version } catch {|e3| print -e $"hk: the audit log could not be written: (why $e3)" }
     fail $"($action) of ($ctx.app) ($version) failed; nothing was switched, ($p.live | default 'nothing') still serves: (why $e)" $ctx.span "the rows above show the host and step that failed; fix it and deploy again"
   }
@@ -90,10 +90,10 @@ export def roll [ctx: record, version: string, artifact: any, action: string, pr
   } catch {|e|
     # Every host goes back to what was live (its instance still runs); the new instances stop.
     let back = try {
-      apply-phase $ctx "back" (switch-back $ctx $p.old $p.live) $quiet --retries 3 | ignore
+      apply-phase $ctx "back" (switch-back $ctx $p.old $p.live) $quiet | ignore
       $"every host is back on ($p.live | default 'no release')"
     } catch {|e2| $"switching back failed too: (why $e2)" }
-    try { apply-phase $ctx abandon (abandon $ctx $p.new) $quiet --retries 3 | ignore } catch {|e3| print -e $"hk: stopping the new instances failed: (why $e3)" }
+    try { apply-phase $ctx abandon (abandon $ctx $p.new) $quiet | ignore } catch {|e3| print -e $"hk: stopping the new instances failed: (why $e3)" }
     try { write $ctx $action failed $version } catch {|e4| print -e $"hk: the audit log could not be written: (why $e4)" }
     fail $"($action) of ($ctx.app) ($version) failed while switching; ($back): (why $e)" $ctx.span "the rows above show the host and step that failed"
   }

@@ -154,21 +154,8 @@ export def plan-phase [ctx: record, phase: string, resources: list]: nothing -> 
 }
 
 # Plan `resources` on the app's hosts and apply what changes as a tracked run of the app, printing
-# each change as it is done; the progress rows. A failure raises an error naming the phase. With
-# `retries`, a plan that went stale before it was applied (a unit restarting in a loop) is made again.
-export def apply-phase [ctx: record, phase: string, resources: list, quiet: bool, --retries: int = 0]: nothing -> table {
-  try {
-    apply-once $ctx $phase $resources $quiet
-  } catch {|e|
-    if $retries > 0 and ((why $e) | str contains "the plan is stale") {
-      apply-phase $ctx $phase $resources $quiet --retries ($retries - 1)
-    } else {
-      $e.raw
-    }
-  }
-}
-
-def apply-once [ctx: record, phase: string, resources: list, quiet: bool]: nothing -> table {
+# each change as it is done; the progress rows. A failure raises an error naming the phase.
+export def apply-phase [ctx: record, phase: string, resources: list, quiet: bool]: nothing -> table {
   let started = date now
   let rows = try {
     # The run says what made it: `deploy 1a2b3c: prepare`, or the phase alone (`setup`).
