@@ -140,9 +140,14 @@ export def progress [phase: string, host: string, step: string, status: string, 
   # What matters first, so an 80-column terminal shows whether each step went through.
   let row = {phase: $phase, host: $host, status: $status, step: $step, duration: $duration, message: $message, time: (date now)}
   if not $quiet {
-    let color = match $status { "ok" => "green", "failed" => "red", _ => "yellow" }
     let took = $duration | format duration ms | str replace -r '\.\d+ ms' ' ms'
-    let text = $"(ansi $color)($status | fill -w 7)(ansi reset) ($phase | fill -w 8) ($host | fill -w 10) ($took | fill -a r -w 9)  ($step)"
+    let status_text = $status | fill -w 7
+    # Colour for a person at a terminal; a log file or CI gets plain text.
+    let status_text = if (is-terminal --stderr) {
+      let color = match $status { "ok" => "green", "failed" => "red", _ => "yellow" }
+      $"(ansi $color)($status_text)(ansi reset)"
+    } else { $status_text }
+    let text = $"($status_text) ($phase | fill -w 8) ($host | fill -w 10) ($took | fill -a r -w 9)  ($step)"
     print -e (if $message == "" { $text } else { $"($text): ($message | lines | first)" })
   }
   $row
