@@ -168,6 +168,19 @@ export def "test apply --quiet streams failures and a summary, --verbose also wh
   has (error-of { do $dirs f | hk plan local | hk apply --confirm --quiet --verbose }) "opposite things"
 }
 
+export def "test the quickstart that ./setup runs plans, applies and then has nothing left to do" [] {
+  let demo = $env.HK_TEST_ROOT | path join examples/quickstart/demo.nu
+  let run = ^$env.HK_NU -n --plugins $env.HK_PLUGIN $demo | complete
+  assert equal $run.exit_code 0 $"($run.stdout)\n($run.stderr)"
+  has $run.stderr "hk plan: 7 to create on 1 host"
+  has $run.stderr "hk plan: 7 unchanged on 1 host"
+  has $run.stdout "quickstart applied under"
+  let root = $env.HK_TEST_ROOT | path join .scratch/quickstart
+  assert equal (open ($root | path join etc/app.conf)) "port = 8080\nworkers = 2\n"
+  assert equal (^readlink ($root | path join current)) releases/v1
+  assert equal (ls -l ($root | path join etc) | get 0.mode) "rw-r-----"
+}
+
 export def "test an apply that plans inline reads the host once, and records its run" [] {
   let dir = scratch
   let rr = $dir | path join runs

@@ -10,17 +10,18 @@ def short [root: string]: table -> table {
   update name {|row| $row.name | str replace $root '<root>' }
 }
 
-print $"(ansi green)== hk plan local examples/quickstart/hk.nu   \(<root> = ($root)\)(ansi reset)"
-hk plan local $config
-| select name type action changes
-| update changes {|row| $row.changes.field | str join ', ' }
-| short $root
-| print
+# A heading, in colour only at a terminal.
+def heading [text: string]: nothing -> nothing {
+  print (if (is-terminal --stdout) { $"(ansi green)== ($text)(ansi reset)" } else { $"== ($text)" })
+}
 
-print $"(ansi green)== hk plan local ... | hk apply --confirm(ansi reset)"
+heading $"hk plan local examples/quickstart/hk.nu   \(<root> = ($root)\)"
+hk plan local $config | select name type action summary | short $root | print
+
+heading "hk plan local ... | hk apply --confirm"
 hk plan local $config | hk apply --confirm | select id status duration | rename name | short $root | print
 
-print $"(ansi green)== hk plan again: nothing left to do(ansi reset)"
+heading "hk plan again: nothing left to do"
 let again = hk plan local $config
 $again | select name action reason | short $root | print
 if ($again | any {|row| $row.action != noop }) {
