@@ -176,7 +176,7 @@ export def "test deploy config: every workflow command has a description, typed 
   let commands = ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($module)'#; scope commands | where name =~ '^hk ' and type == custom | to nuon" | from nuon
   let names = $commands | get name | sort
   for want in [
-    "hk audit" "hk config" "hk deploy" "hk lock acquire" "hk lock release" "hk lock status" "hk prune"
+    "hk audit" "hk config" "hk deploy" "hk lock" "hk lock acquire" "hk lock release" "hk lock status" "hk prune"
     "hk redeploy" "hk rollback" "hk setup" "hk stale-releases" "hk versions"
   ] {
     assert ($want in $names) $"($want) is missing"
@@ -188,5 +188,13 @@ export def "test deploy config: every workflow command has a description, typed 
     for f in $flags {
       assert ($f.description | is-not-empty) $"($c.name) --($f.parameter_name) is not described"
     }
+  }
+  # Examples that state their result give it (those that need hosts run in the guest tests).
+  let stated = $commands | each {|c| $c.examples | where result != null } | flatten
+  assert (($stated | length) >= 1)
+  for ex in $stated {
+    let got = ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($module)'#; ($ex.example) | to nuon" | complete
+    assert equal $got.exit_code 0 $"example failed: ($ex.example)\n($got.stderr)"
+    assert equal ($got.stdout | str trim) ($ex.result | to nuon) $ex.example
   }
 }

@@ -120,7 +120,7 @@ export def "test guest deploy: the example project deploys and rolls back, and e
     # order that makes sense (the lock taken before it is released, a rollback last).
     let examples = ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($module)'#; scope commands | where name =~ '^hk ' and type == custom | select name examples | to nuon" | from nuon
     let order = [
-      "hk setup" "hk deploy" "hk versions" "hk audit" "hk config" "hk lock status" "hk lock acquire"
+      "hk setup" "hk deploy" "hk versions" "hk audit" "hk config" "hk lock" "hk lock status" "hk lock acquire"
       "hk lock release" "hk stale-releases" "hk prune" "hk redeploy" "hk rollback"
     ]
     assert equal ($order | sort) ($examples.name | sort)

@@ -37,6 +37,17 @@ export def holding [ctx: record, message: string, wait: any, work: closure]: not
   $result
 }
 
+# An app's deploy lock: `hk lock status`, `hk lock acquire`, `hk lock release`.
+#
+# Alone, the list of those commands.
+@example "The lock's commands" { hk lock | get command } --result ["hk lock acquire" "hk lock release" "hk lock status"]
+export def main []: nothing -> table<command: string, description: string> {
+  scope commands
+  | where name =~ ' lock (status|acquire|release)$'
+  | each {|c| {command: $c.name, description: ($c.description | lines | get -o 0 | default "")} }
+  | sort-by command
+}
+
 # Who holds an app's deploy lock, since when, and whether its process is provably gone.
 @example "Is the app locked?" { hk lock status }
 @example "Is production locked?" { hk lock status -d production }

@@ -10,7 +10,7 @@ export use deploy.nu [main redeploy]
 export use rollback.nu [main]
 export use prune.nu [main stale-releases]
 export use versions.nu [main]
-export use lock.nu ["lock status" "lock acquire" "lock release"]
+export use lock.nu [main "lock status" "lock acquire" "lock release"]
 export use audit.nu [main]
 
 # hk's commands, each with what it is for.

@@ -50,6 +50,21 @@ impl Plugin for HkPlugin {
             Box::new(commands::app_unlock::AppUnlock),
             Box::new(commands::app_audit::AppAudit),
             Box::new(commands::app_audit_add::AppAuditAdd),
+            Box::new(commands::group::Group {
+                name: "hk instance",
+                description: "Machines hk runs for you (qemu guests with systemd): ensure, status, destroy.",
+                example: "hk instance | get command",
+            }),
+            Box::new(commands::group::Group {
+                name: "hk app",
+                description: "An app's state on its hosts, its deploy lock and audit log: what the deploy workflows build on.",
+                example: "hk app | get command",
+            }),
+            Box::new(commands::group::Group {
+                name: "hk release",
+                description: "Release artifacts: reproducible tarballs of a folder, with a manifest.",
+                example: "hk release | get command",
+            }),
         ]
     }
 }

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod clean;
 pub mod down;
 pub mod exec;
+pub mod group;
 pub mod instance;
 pub mod instance_destroy;
 pub mod instance_ensure;
