@@ -166,6 +166,10 @@ export def "test apply --quiet streams failures and a summary, --verbose also wh
   assert equal ($rows | each {|r| [($r.id | path basename) $r.status] }) [[a skipped] [b skipped] [e ok]]
   assert equal ($rows | where status == skipped | get message | uniq) ["in sync: nothing to do"]
   has (error-of { do $dirs f | hk plan local | hk apply --confirm --quiet --verbose }) "opposite things"
+  # An empty table says why on stderr.
+  let none = do $apply (do $dirs a b) ""
+  assert equal ($none.stdout | from nuon) []
+  has $none.stderr "hk apply: nothing to do: every planned row is in sync on its host"
 }
 
 export def "test the quickstart that ./setup runs plans, applies and then has nothing left to do" [] {

@@ -166,8 +166,11 @@ export def apply-phase [ctx: record, phase: string, resources: list, quiet: bool
     # The run says what made it: `deploy 1a2b3c: prepare`, or the phase alone (`setup`).
     let made_by = if $ctx.doing? == null { $phase } else { $"($ctx.doing): ($phase)" }
     # Planned and applied in one command: each host is read once, and only what changes is done.
+    # --verbose streams the rows in sync too (action noop), so hk apply never reports an empty
+    # table on stderr: this phase says "nothing to change" itself.
     let done = hk-config $ctx | insert resources $resources
-      | hk apply $ctx.servers --confirm --track --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups) --made-by $made_by
+      | hk apply $ctx.servers --confirm --verbose --track --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups) --made-by $made_by
+      | where action != noop
       | each {|e| progress $phase $e.host $e.id $e.status $e.duration $e.message $quiet }
       | collect
     if ($done | is-empty) {

@@ -155,7 +155,7 @@ impl PluginCommand for Apply {
                     .with_label("give one of them", call.head));
             }
             (true, false) => Output::Quiet,
-            (false, true) => Output::Verbose(Vec::new()),
+            (false, true) => Output::Verbose,
             (false, false) => Output::Changes,
         };
         let plan_flag: Option<Spanned<String>> = call.get_flag("plan")?;
@@ -244,11 +244,7 @@ impl PluginCommand for Apply {
         // Rows with nothing to do: those piped in, and those of a plan made here or read from a file.
         in_sync
             .extend(plan.rows.iter().filter(|r| !r.action.applies()).map(|r| (r.host.clone(), r.id.clone())));
-        let output = match output {
-            Output::Verbose(_) => Output::Verbose(in_sync),
-            other => other,
-        };
-        Ok(stream_apply(plan, options, output, engine, span))
+        Ok(stream_apply(plan, in_sync, options, output, engine, span))
     }
 }
 
@@ -276,14 +272,15 @@ enum Output {
     Changes,
     /// Failed changes only, then a summary line on stderr.
     Quiet,
-    /// The changes, and a `skipped` row for each planned row with nothing to do (host, id).
-    Verbose(Vec<(String, String)>),
+    /// The changes, and a `skipped` row for each planned row with nothing to do.
+    Verbose,
 }
 
 /// Run the apply on its own thread and stream its events as they happen; a failure ends the stream
 /// with an error value.
 fn stream_apply(
     plan: Plan,
+    in_sync: Vec<(String, String)>,
     options: ApplyOptions,
     output: Output,
     engine: &EngineInterface,
@@ -291,8 +288,8 @@ fn stream_apply(
 ) -> PipelineData {
     let (tx, rx) = mpsc::sync_channel::<Value>(256);
     std::thread::spawn(move || {
-        if let Output::Verbose(in_sync) = &output {
-            for (host, id) in in_sync {
+        if output == Output::Verbose {
+            for (host, id) in &in_sync {
                 let event = hk_core::model::Event {
                     time: chrono::Utc::now(),
                     host: host.clone(),
@@ -318,9 +315,19 @@ fn stream_apply(
                 let _ = events.send(event_to_value(&event, span));
             }
         });
+        let counts = counts.into_inner().unwrap_or_default();
         if output == Output::Quiet {
-            let counts = counts.into_inner().unwrap_or_default();
             eprintln!("hk apply: {}", summary_line(&counts, hosts, result.is_err()));
+        } else if output == Output::Changes && counts.is_empty() && result.is_ok() {
+            // An empty table says why it is empty.
+            let mut in_sync_hosts: Vec<&str> = in_sync.iter().map(|(host, _)| host.as_str()).collect();
+            in_sync_hosts.sort();
+            in_sync_hosts.dedup();
+            match hosts.max(in_sync_hosts.len()) {
+                0 => eprintln!("hk apply: nothing to do: no plan rows came in"),
+                1 => eprintln!("hk apply: nothing to do: every planned row is in sync on its host"),
+                n => eprintln!("hk apply: nothing to do: every planned row is in sync on its {n} hosts"),
+            }
         }
         if let Err(err) = result {
             let _ = tx.send(Value::error(labeled(err, span).into(), span));
