@@ -93,6 +93,11 @@ export def "test deploy config: bad configs are refused with the field path and 
   let dir = project ((base) | merge {env: {secret: [HK_TEST_UNSET_SECRET]}})
   let err = error-of { do { cd $dir; hk deploy --plan-only } }
   has $err "secret(s) not set in this shell: HK_TEST_UNSET_SECRET"
+  # A host nobody answers on is named, with what to check.
+  let dir = project ((base) | merge {hosts: {web1: {address: 127.0.0.1, ssh: {port: 1}}}, servers: [web1]})
+  let err = error-of { do { cd $dir; hk deploy --version v1 --quiet } }
+  has $err "cannot reach host web1"
+  has $err "check that web1 is up"
 }
 
 export def "test deploy config: the version is the git commit, -dirty when changed, else a timestamp" [] {

@@ -51,7 +51,14 @@ impl AppCall {
                 LabeledError::new("hk app: no host").with_label("name the app's primary host", self.span)
             );
         };
-        Ok((host.clone(), target.connect(&self.credentials).at(self.span)?))
+        let transport = target.connect(&self.credentials).map_err(|e| {
+            LabeledError::new(format!("hk: cannot reach host {host}: {}", e.root_cause()))
+                .with_label(format!("{e:#}"), self.span)
+                .with_help(format!(
+                    "check that {host} is up and that its address, SSH user and port in the config are right; a host on an instance hk runs comes up with `hk instance ensure` (or `hk setup`)"
+                ))
+        })?;
+        Ok((host.clone(), transport))
     }
 
     /// Run `work` on every host at once (at most `parallel`), one connection each; the results in
