@@ -138,6 +138,7 @@ def wants [ctx: record, port: int]: nothing -> string {
 # A row of a deploy's progress, also printed on stderr as it happens (unless quiet).
 export def progress [phase: string, host: string, step: string, status: string, duration: duration, message: string, quiet: bool]: nothing -> record {
   # What matters first, so an 80-column terminal shows whether each step went through.
+  let duration = ($duration / 1ms | math round) * 1ms
   let row = {phase: $phase, host: $host, status: $status, step: $step, duration: $duration, message: $message, time: (date now)}
   if not $quiet {
     let took = $duration | format duration ms | str replace -r '\.\d+ ms' ' ms'

@@ -34,7 +34,11 @@ export def stale-releases [
   --destination (-d): string  # destination merged over the base config
 ]: nothing -> table {
   let ctx = load $config $destination "-" (metadata $config).span
-  stale $ctx
+  let rows = stale $ctx
+  if ($rows | is-empty) {
+    print -e $"hk stale-releases: nothing to remove on ($ctx.servers | str join ', '): ($ctx.app) keeps its newest ($ctx.retain) releases, the live one and the one before it"
+  }
+  $rows
 }
 
 # Remove an app's old releases from its hosts, keeping `retain`.
