@@ -116,6 +116,10 @@ export def "test guest deploy: the example project deploys and rolls back, and e
     assert ("deploy v2: prepare" in $made) $"runs made by: ($made | to nuon)"
     assert ("deploy v2: switch" in $made) $"runs made by: ($made | to nuon)"
     assert ("setup" in $made) $"runs made by: ($made | to nuon)"
+    # Two releases, three retained: nothing is stale, and an empty table says why.
+    let stale = ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($module)'#; hk stale-releases | length" | complete
+    assert equal ($stale.stdout | str trim) "0" $stale.stderr
+    has $stale.stderr "hk stale-releases: nothing to remove on demo: hello keeps its newest 3 releases"
     # Every example of the workflow commands that needs no other destination or instance, in an
     # order that makes sense (the lock taken before it is released, a rollback last).
     let examples = ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($module)'#; scope commands | where name =~ '^hk ' and type == custom | select name examples | to nuon" | from nuon
