@@ -15,6 +15,12 @@ def service [prefix: string]: nothing -> string {
 export def "test guest deploy: a release whose health check fails leaves the old one serving" [] {
   let p = project (service broken) 5100
   cd $p.dir
+  # Before the first deploy: empty tables that say why.
+  let module = $env.HK_TEST_ROOT | path join nu-modules/hk
+  let before = ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($module)'#; [\(hk versions | length\) \(hk audit | length\)] | to nuon" | complete
+  assert equal ($before.stdout | str trim) "[0, 0]" $before.stderr
+  has $before.stderr $"hk versions: no release of ($p.service) on guest yet"
+  has $before.stderr $"hk audit: ($p.service) has no audit log on guest yet"
   hk setup --version v1 --quiet | ignore
   # The same service from another folder whose app exits at once.
   let broken = $p.dir | path join broken

@@ -41,5 +41,9 @@ export def main [
   --destination (-d): string  # destination merged over the base config
 ]: nothing -> table {
   let ctx = load $config $destination "-" (metadata $config).span
-  entries $ctx
+  let log = entries $ctx
+  if ($log | is-empty) {
+    print -e $"hk audit: ($ctx.app) has no audit log on ($ctx.servers | str join ', ') yet: its first hk setup or hk deploy starts one"
+  }
+  $log
 }

@@ -14,7 +14,11 @@ export def main [
 ]: nothing -> table<host: string, version: string, current: bool, active_port: any, deployed_at: any> {
   let ctx = load $config $destination "-" (metadata $config).span
   let live = entries $ctx | where {|e| $e.result? in [ok retire_failed] and $e.action? in [deploy redeploy rollback setup] }
-  facts $ctx | each {|host|
+  let hosts = facts $ctx
+  if ($hosts | all {|h| $h.releases | is-empty }) {
+    print -e $"hk versions: no release of ($ctx.app) on ($ctx.servers | str join ', ') yet: hk deploy \(or hk setup\) puts one there"
+  }
+  $hosts | each {|host|
     $host.releases | each {|r|
       let seen = $live | where version == $r.version | get -o 0.time
       {
