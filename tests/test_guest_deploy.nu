@@ -148,6 +148,14 @@ export def "test guest deploy: the example project deploys and rolls back, and e
     assert equal ($log.0 | select action result) {action: rollback, result: ok}
     assert ($log.0.version != $log.1.version) "the rollback did not go back"
     assert equal (do $here) $log.0.version
+    # A prune keeps the runs of about the last `retain` (3) deploys, and only their backups.
+    let before = hk config | hk runs demo --runs-root /opt/hk/hello/runs --all-projects | length
+    assert ($before > 12) $"only ($before) runs: nothing for the prune to do"
+    hk prune --quiet | ignore
+    let runs = hk config | hk runs demo --runs-root /opt/hk/hello/runs --all-projects
+    assert equal ($runs | length) 12
+    let backups = guest sh --on $guest.deploy_instance "ls /opt/hk/hello/runs/backups" | lines
+    assert (($backups | where {|b| $b not-in $runs.id }) | is-empty) $"backups of pruned runs: ($backups | to nuon)"
   }
 }
 

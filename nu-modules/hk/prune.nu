@@ -14,17 +14,36 @@ export def stale [ctx: record]: nothing -> table {
   | where action != noop
 }
 
-# Remove stale releases (the lock held); progress rows.
+# Remove stale releases, then old runs (the lock held); progress rows.
 export def remove [ctx: record, quiet: bool]: nothing -> table {
   let started = date now
   let rows = stale $ctx
-  if ($rows | is-empty) {
-    return [(progress prune ($ctx.servers | str join ",") "no stale release" ok ((date now) - $started) "" $quiet)]
+  let releases = if ($rows | is-empty) {
+    [(progress prune ($ctx.servers | str join ",") "no stale release" ok ((date now) - $started) "" $quiet)]
+  } else {
+    $rows
+    | hk apply --confirm --track --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups)
+    | each {|e| progress prune $e.host $e.id $e.status $e.duration $e.message $quiet }
+    | collect
   }
-  $rows
-  | hk apply --confirm --track --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups)
-  | each {|e| progress prune $e.host $e.id $e.status $e.duration $e.message $quiet }
-  | collect
+  $releases | append (remove-runs $ctx $quiet)
+}
+
+# How many of an app's newest runs a prune keeps: those of about its last `retain` deploys (a
+# deploy records four: prepare, switch, retire, prune).
+def runs-kept [ctx: record]: nothing -> int {
+  $ctx.retain * 4
+}
+
+# Remove the app's older run records with their plans and backups, so the way back of a release
+# pruned long ago does not keep its artifact (a hard link in the backups) on disk for ever.
+def remove-runs [ctx: record, quiet: bool]: nothing -> table {
+  let started = date now
+  let keep = runs-kept $ctx
+  hk-config $ctx
+  | hk runs $ctx.servers --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups) --all-projects --prune --keep $keep
+  | group-by --to-table host
+  | each {|g| progress prune $g.host $"($g.items | length) runs older than the newest ($keep)" ok ((date now) - $started) "" $quiet }
 }
 
 # The releases `hk prune` would remove, as plan rows; nothing is changed.
