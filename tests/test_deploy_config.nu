@@ -93,6 +93,11 @@ export def "test deploy config: bad configs are refused with the field path and 
   let dir = project ((base) | merge {env: {secret: [HK_TEST_UNSET_SECRET]}})
   let err = error-of { do { cd $dir; hk deploy --plan-only } }
   has $err "secret(s) not set in this shell: HK_TEST_UNSET_SECRET"
+  # A failing build stops the deploy with its exit code and last words, before any host.
+  let dir = project ((base) | merge {release: {path: dist, cmd: "bin/x", build: "echo compiling; echo broken-build; exit 4"}})
+  let err = error-of { do { cd $dir; hk deploy --plan-only --version v1 } }
+  has $err "the build of shop v1 failed (exit 4): compiling\nbroken-build"
+  has $err $"run it by hand in ($dir)"
   # A host nobody answers on is named, with what to check.
   let dir = project ((base) | merge {hosts: {web1: {address: 127.0.0.1, ssh: {port: 1}}}, servers: [web1]})
   let err = error-of { do { cd $dir; hk deploy --version v1 --quiet } }

@@ -185,6 +185,8 @@ export def "test guest deploy: Ctrl-C during a deploy releases the lock and leav
   }
   let said = open $log | ansi strip
   has $said "interrupted"
+  # The build said what it ran before its own output.
+  has $said "running `printf"
   # The way back waited for that script to end, then stopped what it had started.
   has $said "waiting for the script an earlier apply started there to end"
   assert equal (hk lock status | get locked) false $"the lock is still held: ($said)"

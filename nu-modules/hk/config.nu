@@ -42,6 +42,11 @@ export def fail [msg: string, span: record, help: string = ""]: nothing -> nothi
   }
 }
 
+# `1 file`, `2 files`: a count and its noun.
+export def count [n: int, noun: string]: nothing -> string {
+  if $n == 1 { $"1 ($noun)" } else { $"($n) ($noun)s" }
+}
+
 # What went wrong, in the words of a caught error: its message and, when they say more, its labels.
 export def why [caught: record]: nothing -> string {
   let details = $caught.details? | default {}

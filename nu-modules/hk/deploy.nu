@@ -7,10 +7,10 @@
 # the release that was live (its instance still runs). Every phase is an hk plan applied as a tracked
 # run of the app, so each has a record on the hosts and a way back.
 
-use config.nu [load fail why check-secrets facts app-path hk-config]
+use config.nu [load fail why check-secrets facts app-path hk-config count]
 use lock.nu [holding]
 use audit.nu [write]
-use phases.nu [prepare switch switch-back retire abandon apply-phase plan-phase progress]
+use phases.nu [prepare switch switch-back retire abandon apply-phase plan-phase progress progress-line]
 use prune.nu [remove]
 
 # Build the release here: the config's `release.build` command (run in the project folder with
@@ -20,10 +20,18 @@ export def build [ctx: record, quiet: bool]: nothing -> record {
   let command = $ctx.release.build? | default ""
   if $command != "" {
     let run = with-env {HK_VERSION: $ctx.version, HK_APP: $ctx.app} {
-      do { cd $ctx.project; ^sh -c $command } | complete
+      if $quiet {
+        do { cd $ctx.project; ^sh -c $command } | complete
+      } else {
+        # A build can take a while: its own output shows as it goes, on stderr.
+        print -e (progress-line "" build local "" $"running `($command)` in ($ctx.project)")
+        let code = try { do { cd $ctx.project; ^sh -c $"exec 1>&2\n($command)" }; 0 } catch {|e| $e.exit_code? | default 1 }
+        {exit_code: $code, stderr: "its output is above"}
+      }
     }
     if $run.exit_code != 0 {
-      let tail = $run.stderr | lines | last 5 | str join "\n"
+      let said = if ($run.stderr | str trim | is-empty) { $run.stdout? | default "" } else { $run.stderr }
+      let tail = $said | lines | last 5 | str join "\n"
       fail $"the build of ($ctx.app) ($ctx.version) failed \(exit ($run.exit_code)\): ($tail)" $ctx.span $"run it by hand in ($ctx.project) to see why: ($command)"
     }
   }
@@ -36,7 +44,7 @@ export def build [ctx: record, quiet: bool]: nothing -> record {
   let size = $built.size | into string
   {
     artifact: $built.manifest
-    row: (progress build local $"release ($ctx.version)" ok ((date now) - $started) $"($built.files | length) files, ($size)" $quiet)
+    row: (progress build local $"release ($ctx.version)" ok ((date now) - $started) $"(count ($built.files | length) file), ($size)" $quiet)
   }
 }
 

@@ -142,16 +142,21 @@ export def progress [phase: string, host: string, step: string, status: string, 
   let row = {phase: $phase, host: $host, status: $status, step: $step, duration: $duration, message: $message, time: (date now)}
   if not $quiet {
     let took = $duration | format duration ms | str replace -r '\.\d+ ms' ' ms'
-    let status_text = $status | fill -w 7
-    # Colour for a person at a terminal; a log file or CI gets plain text.
-    let status_text = if (is-terminal --stderr) {
-      let color = match $status { "ok" => "green", "failed" => "red", _ => "yellow" }
-      $"(ansi $color)($status_text)(ansi reset)"
-    } else { $status_text }
-    let text = $"($status_text) ($phase | fill -w 8) ($host | fill -w 10) ($took | fill -a r -w 9)  ($step)"
+    let text = $"(progress-line $status $phase $host $took $step)"
     print -e (if $message == "" { $text } else { $"($text): ($message | lines | first)" })
   }
   $row
+}
+
+# One line of progress on stderr, in columns: status, phase, host, time taken, step.
+export def progress-line [status: string, phase: string, host: string, took: string, step: string]: nothing -> string {
+  let status_text = $status | fill -w 7
+  # Colour for a person at a terminal; a log file or CI gets plain text.
+  let status_text = if (is-terminal --stderr) and $status != "" {
+    let color = match $status { "ok" => "green", "failed" => "red", _ => "yellow" }
+    $"(ansi $color)($status_text)(ansi reset)"
+  } else { $status_text }
+  $"($status_text) ($phase | fill -w 8) ($host | fill -w 10) ($took | fill -a r -w 9)  ($step)"
 }
 
 # The plan of one phase on the app's hosts, as rows with the phase.

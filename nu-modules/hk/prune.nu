@@ -2,7 +2,7 @@
 # same selection — `hk clean` of the app's release folder: all but the newest `retain`, never the live
 # release, the one before it, nor one a port's instance may still run.
 
-use config.nu [load app-path hk-config runs-root]
+use config.nu [load app-path hk-config runs-root count]
 use lock.nu [holding]
 use audit.nu [write]
 use phases.nu [progress]
@@ -43,7 +43,7 @@ def remove-runs [ctx: record, quiet: bool]: nothing -> table {
   hk-config $ctx
   | hk runs $ctx.servers --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups) --all-projects --prune --keep $keep
   | group-by --to-table host
-  | each {|g| progress prune $g.host $"($g.items | length) runs older than the newest ($keep)" ok ((date now) - $started) "" $quiet }
+  | each {|g| progress prune $g.host $"(count ($g.items | length) run) older than the newest ($keep)" ok ((date now) - $started) "" $quiet }
 }
 
 # The releases `hk prune` would remove, as plan rows; nothing is changed.
