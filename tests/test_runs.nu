@@ -40,7 +40,7 @@ export def "test runs: apply --track, drift, hk down --last restores byte for by
   "edited\n" | save -f ($root | path join new/n.txt)
   let runs = hk runs --local --runs-root $rr --backups-root $br
   assert equal ($runs | length) 1
-  assert equal ($runs | columns) [id host direction status started_at duration changes n_changes made_by project]
+  assert equal ($runs | columns) [id status made_by n_changes host direction started_at duration changes project]
   assert equal $runs.0.made_by plan
   assert equal ($runs.0.changes | columns) [id action status]
   # A row of `hk runs` (or its id) piped in shows that run whole.

@@ -17,10 +17,14 @@ pub struct Runs;
 
 fn summary(run: &RunRecord, verbose: bool, span: Span) -> Value {
     let mut r = Record::new();
+    // What a person looks for first, so an 80-column terminal shows it: which run, how it ended,
+    // what made it.
     r.push("id", Value::string(run.id.clone(), span));
+    r.push("status", Value::string(format!("{:?}", run.status).to_lowercase(), span));
+    r.push("made_by", Value::string(run.origin.describe(), span));
+    r.push("n_changes", Value::int(run.changes.len() as i64, span));
     r.push("host", Value::string(run.host.clone(), span));
     r.push("direction", Value::string(format!("{:?}", run.direction).to_lowercase(), span));
-    r.push("status", Value::string(format!("{:?}", run.status).to_lowercase(), span));
     r.push("started_at", Value::date(run.started_at.fixed_offset(), span));
     let duration = run.finished_at.map(|f| (f - run.started_at).num_nanoseconds().unwrap_or(0));
     r.push("duration", duration.map_or(Value::nothing(span), |d| Value::duration(d, span)));
@@ -37,8 +41,6 @@ fn summary(run: &RunRecord, verbose: bool, span: Span) -> Value {
         })
         .collect();
     r.push("changes", Value::list(changes, span));
-    r.push("n_changes", Value::int(run.changes.len() as i64, span));
-    r.push("made_by", Value::string(run.origin.describe(), span));
     r.push("project", run.origin.project.clone().map_or(Value::nothing(span), |p| Value::string(p, span)));
     if verbose {
         r.push("artifacts", json_to_value(&serde_json::to_value(&run.artifacts).unwrap_or_default(), span));
