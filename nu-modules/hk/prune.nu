@@ -9,8 +9,9 @@ use phases.nu [progress]
 
 # The plan rows that remove the app's stale releases.
 export def stale [ctx: record]: nothing -> table {
+  let made_by = if $ctx.doing? == null { "prune" } else { $"($ctx.doing): prune" }
   hk-config $ctx
-  | hk clean $ctx.servers --releases (app-path $ctx) --keep $ctx.retain
+  | hk clean $ctx.servers --releases (app-path $ctx) --keep $ctx.retain --made-by $made_by
   | where action != noop
 }
 

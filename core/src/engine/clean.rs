@@ -186,14 +186,14 @@ fn clean_host(
             target: target.clone(),
             identity: Default::default(),
             release: None,
-            origin: crate::model::Origin::new(options.project.clone(), "clean"),
+            origin: crate::model::Origin::new(options.project.clone(), made_by(options)),
             roots: Default::default(),
         };
         return Ok((host_plan, Vec::new()));
     }
     let (mut host_plan, rows, _) =
         plan_over(host, target, transport.as_mut(), &resources, &[], None, Default::default())?;
-    host_plan.origin = crate::model::Origin::new(options.project.clone(), "clean");
+    host_plan.origin = crate::model::Origin::new(options.project.clone(), made_by(options));
     Ok((host_plan, rows))
 }
 
@@ -201,6 +201,11 @@ fn clean_host(
 fn version_of(target: &str) -> Option<String> {
     let (_, version) = target.trim_end_matches('/').rsplit_once("releases/")?;
     (!version.is_empty() && !version.contains('/')).then(|| version.to_string())
+}
+
+/// What made a clean, as its run will say: `clean`, or what the caller names (a deploy's prune).
+fn made_by(options: &PlanOptions) -> &str {
+    if options.made_by.is_empty() { "clean" } else { &options.made_by }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use hk_core::engine::{self, PlanOptions};
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::{Category, Example, LabeledError, PipelineData, Signature, Spanned, SyntaxShape, Type};
 
-use super::plan::{host_signature, input_record, outcome_to_pipeline, parallel};
+use super::plan::{host_signature, input_record, made_by_flag, outcome_to_pipeline, parallel};
 use crate::HkPlugin;
 use crate::error::LabelErr;
 use crate::load::{credentials, select};
@@ -31,7 +31,7 @@ impl PluginCommand for Clean {
     }
 
     fn signature(&self) -> Signature {
-        host_signature(Signature::build(self.name()))
+        made_by_flag(host_signature(Signature::build(self.name())))
             .named(
                 "keep",
                 SyntaxShape::Int,
@@ -101,7 +101,7 @@ impl PluginCommand for Clean {
                 .project
                 .clone()
                 .or(Some(crate::load::current_dir(engine)?.display().to_string())),
-            made_by: String::new(),
+            made_by: call.get_flag::<String>("made-by")?.unwrap_or_default(),
             track_roots: None,
         };
         let mut bases = engine::release_bases(&selection.config);
