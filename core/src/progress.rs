@@ -17,18 +17,22 @@ impl Tenths {
     }
 }
 
-/// Reads `inner`, telling `on_read` how many bytes went through so far.
+/// Reads `inner`, telling `on_read` how many bytes went through so far; when it answers `false`
+/// the reading stops with an error (the caller was interrupted).
 pub struct CountingReader<R, F> {
     pub inner: R,
     pub done: u64,
     pub on_read: F,
 }
 
-impl<R: std::io::Read, F: FnMut(u64)> std::io::Read for CountingReader<R, F> {
+impl<R: std::io::Read, F: FnMut(u64) -> bool> std::io::Read for CountingReader<R, F> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.done += n as u64;
-        (self.on_read)(self.done);
+        if !(self.on_read)(self.done) {
+            // Not `ErrorKind::Interrupted`: `io::copy` retries those.
+            return Err(std::io::Error::other("interrupted"));
+        }
         Ok(n)
     }
 }

@@ -226,14 +226,20 @@ fn apply_host(
             let report = options.on_upload.clone();
             let (host_name, id) = (host.to_string(), row.id.clone());
             let mut tenths = crate::progress::Tenths::default();
+            // Ctrl-C stops an upload where it is: its bytes are only ever a `.partial` file, which
+            // the upload itself, or the next one, removes.
+            let interrupted = options.interrupted.clone();
             let progress = Box::new(move |done: u64, total: u64| {
                 if let (Some(report), Some(percent)) = (&report, tenths.step(done, total)) {
                     report(&host_name, &id, percent, done, total);
                 }
+                interrupted.as_ref().is_none_or(|interrupted| !interrupted())
             });
-            transport
-                .upload(std::path::Path::new(&upload.local), &upload.command, progress)
-                .with_context(|| format!("host {host}: {}", row.id))?;
+            let sent = transport.upload(std::path::Path::new(&upload.local), &upload.command, progress);
+            if sent.is_err() && options.interrupted.as_ref().is_some_and(|interrupted| interrupted()) {
+                bail!("host {host}: {}: interrupted while uploading; the partial upload was removed", row.id);
+            }
+            sent.with_context(|| format!("host {host}: {}", row.id))?;
             timer.done(&row.id);
             uploaded.push(row.id.clone());
         }
@@ -575,5 +581,70 @@ fn event(
         status,
         duration,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Every file below `dir`, for what an apply left behind.
+    fn files_below(dir: &std::path::Path) -> Vec<String> {
+        let mut found = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                found.push(path.display().to_string());
+                if path.is_dir() && !path.is_symlink() {
+                    found.extend(files_below(&path));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn an_interrupted_upload_leaves_nothing_and_the_next_apply_goes_through() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("hk-interrupted-{}", super::nonce()));
+        let src = dir.join("src");
+        std::fs::create_dir_all(src.join("bin"))?;
+        std::fs::write(src.join("bin/run"), "#!/bin/sh\necho 1.0.0\n")?;
+        let request = crate::release::BuildRequest {
+            dir: src,
+            name: Some("demo".into()),
+            version: Some("1.0.0".into()),
+            out_dir: dir.join("dist"),
+        };
+        let (_, _, manifest) = crate::release::build(&request, &mut |_, _| {})?;
+        let root = dir.join("opt");
+        let config = crate::config::Config::from_value(
+            serde_json::json!({
+                "hosts": {"local": {"local": true}},
+                "resources": [{"type": "release", "name": "demo", "version": "1.0.0",
+                               "artifact": manifest.display().to_string(), "root": root.display().to_string()}]
+            }),
+            &dir,
+        )?;
+        let targets = vec![("local".to_string(), super::super::target(&config, "local")?)];
+        let plan = || super::super::plan(&config, &targets, &Default::default()).map(|outcome| outcome.plan);
+        // Checked before connecting, before the uploads, then as the upload reads: Ctrl-C then.
+        let checks = Arc::new(AtomicUsize::new(0));
+        let counted = checks.clone();
+        let options = ApplyOptions {
+            interrupted: Some(Arc::new(move || counted.fetch_add(1, Ordering::SeqCst) >= 2)),
+            ..Default::default()
+        };
+        let err = apply(plan()?, &options, &|_| {}).err().map(|e| format!("{e:#}")).unwrap_or_default();
+        assert!(err.contains("interrupted while uploading"), "{err}");
+        assert!(checks.load(Ordering::SeqCst) >= 3);
+        let left = files_below(&root);
+        assert!(!left.iter().any(|p| p.contains("partial") || p.ends_with("releases/1.0.0")), "{left:?}");
+        // Nothing stands in the way of the next apply.
+        apply(plan()?, &ApplyOptions::default(), &|_| {})?;
+        assert!(root.join("demo/releases/1.0.0/bin/run").is_file());
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
     }
 }

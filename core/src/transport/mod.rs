@@ -237,12 +237,13 @@ pub trait Transport: Send {
     }
 
     /// Stream a local file into `command` (a shell command line reading stdin) on one exec channel,
-    /// in large writes; `progress(sent, total)` after every read.
+    /// in large writes; `progress(sent, total)` after every read, which stops the upload by
+    /// answering `false`.
     fn upload(
         &mut self,
         local: &std::path::Path,
         command: &str,
-        mut progress: Box<dyn FnMut(u64, u64) + Send>,
+        mut progress: Box<dyn FnMut(u64, u64) -> bool + Send>,
     ) -> Result<()> {
         let file = std::fs::File::open(local).with_context(|| format!("cannot open {}", local.display()))?;
         let total = file.metadata().map(|m| m.len()).unwrap_or(0);
