@@ -30,7 +30,7 @@ export def "test plan, filter, apply, plan again is all noop" [] {
   let events = $plan | where type == dir | hk apply --confirm
   assert equal ($events | length) 2
   assert equal ($events.status | uniq) [ok]
-  assert equal ($events | columns) [time host id action status duration message]
+  assert equal ($events | columns) [host status action id duration message time]
   assert equal ($events.time | each { describe } | uniq) [datetime]
   assert equal ($events.duration | each { describe } | uniq) [duration]
   assert not (($root | path join etc/app.conf) | path exists)

@@ -240,16 +240,17 @@ pub fn value_to_row(value: &Value, index: usize) -> Result<Option<(PlanRow, Host
 }
 
 pub fn event_to_value(event: &Event, span: Span) -> Value {
+    // What a person looks for first, as in a plan: where, how it went, what.
     let mut r = Record::with_capacity(7);
-    r.push("time", Value::date(event.time.fixed_offset(), span));
     r.push("host", Value::string(event.host.clone(), span));
-    r.push("id", Value::string(event.id.clone(), span));
-    r.push("action", Value::string(event.action.as_str(), span));
     r.push("status", Value::string(event.status.as_str(), span));
+    r.push("action", Value::string(event.action.as_str(), span));
+    r.push("id", Value::string(event.id.clone(), span));
     // Rounded to the millisecond: a person reads them.
     let ms = i64::try_from(event.duration.as_millis()).unwrap_or(i64::MAX / 1_000_000);
     r.push("duration", Value::duration(ms.saturating_mul(1_000_000), span));
     r.push("message", Value::string(event.message.clone(), span));
+    r.push("time", Value::date(event.time.fixed_offset(), span));
     Value::record(r, span)
 }
 
