@@ -270,6 +270,11 @@ export def facts [ctx: record]: nothing -> table {
   hk-config $ctx | hk app facts $ctx.servers --app $ctx.app --root $ctx.root
 }
 
+# What a run of `step` says made it: `deploy 1a2b3c: prepare` within a deploy, else the step alone.
+export def made-by [ctx: record, step: string]: nothing -> string {
+  if $ctx.doing? == null { $step } else { $"($ctx.doing): ($step)" }
+}
+
 # Where this app's runs are recorded on its hosts.
 export def runs-root [ctx: record]: nothing -> string {
   app-path $ctx runs

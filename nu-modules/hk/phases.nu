@@ -3,7 +3,7 @@
 # the new port, `current`, `active_port`), retire (drain the old instance, stop it). Deploy and
 # rollback compose them; nothing here talks to a host but through the plugin.
 
-use config.nu [app-path unit hk-config runs-root why]
+use config.nu [app-path unit hk-config runs-root why made-by]
 use caddy.nu [site-resources check-through]
 
 # The systemd template every instance of the app runs from: the port is the instance name, and an
@@ -142,7 +142,7 @@ export def progress [phase: string, host: string, step: string, status: string, 
   let row = {phase: $phase, host: $host, status: $status, step: $step, duration: $duration, message: $message, time: (date now)}
   if not $quiet {
     let took = $duration | format duration ms | str replace -r '\.\d+ ms' ' ms'
-    let text = $"(progress-line $status $phase $host $took $step)"
+    let text = progress-line $status $phase $host $took $step
     print -e (if $message == "" { $text } else { $"($text): ($message | lines | first)" })
   }
   $row
@@ -169,8 +169,7 @@ export def plan-phase [ctx: record, phase: string, resources: list]: nothing -> 
 export def apply-phase [ctx: record, phase: string, resources: list, quiet: bool]: nothing -> table {
   let started = date now
   let rows = try {
-    # The run says what made it: `deploy 1a2b3c: prepare`, or the phase alone (`setup`).
-    let made_by = if $ctx.doing? == null { $phase } else { $"($ctx.doing): ($phase)" }
+    let made_by = made-by $ctx $phase
     # Planned and applied in one command: each host is read once, and only what changes is done.
     # --verbose streams the rows in sync too (action noop), so hk apply never reports an empty
     # table on stderr: this phase says "nothing to change" itself.

@@ -2,16 +2,15 @@
 # same selection — `hk clean` of the app's release folder: all but the newest `retain`, never the live
 # release, the one before it, nor one a port's instance may still run.
 
-use config.nu [load app-path hk-config runs-root count]
+use config.nu [load app-path hk-config runs-root count made-by]
 use lock.nu [holding]
 use audit.nu [write]
 use phases.nu [progress]
 
 # The plan rows that remove the app's stale releases.
 export def stale [ctx: record]: nothing -> table {
-  let made_by = if $ctx.doing? == null { "prune" } else { $"($ctx.doing): prune" }
   hk-config $ctx
-  | hk clean $ctx.servers --releases (app-path $ctx) --keep $ctx.retain --made-by $made_by
+  | hk clean $ctx.servers --releases (app-path $ctx) --keep $ctx.retain --made-by (made-by $ctx prune)
   | where action != noop
 }
 

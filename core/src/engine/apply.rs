@@ -44,6 +44,12 @@ pub struct ApplyOptions {
 
 pub type Interrupted = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
+impl ApplyOptions {
+    fn is_interrupted(&self) -> bool {
+        self.interrupted.as_ref().is_some_and(|interrupted| interrupted())
+    }
+}
+
 pub type UploadProgress = std::sync::Arc<dyn Fn(&str, &str, u64, u64, u64) + Send + Sync>;
 
 impl Default for ApplyOptions {
@@ -158,12 +164,10 @@ fn apply_host(
     }
     let _working = super::busy::working_on(host);
     let stop_if_interrupted = || -> Result<()> {
-        match &options.interrupted {
-            Some(interrupted) if interrupted() => {
-                bail!("interrupted before anything was changed on host {host}")
-            }
-            _ => Ok(()),
+        if options.is_interrupted() {
+            bail!("interrupted before anything was changed on host {host}");
         }
+        Ok(())
     };
     stop_if_interrupted()?;
     let timer = crate::trace::Timer::start("connect");
@@ -236,7 +240,7 @@ fn apply_host(
                 interrupted.as_ref().is_none_or(|interrupted| !interrupted())
             });
             let sent = transport.upload(std::path::Path::new(&upload.local), &upload.command, progress);
-            if sent.is_err() && options.interrupted.as_ref().is_some_and(|interrupted| interrupted()) {
+            if sent.is_err() && options.is_interrupted() {
                 bail!("host {host}: {}: interrupted while uploading; the partial upload was removed", row.id);
             }
             sent.with_context(|| format!("host {host}: {}", row.id))?;
