@@ -7,7 +7,7 @@ use lib/guest.nu
 use lib/deploy.nu *
 use ../nu-modules/hk
 
-export def "test guest load: v1 to v2 under load with zero failed requests, rollback, 5 deploys in a row" [] {
+export def "test guest load: v1 to v2, a rollback, a failed deploy and 5 deploys in a row under load with zero failed requests" [] {
   let p = project $"load-(random chars -l 6 | str lowercase)" 5000 --instance $guest.load_instance
   cd $p.dir
   let setup = hk setup --version v1 --quiet
@@ -24,7 +24,7 @@ export def "test guest load: v1 to v2 under load with zero failed requests, roll
   let done = now-ms
   sleep 2sec
   let seen = stop-load $load
-  no-failures $seen 2000
+  no-failures $seen 2000 "deploy v1 to v2"
   assert ("v1" in ($seen.versions | columns)) "v1 was never seen"
   assert ("v2" in ($seen.versions | columns)) "v2 was never seen"
   let after = $seen.records | where start > $done
@@ -38,11 +38,27 @@ export def "test guest load: v1 to v2 under load with zero failed requests, roll
   assert equal $live.version [v2]
   assert equal $live.active_port [5001]
 
-  # Rollback without a version: back to v1, the release that was live before.
+  # Rollback without a version, under load: back to v1, the release that was live before.
+  let load = start-load $p --at-least 500
   hk rollback --quiet | ignore
+  sleep 1sec
+  no-failures (stop-load $load) 500 "rollback v2 to v1"
   assert equal (answer $p) v1
   assert equal (hk versions | where current | get version) [v1]
   assert equal (hk audit | first | select action version result) {action: rollback, version: v1, result: ok}
+
+  # A release whose health check fails, under load: the live one keeps answering every request.
+  let broken = $p.dir | path join broken
+  mkdir ($broken | path join bin)
+  "#!/bin/sh\necho 'hello: broken on purpose' >&2\nexit 1\n" | save ($broken | path join bin/hello)
+  chmod +x ($broken | path join bin/hello)
+  let broken_config = $p.dir | path join config/broken.nuon
+  open $p.config | update release.path broken | update health_check.timeout 5sec | save $broken_config
+  let load = start-load $p --at-least 500
+  has (error-of { hk deploy -c $broken_config --version v9 --quiet }) "nothing was switched"
+  sleep 1sec
+  no-failures (stop-load $load) 500 "failed deploy (health check)"
+  assert equal (answer $p) v1
 
   # Five deploys in a row, alternating versions, under load: still nothing fails.
   let load = start-load $p --at-least 2000
@@ -51,11 +67,11 @@ export def "test guest load: v1 to v2 under load with zero failed requests, roll
   }
   sleep 1sec
   let seen = stop-load $load
-  no-failures $seen 2000
+  no-failures $seen 2000 "5 deploys in a row"
   assert equal (answer $p) v2
   let log = hk audit
-  assert equal ($log | where action == deploy | length) 6
-  assert equal ($log | get result | uniq) [ok]
+  assert equal ($log | where action == deploy and result == ok | length) 6
+  assert equal ($log | where result != ok | select action version result) [{action: deploy, version: v9, result: failed}]
   # Nothing stale: three releases (v1, v2) are within `retain`; the lock is free.
   assert equal (hk stale-releases | length) 0
   assert equal (hk lock status | get locked) false

@@ -66,8 +66,10 @@ export def stop-load [load: record]: nothing -> record {
   $result | update records {|r| $r.records | each {|row| $columns | zip $row | into record } }
 }
 
-# No request of `load` failed, and it sent at least `at_least`.
-export def no-failures [load: record, at_least: int]: nothing -> nothing {
+# No request of `load` failed, and it sent at least `at_least`. The figures of `what` are kept in
+# load.log of the test scratch folder, for the record of a passing run too.
+export def no-failures [load: record, at_least: int, what: string = "load"]: nothing -> nothing {
+  $"($what): ($load.requests) requests, ($load.failed) failed, ($load.retried) retried\n" | save --append ($env.HK_TEST_SCRATCH | path join load.log)
   assert equal $load.failed 0 $"failed requests: ($load.errors | to nuon)"
   assert ($load.requests >= $at_least) $"only ($load.requests) requests were sent"
 }
