@@ -41,7 +41,10 @@ export def "test deploy config: defaults, app id, paths resolved against the pro
   assert equal $ctx.retain 5
   assert equal $ctx.release.path ($dir | path join dist)
   assert equal $ctx.version v9
-  assert equal (do { cd $dir; hk config }) {hosts: (base).hosts, instances: {}}
+  let shown = do { cd $dir; hk config }
+  assert equal ($shown | reject deploy) {hosts: (base).hosts, instances: {}}
+  assert equal $shown.deploy.app shop
+  assert equal $shown.deploy.secret_files [($dir | path join .hk/secrets-common) ($dir | path join .hk/secrets)]
 }
 
 export def "test deploy config: a destination is merged over the base and names the app" [] {
@@ -89,10 +92,11 @@ export def "test deploy config: bad configs are refused with the field path and 
   has (error-of { ctx-of $dir prod }) "destinations here: staging"
   has (error-of { ctx-of $dir "Prod" }) "is not a name"
   has (error-of { do { cd (scratch); hk deploy --plan-only } }) "no deploy config"
-  # Secrets must be set in this shell before anything happens on a host.
+  # Secrets must be found before anything happens on a host.
   let dir = project ((base) | merge {env: {secret: [HK_TEST_UNSET_SECRET]}})
   let err = error-of { do { cd $dir; hk deploy --plan-only } }
-  has $err "secret(s) not set in this shell: HK_TEST_UNSET_SECRET"
+  has $err "secret HK_TEST_UNSET_SECRET not found: not in "
+  has $err ".hk/secrets (missing), nor in the environment"
   # A failing build stops the deploy with its exit code and last words, before any host.
   let dir = project ((base) | merge {release: {path: dist, cmd: "bin/x", build: "echo compiling; echo broken-build; exit 4"}})
   let err = error-of { do { cd $dir; hk deploy --plan-only --version v1 } }

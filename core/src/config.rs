@@ -117,6 +117,8 @@ impl Config {
             }
             Some(other) => root.fail("resources", &format!("expected a list, got {}", type_name(&other)))?,
         }
+        // What a deploy config adds beside its hosts (`hk config` shows it); the engine needs none of it.
+        let _ = root.take("deploy");
         root.finish()?;
         let config = Config {
             hosts,

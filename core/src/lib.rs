@@ -3,6 +3,7 @@
 pub mod app;
 pub mod change;
 pub mod config;
+pub mod dotenv;
 pub mod engine;
 pub mod fields;
 pub mod instance;

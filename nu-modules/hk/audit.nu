@@ -8,8 +8,9 @@ export def performer []: nothing -> string {
   $"(whoami)@(sys host | get hostname)"
 }
 
-# Append an entry `{time, action, version, result, performer, app, destination, hosts}` on every host.
-export def write [ctx: record, action: string, result: string, version: any]: nothing -> nothing {
+# Append an entry `{time, action, version, result, performer, app, destination, hosts}` on every host
+# (with `error` saying why, when it failed).
+export def write [ctx: record, action: string, result: string, version: any, error?: string]: nothing -> nothing {
   let entry = {
     time: (date now | format date "%+")
     action: $action
@@ -20,6 +21,7 @@ export def write [ctx: record, action: string, result: string, version: any]: no
     destination: $ctx.destination
     hosts: $ctx.servers
   }
+  let entry = if $error == null { $entry } else { $entry | insert error ($error | lines | first 12 | str join "\n") }
   hk-config $ctx | hk app audit-add $ctx.servers --app $ctx.app --root $ctx.root --entry $entry | ignore
 }
 

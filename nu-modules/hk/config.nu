@@ -15,6 +15,8 @@ const SCHEMA = {
   }}
   proxy: {type: record, fields: {host: {type: string}, app_port: {type: int}}}
   env: {type: record, fields: {clear: {type: record, open: true}, secret: {type: list}}}
+  storage: {type: record, open: true}
+  require_destination: {type: bool}
   health_check: {type: record, fields: {
     path: {type: string}, delay: {type: duration}, interval: {type: duration}, timeout: {type: duration}
   }}
@@ -34,7 +36,7 @@ const DEFAULTS = {
 export const ROOT = "/opt/hk"
 
 # Raise a config or workflow error pointing at `span`, with a next step.
-export def fail [msg: string, span: record, help: string = ""]: nothing -> nothing {
+export def fail [msg: string, span: record, help: string = ""]: nothing -> any {
   if $help == "" {
     error make {msg: $msg, label: {text: "here", span: $span}}
   } else {
@@ -83,34 +85,85 @@ def type-of [value: any]: nothing -> string {
   if ($t | str starts-with record) { "record" } else if ($t =~ '^(list|table)') { "list" } else { $t }
 }
 
-# Check `value` against `schema`, naming fields by their path from the config's root (`release.cmd`).
-# A `partial` record (a destination's, merged over the base) need not hold the required fields.
-def check-record [value: record, schema: record, at: string, file: string, span: record, --partial]: nothing -> nothing {
-  for key in ($value | columns) {
-    let path = if $at == "" { $key } else { $"($at).($key)" }
+# The mistakes of `value` against `schema`, each `{path, msg, hint}` with the field's path from the
+# config's root (`release.cmd`); every one is found, not just the first. A `partial` record (a
+# destination's, merged over the base) need not hold the required fields.
+def check-record [value: record, schema: record, at: string, --partial]: nothing -> list<record> {
+  let here = {|key| if $at == "" { $key } else { $"($at).($key)" } }
+  let found = $value | columns | each {|key|
+    let path = do $here $key
     let spec = $schema | get -o $key
     if $spec == null {
       let known = $schema | columns
       let nearest = $known | each {|k| {name: $k, distance: ($key | str distance $k)} } | sort-by distance | first
       let hint = if $nearest.distance <= 3 { $"did you mean `($nearest.name)`?" } else { $"known fields: ($known | str join ', ')" }
-      fail $"($file): ($path): unknown field" $span $hint
+      return [{path: $path, msg: "unknown field", hint: $hint}]
     }
     let field = $value | get $key
     let wanted = if ($spec.type | describe) == string { [$spec.type] } else { $spec.type }
     let have = type-of $field
     let ok = ($have in $wanted) or ($have == "string" and "duration" in $wanted and (try { $field | into duration; true } catch { false }))
     if not $ok {
-      fail $"($file): ($path): expected ($wanted | str join ' or '), got ($have)" $span
+      return [{path: $path, msg: $"expected ($wanted | str join ' or '), got ($have)", hint: ""}]
     }
     if $have == "record" and ($spec.fields? != null) {
-      check-record $field $spec.fields $path $file $span --partial=$partial
-    }
+      check-record $field $spec.fields $path --partial=$partial
+    } else { [] }
+  } | flatten
+  if $partial { return $found }
+  let missing = $schema | columns | where {|key| ($schema | get $key | get -o required | default false) and ($key not-in ($value | columns)) }
+  $found | append ($missing | each {|key| {path: (do $here $key), msg: "missing (required)", hint: ""} })
+}
+
+# `FILE:LINE:COL` of each field path in a config file, from nu's own parser: the file is evaluated
+# again with `source` (only when it is wrong) and each value's span looked up among the files nu
+# read. A path the file does not hold is located at the deepest record it does.
+def locate [file: string, paths: list<string>]: nothing -> record {
+  let script = $"let c = \(source r#'($file)'#\)
+($paths | to nuon) | each {|p|
+  let parts = $p | split row '.'
+  let found = 0..\(\($parts | length\) - 1\) | reverse | each {|n| $c | get -o \($parts | first \($n + 1\) | str join '.' | into cell-path\) } | compact | get -o 0 | default $c
+  let s = \(metadata $found\).span
+  let f = view files | where {|f| $s.start >= $f.start and $s.start < $f.end } | get -o 0
+  if $f == null { {path: $p, at: null} } else {
+    let before = open --raw $f.filename | into binary | bytes at ..<\($s.start - $f.start\) | decode utf-8
+    let lines = $before | split row \"\\n\"
+    {path: $p, at: $\"\($f.filename\):\($lines | length\):\(\($lines | last | str length\) + 1\)\"}
   }
-  if $partial { return }
-  for key in ($schema | columns) {
-    if ($schema | get $key | get -o required | default false) and ($key not-in ($value | columns)) {
-      let path = if $at == "" { $key } else { $"($at).($key)" }
-      fail $"($file): ($path): missing \(required\)" $span
+} | to nuon"
+  let run = ^$nu.current-exe -n -c $script | complete
+  if $run.exit_code != 0 { return {} }
+  $run.stdout | from nuon | where at != null | reduce --fold {} {|r, acc| $acc | upsert $r.path $r.at }
+}
+
+# Raise every mistake found in `file` at once, each named by `FILE:LINE:COL` and its field path.
+def mistakes [file: string, found: list<record>, span: record]: nothing -> nothing {
+  if ($found | is-empty) { return }
+  let at = locate $file ($found | get path)
+  let lines = $found | each {|m|
+    let where_at = $at | get -o $m.path | default $file
+    let hint = if $m.hint == "" { "" } else { $" \(($m.hint)\)" }
+    $"($where_at): ($m.path): ($m.msg)($hint)"
+  }
+  if ($found | length) == 1 {
+    fail ($lines | first) $span "see `hk docs config` for every field"
+  }
+  fail $"($found | length) mistakes in ($file):\n  ($lines | str join "\n  ")" $span "see `hk docs config` for every field"
+}
+
+# Check the `storage` field of a config read from `file`: names and where each folder may be.
+def check-storage [storage: record, file: string, span: record]: nothing -> nothing {
+  for s in ($storage | transpose name path) {
+    if ($s.name !~ '^[a-z][a-z0-9_]*$') {
+      fail $"($file): storage.($s.name): a storage name is lowercase letters, digits and _" $span
+    }
+    if ($s.path | describe) != string {
+      fail $"($file): storage.($s.name): expected a path or a folder name, got ($s.path | describe)" $span
+    }
+    let absolute = $s.path | str starts-with "/"
+    let clean = $s.path | split row "/" | where {|p| $p in [".." "."] } | is-empty
+    if not $clean or ($absolute and not ($s.path | str starts-with "/var/lib/")) or ($s.path | str ends-with "/") {
+      fail $"($file): storage.($s.name): ($s.path | to nuon) must be a folder under /var/lib/ or a bare name" $span $"the app's units may write only to their state folders; e.g. storage: {($s.name): \"($s.name)\"} is /var/lib/hk/<app>/($s.name)"
     }
   }
 }
@@ -158,6 +211,11 @@ def project-of [config_path: string]: nothing -> string {
   if ($dir | path basename) == config { $dir | path dirname } else { $dir }
 }
 
+# The destinations whose files sit in a config folder (`deploy.<name>.nu[on]`).
+def destinations-in [dir: string]: nothing -> list<string> {
+  ls $dir | get name | path basename | parse --regex '^deploy\.(?<name>[a-z0-9-]+)\.nu(?:on)?$' | get name | uniq
+}
+
 # Read, merge, check and resolve an app's deploy config. `span` is where errors point.
 export def load [
   config: any             # path of the config, or null for config/deploy.nu[on]
@@ -167,7 +225,10 @@ export def load [
 ]: nothing -> record {
   let path = config-path $config $span
   let base = read-file $path $span
-  check-record $base $SCHEMA "" $path $span
+  mistakes $path (check-record $base $SCHEMA "") $span
+  if ($base.require_destination? | default false) and $destination == null {
+    fail $"($path) requires a destination: give one with -d" $span $"destinations here: ((destinations-in ($path | path dirname)) | str join ', ')"
+  }
   let merged = if $destination == null { $base } else {
     if ($destination !~ '^[a-z0-9-]+$') {
       fail $"destination ($destination | to nuon) is not a name: use lowercase letters, digits and '-'" $span
@@ -175,12 +236,12 @@ export def load [
     let dir = $path | path dirname
     let over_path = [nu nuon] | each {|ext| $dir | path join $"deploy.($destination).($ext)" } | where {|p| $p | path exists }
     if ($over_path | is-empty) {
-      let known = ls $dir | get name | path basename | parse --regex '^deploy\.(?<name>[a-z0-9-]+)\.nu(?:on)?$' | get name | uniq
+      let known = destinations-in $dir
       let hint = if ($known | is-empty) { $"create ($dir)/deploy.($destination).nu with what differs from deploy.nu" } else { $"destinations here: ($known | str join ', ')" }
       fail $"no config for destination ($destination): neither deploy.($destination).nu nor deploy.($destination).nuon in ($dir)" $span $hint
     }
     let over = read-file ($over_path | first) $span
-    check-record $over $SCHEMA "" ($over_path | first) $span --partial
+    mistakes ($over_path | first) (check-record $over $SCHEMA "" --partial) $span
     $base | merge deep --strategy overwrite $over
   }
   let c = $DEFAULTS | merge deep --strategy overwrite $merged | durations
@@ -213,10 +274,11 @@ export def load [
     fail $"($path): health_check.path: ($c.health_check.path | to nuon) must start with /" $span
   }
   for k in $c.env.secret {
-    if ($k | describe) != string or ($k !~ '^[A-Za-z_][A-Za-z0-9_]*$') {
-      fail $"($path): env.secret: ($k | to nuon) is not a variable name" $span
+    if ($k | describe) != string or ($k !~ '^[A-Za-z_][A-Za-z0-9_]*(:[A-Za-z_][A-Za-z0-9_]*)?$') {
+      fail $"($path): env.secret: ($k | to nuon) is not a variable name \(KEY, or KEY:FROM to give the app KEY from the secret FROM\)" $span
     }
   }
+  check-storage ($c.storage? | default {}) $path $span
   let project = project-of $path
   let release_path = $project | path join $c.release.path | path expand
   {
@@ -237,6 +299,7 @@ export def load [
     health_check: $c.health_check
     drain_timeout: $c.drain_timeout
     retain: $c.retain
+    storage: ($c.storage? | default {})
     version: (version-of $project $version)
     span: $span
   }
@@ -257,14 +320,6 @@ export def unit [ctx: record, port?: int]: nothing -> string {
   if $port == null { $"hk-($ctx.app)@.service" } else { $"hk-($ctx.app)@($port).service" }
 }
 
-# Every secret the config names must be set in the deploying shell.
-export def check-secrets [ctx: record]: nothing -> nothing {
-  let missing = $ctx.env.secret | where {|k| ($env | get -o $k) == null }
-  if ($missing | is-not-empty) {
-    fail $"secret\(s\) not set in this shell: ($missing | str join ', ')" $ctx.span $"set them before deploying, e.g. $env.($missing | first) = \(input -s '($missing | first): '\)"
-  }
-}
-
 # What the app's hosts hold now (one script per host): see `hk app facts`.
 export def facts [ctx: record]: nothing -> table {
   hk-config $ctx | hk app facts $ctx.servers --app $ctx.app --root $ctx.root
@@ -280,13 +335,27 @@ export def runs-root [ctx: record]: nothing -> string {
   app-path $ctx runs
 }
 
-# The hk config (hosts and instances) of an app's deploy config, to pipe into hk's commands.
+# A deploy config as `hk config` shows it: merged for its destination and resolved, without the
+# secrets' values (they are not even loaded: only their names and the files they come from).
+def shown [ctx: record]: nothing -> record {
+  let own = if $ctx.destination == null { "secrets" } else { $"secrets.($ctx.destination)" }
+  $ctx
+  | select service destination app project config_path roles servers primary release proxy env health_check drain_timeout retain storage
+  | insert secret_files [($ctx.project | path join .hk secrets-common) ($ctx.project | path join .hk $own)]
+}
+
+# The merged deploy config of an app, for a destination: its hosts and instances (to pipe into hk's
+# commands) and under `deploy` everything else, resolved, without secret values.
+#
+# See `hk docs config` for every field.
 @example "The hosts a deploy config declares" { hk config | get hosts | columns }
+@example "What production deploys, merged" { hk config -d production | get deploy }
 @example "Bring up the instance a deploy config declares" { hk config | hk instance ensure demo }
 @example "Run a command on production's hosts" { hk config -d production | hk exec uptime --all }
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config
-]: nothing -> record<hosts: record, instances: record> {
-  hk-config (load $config $destination "-" (metadata $config).span)
+]: nothing -> record<hosts: record, instances: record, deploy: record> {
+  let ctx = load $config $destination "-" (metadata $config).span
+  hk-config $ctx | insert deploy (shown $ctx)
 }

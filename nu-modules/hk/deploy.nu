@@ -7,9 +7,11 @@
 # the release that was live (its instance still runs). Every phase is an hk plan applied as a tracked
 # run of the app, so each has a record on the hosts and a way back.
 
-use config.nu [load fail why check-secrets facts app-path hk-config count]
+use config.nu [load fail why facts app-path hk-config count]
 use lock.nu [holding]
 use audit.nu [write]
+use secrets.nu [with-secrets]
+use hooks.nu
 use phases.nu [prepare switch switch-back retire abandon apply-phase plan-phase progress progress-line]
 use prune.nu [remove]
 
@@ -86,15 +88,21 @@ export def roll [ctx: record, version: string, artifact: any, action: string, pr
   check-hosts $ctx $state
   let p = ports $ctx $state
   let prepared = try {
-    apply-phase $ctx prepare (prepare $ctx $p.new $version $artifact) $quiet
+    hooks fire $ctx pre-app-boot
+    let rows = apply-phase $ctx prepare (prepare $ctx $p.new $version $artifact) $quiet
+    hooks fire $ctx post-app-boot
+    $rows
   } catch {|e|
     # Nothing switched: stop the new instances, whichever host failed.
     try { apply-phase $ctx abandon (abandon $ctx $p.new) $quiet | ignore } catch {|e2| print -e $"hk: stopping the new instances failed too: (why $e2)" }
-    try { write $ctx $action failed $version } catch {|e3| print -e $"hk: the audit log could not be written: (why $e3)" }
+    try { write $ctx $action failed $version (why $e) } catch {|e3| print -e $"hk: the audit log could not be written: (why $e3)" }
     fail $"($action) of ($ctx.app) ($version) failed; nothing was switched, ($p.live | default 'nothing') still serves: (why $e)" $ctx.span "the rows above show the host and step that failed; fix it and deploy again"
   }
   let switched = try {
-    apply-phase $ctx switch (switch $ctx $p.new $version) $quiet
+    hooks fire $ctx pre-proxy-reload
+    let rows = apply-phase $ctx switch (switch $ctx $p.new $version) $quiet
+    hooks fire $ctx post-proxy-reload
+    $rows
   } catch {|e|
     # Every host goes back to what was live (its instance still runs); the new instances stop.
     let back = try {
@@ -102,7 +110,7 @@ export def roll [ctx: record, version: string, artifact: any, action: string, pr
       $"every host is back on ($p.live | default 'no release')"
     } catch {|e2| $"switching back failed too: (why $e2)" }
     try { apply-phase $ctx abandon (abandon $ctx $p.new) $quiet | ignore } catch {|e3| print -e $"hk: stopping the new instances failed: (why $e3)" }
-    try { write $ctx $action failed $version } catch {|e4| print -e $"hk: the audit log could not be written: (why $e4)" }
+    try { write $ctx $action failed $version (why $e) } catch {|e4| print -e $"hk: the audit log could not be written: (why $e4)" }
     fail $"($action) of ($ctx.app) ($version) failed while switching; ($back): (why $e)" $ctx.span "the rows above show the host and step that failed"
   }
   let retired = if $p.old == null or $p.old == $p.new { [] } else {
@@ -136,15 +144,49 @@ export def plan-roll [ctx: record, version: string, artifact: any]: nothing -> t
   ] | flatten
 }
 
+# Run `work` (given the context) the way every deploying command does: secrets loaded, the
+# `pre-connect` hook, the lock taken, then `post-deploy` (with the lock still held, and the runtime)
+# once `work` went through. A failure before anything was prepared is in the audit log too.
+export def deploying [ctx: record, message: string, wait: any, work: closure]: nothing -> table {
+  let started = date now
+  hooks fire $ctx pre-connect
+  holding $ctx $message $wait {|ctx|
+    let rows = do $work $ctx
+    let runtime = ((date now) - $started) / 1sec | math floor
+    hooks fire $ctx post-deploy {runtime: $runtime}
+    $rows
+  }
+}
+
+# Hooks and the build before a roll: pre-build, the build, post-build, pre-deploy. A failure is
+# written to the audit log (nothing was touched on the hosts) and raised.
+export def before-roll [ctx: record, action: string, quiet: bool]: nothing -> record {
+  try {
+    hooks fire $ctx pre-build
+    let built = build $ctx $quiet
+    hooks fire $ctx post-build
+    hooks fire $ctx pre-deploy
+    $built
+  } catch {|e|
+    try { write $ctx $action failed $ctx.version (why $e) } catch {|e2| print -e $"hk: the audit log could not be written: (why $e2)" }
+    error make {msg: $"($action) of ($ctx.app) ($ctx.version) stopped before anything changed on the hosts: (why $e)", label: {text: "here", span: $ctx.span}, inner: [$e]}
+  }
+}
+
+# What every deploying command adds to its context: which command it is and how it runs.
+export def running [ctx: record, command: string, quiet: bool, skip_hooks: bool]: nothing -> record {
+  $ctx | merge {command: $command, subcommand: $command, quiet: $quiet, skip_hooks: $skip_hooks}
+}
+
 # Build, then deploy under the lock: the shared body of deploy and redeploy.
-def deploy-with [ctx: record, action: string, prune: bool, plan_only: bool, message: string, wait: any, quiet: bool]: nothing -> table {
-  check-secrets $ctx
+def deploy-with [ctx: record, action: string, prune: bool, plan_only: bool, message: string, wait: any, quiet: bool, allow_empty: bool]: nothing -> table {
+  let ctx = with-secrets $ctx $allow_empty
   if $plan_only {
     let built = build $ctx true
     return (plan-roll $ctx $ctx.version $built.artifact)
   }
-  holding $ctx $message $wait {
-    let built = build $ctx $quiet
+  deploying $ctx $message $wait {|ctx|
+    let built = before-roll $ctx $action $quiet
     [$built.row] | append (roll $ctx $ctx.version $built.artifact $action $prune $quiet)
   }
 }
@@ -165,9 +207,11 @@ export def main [
   --lock-wait: duration       # wait this long for a deploy lock someone else holds
   --message (-m): string = "" # recorded in the lock while the deploy runs
   --quiet (-q)                # no progress on stderr
+  --skip-hooks (-H)           # run none of the project's hooks (.hk/hooks)
+  --allow-empty-secrets       # accept secrets whose value is empty
 ]: nothing -> table {
-  let ctx = load $config $destination $version (metadata $config).span
-  deploy-with $ctx deploy true $plan_only $message $lock_wait $quiet
+  let ctx = running (load $config $destination $version (metadata $config).span) deploy $quiet $skip_hooks
+  deploy-with $ctx deploy true $plan_only $message $lock_wait $quiet $allow_empty_secrets
 }
 
 # Deploy like `hk deploy`, without pruning old releases afterwards.
@@ -181,7 +225,9 @@ export def redeploy [
   --lock-wait: duration       # wait this long for a deploy lock someone else holds
   --message (-m): string = "" # recorded in the lock while the deploy runs
   --quiet (-q)                # no progress on stderr
+  --skip-hooks (-H)           # run none of the project's hooks (.hk/hooks)
+  --allow-empty-secrets       # accept secrets whose value is empty
 ]: nothing -> table {
-  let ctx = load $config $destination $version (metadata $config).span
-  deploy-with $ctx redeploy false $plan_only $message $lock_wait $quiet
+  let ctx = running (load $config $destination $version (metadata $config).span) redeploy $quiet $skip_hooks
+  deploy-with $ctx redeploy false $plan_only $message $lock_wait $quiet $allow_empty_secrets
 }

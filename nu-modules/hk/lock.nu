@@ -27,14 +27,16 @@ export def give-back [ctx: record, held: record]: nothing -> record {
 }
 
 # Run `work` holding the app's lock; the lock is released however `work` ends (error, Ctrl-C).
+# `work` gets the context with `holding_lock` set. Inside a hook of a command holding this app's
+# lock (`HK_LOCK` true, `HK_APP` this app), the lock is already held: `work` runs without waiting.
 export def holding [ctx: record, message: string, wait: any, work: closure]: nothing -> any {
+  let inside = ($env.HK_LOCK? == "true") and ($env.HK_APP? == $ctx.app)
+  let ctx = $ctx | upsert holding_lock true
+  if $inside { return (do $work $ctx) }
   let held = take $ctx $message $wait
-  let result = try { do $work } catch {|e|
-    try { give-back $ctx $held | ignore } catch {|e2| print -e $"hk: could not release the deploy lock: ($e2.msg)" }
-    $e.raw
+  try { do $work $ctx } finally {
+    try { give-back $ctx $held | ignore } catch {|e| print -e $"hk: could not release the deploy lock: ($e.msg)" }
   }
-  give-back $ctx $held | ignore
-  $result
 }
 
 # An app's deploy lock: `hk lock status`, `hk lock acquire`, `hk lock release`.

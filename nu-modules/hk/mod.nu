@@ -12,6 +12,8 @@ export use prune.nu [main stale-releases]
 export use versions.nu [main]
 export use lock.nu [main "lock status" "lock acquire" "lock release"]
 export use audit.nu [main]
+export use docs.nu [main]
+export use secrets.nu [main "secrets print" "secrets extract" "secrets fetch"]
 
 # hk's commands, each with what it is for.
 #

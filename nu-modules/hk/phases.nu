@@ -5,6 +5,8 @@
 
 use config.nu [app-path unit hk-config runs-root why made-by]
 use caddy.nu [site-resources check-through]
+use secrets.nu [wanted]
+use storage.nu [state-directories storage-env storage-resources]
 
 # The systemd template every instance of the app runs from: the port is the instance name, and an
 # instance runs the release its `ports/<port>` link points at (never `current`: a crash-restart of
@@ -20,12 +22,11 @@ export def template-unit [ctx: record]: nothing -> record {
     $cmd
   }
   let stop = ($ctx.drain_timeout / 1sec | math ceil) + 10
-  {
-    Unit: {Description: $"hk app ($ctx.app) on port %i", After: network.target}
-    Service: {
+  let service = {
       Type: exec
-      Environment: ["PORT=%i" $"HK_APP=($ctx.app)"]
-      EnvironmentFile: $"-($dir)/env/web.env"
+      Environment: (["PORT=%i" $"HK_APP=($ctx.app)"] | append (storage-env $ctx))
+      # Each port's own file: an instance restarted mid-deploy keeps the environment it started with.
+      EnvironmentFile: $"-($dir)/env/web.%i.env"
       WorkingDirectory: $"($dir)/ports/%i"
       ExecStart: $exec
       DynamicUser: yes
@@ -34,22 +35,30 @@ export def template-unit [ctx: record]: nothing -> record {
       SuccessExitStatus: 143
       Restart: on-failure
       RestartSec: 1
-    }
+  } | merge (state-directories $ctx)
+  {
+    Unit: {Description: $"hk app ($ctx.app) on port %i", After: network.target}
+    Service: $service
     Install: {WantedBy: multi-user.target}
   }
 }
 
-# The app's environment file: clear values as they are, secrets by name (resolved from this shell at
-# plan and apply time, never written anywhere but the host's file).
+# The app's environment file: clear values as they are, secrets by reference (`{env: NAME}`, resolved
+# from the secrets a deploy loaded at plan and apply time, never written anywhere but the host's file).
 def env-entries [ctx: record]: nothing -> record {
-  $ctx.env.secret | reduce --fold $ctx.env.clear {|key, acc| $acc | upsert $key {env: $key} }
+  wanted $ctx | reduce --fold $ctx.env.clear {|s, acc| $acc | upsert $s.key {env: $s.from} }
+}
+
+# The environment file of the instance on `port`.
+export def env-file [ctx: record, port: int]: nothing -> string {
+  app-path $ctx $"env/web.($port).env"
 }
 
 # The free port's instance running `version`, healthy on 127.0.0.1. `artifact`: the release to
 # upload and unpack (null: it is already on the hosts, as for a rollback).
 export def prepare [ctx: record, port: int, version: string, artifact: any]: nothing -> list {
   let dir = app-path $ctx
-  let env_file = app-path $ctx env/web.env
+  let env_file = env-file $ctx $port
   let port_link = app-path $ctx $"ports/($port)"
   let release = if $artifact == null { [] } else {
     [{type: release, name: $ctx.app, version: $version, artifact: $artifact, root: $ctx.root, current: false, keep: $ctx.retain}]
@@ -62,6 +71,7 @@ export def prepare [ctx: record, port: int, version: string, artifact: any]: not
     {type: dir, path: $"($dir)/env", mode: "0700"}
   ]
   | append $release
+  | append (storage-resources $ctx)
   | append [
     {type: env_file, path: $env_file, entries: (env-entries $ctx), mode: "0600"}
     {type: service, name: (unit $ctx), unit: (template-unit $ctx)}
@@ -161,7 +171,9 @@ export def progress-line [status: string, phase: string, host: string, took: str
 
 # The plan of one phase on the app's hosts, as rows with the phase.
 export def plan-phase [ctx: record, phase: string, resources: list]: nothing -> table {
-  hk-config $ctx | insert resources $resources | hk plan $ctx.servers --quiet | insert phase $phase | move phase --first
+  with-env ($ctx.secret_values? | default {}) {
+    hk-config $ctx | insert resources $resources | hk plan $ctx.servers --quiet | insert phase $phase | move phase --first
+  }
 }
 
 # Plan `resources` on the app's hosts and apply what changes as a tracked run of the app, printing
@@ -173,11 +185,14 @@ export def apply-phase [ctx: record, phase: string, resources: list, quiet: bool
     # Planned and applied in one command: each host is read once, and only what changes is done.
     # --verbose streams the rows in sync too (action noop), so hk apply never reports an empty
     # table on stderr: this phase says "nothing to change" itself.
-    let done = hk-config $ctx | insert resources $resources
+    # The env files' secrets are resolved from this environment, for this command only.
+    let done = with-env ($ctx.secret_values? | default {}) {
+      hk-config $ctx | insert resources $resources
       | hk apply $ctx.servers --confirm --verbose --track --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups) --made-by $made_by
       | where action != noop
       | each {|e| progress $phase $e.host $e.id $e.status $e.duration $e.message $quiet }
       | collect
+    }
     if ($done | is-empty) {
       [(progress $phase ($ctx.servers | str join ",") "nothing to change" ok ((date now) - $started) "" $quiet)]
     } else {

@@ -73,7 +73,7 @@ export def main [
   --quiet (-q)                # no progress on stderr
 ]: nothing -> table<phase: string, host: string, status: string, step: string, duration: duration, message: string, time: datetime> {
   let ctx = load $config $destination "-" (metadata $config).span
-  holding $ctx "prune" $lock_wait {
+  holding $ctx "prune" $lock_wait {|ctx|
     let rows = remove $ctx $quiet
     write $ctx prune ok null
     $rows

@@ -2,9 +2,10 @@
 # or uploading — the release must still be on every host.
 
 use config.nu [load fail facts]
-use lock.nu [holding]
 use audit.nu [entries]
-use deploy.nu [roll plan-roll]
+use deploy.nu [roll plan-roll deploying running]
+use secrets.nu [with-secrets]
+use hooks.nu
 
 # The versions the app's audit log says went live, as a stack: a deploy pushes its version, a
 # rollback goes back down to the version it restored. Oldest first.
@@ -45,9 +46,11 @@ export def main [
   --lock-wait: duration       # wait this long for a deploy lock someone else holds
   --message (-m): string = "" # recorded in the lock while it runs
   --quiet (-q)                # no progress on stderr
+  --skip-hooks (-H)           # run none of the project's hooks (.hk/hooks)
+  --allow-empty-secrets       # accept secrets whose value is empty
 ]: nothing -> table {
   let span = (metadata $version).span
-  let ctx = load $config $destination "-" $span
+  let ctx = running (load $config $destination "-" $span) rollback $quiet $skip_hooks
   let state = facts $ctx
   let live = $state | where host == $ctx.primary | get -o 0.current
   let target = if $version != null { $version } else {
@@ -67,9 +70,11 @@ export def main [
   if $target == $live and ($state | all {|f| $f.current == $target }) {
     fail $"($target) is already live on every host of ($ctx.app)" $span
   }
-  let ctx = $ctx | upsert version $target
+  let ctx = with-secrets ($ctx | upsert version $target) $allow_empty_secrets
   if $plan_only { return (plan-roll $ctx $target null) }
-  holding $ctx $message $lock_wait {
+  # A rollback builds nothing: no pre-build or post-build hook.
+  deploying $ctx $message $lock_wait {|ctx|
+    hooks fire $ctx pre-deploy
     roll $ctx $target null rollback false $quiet
   }
 }

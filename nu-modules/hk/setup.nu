@@ -3,11 +3,11 @@
 # distribution's untouched default is replaced by a minimal file with a reload grace period — and the
 # app's folders and systemd template. Run once per host; running it again changes nothing.
 
-use config.nu [load check-secrets facts app-path unit hk-config]
-use lock.nu [holding]
+use config.nu [load facts app-path unit hk-config]
+use secrets.nu [with-secrets]
 use caddy.nu [MAIN VALIDATE main-file import-line]
 use phases.nu [apply-phase template-unit]
-use deploy.nu [build roll]
+use deploy.nu [roll deploying before-roll running]
 
 # What Caddy's main file needs on hosts with these facts: replaced, a line added, or nothing.
 def main-file-resources [ctx: record, host: record]: nothing -> list {
@@ -54,15 +54,17 @@ export def main [
   --lock-wait: duration       # wait this long for a deploy lock someone else holds
   --message (-m): string = "" # recorded in the lock while it runs
   --quiet (-q)                # no progress on stderr
+  --skip-hooks (-H)           # run none of the project's hooks (.hk/hooks)
+  --allow-empty-secrets       # accept secrets whose value is empty
 ]: nothing -> table {
-  let ctx = load $config $destination $version (metadata $config).span
-  check-secrets $ctx
+  let ctx = running (load $config $destination $version (metadata $config).span) setup $quiet $skip_hooks
+  let ctx = with-secrets $ctx $allow_empty_secrets
   # Servers on instances hk runs itself are brought up first (in seconds once their image exists).
   let instances = $ctx.servers | each {|s| $ctx.hosts | get $s | get -o instance } | compact | uniq
   for name in $instances {
     hk-config $ctx | hk instance ensure $name | ignore
   }
-  holding $ctx $message $lock_wait {
+  deploying $ctx $message $lock_wait {|ctx|
     let dir = app-path $ctx
     let packages = apply-phase $ctx setup [
       {type: package, name: caddy}
@@ -76,7 +78,7 @@ export def main [
     # Caddy's main file is shared by every app on a host: when another app's setup changed it since
     # it was read (a stale plan), read it again once.
     let caddy = try { main-files $ctx $quiet } catch { main-files $ctx $quiet }
-    let built = build $ctx $quiet
+    let built = before-roll $ctx setup $quiet
     [$packages $caddy [$built.row] (roll $ctx $ctx.version $built.artifact setup true $quiet)] | flatten
   }
 }

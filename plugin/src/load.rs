@@ -441,15 +441,7 @@ fn run_nu_config(
     let mut command = Command::new(&nu);
     command.args(["-n", "--no-std-lib", "-c", &script]);
     command.current_dir(current_dir(engine)?);
-    for (name, value) in engine.get_env_vars()? {
-        if let Ok(text) = value.coerce_str() {
-            command.env(name, text.as_ref());
-        } else if let Value::List { vals, .. } = &value {
-            let parts: Vec<String> =
-                vals.iter().filter_map(|v| v.coerce_str().ok().map(|s| s.into_owned())).collect();
-            command.env(name, parts.join(":"));
-        }
-    }
+    command.envs(caller_env(engine)?);
     // The plugin's stdout is the protocol channel: capture the child's output, never inherit it.
     let output =
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).output().map_err(|e| {
@@ -462,6 +454,22 @@ fn run_nu_config(
             .with_label(stderr.trim().to_string(), span));
     }
     Ok(output.stdout)
+}
+
+/// The caller's environment as a child process gets it: text values as they are, lists (PATH)
+/// joined with `:`.
+pub fn caller_env(engine: &EngineInterface) -> Result<Vec<(String, String)>, LabeledError> {
+    let mut vars = Vec::new();
+    for (name, value) in engine.get_env_vars()? {
+        if let Ok(text) = value.coerce_str() {
+            vars.push((name, text.into_owned()));
+        } else if let Value::List { vals, .. } = &value {
+            let parts: Vec<String> =
+                vals.iter().filter_map(|v| v.coerce_str().ok().map(|s| s.into_owned())).collect();
+            vars.push((name, parts.join(":")));
+        }
+    }
+    Ok(vars)
 }
 
 /// The call without flags whose value is `null`, so Nu wrappers can pass their own optional flags

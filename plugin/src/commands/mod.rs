@@ -8,6 +8,7 @@ pub mod app_lock;
 pub mod app_unlock;
 pub mod apply;
 pub mod clean;
+pub mod dotenv;
 pub mod down;
 pub mod exec;
 pub mod group;
