@@ -97,12 +97,12 @@ export def "test guest deploy: staging and production of one service on one host
     let err = error-of { hk deploy -d clash --plan-only --version v3 }
     has $err $"port 5300 on host guest belongs to app ($name)"
     # The secret reached the app's environment file (0600), and nothing else.
-    let env_file = guest sh --on $p.instance $"($parts); stat -c %a /opt/hk/($name)/env/web.env; grep -cF -- \"$s\" /opt/hk/($name)/env/web.env" | lines
+    let env_file = guest sh --on $p.instance $"($parts); stat -c %a /opt/hk/($name)/env/web.5300.env; grep -cF -- \"$s\" /opt/hk/($name)/env/web.5300.env" | lines
     assert equal $env_file ["600" "1"]
     for where in [($plan | to json) ($prod | to json) ($staging | to json) (hk audit | to json) (hk versions | to json)] {
       assert not ($where | str contains $secret) "the secret is in a plan, an event or the audit log"
     }
-    let leaks = guest sh --on $p.instance $"($parts); touch /tmp/ps-($name).stop; while [ ! -e /tmp/ps-($name).done ]; do sleep 0.1; done; grep -rlF -- \"$s\" /opt/hk/($name)/runs /opt/hk/($name)/audit.log /opt/hk/($name)-staging /etc/systemd/system /var/log 2>/dev/null | grep -v '/env/web.env$' || true; echo journal=$\(journalctl --no-pager | grep -cF -- \"$s\"\); echo ps=$\(grep -cF -- \"$s\" /tmp/ps-($name).txt\); echo samples=$\(grep -c '^COMMAND' /tmp/ps-($name).txt\)"
+    let leaks = guest sh --on $p.instance $"($parts); touch /tmp/ps-($name).stop; while [ ! -e /tmp/ps-($name).done ]; do sleep 0.1; done; grep -rlF -- \"$s\" /opt/hk/($name)/runs /opt/hk/($name)/audit.log /opt/hk/($name)-staging /etc/systemd/system /var/log 2>/dev/null | grep -v '/env/web\.[0-9]*\.env$' || true; echo journal=$\(journalctl --no-pager | grep -cF -- \"$s\"\); echo ps=$\(grep -cF -- \"$s\" /tmp/ps-($name).txt\); echo samples=$\(grep -c '^COMMAND' /tmp/ps-($name).txt\)"
     let lines = $leaks | lines
     assert equal ($lines | first 2) [journal=0 ps=0] $"the secret leaked: ($leaks)"
     assert (($lines | get 2 | str replace samples= '' | into int) > 10) $"the process list was hardly sampled: ($leaks)"
@@ -131,11 +131,12 @@ export def "test guest deploy: the example project deploys and rolls back, and e
     let examples = ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($module)'#; scope commands | where name =~ '^hk ' and type == custom | select name examples | to nuon" | from nuon
     let order = [
       "hk setup" "hk deploy" "hk versions" "hk audit" "hk config" "hk lock" "hk lock status" "hk lock acquire"
-      "hk lock release" "hk stale-releases" "hk prune" "hk redeploy" "hk rollback"
+      "hk lock release" "hk stale-releases" "hk docs" "hk secrets" "hk secrets print" "hk secrets extract"
+      "hk secrets fetch" "hk prune" "hk redeploy" "hk rollback"
     ]
     assert equal ($order | sort) ($examples.name | sort)
     let ran = $order | each {|name|
-      $examples | where name == $name | get examples | flatten | where {|e| $e.example !~ 'production|demo|3f2a9c1' } | each {|e|
+      $examples | where name == $name | get examples | flatten | where {|e| $e.example !~ 'production|demo|3f2a9c1|secrets fetch|DB_PASSWORD' } | each {|e|
         let run = ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($module)'#; ($e.example) | to nuon" | complete
         assert equal $run.exit_code 0 $"`($e.example)` failed: ($run.stderr | ansi strip)"
         $e.example

@@ -75,6 +75,7 @@ export def main []: nothing -> table<command: string, description: string> {
 #
 # One row per key: {key, source, value}; `value` is `(redacted)` (or `(missing)` for a secret the
 # config wants that nothing defines). See `hk docs secrets`.
+@example "Where each secret comes from" { hk secrets print }
 @example "Where each secret of production comes from" { hk secrets print -d production }
 export def "secrets print" [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
@@ -92,7 +93,7 @@ export def "secrets print" [
 # deploy's secrets files and environment.
 #
 # A piped record's key may be given whole (`vault/item/field`) or by its last part (`field`).
-@example "One secret of the project's files" { hk secrets extract DATABASE_PASSWORD }
+@example "One secret of the project's files (or the environment)" { hk secrets extract HELLO_TOKEN }
 @example "One field of what a vault returned" { hk secrets fetch bitwarden --account me@example.com --from app DB_PASSWORD | hk secrets extract DB_PASSWORD }
 export def "secrets extract" [
   key: string                 # the secret's name

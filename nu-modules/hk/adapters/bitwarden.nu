@@ -10,7 +10,7 @@ export def fetch [keys: list<string>, account: any, span: record]: nothing -> re
     {item: $parts.0, field: ($parts | skip 1 | str join "/"), key: $k}
   }
   $refs | group-by --to-table item | each {|g|
-    let item = run-json bw [get item $g.group] $span
+    let item = run-json bw [get item $g.item] $span
     $g.items | each {|r|
       let value = if $r.field == "" { $item.login?.password? } else {
         $item.fields? | default [] | where name == $r.field | get -o 0.value
