@@ -13,6 +13,7 @@ export use versions.nu [main]
 export use lock.nu [main "lock status" "lock acquire" "lock release"]
 export use audit.nu [main]
 export use docs.nu [main]
+export use init.nu [main]
 export use secrets.nu [main "secrets print" "secrets extract" "secrets fetch"]
 
 # hk's commands, each with what it is for.

@@ -1,0 +1,141 @@
+# Deploys, part 2, on the shared deploy guest (`hk-deploy`): hooks in order with their variables,
+# a failing hook stopping a deploy with nothing switched, secrets from the project files reaching
+# the app byte for byte through systemd's EnvironmentFile, and storage that outlives releases.
+use std/assert
+use lib/helpers.nu *
+use lib/guest.nu
+use lib/deploy.nu *
+use ../nu-modules/hk
+use ../nu-modules/hk/hooks.nu [NAMES]
+
+def service [prefix: string]: nothing -> string {
+  $"($prefix)-(random chars -l 6 | str lowercase)"
+}
+
+# Every hook of `dir` as a shell script appending its name and HK_* variables to `log`.
+def write-hooks [dir: string, log: string]: nothing -> nothing {
+  let hooks = $dir | path join .hk/hooks
+  mkdir $hooks
+  for name in $NAMES {
+    let file = $hooks | path join $name
+    $"#!/bin/sh\n{ echo \"== ($name)\"; env | grep '^HK_' | sort; [ -n \"${HK_TEST_HOOK_SECRET:-}\" ] && echo SECRET_SEEN=yes; true; } >> '($log)'\necho \"($name) says hi\"\n" | save -f $file
+    chmod +x $file
+  }
+}
+
+# The hook calls a log holds: [{hook, vars: {HK_…: value}, secret}].
+def calls [log: string]: nothing -> table {
+  open $log | split row "== " | where {|b| $b | is-not-empty } | each {|b|
+    let lines = $b | lines
+    let vars = $lines | skip 1 | where {|l| $l =~ '^HK_' } | parse "{key}={value}" | reduce --fold {} {|v, acc| $acc | upsert $v.key $v.value }
+    {hook: ($lines | first), vars: $vars, secret: ("SECRET_SEEN=yes" in $lines)}
+  }
+}
+
+export def "test guest deploy hooks: every hook in order with its variables, a .nu hook, a failing pre-deploy, -H" [] {
+  let p = project (service hooks) 5700 --extra {env: {secret: [HK_TEST_HOOK_SECRET]}}
+  cd $p.dir
+  with-env {HK_TEST_HOOK_SECRET: "hook-secret-value"} {
+    hk setup --version v1 --quiet -H | ignore
+    let log = $p.dir | path join hooks.log
+    write-hooks $p.dir $log
+    # A .nu hook in place of the shell one: it reads its record and runs an hk command that takes
+    # the lock its parent holds (without HK_LOCK it would be refused at once).
+    rm ($p.dir | path join .hk/hooks/post-app-boot)
+    let record_file = $p.dir | path join record.json
+    $"$in | to json | save -f '($record_file)'\nhk prune --quiet | ignore\n" | save ($p.dir | path join .hk/hooks/post-app-boot.nu)
+    chmod +x ($p.dir | path join .hk/hooks/post-app-boot.nu)
+    # A sample that is not executable never runs.
+    "#!/bin/sh\nexit 1\n" | save ($p.dir | path join .hk/hooks/pre-build.sample)
+    let deploy = do { ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($env.HK_TEST_ROOT)/nu-modules/hk'#; hk deploy --version v2 | length" } | complete
+    assert equal $deploy.exit_code 0 $deploy.stderr
+    # Their output shows as they run.
+    has $deploy.stderr "pre-deploy> pre-deploy says hi"
+    assert equal (answer $p) v2
+    let seen = calls $log
+    assert equal $seen.hook ($NAMES | where $it != post-app-boot)
+    for c in $seen {
+      let v = $c.vars
+      for key in [HK_SERVICE HK_APP HK_VERSION HK_SERVICE_VERSION HK_HOSTS HK_ROLES HK_RECORDED_AT HK_PERFORMER HK_LOCK HK_COMMAND HK_SUBCOMMAND] {
+        assert (($v | get -o $key | default "") != "") $"($c.hook): ($key) is empty: ($v | to nuon)"
+      }
+      assert equal $v.HK_APP $p.service
+      assert equal $v.HK_VERSION v2
+      assert equal $v.HK_SERVICE_VERSION $"($p.service)@v2"
+      assert equal $v.HK_HOSTS guest
+      assert equal $v.HK_ROLES web
+      assert equal $v.HK_COMMAND deploy
+      assert ($v.HK_RECORDED_AT =~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$') $v.HK_RECORDED_AT
+      assert equal ($v | get -o HK_DESTINATION | default "") "" $"($c.hook): HK_DESTINATION is set"
+      assert equal $v.HK_LOCK (if $c.hook == pre-connect { "false" } else { "true" })
+      # Only pre-connect, pre-deploy and post-deploy get the secrets.
+      assert equal $c.secret ($c.hook in [pre-connect pre-deploy post-deploy]) $"($c.hook): secret seen = ($c.secret)"
+    }
+    assert (($seen | where hook == post-deploy | first | get vars.HK_RUNTIME | into int) >= 1) "no runtime"
+    let record = open $record_file
+    assert equal ($record | select hook app version hosts lock) {hook: post-app-boot, app: $p.service, version: v2, hosts: [guest], lock: true}
+    assert not ($record | to json | str contains "hook-secret-value") "a secret is in a hook's record"
+
+    # A failing pre-deploy: nothing switched, its last lines in the error and the audit log.
+    "#!/bin/sh\necho 'checking migrations'\necho 'migrations pending' >&2\nexit 3\n" | save -f ($p.dir | path join .hk/hooks/pre-deploy)
+    rm $log
+    let err = error-of { hk deploy --version v3 --quiet }
+    has $err "Hook `pre-deploy` failed (exit 3): checking migrations\nmigrations pending"
+    has $err "stopped before anything changed on the hosts"
+    assert equal (answer $p) v2
+    assert equal (hk lock status | get locked) false
+    let entry = hk audit | first
+    assert equal ($entry | select action version result) {action: deploy, version: v3, result: failed}
+    has $entry.error "Hook `pre-deploy` failed"
+    assert equal (calls $log | get hook) [pre-connect pre-build post-build pre-deploy]
+    # -H: no hook runs, and the deploy goes through.
+    rm $log
+    hk deploy --version v3 --quiet -H | ignore
+    assert equal (answer $p) v3
+    assert not ($log | path exists) "a hook ran with -H"
+  }
+}
+
+export def "test guest deploy hooks: secrets from the project files reach the app byte for byte, and storage outlives releases" [] {
+  let name = service vault
+  let tricky = 'sp ace "dq" $HOME #hash \back ünï'
+  let p = project $name 5800 --extra {
+    env: {secret: [TOKEN TRICKY "DATABASE_URL:DB"]}
+    storage: {uploads: uploads}
+    release: {path: dist, cmd: "bin/start"}
+  }
+  cd $p.dir
+  mkdir .hk
+  "TOKEN=from-common\nCOMMON=c0mm0n\n" | save .hk/secrets-common
+  $"TOKEN=$\(printf 'pa$1wor$D'\)\nDB=\"postgres://app:${COMMON}@db/app\"\nTRICKY='($tricky)'\n" | save .hk/secrets
+  # The app's start script writes into its storage, then runs the app.
+  "#!/bin/sh\necho \"boot $PORT\" >> \"$HK_STORAGE_UPLOADS/boots\"\nexec \"$(dirname \"$0\")/hello\"\n" | save dist/bin/start
+  chmod +x dist/bin/start
+  hk setup --version v1 --quiet | ignore
+  assert equal (answer $p) v1
+  # What the running instance's environment holds, read from /proc.
+  let environ = {|port|
+    guest sh --on $p.instance $"tr '\\0' '\\n' < /proc/$\(systemctl show -p MainPID --value hk-($name)@($port)\)/environ"
+    | lines | parse --regex '^(?<key>[A-Z_]+)=(?<value>.*)$' | reduce --fold {} {|v, acc| $acc | upsert $v.key $v.value }
+  }
+  let seen = do $environ 5800
+  assert equal $seen.TOKEN 'pa$1wor$D'
+  assert equal $seen.TRICKY $tricky
+  assert equal $seen.DATABASE_URL "postgres://app:c0mm0n@db/app"
+  assert equal $seen.HK_STORAGE_UPLOADS $"/var/lib/hk/($name)/uploads"
+  # Each port has its own env file, 0600.
+  assert equal (guest sh --on $p.instance $"stat -c %a /opt/hk/($name)/env/web.5800.env" | str trim) "600"
+  # Deploy, rollback and prune: the storage stays, and each boot wrote to it.
+  hk deploy --version v2 --quiet | ignore
+  hk rollback --quiet | ignore
+  hk prune --quiet | ignore
+  assert equal (answer $p) v1
+  let boots = guest sh --on $p.instance $"cat /var/lib/hk/($name)/uploads/boots" | lines
+  assert equal $boots ["boot 5800" "boot 5801" "boot 5800"]
+  # The plan of the storage is in sync after systemd gave the folder to the app's user.
+  let again = hk deploy --plan-only --version v1 | where phase == prepare and action != noop and id =~ "/var/lib"
+  assert equal ($again | length) 0 $"storage drifts: ($again | select id action summary | to nuon)"
+  # The values are in no run record, plan artifact or audit line on the host.
+  let leaks = guest sh --on $p.instance $"grep -rlF -e 'pa$1wor' -e 'c0mm0n' /opt/hk/($name)/runs /opt/hk/($name)/audit.log /etc/systemd/system 2>/dev/null || true"
+  assert equal ($leaks | str trim) "" $"secrets leaked into ($leaks)"
+}
