@@ -132,11 +132,11 @@ export def "test guest deploy: the example project deploys and rolls back, and e
     let order = [
       "hk setup" "hk deploy" "hk versions" "hk audit" "hk config" "hk lock" "hk lock status" "hk lock acquire"
       "hk lock release" "hk stale-releases" "hk docs" "hk secrets" "hk secrets print" "hk secrets extract"
-      "hk secrets fetch" "hk prune" "hk redeploy" "hk rollback"
+      "hk secrets fetch" "hk init" "hk prune" "hk redeploy" "hk rollback"
     ]
     assert equal ($order | sort) ($examples.name | sort)
     let ran = $order | each {|name|
-      $examples | where name == $name | get examples | flatten | where {|e| $e.example !~ 'production|demo|3f2a9c1|secrets fetch|DB_PASSWORD' } | each {|e|
+      $examples | where name == $name | get examples | flatten | where {|e| $e.example !~ 'production|demo|3f2a9c1|secrets fetch|DB_PASSWORD|hk init' } | each {|e|
         let run = ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($module)'#; ($e.example) | to nuon" | complete
         assert equal $run.exit_code 0 $"`($e.example)` failed: ($run.stderr | ansi strip)"
         $e.example

@@ -139,3 +139,49 @@ export def "test guest deploy hooks: secrets from the project files reach the ap
   let leaks = guest sh --on $p.instance $"grep -rlF -e 'pa$1wor' -e 'c0mm0n' /opt/hk/($name)/runs /opt/hk/($name)/audit.log /etc/systemd/system 2>/dev/null || true"
   assert equal ($leaks | str trim) "" $"secrets leaked into ($leaks)"
 }
+
+export def "test guest deploy hooks: what hk init writes deploys the example app, and so does a Kamal project it imported" [] {
+  let name = service init
+  let dir = scratch | path join $name
+  mkdir ($dir | path join dist/bin)
+  cp ($env.HK_TEST_ROOT | path join target/debug/hello) ($dir | path join dist/bin $name)
+  cd $dir
+  hk init --host $"http://($name).test" --app-port 5900 | ignore
+  with-env {HK_DEMO_INSTANCE: $guest.deploy_instance} {
+    let done = hk setup --version v1 --quiet
+    # One row per phase and host, every step nested.
+    assert equal ($done | columns) [phase host status steps duration]
+    assert equal ($done | where phase == prepare | get host) [demo]
+    assert (($done | get steps | flatten | length) > ($done | length)) "the steps are not nested"
+  }
+  let here = guest sh --on $guest.deploy_instance $"curl -s -H 'Host: ($name).test' http://127.0.0.1/" | str trim
+  assert equal $here v1
+
+  # A Kamal project (web role, a destination, secrets, a hook) imported and deployed; only how the
+  # guest is reached (its instance) is added to what the importer wrote.
+  let kname = service kamal
+  let kdir = scratch
+  mkdir ($kdir | path join config) ($kdir | path join .kamal/hooks) ($kdir | path join dist/bin)
+  cp ($env.HK_TEST_ROOT | path join target/debug/hello) ($kdir | path join $"dist/bin/($kname)")
+  {
+    service: $kname, image: $"acme/($kname)", servers: ["127.0.0.1"]
+    proxy: {host: $"($kname).test", ssl: false, app_port: 5950, healthcheck: {path: /up, interval: 1, timeout: 30}}
+    env: {clear: {GREETING: hi}, secret: [KAMAL_TOKEN]}
+  } | to yaml | save ($kdir | path join config/deploy.yml)
+  "KAMAL_TOKEN=k-token\n" | save ($kdir | path join .kamal/secrets)
+  $"#!/bin/sh\necho \"$KAMAL_SERVICE_VERSION\" > '($kdir)/hook.out'\n" | save ($kdir | path join .kamal/hooks/post-deploy)
+  chmod +x ($kdir | path join .kamal/hooks/post-deploy)
+  cd $kdir
+  hk init --from kamal | ignore
+  let imported = open config/deploy.nu | from nuon
+  $imported
+  | upsert instances {($guest.deploy_instance): (guest spec)}
+  | upsert hosts {"127.0.0.1": {instance: $guest.deploy_instance}}
+  | save config/guest.nuon
+  hk setup -c config/guest.nuon --version k1 --quiet | ignore
+  let here = guest sh --on $guest.deploy_instance $"curl -s -H 'Host: ($kname).test' http://127.0.0.1/" | str trim
+  assert equal $here k1
+  assert equal (open ($kdir | path join hook.out) | str trim) $"($kname)@k1"
+  let token = guest sh --on $guest.deploy_instance $"grep -c '^KAMAL_TOKEN=k-token$' /opt/hk/($kname)/env/web.5950.env" | str trim
+  assert equal $token "1"
+}

@@ -12,7 +12,7 @@ use lock.nu [holding]
 use audit.nu [write]
 use secrets.nu [with-secrets]
 use hooks.nu
-use phases.nu [prepare switch switch-back retire abandon apply-phase plan-phase progress progress-line]
+use phases.nu [prepare switch switch-back retire abandon apply-phase plan-phase progress progress-line by-phase]
 use prune.nu [remove]
 
 # Build the release here: the config's `release.build` command (run in the project folder with
@@ -188,14 +188,15 @@ def deploy-with [ctx: record, action: string, prune: bool, plan_only: bool, mess
   deploying $ctx $message $wait {|ctx|
     let built = before-roll $ctx $action $quiet
     [$built.row] | append (roll $ctx $ctx.version $built.artifact $action $prune $quiet)
-  }
+  } | by-phase
 }
 
 # Deploy the app with zero downtime, on every host at once.
 #
 # Builds the release, starts it beside the live one on every host, switches traffic to it once every
 # host is healthy, retires the old instance, prunes old releases and writes the audit log — under the
-# app's deploy lock. Progress rows: {phase, host, status, step, duration, message, time}.
+# app's deploy lock. One row per phase and host: {phase, host, status, steps, duration}; every step is
+# in `steps` ({status, step, duration, message, time}): `hk deploy | get steps | flatten`.
 @example "Deploy the project's app (config/deploy.nu)" { hk deploy }
 @example "Deploy a version to production" { hk deploy -d production --version 1.4.2 }
 @example "What a deploy would change, phase by phase" { hk deploy --plan-only | where action != noop | select phase host action id }

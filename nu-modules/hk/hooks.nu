@@ -85,7 +85,8 @@ export def fire [ctx: record, name: string, extra: record = {}]: nothing -> noth
   let program = if ($file | str ends-with ".nu") {
     let plugin = plugin list | where name == hk | get -o 0.filename
     let plugins = if $plugin == null { [] } else { [--plugins $plugin] }
-    let script = $"use r#'($MODULE)'#\nlet hk_hook_input = \(from json\)\n$hk_hook_input | do { source r#'($file)'# } | ignore"
+    # The record first: stdin feeds the script's first pipeline.
+    let script = $"let hk_hook_input = \(from json\)\nuse r#'($MODULE)'#\n$hk_hook_input | do { source r#'($file)'# } | ignore"
     [$nu.current-exe -n ...$plugins --stdin -c $script]
   } else { [$file] }
   let lines = with-env (environment $ctx $record) {

@@ -203,3 +203,16 @@ export def apply-phase [ctx: record, phase: string, resources: list, quiet: bool
   }
   $rows
 }
+
+# A command's progress rows as one row per phase and host, in the order they ran, each with its
+# steps nested: what an 80-column terminal can show. `| get steps | flatten` reaches every step.
+export def by-phase []: table -> table<phase: string, host: string, status: string, steps: table, duration: duration> {
+  let rows = $in
+  if ($rows | is-empty) { return [] }
+  $rows | group-by --to-table {|r| $"($r.phase)\t($r.host)" } | each {|g|
+    let steps = $g.items
+    let statuses = $steps | get status | uniq
+    let status = if "failed" in $statuses { "failed" } else if $statuses == [ok] { "ok" } else { $statuses | where $it != ok | first }
+    {phase: $steps.0.phase, host: $steps.0.host, status: $status, steps: ($steps | reject phase host), duration: ($steps | get duration | math sum)}
+  }
+}

@@ -6,6 +6,7 @@ use audit.nu [entries]
 use deploy.nu [roll plan-roll deploying running]
 use secrets.nu [with-secrets]
 use hooks.nu
+use phases.nu [by-phase]
 
 # The versions the app's audit log says went live, as a stack: a deploy pushes its version, a
 # rollback goes back down to the version it restored. Oldest first.
@@ -76,5 +77,5 @@ export def main [
   deploying $ctx $message $lock_wait {|ctx|
     hooks fire $ctx pre-deploy
     roll $ctx $target null rollback false $quiet
-  }
+  } | by-phase
 }

@@ -6,7 +6,7 @@
 use config.nu [load facts app-path unit hk-config]
 use secrets.nu [with-secrets]
 use caddy.nu [MAIN VALIDATE main-file import-line]
-use phases.nu [apply-phase template-unit]
+use phases.nu [apply-phase template-unit by-phase]
 use deploy.nu [roll deploying before-roll running]
 
 # What Caddy's main file needs on hosts with these facts: replaced, a line added, or nothing.
@@ -80,5 +80,5 @@ export def main [
     let caddy = try { main-files $ctx $quiet } catch { main-files $ctx $quiet }
     let built = before-roll $ctx setup $quiet
     [$packages $caddy [$built.row] (roll $ctx $ctx.version $built.artifact setup true $quiet)] | flatten
-  }
+  } | by-phase
 }
