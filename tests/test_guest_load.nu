@@ -60,6 +60,24 @@ export def "test guest load: v1 to v2, a rollback, a failed deploy and 5 deploys
   no-failures (stop-load $load) 500 "failed deploy (health check)"
   assert equal (answer $p) v1
 
+  # Hooks that fail, under load: a pre-deploy (nothing touched) and a post-app-boot (the new
+  # instance started, then stopped again): nothing switched, every request answered by v1.
+  mkdir .hk/hooks
+  "#!/bin/sh\necho 'not today' >&2\nexit 2\n" | save .hk/hooks/pre-deploy
+  "#!/bin/sh\necho 'smoke test failed' >&2\nexit 5\n" | save .hk/hooks/post-app-boot
+  chmod +x .hk/hooks/post-app-boot
+  chmod +x .hk/hooks/pre-deploy
+  let load = start-load $p --at-least 500
+  has (error-of { hk deploy --version v7 --quiet }) "Hook `pre-deploy` failed (exit 2): not today"
+  rm .hk/hooks/pre-deploy
+  let err = error-of { hk deploy --version v8 --quiet }
+  has $err "nothing was switched"
+  has $err "Hook `post-app-boot` failed (exit 5): smoke test failed"
+  sleep 1sec
+  no-failures (stop-load $load) 500 "failing hooks"
+  assert equal (answer $p) v1
+  rm .hk/hooks/post-app-boot
+
   # Five deploys in a row, alternating versions, under load: still nothing fails.
   let load = start-load $p --at-least 2000
   for v in [v2 v1 v2 v1 v2] {
@@ -71,7 +89,7 @@ export def "test guest load: v1 to v2, a rollback, a failed deploy and 5 deploys
   assert equal (answer $p) v2
   let log = hk audit
   assert equal ($log | where action == deploy and result == ok | length) 6
-  assert equal ($log | where result != ok | select action version result) [{action: deploy, version: v9, result: failed}]
+  assert equal ($log | where result != ok | select action version result) [[action version result]; [deploy v8 failed] [deploy v7 failed] [deploy v9 failed]]
   # Nothing stale: three releases (v1, v2) are within `retain`; the lock is free.
   assert equal (hk stale-releases | length) 0
   assert equal (hk lock status | get locked) false

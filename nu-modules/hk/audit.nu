@@ -35,7 +35,8 @@ export def entries [ctx: record]: nothing -> table {
 # The app's audit log, merged from every host, newest first.
 #
 # Who set up, deployed, rolled back or pruned which version, when, on which hosts, and how it ended:
-# {time, action, version, result, performer, app, destination, hosts}.
+# {time, action, version, result, performer, app, destination, hosts}, and `error` when it
+# failed (a failing hook's last lines). See `hk docs hooks`.
 @example "The last five deploys" { hk audit | where action == deploy | first 5 }
 @example "Who rolled production back" { hk audit -d production | where action == rollback | select time performer version }
 export def main [

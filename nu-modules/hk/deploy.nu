@@ -197,6 +197,7 @@ def deploy-with [ctx: record, action: string, prune: bool, plan_only: bool, mess
 # host is healthy, retires the old instance, prunes old releases and writes the audit log — under the
 # app's deploy lock. One row per phase and host: {phase, host, status, steps, duration}; every step is
 # in `steps` ({status, step, duration, message, time}): `hk deploy | get steps | flatten`.
+# See `hk docs config`, `hk docs hooks`, `hk docs secrets`, `hk docs storage`.
 @example "Deploy the project's app (config/deploy.nu)" { hk deploy }
 @example "Deploy a version to production" { hk deploy -d production --version 1.4.2 }
 @example "What a deploy would change, phase by phase" { hk deploy --plan-only | where action != noop | select phase host action id }
@@ -216,6 +217,8 @@ export def main [
 }
 
 # Deploy like `hk deploy`, without pruning old releases afterwards.
+#
+# See `hk docs hooks` and `hk docs secrets`.
 @example "Deploy again, keeping every release" { hk redeploy }
 @example "Deploy production again, keeping every release" { hk redeploy -d production }
 export def redeploy [

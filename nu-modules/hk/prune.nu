@@ -63,7 +63,8 @@ export def stale-releases [
 # Remove an app's old releases from its hosts, keeping `retain`.
 #
 # Never the live release, the one before it, nor one a port's instance may still run; the same
-# selection as `hk stale-releases`. Takes the deploy lock. Progress rows.
+# selection as `hk stale-releases`. Takes the deploy lock. Progress rows. Storage is never
+# touched: see `hk docs storage`.
 @example "Prune the app's hosts" { hk prune }
 @example "Prune production, waiting for a deploy to finish" { hk prune -d production --lock-wait 2min }
 export def main [

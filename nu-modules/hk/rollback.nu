@@ -37,6 +37,7 @@ export def previous [stack: list<string>, live: any]: nothing -> any {
 # Without VERSION, the release before the live one in the app's deploy history (its audit log, never
 # file dates); each rollback goes one further back. The release must still be on every host: it starts
 # beside the live one, traffic switches once every host is healthy, the old instance is retired.
+# Its hooks are a deploy's but pre-build and post-build: see `hk docs hooks`.
 @example "Back to the previous release" { hk rollback }
 @example "Back to a given release" { hk rollback 3f2a9c1 -d production }
 export def main [

@@ -44,7 +44,7 @@ def main-files [ctx: record, quiet: bool]: nothing -> table {
 #
 # Brings up the instances hk runs itself, installs Caddy and curl, makes Caddy's main file import
 # every app's site, creates the app's folders and systemd template, then deploys as `hk deploy`.
-# Running it again changes nothing but the deploy.
+# Running it again changes nothing but the deploy. See `hk docs config` and `hk docs hooks`.
 @example "Set up the hosts and deploy" { hk setup }
 @example "Set up production's hosts and deploy a version" { hk setup -d production --version 1.4.2 }
 export def main [

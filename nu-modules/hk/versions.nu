@@ -6,7 +6,7 @@ use audit.nu [entries]
 # The releases on each host of an app, which one is live, and when each went live.
 #
 # One row per release per host: {host, version, current, active_port, deployed_at}; deployed_at is
-# when the audit log last saw it go live (else when it was unpacked).
+# when the audit log last saw it go live (else when it was unpacked). See `hk docs layout`.
 @example "What runs, host by host" { hk versions | where current }
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
