@@ -212,3 +212,33 @@ export def "test deploy config: every workflow command has a description, typed 
     assert equal ($got.stdout | str trim) ($ex.result | to nuon) $ex.example
   }
 }
+
+export def "test deploy config: every mistake at once with its file, line and column, require_destination, storage, hk docs" [] {
+  let dir = scratch
+  mkdir ($dir | path join config)
+  "{\n  service: shop\n  hosts: {web1: {address: 10.0.0.5}}\n  servers: [web1]\n  release: {path: dist, cmd: 5}\n  retian: 3\n}\n" | save ($dir | path join config/deploy.nu)
+  let err = error-of { ctx-of $dir }
+  has $err "2 mistakes in"
+  has $err $"($dir)/config/deploy.nu:5:30: release.cmd: expected string, got int"
+  has $err $"($dir)/config/deploy.nu:6:11: retian: unknown field \(did you mean `retain`?\)"
+  # A config that requires a destination refuses to run without one.
+  let dir = project ((base) | merge {require_destination: true})
+  {} | save ($dir | path join config/deploy.prod.nuon)
+  let err = error-of { ctx-of $dir }
+  has $err "requires a destination: give one with -d"
+  has $err "destinations here: prod"
+  assert equal (ctx-of $dir prod).app shop-prod
+  # Storage must be somewhere the app's units may write.
+  let dir = project ((base) | merge {storage: {uploads: "/srv/uploads"}})
+  has (error-of { ctx-of $dir }) "storage.uploads: \"/srv/uploads\" must be a folder under /var/lib/ or a bare name"
+  let dir = project ((base) | merge {storage: {uploads: uploads}})
+  let ctx = ctx-of $dir
+  use ../nu-modules/hk/storage.nu [storage-resources storage-env]
+  assert equal (storage-env $ctx) ["HK_STORAGE_UPLOADS=/var/lib/hk/shop/uploads"]
+  assert equal (storage-resources $ctx | where type == link | first | select path target) {path: /var/lib/hk/shop/uploads, target: ../../private/hk/shop/uploads}
+  assert equal (template-unit $ctx).Service.StateDirectory "hk/shop/uploads"
+  # The docs at the prompt.
+  assert equal (hk docs | get topic) [config hooks layout secrets storage]
+  has (hk docs hooks) "post-deploy"
+  has (error-of { hk docs nope }) "no docs topic nope"
+}

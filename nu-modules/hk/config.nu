@@ -121,8 +121,8 @@ def check-record [value: record, schema: record, at: string, --partial]: nothing
 def locate [file: string, paths: list<string>]: nothing -> record {
   let script = $"let c = \(source r#'($file)'#\)
 ($paths | to nuon) | each {|p|
-  let parts = $p | split row '.'
-  let found = 0..\(\($parts | length\) - 1\) | reverse | each {|n| $c | get -o \($parts | first \($n + 1\) | str join '.' | into cell-path\) } | compact | get -o 0 | default $c
+  let parts = $p | split row '.' | each {|x| if \($x =~ '^\\d+$'\) { $x | into int } else { $x } }
+  let found = \(\($parts | length\) - 1\)..0 | each {|n| $c | get -o \($parts | first \($n + 1\) | into cell-path\) } | compact | get -o 0 | default $c
   let s = \(metadata $found\).span
   let f = view files | where {|f| $s.start >= $f.start and $s.start < $f.end } | get -o 0
   if $f == null { {path: $p, at: null} } else {
