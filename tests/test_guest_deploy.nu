@@ -102,7 +102,7 @@ export def "test guest deploy: staging and production of one service on one host
     for where in [($plan | to json) ($prod | to json) ($staging | to json) (hk audit | to json) (hk versions | to json)] {
       assert not ($where | str contains $secret) "the secret is in a plan, an event or the audit log"
     }
-    let leaks = guest sh --on $p.instance $"($parts); touch /tmp/ps-($name).stop; while [ ! -e /tmp/ps-($name).done ]; do sleep 0.1; done; grep -rlF -- \"$s\" /opt/hk/($name)/runs /opt/hk/($name)/audit.log /opt/hk/($name)-staging /etc/systemd/system /var/log 2>/dev/null | grep -v '/env/web\.[0-9]*\.env$' || true; echo journal=$\(journalctl --no-pager | grep -cF -- \"$s\"\); echo ps=$\(grep -cF -- \"$s\" /tmp/ps-($name).txt\); echo samples=$\(grep -c '^COMMAND' /tmp/ps-($name).txt\)"
+    let leaks = guest sh --on $p.instance $"($parts); touch /tmp/ps-($name).stop; while [ ! -e /tmp/ps-($name).done ]; do sleep 0.1; done; grep -rlF -- \"$s\" /opt/hk/($name)/runs /opt/hk/($name)/audit.log /opt/hk/($name)-staging /etc/systemd/system /var/log 2>/dev/null | grep -v '/env/web.[0-9]*.env$' || true; echo journal=$\(journalctl --no-pager | grep -cF -- \"$s\"\); echo ps=$\(grep -cF -- \"$s\" /tmp/ps-($name).txt\); echo samples=$\(grep -c '^COMMAND' /tmp/ps-($name).txt\)"
     let lines = $leaks | lines
     assert equal ($lines | first 2) [journal=0 ps=0] $"the secret leaked: ($leaks)"
     assert (($lines | get 2 | str replace samples= '' | into int) > 10) $"the process list was hardly sampled: ($leaks)"
