@@ -231,6 +231,8 @@ export def "test deploy config: every mistake at once with its file, line and co
   # Storage must be somewhere the app's units may write.
   let dir = project ((base) | merge {storage: {uploads: "/srv/uploads"}})
   has (error-of { ctx-of $dir }) "storage.uploads: \"/srv/uploads\" must be a folder under /var/lib/ or a bare name"
+  let dir = project ((base) | merge {storage: {uploads: "/var/lib/private/x"}})
+  has (error-of { ctx-of $dir }) "must be a folder under /var/lib/ or a bare name"
   let dir = project ((base) | merge {storage: {uploads: uploads}})
   let ctx = ctx-of $dir
   use ../nu-modules/hk/storage.nu [storage-resources storage-env]

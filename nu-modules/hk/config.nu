@@ -162,7 +162,8 @@ def check-storage [storage: record, file: string, span: record]: nothing -> noth
     }
     let absolute = $s.path | str starts-with "/"
     let clean = $s.path | split row "/" | where {|p| $p in [".." "."] } | is-empty
-    if not $clean or ($absolute and not ($s.path | str starts-with "/var/lib/")) or ($s.path | str ends-with "/") {
+    let private = ($s.path | str starts-with "/var/lib/private/") or ($s.path | str starts-with "private/")
+    if not $clean or $private or ($absolute and not ($s.path | str starts-with "/var/lib/")) or ($s.path | str ends-with "/") {
       fail $"($file): storage.($s.name): ($s.path | to nuon) must be a folder under /var/lib/ or a bare name" $span $"the app's units may write only to their state folders; e.g. storage: {($s.name): \"($s.name)\"} is /var/lib/hk/<app>/($s.name)"
     }
   }
