@@ -76,7 +76,12 @@ export def "test deploy config: bad configs are refused with the field path and 
     [{service: "Shop!"}, "is not a service name"]
     [{proxy: {app_port: 80}}, "proxy.app_port: 80 is not a port for an app"]
     [{health_check: {path: up}}, "health_check.path: \"up\" must start with /"]
-    [{servers: {worker: [web1]}}, "roles other than `web`"]
+    [{servers: {worker: [web1]}}, "proxy.roles: \"web\" is not a role of servers (roles: worker)"]
+    [{servers: {web: {hosts: [web1], cmnd: x}}}, "servers.web.cmnd: unknown field"]
+    [{servers: {web: [web1], job: {hosts: [web9]}}}, "servers.job.hosts.0: \"web9\" is not a declared host"]
+    [{boot: {limit: "150%"}}, "boot.limit: \"150%\" is neither a number of hosts"]
+    [{primary_role: db}, "primary_role: \"db\" is not a role"]
+    [{servers: {web: [web1], job: {hosts: [web2], env: {secret: ["X-Y"]}}}}, "env.secret: \"X-Y\" is not a variable name"]
     [{env: {secret: ["A-B"]}}, "env.secret: \"A-B\" is not a variable name"]
   ]
   for case in $cases {
@@ -243,4 +248,51 @@ export def "test deploy config: every mistake at once with its file, line and co
   assert equal (hk docs | get topic) [config hooks layout secrets storage]
   has (hk docs hooks) "post-deploy"
   has (error-of { hk docs nope }) "no docs topic nope"
+}
+
+export def "test deploy config: roles with their own command, env and check, the primary host, boot batches, -r and --hosts" [] {
+  let dir = project ((base) | merge {
+    hosts: {web1: {address: 10.0.0.5}, web2: {address: 10.0.0.6}, web3: {address: 10.0.0.7}, jobs1: {address: 10.0.0.8}}
+    servers: {web: [web1 web2 web3], worker: {hosts: [jobs1 web1], cmd: "bin/jobs --queue default", env: {clear: {QUEUE: default}, secret: [JOBS_TOKEN]}}}
+    env: {clear: {MODE: prod}, secret: [APP_TOKEN]}
+    boot: {limit: "50%", wait: 2sec}
+    primary_host: web2
+  })
+  let ctx = ctx-of $dir
+  assert equal $ctx.roles {web: [web1 web2 web3], worker: [jobs1 web1]}
+  assert equal $ctx.servers [web1 web2 web3 jobs1]
+  assert equal $ctx.web [web1 web2 web3]
+  assert equal $ctx.primary web2
+  assert equal $ctx.role_specs.worker {cmd: "bin/jobs --queue default", env: {clear: {MODE: prod, QUEUE: default}, secret: [APP_TOKEN JOBS_TOKEN]}, health_check: null, proxied: false}
+  assert equal $ctx.role_specs.web.cmd "bin/shop --port $PORT"
+  # Each role has its own template and env file; web keeps part 1's names.
+  use ../nu-modules/hk/roles.nu [role-ctx batches restrict groups]
+  use ../nu-modules/hk/config.nu [unit]
+  let worker = role-ctx $ctx worker
+  assert equal (unit $worker 4001) "hk-shop-worker@4001.service"
+  assert equal (unit (role-ctx $ctx web) 4001) "hk-shop@4001.service"
+  let t = template-unit $worker
+  assert equal $t.Service.ExecStart "/opt/hk/shop/ports/%i/bin/jobs --queue default"
+  assert equal $t.Service.EnvironmentFile "-/opt/hk/shop/env/worker.%i.env"
+  # A worker without a check is up when systemd says so; it is only staged with the web prepare.
+  use ../nu-modules/hk/phases.nu [stage boot-role]
+  let booted = boot-role $worker 4001 4000 v2
+  assert equal ($booted | where type == ready | get checks | flatten) [{systemd: {unit: "hk-shop-worker@4001.service"}}]
+  assert equal ($booted | where type == service and state? == stopped | get name) ["hk-shop-worker@4000.service"]
+  assert equal (stage $worker 4001 v2 null | where type == service | get name) ["hk-shop-worker@.service"]
+  assert equal (stage $worker 4001 v2 null | where type == env_file | first | get entries) {MODE: prod, QUEUE: default, APP_TOKEN: {env: APP_TOKEN}, JOBS_TOKEN: {env: JOBS_TOKEN}}
+  # Hosts alike share a plan.
+  assert equal (groups $ctx $ctx.servers) [[roles hosts]; [[web worker] [web1]] [[web] [web2 web3]] [[worker] [jobs1]]]
+  # 50% of three proxied hosts rounds down to one a batch; no boot: one batch.
+  assert equal (batches $ctx) [[web1] [web2] [web3]]
+  assert equal (batches ($ctx | update boot {limit: 2})) [[web1 web2] [web3]]
+  assert equal (batches ($ctx | update boot null)) [[web1 web2 web3]]
+  # -r and --hosts, with wildcards; the lock stays on the primary host.
+  let only = $ctx | restrict worker null
+  assert equal [$only.roles $only.servers $only.web $only.primary] [{worker: [jobs1 web1]} [jobs1 web1] [web1] web2]
+  let some = $ctx | restrict null "web*"
+  assert equal $some.roles {web: [web1 web2 web3], worker: [web1]}
+  has (error-of { $ctx | restrict db null }) "no host of shop matches --roles db"
+  let flagged = do { cd $dir; hk config -r worker --hosts jobs* } | get deploy
+  assert equal $flagged.roles {worker: [jobs1]}
 }

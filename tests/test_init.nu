@@ -59,6 +59,8 @@ def kamal-project []: nothing -> string {
     drain_timeout: 15
     readiness_delay: 2
     require_destination: true
+    primary_role: web
+    boot: {limit: "50%", wait: 3}
     aliases: {console: "app exec --interactive --reuse \"bin/rails console\"", ship: "deploy"}
   } | to yaml | save ($dir | path join config/deploy.yml)
   {servers: {web: ["10.1.0.5"]}, proxy: {host: staging.example.com}} | to yaml | save ($dir | path join config/deploy.staging.yml)
@@ -78,7 +80,7 @@ export def "test init: a Kamal project is translated, with what has no equivalen
   let run = ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($module)'#; hk init --from kamal | get file | to nuon" | complete
   assert equal $run.exit_code 0 $run.stderr
   assert equal ($run.stdout | from nuon | sort) [.gitignore .hk/hooks/post-deploy .hk/hooks/pre-build.sample .hk/secrets .hk/secrets-common config/deploy.nu config/deploy.staging.nu deploy.nu]
-  for said in ["image: hk deploys a release folder" "registry:" "builder:" "accessories:" "hooks/docker-setup" "servers: roles besides web"] {
+  for said in ["image: hk deploys a release folder" "registry:" "builder:" "accessories:" "hooks/docker-setup"] {
     has $run.stderr $"hk init: no hk equivalent: ($said)"
   }
   let c = open config/deploy.nu | from nuon
@@ -89,7 +91,14 @@ export def "test init: a Kamal project is translated, with what has no equivalen
   assert equal $c.proxy {host: shop.example.com, app_port: 3000}
   assert equal $c.health_check {path: /health, interval: 2sec, timeout: 40sec, delay: 2sec}
   assert equal $c.env {clear: {RAILS_ENV: production, WORKERS: "4"}, secret: [RAILS_MASTER_KEY "DB_PASSWORD:SHOP_DB_PASSWORD"]}
-  assert equal [$c.retain $c.drain_timeout $c.require_destination] [3 15sec true]
+  assert equal [$c.retain $c.drain_timeout $c.require_destination $c.primary_role $c.boot] [3 15sec true web {limit: "50%", wait: 3sec}]
+  # What it wrote is a config hk reads, roles and all.
+  let ctx = load null staging v1 (metadata $dir).span
+  assert equal $ctx.roles {web: ["10.1.0.5"]}
+  open config/deploy.nu | from nuon | reject require_destination | save config/without-destination.nuon
+  let base = load ($dir | path join config/without-destination.nuon) null v1 (metadata $dir).span
+  assert equal $base.role_specs.job.cmd "bin/jobs"
+  assert equal $base.web ["10.0.0.5" "10.0.0.6"]
   assert equal (open config/deploy.staging.nu | from nuon) {hosts: {"10.1.0.5": {address: "10.1.0.5"}}, servers: ["10.1.0.5"], proxy: {host: "http://staging.example.com"}}
   # Secrets copied (0600), hooks renamed and noted, samples stay inert.
   assert equal (open --raw .hk/secrets) "RAILS_MASTER_KEY=$(cat config/master.key)\nSHOP_DB_PASSWORD=s3cret\n"

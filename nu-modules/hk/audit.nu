@@ -42,8 +42,10 @@ export def entries [ctx: record]: nothing -> table {
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config
+  --roles (-r): string        # only these roles (comma list, * wildcards)
+  --hosts: string             # only these hosts (comma list, * wildcards)
 ]: nothing -> table {
-  let ctx = load $config $destination "-" (metadata $config).span
+  let ctx = load $config $destination "-" (metadata $config).span --roles=$roles --hosts=$hosts
   let log = entries $ctx
   if ($log | is-empty) {
     print -e $"hk audit: ($ctx.app) has no audit log on ($ctx.servers | str join ', ') yet: its first hk setup or hk deploy starts one"

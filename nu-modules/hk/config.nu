@@ -13,7 +13,10 @@ const SCHEMA = {
     cmd: {type: string, required: true}
     build: {type: string}
   }}
-  proxy: {type: record, fields: {host: {type: string}, app_port: {type: int}}}
+  proxy: {type: record, fields: {host: {type: string}, app_port: {type: int}, roles: {type: list}}}
+  primary_role: {type: string}
+  primary_host: {type: string}
+  boot: {type: record, fields: {limit: {type: [int string]}, wait: {type: duration}}}
   env: {type: record, fields: {clear: {type: record, open: true}, secret: {type: list}}}
   storage: {type: record, open: true}
   require_destination: {type: bool}
@@ -32,30 +35,11 @@ const DEFAULTS = {
   retain: 5
 }
 
+export use errors.nu [fail count why]
+use roles.nu [read-roles check-boot restrict]
+
 # Where apps live on their hosts.
 export const ROOT = "/opt/hk"
-
-# Raise a config or workflow error pointing at `span`, with a next step.
-export def fail [msg: string, span: record, help: string = ""]: nothing -> any {
-  if $help == "" {
-    error make {msg: $msg, label: {text: "here", span: $span}}
-  } else {
-    error make {msg: $msg, label: {text: "here", span: $span}, help: $help}
-  }
-}
-
-# `1 file`, `2 files`: a count and its noun.
-export def count [n: int, noun: string]: nothing -> string {
-  if $n == 1 { $"1 ($noun)" } else { $"($n) ($noun)s" }
-}
-
-# What went wrong, in the words of a caught error: its message and, when they say more, its labels.
-export def why [caught: record]: nothing -> string {
-  let details = $caught.details? | default {}
-  let labels = $details.labels? | default [] | get -o text | default [] | where {|t| $t != "" and $t != "here" }
-  let detail = $labels | where {|t| not ($caught.msg | str contains $t) } | str join "; "
-  if $detail == "" { $caught.msg } else { $"($caught.msg): ($detail)" }
-}
 
 # The record a config file holds: `.nu` files are evaluated by this nu (their last expression is the
 # record), `.nuon`, `.json` and `.toml` are read.
@@ -223,6 +207,8 @@ export def load [
   destination: any        # destination name, or null
   version: any            # version, or null for git / a timestamp
   span: record
+  --roles: any            # only these roles (comma list, * wildcards), or null
+  --hosts: any            # only these hosts (comma list, * wildcards), or null
 ]: nothing -> record {
   let path = config-path $config $span
   let base = read-file $path $span
@@ -250,23 +236,9 @@ export def load [
     fail $"($path): service: ($c.service | to nuon) is not a service name: use lowercase letters, digits and '-'" $span
   }
   let app = if $destination == null { $c.service } else { $"($c.service)-($destination)" }
-  let hosts = $c.hosts? | default {}
-  let roles = match (type-of ($c.servers? | default [])) {
-    list => { {web: ($c.servers? | default [])} }
-    _ => { $c.servers }
-  }
-  if ($roles | columns | where $it != web | is-not-empty) {
-    fail $"($path): servers: roles other than `web` are not supported yet" $span "list the web servers: servers: [web1 web2] or servers: {web: [web1]}"
-  }
-  let servers = $roles | values | flatten | uniq
-  if ($servers | is-empty) {
-    fail $"($path): servers: no server to deploy to" $span "name the hosts, e.g. servers: [web1] with hosts: {web1: {address: ...}}"
-  }
-  for s in ($servers | enumerate) {
-    if ($s.item | describe) != string or ($s.item not-in ($hosts | columns)) {
-      fail $"($path): servers.($s.index): ($s.item | to nuon) is not a declared host" $span $"declare it under hosts \(declared: ($hosts | columns | str join ', ')\)"
-    }
-  }
+  let declared = $c.hosts? | default {}
+  let read = read-roles $c $declared $path $span
+  check-boot ($c.boot? | default null) $path $span
   let port = $c.proxy.app_port
   if $port < 1024 or $port > 65534 {
     fail $"($path): proxy.app_port: ($port) is not a port for an app: give 1024-65534 \(it uses app_port and app_port+1\)" $span
@@ -274,7 +246,7 @@ export def load [
   if not ($c.health_check.path | str starts-with /) {
     fail $"($path): health_check.path: ($c.health_check.path | to nuon) must start with /" $span
   }
-  for k in $c.env.secret {
+  for k in ($read.specs | values | get env.secret | flatten | uniq) {
     if ($k | describe) != string or ($k !~ '^[A-Za-z_][A-Za-z0-9_]*(:[A-Za-z_][A-Za-z0-9_]*)?$') {
       fail $"($path): env.secret: ($k | to nuon) is not a variable name \(KEY, or KEY:FROM to give the app KEY from the secret FROM\)" $span
     }
@@ -289,11 +261,14 @@ export def load [
     root: $ROOT
     config_path: $path
     project: $project
-    hosts: $hosts
+    hosts: $declared
     instances: ($c.instances? | default {})
-    roles: $roles
-    servers: $servers
-    primary: ($servers | first)
+    roles: $read.roles
+    role_specs: $read.specs
+    servers: ($read.roles | values | flatten | uniq)
+    web: $read.web
+    primary: $read.primary
+    boot: ($c.boot? | default null | if $in == null { null } else { {limit: $in.limit?, wait: ($in.wait? | default 0sec | if ($in | describe) == string { $in | into duration } else { $in })} })
     release: ($c.release | upsert path $release_path)
     proxy: $c.proxy
     env: $c.env
@@ -303,7 +278,7 @@ export def load [
     storage: ($c.storage? | default {})
     version: (version-of $project $version)
     span: $span
-  }
+  } | restrict $roles $hosts
 }
 
 # The hk config record (hosts and instances) that plugin commands take on their input.
@@ -316,9 +291,12 @@ export def app-path [ctx: record, leaf: string = ""]: nothing -> string {
   if $leaf == "" { $"($ctx.root)/($ctx.app)" } else { $"($ctx.root)/($ctx.app)/($leaf)" }
 }
 
-# The systemd unit of the app's instance on `port` (or the template without one).
+# The systemd unit of the app's instance on `port` (or the template without one), of the context's
+# role: `hk-<app>@` for web, `hk-<app>-<role>@` for another.
 export def unit [ctx: record, port?: int]: nothing -> string {
-  if $port == null { $"hk-($ctx.app)@.service" } else { $"hk-($ctx.app)@($port).service" }
+  let role = $ctx.role? | default web
+  let base = if $role == web { $"hk-($ctx.app)" } else { $"hk-($ctx.app)-($role)" }
+  if $port == null { $"($base)@.service" } else { $"($base)@($port).service" }
 }
 
 # What the app's hosts hold now (one script per host): see `hk app facts`.
@@ -341,7 +319,7 @@ export def runs-root [ctx: record]: nothing -> string {
 def shown [ctx: record]: nothing -> record {
   let own = if $ctx.destination == null { "secrets" } else { $"secrets.($ctx.destination)" }
   $ctx
-  | select service destination app project config_path roles servers primary release proxy env health_check drain_timeout retain storage
+  | select service destination app project config_path roles servers primary release proxy env health_check drain_timeout retain storage boot
   | insert secret_files [($ctx.project | path join .hk secrets-common) ($ctx.project | path join .hk $own)]
 }
 
@@ -356,7 +334,9 @@ def shown [ctx: record]: nothing -> record {
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config
+  --roles (-r): string        # only these roles (comma list, * wildcards)
+  --hosts: string             # only these hosts (comma list, * wildcards)
 ]: nothing -> record<hosts: record, instances: record, deploy: record> {
-  let ctx = load $config $destination "-" (metadata $config).span
+  let ctx = load $config $destination "-" (metadata $config).span --roles=$roles --hosts=$hosts
   hk-config $ctx | insert deploy (shown $ctx)
 }

@@ -12,7 +12,8 @@ use lock.nu [holding]
 use audit.nu [write]
 use secrets.nu [with-secrets]
 use hooks.nu
-use phases.nu [prepare switch switch-back retire abandon apply-phase plan-phase progress progress-line by-phase]
+use phases.nu [prepare stage switch switch-back retire abandon boot-role apply-phase apply-by-roles plan-phase plan-by-roles progress progress-line by-phase]
+use roles.nu [batches proxied roles-of]
 use prune.nu [remove]
 
 # Build the release here: the config's `release.build` command (run in the project folder with
@@ -79,43 +80,102 @@ export def ports [ctx: record, facts: table]: nothing -> record {
   {old: $old, new: $new, live: ($primary.current? | default null)}
 }
 
-# Prepare, switch and retire on every host to `version` (`artifact`: the release to upload, or null
-# when the hosts have it), with the way back when a phase fails; then prune (`prune`) and the audit
-# entry `action`. The lock is held. Progress rows.
+# Stop the new instances of the proxied roles on `prepared` and switch `switched` back to what was
+# live (its instances still run); what the way back says of itself.
+def way-back [ctx: record, p: record, switched: list<string>, prepared: list<string>, quiet: bool]: nothing -> string {
+  let back = if ($switched | is-empty) { "" } else {
+    try {
+      apply-phase ($ctx | update servers $switched) "back" (switch-back $ctx $p.old $p.live) $quiet | ignore
+      $"every host is back on ($p.live | default 'no release')"
+    } catch {|e| $"switching back failed too: (why $e)" }
+  }
+  try {
+    apply-by-roles $ctx abandon $prepared $quiet {|rc| if (proxied $rc $rc.role) { abandon $rc $p.new } else { [] } } | ignore
+  } catch {|e| print -e $"hk: stopping the new instances failed too: (why $e)" }
+  $back
+}
+
+# Hosts running a role that is not behind Caddy.
+def role-hosts [ctx: record]: nothing -> list<string> {
+  $ctx.servers | where {|h| roles-of $ctx $h | any {|r| not (proxied $ctx $r) } }
+}
+
+# Prepare and switch to `version` batch by batch (`boot`; without it, every host behind Caddy at
+# once), then the roles not behind Caddy, then retire the old instances; with the way back when a
+# step fails (every batch already switched goes back; their old instances run until the end).
+# `artifact`: the release to upload, or null when the hosts have it. Then prune (`prune`) and the
+# audit entry `action`. The lock is held. Progress rows.
 export def roll [ctx: record, version: string, artifact: any, action: string, prune: bool, quiet: bool]: nothing -> table {
   let ctx = $ctx | upsert doing $"($action) ($version)"
   let state = facts $ctx
-  check-hosts $ctx $state
+  check-hosts $ctx ($state | where host in $ctx.web)
   let p = ports $ctx $state
-  let prepared = try {
-    hooks fire $ctx pre-app-boot
-    let rows = apply-phase $ctx prepare (prepare $ctx $p.new $version $artifact) $quiet
-    hooks fire $ctx post-app-boot
-    $rows
+  let batches = batches $ctx
+  let n = $batches | length
+  let failed = {|e, text|
+    try { write $ctx $action failed $version $"($text): (why $e)" } catch {|e2| print -e $"hk: the audit log could not be written: (why $e2)" }
+  }
+  # Hosts that run no proxied role get the release first (nothing starts there yet).
+  let stage_only = $ctx.servers | where $it not-in $ctx.web
+  let staged = try {
+    apply-by-roles $ctx prepare $stage_only $quiet {|rc| stage $rc $p.new $version $artifact }
   } catch {|e|
-    # Nothing switched: stop the new instances, whichever host failed.
-    try { apply-phase $ctx abandon (abandon $ctx $p.new) $quiet | ignore } catch {|e2| print -e $"hk: stopping the new instances failed too: (why $e2)" }
-    try { write $ctx $action failed $version (why $e) } catch {|e3| print -e $"hk: the audit log could not be written: (why $e3)" }
+    do $failed $e "prepare failed"
     fail $"($action) of ($ctx.app) ($version) failed; nothing was switched, ($p.live | default 'nothing') still serves: (why $e)" $ctx.span "the rows above show the host and step that failed; fix it and deploy again"
   }
-  let switched = try {
-    hooks fire $ctx pre-proxy-reload
-    let rows = apply-phase $ctx switch (switch $ctx $p.new $version) $quiet
-    hooks fire $ctx post-proxy-reload
-    $rows
+  mut rows = $staged
+  mut switched = []
+  mut prepared = []
+  for batch in ($batches | enumerate) {
+    let hosts = $batch.item
+    let which = if $n == 1 { "" } else { $" in batch ($batch.index + 1) of ($n) \(($hosts | str join ', ')\)" }
+    let bctx = $ctx | update servers $hosts
+    let switched_before = $switched
+    let prepared_now = $prepared | append $hosts
+    let booted = try {
+      hooks fire $ctx pre-app-boot {hosts: $hosts}
+      let done = apply-by-roles $bctx prepare $hosts $quiet {|rc|
+        if (proxied $rc $rc.role) { prepare $rc $p.new $version $artifact } else { stage $rc $p.new $version $artifact }
+      }
+      hooks fire $ctx post-app-boot {hosts: $hosts}
+      $done
+    } catch {|e|
+      let back = way-back $ctx $p $switched_before $prepared_now $quiet
+      do $failed $e $"prepare failed($which)"
+      if ($switched_before | is-empty) {
+        fail $"($action) of ($ctx.app) ($version) failed($which); nothing was switched, ($p.live | default 'nothing') still serves: (why $e)" $ctx.span "the rows above show the host and step that failed; fix it and deploy again"
+      }
+      fail $"($action) of ($ctx.app) ($version) failed($which) while preparing; ($back): (why $e)" $ctx.span "the rows above show the host and step that failed"
+    }
+    let flipped = try {
+      hooks fire $ctx pre-proxy-reload {hosts: $hosts}
+      let done = apply-phase $bctx switch (switch $ctx $p.new $version) $quiet
+      hooks fire $ctx post-proxy-reload {hosts: $hosts}
+      $done
+    } catch {|e|
+      let back = way-back $ctx $p ($switched_before | append $hosts) $prepared_now $quiet
+      do $failed $e $"switch failed($which)"
+      fail $"($action) of ($ctx.app) ($version) failed($which) while switching; ($back): (why $e)" $ctx.span "the rows above show the host and step that failed"
+    }
+    $rows = ($rows | append $booted | append $flipped)
+    $switched = ($switched_before | append $hosts)
+    $prepared = $prepared_now
+    if $batch.index < ($n - 1) and ($ctx.boot?.wait? | default 0sec) > 0sec { sleep $ctx.boot.wait }
+  }
+  # The other roles start their new release beside the old once every proxied host switched.
+  let others = role-hosts $ctx
+  let roles_booted = try {
+    apply-by-roles $ctx boot $others $quiet {|rc| if (proxied $rc $rc.role) { [] } else { boot-role $rc $p.new $p.old $version } }
   } catch {|e|
-    # Every host goes back to what was live (its instance still runs); the new instances stop.
-    let back = try {
-      apply-phase $ctx "back" (switch-back $ctx $p.old $p.live) $quiet | ignore
-      $"every host is back on ($p.live | default 'no release')"
-    } catch {|e2| $"switching back failed too: (why $e2)" }
-    try { apply-phase $ctx abandon (abandon $ctx $p.new) $quiet | ignore } catch {|e3| print -e $"hk: stopping the new instances failed: (why $e3)" }
-    try { write $ctx $action failed $version (why $e) } catch {|e4| print -e $"hk: the audit log could not be written: (why $e4)" }
-    fail $"($action) of ($ctx.app) ($version) failed while switching; ($back): (why $e)" $ctx.span "the rows above show the host and step that failed"
+    try {
+      apply-by-roles $ctx abandon $others $quiet {|rc| if (proxied $rc $rc.role) { [] } else { abandon $rc $p.new } } | ignore
+    } catch {|e2| print -e $"hk: stopping the new instances failed too: (why $e2)" }
+    do $failed $e "boot of the roles not behind Caddy failed"
+    fail $"($version) is live behind Caddy, but starting the other roles failed \(their old instances still run\): (why $e)" $ctx.span "the rows above show the host and step that failed; fix it and deploy again"
   }
   let retired = if $p.old == null or $p.old == $p.new { [] } else {
     try {
-      apply-phase $ctx retire (retire $ctx $p.old) $quiet
+      apply-by-roles $ctx retire $ctx.web $quiet {|rc| if (proxied $rc $rc.role) { retire $rc $p.old } else { [] } }
     } catch {|e|
       try { write $ctx $action retire_failed $version } catch { }
       fail $"($version) is live on every host, but retiring the old instance on port ($p.old) failed: (why $e)" $ctx.span $"stop it by hand once it is idle: systemctl stop hk-($ctx.app)@($p.old)"
@@ -128,18 +188,21 @@ export def roll [ctx: record, version: string, artifact: any, action: string, pr
     }
   } else { [] }
   write $ctx $action ok $version
-  [$prepared $switched $retired $pruned] | flatten
+  [$rows $roles_booted $retired $pruned] | flatten
 }
 
 # The plan rows of every phase of a deploy to `version`, with a `phase` column; nothing is changed.
 export def plan-roll [ctx: record, version: string, artifact: any]: nothing -> table {
   let state = facts $ctx
-  check-hosts $ctx $state
+  check-hosts $ctx ($state | where host in $ctx.web)
   let p = ports $ctx $state
-  let retiring = if $p.old == null or $p.old == $p.new { [] } else { plan-phase $ctx retire (retire $ctx $p.old) }
+  let retiring = if $p.old == null or $p.old == $p.new { [] } else {
+    plan-by-roles $ctx retire $ctx.web {|rc| if (proxied $rc $rc.role) { retire $rc $p.old } else { [] } }
+  }
   [
-    (plan-phase $ctx prepare (prepare $ctx $p.new $version $artifact))
-    (plan-phase $ctx switch (switch $ctx $p.new $version))
+    (plan-by-roles $ctx prepare $ctx.servers {|rc| if (proxied $rc $rc.role) { prepare $rc $p.new $version $artifact } else { stage $rc $p.new $version $artifact } })
+    (if ($ctx.web | is-empty) { [] } else { plan-phase ($ctx | update servers $ctx.web) switch (switch $ctx $p.new $version) })
+    (plan-by-roles $ctx boot (role-hosts $ctx) {|rc| if (proxied $rc $rc.role) { [] } else { boot-role $rc $p.new $p.old $version } })
     $retiring
   ] | flatten
 }
@@ -204,6 +267,8 @@ def deploy-with [ctx: record, action: string, prune: bool, plan_only: bool, mess
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config (config/deploy.<name>.nu)
+  --roles (-r): string        # only these roles (comma list, * wildcards)
+  --hosts: string             # only these hosts (comma list, * wildcards)
   --version: string           # version to deploy (default: the git short sha, -dirty when changed, else a UTC timestamp)
   --plan-only                 # every phase's plan rows (with a phase column); nothing on the hosts changes
   --lock-wait: duration       # wait this long for a deploy lock someone else holds
@@ -212,7 +277,7 @@ export def main [
   --skip-hooks (-H)           # run none of the project's hooks (.hk/hooks)
   --allow-empty-secrets       # accept secrets whose value is empty
 ]: nothing -> table {
-  let ctx = running (load $config $destination $version (metadata $config).span) deploy $quiet $skip_hooks
+  let ctx = running (load $config $destination $version (metadata $config).span --roles=$roles --hosts=$hosts) deploy $quiet $skip_hooks
   deploy-with $ctx deploy true $plan_only $message $lock_wait $quiet $allow_empty_secrets
 }
 
@@ -224,6 +289,8 @@ export def main [
 export def redeploy [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config (config/deploy.<name>.nu)
+  --roles (-r): string        # only these roles (comma list, * wildcards)
+  --hosts: string             # only these hosts (comma list, * wildcards)
   --version: string           # version to deploy (default: the git short sha, -dirty when changed, else a UTC timestamp)
   --plan-only                 # every phase's plan rows (with a phase column); nothing on the hosts changes
   --lock-wait: duration       # wait this long for a deploy lock someone else holds
@@ -232,6 +299,6 @@ export def redeploy [
   --skip-hooks (-H)           # run none of the project's hooks (.hk/hooks)
   --allow-empty-secrets       # accept secrets whose value is empty
 ]: nothing -> table {
-  let ctx = running (load $config $destination $version (metadata $config).span) redeploy $quiet $skip_hooks
+  let ctx = running (load $config $destination $version (metadata $config).span --roles=$roles --hosts=$hosts) redeploy $quiet $skip_hooks
   deploy-with $ctx redeploy false $plan_only $message $lock_wait $quiet $allow_empty_secrets
 }

@@ -14,8 +14,6 @@ const UNSUPPORTED = {
   asset_path: "releases sit side by side: assets of the old one stay until it retires"
   logging: "instances log to the journal"
   labels: "no containers to label"
-  boot: "boot batches are not read yet: every host boots at once"
-  primary_role: "the primary host is the first server"
   minimum_version: "not needed"
   sshkit: "hk keeps one SSH session per host"
   hooks_path: "read from there; hk's hooks live in .hk/hooks"
@@ -65,7 +63,6 @@ def translate [k: record, base: bool]: nothing -> record {
     $c.servers = (if $plain { $roles.web.hosts } else {
       $roles | transpose role spec | reduce --fold {} {|r, acc| $acc | upsert $r.role (if ($r.spec | columns) == [hosts] { $r.spec.hosts } else { $r.spec }) }
     })
-    if not $plain { $notes = ($notes | append "servers: roles besides web with cmd/env were written as hk roles; hk deploys the web role today") }
   }
   if $ssh.proxy? != null { $notes = ($notes | append "ssh.proxy: jump hosts go in ~/.ssh/config (ProxyJump), which hk reads") }
   if $base {
@@ -95,6 +92,10 @@ def translate [k: record, base: bool]: nothing -> record {
   if $k.deploy_timeout? != null { $c.health_check = ($c.health_check? | default {} | upsert timeout (seconds $k.deploy_timeout)) }
   if $k.drain_timeout? != null { $c.drain_timeout = (seconds $k.drain_timeout) }
   if $k.retain_containers? != null { $c.retain = $k.retain_containers }
+  if $k.primary_role? != null { $c.primary_role = $k.primary_role }
+  if $k.boot? != null {
+    $c.boot = ({} | merge (if $k.boot.limit? != null { {limit: $k.boot.limit} } else { {} }) | merge (if $k.boot.wait? != null { {wait: (seconds $k.boot.wait)} } else { {} }))
+  }
   if $k.require_destination? != null { $c.require_destination = $k.require_destination }
   let kenv = $k.env? | default {}
   if ($kenv | is-not-empty) {

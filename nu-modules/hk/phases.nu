@@ -7,11 +7,14 @@ use config.nu [app-path unit hk-config runs-root why made-by]
 use caddy.nu [site-resources check-through]
 use secrets.nu [wanted]
 use storage.nu [state-directories storage-env storage-resources]
+use roles.nu [role-ctx proxied groups]
 
-# The systemd template every instance of the app runs from: the port is the instance name, and an
-# instance runs the release its `ports/<port>` link points at (never `current`: a crash-restart of
-# the old instance during a deploy must not boot the new release).
+# The systemd template every instance of the context's role runs from: the port is the instance
+# name (a role not behind Caddy still gets it as PORT), and an instance runs the release its
+# `ports/<port>` link points at (never `current`: a crash-restart of the old instance during a
+# deploy must not boot the new release).
 export def template-unit [ctx: record]: nothing -> record {
+  let role = $ctx.role? | default web
   let dir = app-path $ctx
   let cmd = $ctx.release.cmd
   let program = $cmd | split row " " | first
@@ -26,7 +29,7 @@ export def template-unit [ctx: record]: nothing -> record {
       Type: exec
       Environment: (["PORT=%i" $"HK_APP=($ctx.app)"] | append (storage-env $ctx))
       # Each port's own file: an instance restarted mid-deploy keeps the environment it started with.
-      EnvironmentFile: $"-($dir)/env/web.%i.env"
+      EnvironmentFile: $"-($dir)/env/($role).%i.env"
       WorkingDirectory: $"($dir)/ports/%i"
       ExecStart: $exec
       DynamicUser: yes
@@ -37,7 +40,7 @@ export def template-unit [ctx: record]: nothing -> record {
       RestartSec: 1
   } | merge (state-directories $ctx)
   {
-    Unit: {Description: $"hk app ($ctx.app) on port %i", After: network.target}
+    Unit: {Description: (if $role == web { $"hk app ($ctx.app) on port %i" } else { $"hk app ($ctx.app), role ($role), slot %i" }), After: network.target}
     Service: $service
     Install: {WantedBy: multi-user.target}
   }
@@ -49,21 +52,24 @@ def env-entries [ctx: record]: nothing -> record {
   wanted $ctx | reduce --fold $ctx.env.clear {|s, acc| $acc | upsert $s.key {env: $s.from} }
 }
 
-# The environment file of the instance on `port`.
+# The environment file of the context's role's instance on `port` (`env/<role>.<port>.env`).
 export def env-file [ctx: record, port: int]: nothing -> string {
-  app-path $ctx $"env/web.($port).env"
+  app-path $ctx $"env/($ctx.role? | default web).($port).env"
 }
 
-# The free port's instance running `version`, healthy on 127.0.0.1. `artifact`: the release to
-# upload and unpack (null: it is already on the hosts, as for a rollback).
+# The free port's instance of the context's role running `version`, healthy on 127.0.0.1.
+# `artifact`: the release to upload and unpack (null: it is already on the hosts, as for a rollback).
 export def prepare [ctx: record, port: int, version: string, artifact: any]: nothing -> list {
+  stage $ctx $port $version $artifact | append (start $ctx $port)
+}
+
+# Everything the new instance on `port` needs, without starting it: folders, the release (unless
+# `artifact` is null), storage, its env file, the role's template unit, the `ports/<port>` pin.
+export def stage [ctx: record, port: int, version: string, artifact: any]: nothing -> list {
   let dir = app-path $ctx
-  let env_file = env-file $ctx $port
-  let port_link = app-path $ctx $"ports/($port)"
   let release = if $artifact == null { [] } else {
     [{type: release, name: $ctx.app, version: $version, artifact: $artifact, root: $ctx.root, current: false, keep: $ctx.retain}]
   }
-  let check = $ctx.health_check
   [
     {type: dir, path: $ctx.root, mode: "0755"}
     {type: dir, path: $dir, mode: "0755"}
@@ -73,17 +79,57 @@ export def prepare [ctx: record, port: int, version: string, artifact: any]: not
   | append $release
   | append (storage-resources $ctx)
   | append [
-    {type: env_file, path: $env_file, entries: (env-entries $ctx), mode: "0600"}
+    {type: env_file, path: (env-file $ctx $port), entries: (env-entries $ctx), mode: "0600"}
     {type: service, name: (unit $ctx), unit: (template-unit $ctx)}
-    {type: link, path: $port_link, target: $"($dir)/releases/($version)"}
+    {type: link, path: (app-path $ctx $"ports/($port)"), target: $"($dir)/releases/($version)"}
+  ]
+}
+
+# The instance on `port` started (and enabled) and checked: through its health check over HTTP for
+# a role behind Caddy or one that has a check, else by systemd saying it is active.
+export def start [ctx: record, port: int]: nothing -> list {
+  let port_link = app-path $ctx $"ports/($port)"
+  let env_file = env-file $ctx $port
+  let check = $ctx.health_check
+  let checks = if $check == null { [{systemd: {unit: (unit $ctx $port)}}] } else {
+    [{http: {url: $"http://127.0.0.1:($port)($check.path)", status: 200}}]
+  }
+  let timing = if $check == null { {timeout: 30sec, interval: 500ms} } else {
+    {delay: $check.delay, interval: $check.interval, timeout: $check.timeout}
+  }
+  [
     # Enabled (started at boot) through its wants link, which is what `systemctl enable` makes, but
     # without the daemon reload that costs seconds on every deploy.
     {type: link, path: (wants $ctx $port), target: $"/etc/systemd/system/(unit $ctx)"}
     {type: service, name: (unit $ctx $port), state: running,
       restart_on: [$"link:($port_link)" $"env_file:($env_file)" $"service:(unit $ctx)"]}
-    {type: ready, name: $"($ctx.app) on ($port)", journal: [(unit $ctx $port)],
-      delay: $check.delay, interval: $check.interval, timeout: $check.timeout,
-      checks: [{http: {url: $"http://127.0.0.1:($port)($check.path)", status: 200}}]}
+    ({type: ready, name: (ready-name $ctx $port), journal: [(unit $ctx $port)], checks: $checks} | merge $timing)
+  ]
+}
+
+# The name of the readiness check of the context's role's instance on `port`.
+def ready-name [ctx: record, port: int]: nothing -> string {
+  let role = $ctx.role? | default web
+  if $role == web { $"($ctx.app) on ($port)" } else { $"($ctx.app) ($role) on ($port)" }
+}
+
+# A role not behind Caddy moves to `port` running `version`: its new instance started and up, then
+# the old one (on `old`, when there is one) stopped; `current` and `active_port` follow on hosts
+# that run no proxied role.
+export def boot-role [ctx: record, port: int, old: any, version: string]: nothing -> list {
+  let up = $"ready:(ready-name $ctx $port)"
+  let retire_old = if $old == null or $old == $port { [] } else {
+    [
+      {type: service, name: (unit $ctx $old), state: stopped, after: [$up]}
+      {type: link, path: (wants $ctx $old), target: "-", state: absent, after: [$up]}
+    ]
+  }
+  let current = app-path $ctx current
+  start $ctx $port
+  | append $retire_old
+  | append [
+    {type: link, path: $current, target: $"releases/($version)", after: [$up]}
+    {type: file, path: (app-path $ctx active_port), content: $"($port)\n", mode: "0644", after: [$"link:($current)"]}
   ]
 }
 
@@ -167,6 +213,32 @@ export def progress-line [status: string, phase: string, host: string, took: str
     $"(ansi $color)($status_text)(ansi reset)"
   } else { $status_text }
   $"($status_text) ($phase | fill -w 8) ($host | fill -w 10) ($took | fill -a r -w 9)  ($step)"
+}
+
+# The resources of a phase on hosts running `roles`: `per_role` (given the role's context) for each,
+# the same resource once.
+def role-resources [ctx: record, roles: list<string>, per_role: closure]: nothing -> list {
+  $roles | each {|r| do $per_role (role-ctx $ctx $r) } | flatten | uniq
+}
+
+# Apply a phase whose resources depend on each host's roles on `hosts`: `per_role` gives a role's
+# resources from its context (nothing for a role the phase does not touch); hosts running the same
+# roles share one plan, and those plans run at once.
+export def apply-by-roles [ctx: record, phase: string, hosts: list<string>, quiet: bool, per_role: closure]: nothing -> table {
+  groups $ctx $hosts
+  | each {|g| {hosts: $g.hosts, resources: (role-resources $ctx $g.roles $per_role)} }
+  | where {|g| $g.resources | is-not-empty }
+  | par-each {|g| apply-phase ($ctx | update servers $g.hosts) $phase $g.resources $quiet }
+  | flatten
+}
+
+# The plan rows of such a phase, nothing applied.
+export def plan-by-roles [ctx: record, phase: string, hosts: list<string>, per_role: closure]: nothing -> table {
+  groups $ctx $hosts
+  | each {|g| {hosts: $g.hosts, resources: (role-resources $ctx $g.roles $per_role)} }
+  | where {|g| $g.resources | is-not-empty }
+  | each {|g| plan-phase ($ctx | update servers $g.hosts) $phase $g.resources }
+  | flatten
 }
 
 # The plan of one phase on the app's hosts, as rows with the phase.

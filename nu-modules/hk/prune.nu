@@ -51,8 +51,10 @@ def remove-runs [ctx: record, quiet: bool]: nothing -> table {
 export def stale-releases [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config
+  --roles (-r): string        # only these roles (comma list, * wildcards)
+  --hosts: string             # only these hosts (comma list, * wildcards)
 ]: nothing -> table {
-  let ctx = load $config $destination "-" (metadata $config).span
+  let ctx = load $config $destination "-" (metadata $config).span --roles=$roles --hosts=$hosts
   let rows = stale $ctx
   if ($rows | is-empty) {
     print -e $"hk stale-releases: nothing to remove on ($ctx.servers | str join ', '): ($ctx.app) keeps its newest ($ctx.retain) releases, the live one and the one before it"
@@ -70,10 +72,12 @@ export def stale-releases [
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config
+  --roles (-r): string        # only these roles (comma list, * wildcards)
+  --hosts: string             # only these hosts (comma list, * wildcards)
   --lock-wait: duration       # wait this long for a deploy lock someone else holds
   --quiet (-q)                # no progress on stderr
 ]: nothing -> table<phase: string, host: string, status: string, step: string, duration: duration, message: string, time: datetime> {
-  let ctx = load $config $destination "-" (metadata $config).span
+  let ctx = load $config $destination "-" (metadata $config).span --roles=$roles --hosts=$hosts
   holding $ctx "prune" $lock_wait {|ctx|
     let rows = remove $ctx $quiet
     write $ctx prune ok null

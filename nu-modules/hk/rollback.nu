@@ -44,6 +44,8 @@ export def main [
   version?: string            # the release to go back to (default: the one before the live one)
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config
+  --roles (-r): string        # only these roles (comma list, * wildcards)
+  --hosts: string             # only these hosts (comma list, * wildcards)
   --plan-only                 # every phase's plan rows; nothing on the hosts changes
   --lock-wait: duration       # wait this long for a deploy lock someone else holds
   --message (-m): string = "" # recorded in the lock while it runs
@@ -52,7 +54,7 @@ export def main [
   --allow-empty-secrets       # accept secrets whose value is empty
 ]: nothing -> table {
   let span = (metadata $version).span
-  let ctx = running (load $config $destination "-" $span) rollback $quiet $skip_hooks
+  let ctx = running (load $config $destination "-" $span --roles=$roles --hosts=$hosts) rollback $quiet $skip_hooks
   let state = facts $ctx
   let live = $state | where host == $ctx.primary | get -o 0.current
   let target = if $version != null { $version } else {

@@ -21,6 +21,11 @@ export def wanted [ctx: record]: nothing -> table<key: string, from: string> {
   }
 }
 
+# What every role of the config wants (its own `env.secret` and the app's).
+export def every-wanted [ctx: record]: nothing -> table<key: string, from: string> {
+  $ctx.role_specs? | default {web: {env: $ctx.env}} | values | each {|s| wanted {env: $s.env} } | flatten | uniq
+}
+
 # Every secret the files define (rows key, value, file, line), then what the config wants from the
 # environment; `{values: {FROM: value}, sources: {FROM: file}}` for what the config wants. A secret
 # missing everywhere, or empty (unless `allow_empty`), is an error naming it and the files looked in.
@@ -30,7 +35,7 @@ export def resolve [ctx: record, allow_empty: bool = false]: nothing -> record {
     fail $"reading the secrets files failed: ($e.msg)" $ctx.span "fix the line it names (see `hk docs secrets`)"
   }
   let looked = $paths | each {|p| if ($p | path exists) { $p } else { $"($p) \(missing\)" } } | str join ", "
-  let found = wanted $ctx | get from | uniq | each {|name|
+  let found = every-wanted $ctx | get from | uniq | each {|name|
     let row = $defined | where key == $name | get -o 0
     if $row != null {
       {name: $name, value: $row.value, file: $row.file}
@@ -83,7 +88,7 @@ export def "secrets print" [
 ]: nothing -> table<key: string, source: string, value: string> {
   let ctx = load $config $destination "-" (metadata $config).span
   let defined = hk dotenv ...(files $ctx) | each {|r| {key: $r.key, source: $"($r.file):($r.line)", value: "(redacted)"} }
-  let from_env = wanted $ctx | get from | uniq | where {|k| $k not-in $defined.key } | each {|k|
+  let from_env = every-wanted $ctx | get from | uniq | where {|k| $k not-in $defined.key } | each {|k|
     if ($env | get -o $k) == null { {key: $k, source: "", value: "(missing)"} } else { {key: $k, source: "(environment)", value: "(redacted)"} }
   }
   $defined | append $from_env

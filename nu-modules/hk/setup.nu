@@ -6,7 +6,8 @@
 use config.nu [load facts app-path unit hk-config]
 use secrets.nu [with-secrets]
 use caddy.nu [MAIN VALIDATE main-file import-line]
-use phases.nu [apply-phase template-unit by-phase]
+use phases.nu [apply-phase apply-by-roles template-unit by-phase]
+use roles.nu [proxied]
 use deploy.nu [roll deploying before-roll running]
 
 # What Caddy's main file needs on hosts with these facts: replaced, a line added, or nothing.
@@ -29,9 +30,11 @@ def main-file-resources [ctx: record, host: record]: nothing -> list {
   }
 }
 
-# Caddy's main file on every host; hosts may differ in what it needs: one plan per kind of host.
+# Caddy's main file on every host behind it; hosts may differ in what it needs: one plan per kind
+# of host.
 def main-files [ctx: record, quiet: bool]: nothing -> table {
-  facts $ctx
+  if ($ctx.web | is-empty) { return [] }
+  facts ($ctx | update servers $ctx.web)
   | group-by --to-table {|f| main-file-resources $ctx $f | to nuon }
   | each {|g|
     let hosts = $g.items | get host
@@ -50,6 +53,8 @@ def main-files [ctx: record, quiet: bool]: nothing -> table {
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config
+  --roles (-r): string        # only these roles (comma list, * wildcards)
+  --hosts: string             # only these hosts (comma list, * wildcards)
   --version: string           # version to deploy (default: the git short sha, -dirty when changed, else a UTC timestamp)
   --lock-wait: duration       # wait this long for a deploy lock someone else holds
   --message (-m): string = "" # recorded in the lock while it runs
@@ -57,7 +62,7 @@ export def main [
   --skip-hooks (-H)           # run none of the project's hooks (.hk/hooks)
   --allow-empty-secrets       # accept secrets whose value is empty
 ]: nothing -> table {
-  let ctx = running (load $config $destination $version (metadata $config).span) setup $quiet $skip_hooks
+  let ctx = running (load $config $destination $version (metadata $config).span --roles=$roles --hosts=$hosts) setup $quiet $skip_hooks
   let ctx = with-secrets $ctx $allow_empty_secrets
   # Servers on instances hk runs itself are brought up first (in seconds once their image exists).
   let instances = $ctx.servers | each {|s| $ctx.hosts | get $s | get -o instance } | compact | uniq
@@ -65,16 +70,20 @@ export def main [
     hk-config $ctx | hk instance ensure $name | ignore
   }
   deploying $ctx $message $lock_wait {|ctx|
-    let dir = app-path $ctx
-    let packages = apply-phase $ctx setup [
-      {type: package, name: caddy}
-      {type: package, name: curl}
-      {type: dir, path: $ctx.root, mode: "0755"}
-      {type: dir, path: $dir, mode: "0755"}
-      {type: dir, path: $"($dir)/ports", mode: "0755"}
-      {type: dir, path: $"($dir)/env", mode: "0700"}
-      {type: service, name: (unit $ctx), unit: (template-unit $ctx)}
-    ] $quiet
+    # Curl (health checks use it), the app's folders and each role's template; Caddy where a
+    # proxied role runs.
+    let packages = apply-by-roles $ctx setup $ctx.servers $quiet {|rc|
+      let dir = app-path $rc
+      let caddy = if (proxied $rc $rc.role) { [{type: package, name: caddy}] } else { [] }
+      $caddy | append [
+        {type: package, name: curl}
+        {type: dir, path: $rc.root, mode: "0755"}
+        {type: dir, path: $dir, mode: "0755"}
+        {type: dir, path: $"($dir)/ports", mode: "0755"}
+        {type: dir, path: $"($dir)/env", mode: "0700"}
+        {type: service, name: (unit $rc), unit: (template-unit $rc)}
+      ]
+    }
     # Caddy's main file is shared by every app on a host: when another app's setup changed it since
     # it was read (a stale plan), read it again once.
     let caddy = try { main-files $ctx $quiet } catch { main-files $ctx $quiet }

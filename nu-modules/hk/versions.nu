@@ -11,8 +11,10 @@ use audit.nu [entries]
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config
+  --roles (-r): string        # only these roles (comma list, * wildcards)
+  --hosts: string             # only these hosts (comma list, * wildcards)
 ]: nothing -> table<host: string, version: string, current: bool, active_port: any, deployed_at: any> {
-  let ctx = load $config $destination "-" (metadata $config).span
+  let ctx = load $config $destination "-" (metadata $config).span --roles=$roles --hosts=$hosts
   let live = entries $ctx | where {|e| $e.result? in [ok retire_failed] and $e.action? in [deploy redeploy rollback setup] }
   let hosts = facts $ctx
   if ($hosts | all {|h| $h.releases | is-empty }) {

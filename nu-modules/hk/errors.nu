@@ -1,0 +1,23 @@
+# How the workflows say what went wrong: errors pointing at a value, with a next step.
+
+# Raise a config or workflow error pointing at `span`, with a next step.
+export def fail [msg: string, span: record, help: string = ""]: nothing -> any {
+  if $help == "" {
+    error make {msg: $msg, label: {text: "here", span: $span}}
+  } else {
+    error make {msg: $msg, label: {text: "here", span: $span}, help: $help}
+  }
+}
+
+# `1 file`, `2 files`: a count and its noun.
+export def count [n: int, noun: string]: nothing -> string {
+  if $n == 1 { $"1 ($noun)" } else { $"($n) ($noun)s" }
+}
+
+# What went wrong, in the words of a caught error: its message and, when they say more, its labels.
+export def why [caught: record]: nothing -> string {
+  let details = $caught.details? | default {}
+  let labels = $details.labels? | default [] | get -o text | default [] | where {|t| $t != "" and $t != "here" }
+  let detail = $labels | where {|t| not ($caught.msg | str contains $t) } | str join "; "
+  if $detail == "" { $caught.msg } else { $"($caught.msg): ($detail)" }
+}
