@@ -1,4 +1,4 @@
-# Deploys, part 2, on the shared deploy guest (`hk-deploy`): hooks in order with their variables,
+# Deploys, part 2, on the shared deploy guest (`hk-deploy`): hooks in order with their variables, roles,
 # a failing hook stopping a deploy with nothing switched, secrets from the project files reaching
 # the app byte for byte through systemd's EnvironmentFile, and storage that outlives releases.
 use std/assert
@@ -187,4 +187,43 @@ export def "test guest deploy hooks: what hk init writes deploys the example app
   assert equal (open ($kdir | path join hook.out) | str trim) $"($kname)@k1"
   let token = guest sh --on $guest.deploy_instance $"grep -c '^KAMAL_TOKEN=k-token$' /opt/hk/($kname)/env/web.5950.env" | str trim
   assert equal $token "1"
+}
+
+export def "test guest deploy hooks: a worker role with its own command and env starts after the switch, and stays when web fails" [] {
+  let name = service roles
+  let p = project $name 6000 --extra {
+    servers: {web: [guest], worker: {hosts: [guest], cmd: "bin/worker", env: {clear: {QUEUE: mail}}}}
+  }
+  cd $p.dir
+  # The worker says which release and queue it serves, then waits to be stopped.
+  "#!/bin/sh\necho \"worker $(cat VERSION) queue=$QUEUE slot=$PORT\"\nexec sleep 100000\n" | save dist/bin/worker
+  chmod +x dist/bin/worker
+  let unit = {|port| $"hk-($name)-worker@($port)" }
+  let states = {||
+    guest sh --on $p.instance $"systemctl is-active (do $unit 6000) (do $unit 6001) hk-($name)@6000 hk-($name)@6001 || true" | lines
+  }
+  let setup = hk setup --version v1 --quiet
+  assert equal ($setup | where phase == boot | get host) [guest]
+  assert equal (do $states) [active inactive active inactive]
+  let environ = guest sh --on $p.instance $"tr '\\0' '\\n' < /proc/$\(systemctl show -p MainPID --value (do $unit 6000)\)/environ" | lines
+  assert ("QUEUE=mail" in $environ) $"the worker's environment: ($environ | to nuon)"
+  has (guest sh --on $p.instance $"journalctl -u (do $unit 6000) --no-pager -o cat") "worker v1 queue=mail slot=6000"
+  # v2: web switches, then the worker moves to the new slot and the old one stops.
+  hk deploy --version v2 --quiet | ignore
+  assert equal (answer $p) v2
+  assert equal (do $states) [inactive active inactive active]
+  has (guest sh --on $p.instance $"journalctl -u (do $unit 6001) --no-pager -o cat") "worker v2 queue=mail slot=6001"
+  # A web release that never gets healthy: the old worker keeps running, no new one starts.
+  let broken = $p.dir | path join broken
+  mkdir ($broken | path join bin)
+  "#!/bin/sh\nexit 1\n" | save ($broken | path join bin/hello)
+  cp dist/bin/worker ($broken | path join bin/worker)
+  chmod +x ($broken | path join bin/hello)
+  open $p.config | update release.path broken | update health_check.timeout 5sec | save config/broken.nuon
+  has (error-of { hk deploy -c config/broken.nuon --version v3 --quiet }) "nothing was switched"
+  assert equal (answer $p) v2
+  let after = do $states
+  assert equal ($after | select 0 1) [inactive active] $"workers: ($after | to nuon)"
+  # -r worker restricts the command to the worker's hosts and units.
+  assert equal (hk versions -r worker | where current | get version) [v2]
 }

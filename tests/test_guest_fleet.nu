@@ -1,5 +1,6 @@
 # Deploys to two real systemd hosts at once (two qemu guests of this test's own): a host failing to
-# prepare switches nothing anywhere; a host failing to switch brings the host that switched back.
+# prepare switches nothing anywhere; a host failing to switch brings the host that switched back;
+# in boot batches of one host, a second batch failing brings the first back, under load.
 use std/assert
 use lib/helpers.nu *
 use lib/guest.nu
@@ -54,9 +55,28 @@ def fleet-test [p: record] {
   assert equal ($deployed | where phase == switch | get host | uniq | sort) [web1 web2]
   assert equal (answers $p) {web1: v2, web2: v2}
   assert equal (hk versions | where current | get version | uniq) [v2]
+
+  # One host at a time (boot.limit 1), the second batch failing to switch, under load through
+  # web1: web1 switched first and goes back; every request is answered.
+  open $p.config | insert boot {limit: 1} | save ($p.dir | path join config/batched.nuon)
+  guest sh --on $hosts.web2 $"touch /opt/hk/($app)/upstreams/4000.x && rm -r /opt/hk/($app)/upstreams/4000 && mv /opt/hk/($app)/upstreams/4000.x /opt/hk/($app)/upstreams/4000" | ignore
+  let load = start-load $p --at-least 300
+  let err = error-of { hk deploy -c config/batched.nuon --version v3 }
+  sleep 1sec
+  no-failures (stop-load $load) 300 "batches, the second failing"
+  has $err "failed in batch 2 of 2 (web2) while switching; every host is back on v2"
+  assert equal (answers $p) {web1: v2, web2: v2}
+  let entry = hk audit | first
+  assert equal ($entry | select action version result) {action: deploy, version: v3, result: failed}
+  has $entry.error "switch failed in batch 2 of 2 (web2)"
+  guest sh --on $hosts.web2 $"rm /opt/hk/($app)/upstreams/4000" | ignore
+  # Nothing in the way: batch by batch, both switch.
+  let batched = hk deploy -c config/batched.nuon --version v3 --quiet
+  assert equal ($batched | where phase == switch | get host) [web1 web2]
+  assert equal (answers $p) {web1: v3, web2: v3}
 }
 
-export def "test guest fleet: a host failing to prepare switches nothing, one failing to switch brings the others back" [] {
+export def "test guest fleet: a host failing to prepare switches nothing, one failing to switch brings the others back, and so does a failing batch" [] {
   let spec = guest spec
   let p = project fleet 4000 --instance $hosts.web1 --extra {
     instances: ($hosts | values | each {|n| {$n: $spec} } | into record)

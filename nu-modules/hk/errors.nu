@@ -16,8 +16,15 @@ export def count [n: int, noun: string]: nothing -> string {
 
 # What went wrong, in the words of a caught error: its message and, when they say more, its labels.
 export def why [caught: record]: nothing -> string {
-  let details = $caught.details? | default {}
+  words ($caught.details? | default {msg: $caught.msg})
+}
+
+# The words of an error's details; an error that only wraps another (a closure that failed on its
+# input, as `par-each` reports it) says what the one inside says.
+def words [details: record]: nothing -> string {
+  let inner = $details.inner? | default []
+  if ($details.msg =~ '^Eval block failed') and ($inner | is-not-empty) { return (words ($inner | first)) }
   let labels = $details.labels? | default [] | get -o text | default [] | where {|t| $t != "" and $t != "here" }
-  let detail = $labels | where {|t| not ($caught.msg | str contains $t) } | str join "; "
-  if $detail == "" { $caught.msg } else { $"($caught.msg): ($detail)" }
+  let detail = $labels | where {|t| not ($details.msg | str contains $t) } | str join "; "
+  if $detail == "" { $details.msg } else { $"($details.msg): ($detail)" }
 }

@@ -221,24 +221,26 @@ def role-resources [ctx: record, roles: list<string>, per_role: closure]: nothin
   $roles | each {|r| do $per_role (role-ctx $ctx $r) } | flatten | uniq
 }
 
-# Apply a phase whose resources depend on each host's roles on `hosts`: `per_role` gives a role's
-# resources from its context (nothing for a role the phase does not touch); hosts running the same
-# roles share one plan, and those plans run at once.
-export def apply-by-roles [ctx: record, phase: string, hosts: list<string>, quiet: bool, per_role: closure]: nothing -> table {
+# The plans of a phase whose resources depend on each host's roles: hosts running the same roles
+# share one, `per_role` giving a role's resources from its context (nothing for a role the phase
+# does not touch). Rows {hosts, resources}.
+def role-plans [ctx: record, hosts: list<string>, per_role: closure]: nothing -> table {
   groups $ctx $hosts
   | each {|g| {hosts: $g.hosts, resources: (role-resources $ctx $g.roles $per_role)} }
   | where {|g| $g.resources | is-not-empty }
-  | par-each {|g| apply-phase ($ctx | update servers $g.hosts) $phase $g.resources $quiet }
-  | flatten
+}
+
+# Apply such a phase on `hosts`: one plan per group of hosts alike, the groups at once.
+export def apply-by-roles [ctx: record, phase: string, hosts: list<string>, quiet: bool, per_role: closure]: nothing -> table {
+  let plans = role-plans $ctx $hosts $per_role
+  let apply = {|g| apply-phase ($ctx | update servers $g.hosts) $phase $g.resources $quiet }
+  # One group (the usual case) runs here: its error stays as it is.
+  if ($plans | length) == 1 { do $apply ($plans | first) } else { $plans | par-each $apply | flatten }
 }
 
 # The plan rows of such a phase, nothing applied.
 export def plan-by-roles [ctx: record, phase: string, hosts: list<string>, per_role: closure]: nothing -> table {
-  groups $ctx $hosts
-  | each {|g| {hosts: $g.hosts, resources: (role-resources $ctx $g.roles $per_role)} }
-  | where {|g| $g.resources | is-not-empty }
-  | each {|g| plan-phase ($ctx | update servers $g.hosts) $phase $g.resources }
-  | flatten
+  role-plans $ctx $hosts $per_role | each {|g| plan-phase ($ctx | update servers $g.hosts) $phase $g.resources } | flatten
 }
 
 # The plan of one phase on the app's hosts, as rows with the phase.
