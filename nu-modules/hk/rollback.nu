@@ -32,6 +32,31 @@ export def previous [stack: list<string>, live: any]: nothing -> any {
   if $at == null or $at == 0 { null } else { $stack | get ($at - 1) }
 }
 
+# The release a rollback goes to: `version`, else the one before the live one in the deploy
+# history; refused when a host lacks it or it is live everywhere already.
+def target-of [ctx: record, version: any, span: record]: nothing -> string {
+  let state = facts $ctx
+  let live = $state | where host == $ctx.primary | get -o 0.current
+  let target = if $version != null { $version } else {
+    let stack = history (entries $ctx)
+    let found = previous $stack $live
+    if $found == null {
+      let known = $state | get releases | flatten | get -o version | uniq | str join ", "
+      fail $"no release before ($live | default 'nothing') in the deploy history of ($ctx.app)" $span $"name one: hk rollback VERSION \(on the hosts: ($known)\)"
+    }
+    $found
+  }
+  let lacking = $state | where {|f| $target not-in ($f.releases | get -o version) }
+  if ($lacking | is-not-empty) {
+    let have = $lacking | each {|f| $"($f.host): ($f.releases | get -o version | str join ' ')" } | str join "; "
+    fail $"release ($target) is not on every host of ($ctx.app) \(($have)\)" $span "roll back to a release every host has, or deploy it again"
+  }
+  if $target == $live and ($state | all {|f| $f.current == $target }) {
+    fail $"($target) is already live on every host of ($ctx.app)" $span
+  }
+  $target
+}
+
 # Roll the app back to VERSION, or to the release before the live one.
 #
 # Without VERSION, the release before the live one in the app's deploy history (its audit log, never
@@ -55,29 +80,16 @@ export def main [
 ]: nothing -> table {
   let span = (metadata $version).span
   let ctx = running (load $config $destination "-" $span --roles=$roles --hosts=$hosts) rollback $quiet $skip_hooks
-  let state = facts $ctx
-  let live = $state | where host == $ctx.primary | get -o 0.current
-  let target = if $version != null { $version } else {
-    let stack = history (entries $ctx)
-    let found = previous $stack $live
-    if $found == null {
-      let known = $state | get releases | flatten | get -o version | uniq | str join ", "
-      fail $"no release before ($live | default 'nothing') in the deploy history of ($ctx.app)" $span $"name one: hk rollback VERSION \(on the hosts: ($known)\)"
-    }
-    $found
+  let ctx = with-secrets ($ctx | upsert version ($version | default "-")) $allow_empty_secrets
+  if $plan_only {
+    let target = target-of $ctx $version $span
+    return (plan-roll ($ctx | upsert version $target) $target null)
   }
-  let lacking = $state | where {|f| $target not-in ($f.releases | get -o version) }
-  if ($lacking | is-not-empty) {
-    let have = $lacking | each {|f| $"($f.host): ($f.releases | get -o version | str join ' ')" } | str join "; "
-    fail $"release ($target) is not on every host of ($ctx.app) \(($have)\)" $span "roll back to a release every host has, or deploy it again"
-  }
-  if $target == $live and ($state | all {|f| $f.current == $target }) {
-    fail $"($target) is already live on every host of ($ctx.app)" $span
-  }
-  let ctx = with-secrets ($ctx | upsert version $target) $allow_empty_secrets
-  if $plan_only { return (plan-roll $ctx $target null) }
-  # A rollback builds nothing: no pre-build or post-build hook.
+  # A rollback builds nothing: no pre-build or post-build hook. It reads the hosts only once the
+  # pre-connect hook ran.
   deploying $ctx $message $lock_wait {|ctx|
+    let target = target-of $ctx $version $span
+    let ctx = $ctx | upsert version $target
     hooks fire $ctx pre-deploy
     roll $ctx $target null rollback false $quiet
   } | by-phase
