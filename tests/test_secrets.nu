@@ -62,7 +62,7 @@ export def "test secrets: a missing, an empty or an unreadable secret is refused
   let err = error-of { values-of $dir }
   has $err $"secret BLANK is empty \(BLANK in ($dir)/.hk/secrets\)"
   has $err "--allow-empty-secrets"
-  let ok = do { cd $dir; resolve (load null null v1 (metadata $dir).span) true }
+  let ok = do { cd $dir; resolve (load null null v1 (metadata $dir).span) --allow-empty }
   assert equal $ok.values {BLANK: ""}
   # A command that fails names its file, line and key; its stdout is never shown.
   let dir = project [A] {secrets: "A=ok\nB=$(printf '%s-%s' hidden out; echo 'no vault' >&2; exit 7)\n"}

@@ -10,7 +10,7 @@ export def performer []: nothing -> string {
 
 # Append an entry `{time, action, version, result, performer, app, destination, hosts}` on every host
 # (with `error` saying why, when it failed).
-export def write [ctx: record, action: string, result: string, version: any, error?: string]: nothing -> nothing {
+export def write [ctx: record, action: string, result: string, version: oneof<string, nothing>, error?: string]: nothing -> nothing {
   let entry = {
     time: (date now | format date "%+")
     action: $action

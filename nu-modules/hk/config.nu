@@ -177,7 +177,7 @@ export def version-of [dir: string, explicit?: string]: nothing -> string {
 }
 
 # `config/deploy.nu` (then `.nuon`) under the current directory, or `config` as given.
-def config-path [config: any, span: record]: nothing -> string {
+def config-path [config: oneof<string, nothing>, span: record]: nothing -> string {
   if $config != null {
     let path = $config | path expand
     if not ($path | path exists) { fail $"deploy config ($path) not found" $span "give the path with -c, e.g. -c config/deploy.nu" }
@@ -203,12 +203,12 @@ def destinations-in [dir: string]: nothing -> list<string> {
 
 # Read, merge, check and resolve an app's deploy config. `span` is where errors point.
 export def load [
-  config: any             # path of the config, or null for config/deploy.nu[on]
-  destination: any        # destination name, or null
-  version: any            # version, or null for git / a timestamp
+  config: oneof<string, nothing>       # path of the config, or null for config/deploy.nu[on]
+  destination: oneof<string, nothing>  # destination name, or null
+  version: oneof<string, nothing>      # version, or null for git / a timestamp
   span: record
-  --roles: any            # only these roles (comma list, * wildcards), or null
-  --hosts: any            # only these hosts (comma list, * wildcards), or null
+  --roles: string                      # only these roles (comma list, * wildcards)
+  --hosts: string                      # only these hosts (comma list, * wildcards)
 ]: nothing -> record {
   let path = config-path $config $span
   let base = read-file $path $span

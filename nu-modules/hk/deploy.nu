@@ -18,7 +18,8 @@ use prune.nu [remove]
 
 # Build the release here: the config's `release.build` command (run in the project folder with
 # HK_VERSION and HK_APP set), then `hk release build` of `release.path`. The artifact and a progress row.
-export def build [ctx: record, quiet: bool]: nothing -> record {
+export def build [ctx: record]: nothing -> record {
+  let quiet = $ctx.quiet? | default false
   let started = date now
   let command = $ctx.release.build? | default ""
   if $command != "" {
@@ -47,7 +48,7 @@ export def build [ctx: record, quiet: bool]: nothing -> record {
   let size = $built.size | into string
   {
     artifact: $built.manifest
-    row: (progress build local $"release ($ctx.version)" ok ((date now) - $started) $"(count ($built.files | length) file), ($size)" $quiet)
+    row: (progress build local $"release ($ctx.version)" ok ((date now) - $started) $"(count ($built.files | length) file), ($size)" --quiet=$quiet)
   }
 }
 
@@ -82,15 +83,15 @@ export def ports [ctx: record, facts: table]: nothing -> record {
 
 # Stop the new instances of the proxied roles on `prepared` and switch `switched` back to what was
 # live (its instances still run); what the way back says of itself.
-def way-back [ctx: record, p: record, switched: list<string>, prepared: list<string>, quiet: bool]: nothing -> string {
+def way-back [ctx: record, p: record, switched: list<string>, prepared: list<string>]: nothing -> string {
   let back = if ($switched | is-empty) { "" } else {
     try {
-      apply-phase ($ctx | update servers $switched) "back" (switch-back $ctx $p.old $p.live) $quiet | ignore
+      apply-phase ($ctx | update servers $switched) "back" (switch-back $ctx $p.old $p.live) | ignore
       $"every host is back on ($p.live | default 'no release')"
     } catch {|e| $"switching back failed too: (why $e)" }
   }
   try {
-    apply-by-roles $ctx abandon $prepared $quiet {|rc| if (proxied $rc $rc.role) { abandon $rc $p.new } else { [] } } | ignore
+    apply-by-roles $ctx abandon $prepared {|rc| if (proxied $rc $rc.role) { abandon $rc $p.new } else { [] } } | ignore
   } catch {|e| print -e $"hk: stopping the new instances failed too: (why $e)" }
   $back
 }
@@ -105,7 +106,7 @@ def role-hosts [ctx: record]: nothing -> list<string> {
 # step fails (every batch already switched goes back; their old instances run until the end).
 # `artifact`: the release to upload, or null when the hosts have it. Then prune (`prune`) and the
 # audit entry `action`. The lock is held. Progress rows.
-export def roll [ctx: record, version: string, artifact: any, action: string, prune: bool, quiet: bool]: nothing -> table {
+export def roll [ctx: record, version: string, artifact: oneof<string, nothing>, action: string, --prune]: nothing -> table {
   let ctx = $ctx | upsert doing $"($action) ($version)"
   let state = facts $ctx
   check-hosts $ctx ($state | where host in $ctx.web)
@@ -118,7 +119,7 @@ export def roll [ctx: record, version: string, artifact: any, action: string, pr
   # Hosts that run no proxied role get the release first (nothing starts there yet).
   let stage_only = $ctx.servers | where $it not-in $ctx.web
   let staged = try {
-    apply-by-roles $ctx prepare $stage_only $quiet {|rc| stage $rc $p.new $version $artifact }
+    apply-by-roles $ctx prepare $stage_only {|rc| stage $rc $p.new $version $artifact }
   } catch {|e|
     do $failed $e "prepare failed"
     fail $"($action) of ($ctx.app) ($version) failed; nothing was switched, ($p.live | default 'nothing') still serves: (why $e)" $ctx.span "the rows above show the host and step that failed; fix it and deploy again"
@@ -134,13 +135,13 @@ export def roll [ctx: record, version: string, artifact: any, action: string, pr
     let prepared_now = $prepared | append $hosts
     let booted = try {
       hooks fire $ctx pre-app-boot {hosts: $hosts}
-      let done = apply-by-roles $bctx prepare $hosts $quiet {|rc|
+      let done = apply-by-roles $bctx prepare $hosts {|rc|
         if (proxied $rc $rc.role) { prepare $rc $p.new $version $artifact } else { stage $rc $p.new $version $artifact }
       }
       hooks fire $ctx post-app-boot {hosts: $hosts}
       $done
     } catch {|e|
-      let back = way-back $ctx $p $switched_before $prepared_now $quiet
+      let back = way-back $ctx $p $switched_before $prepared_now
       do $failed $e $"prepare failed($which)"
       if ($switched_before | is-empty) {
         fail $"($action) of ($ctx.app) ($version) failed($which); nothing was switched, ($p.live | default 'nothing') still serves: (why $e)" $ctx.span "the rows above show the host and step that failed; fix it and deploy again"
@@ -149,11 +150,11 @@ export def roll [ctx: record, version: string, artifact: any, action: string, pr
     }
     let flipped = try {
       hooks fire $ctx pre-proxy-reload {hosts: $hosts}
-      let done = apply-phase $bctx switch (switch $ctx $p.new $version) $quiet
+      let done = apply-phase $bctx switch (switch $ctx $p.new $version)
       hooks fire $ctx post-proxy-reload {hosts: $hosts}
       $done
     } catch {|e|
-      let back = way-back $ctx $p ($switched_before | append $hosts) $prepared_now $quiet
+      let back = way-back $ctx $p ($switched_before | append $hosts) $prepared_now
       do $failed $e $"switch failed($which)"
       fail $"($action) of ($ctx.app) ($version) failed($which) while switching; ($back): (why $e)" $ctx.span "the rows above show the host and step that failed"
     }
@@ -165,24 +166,24 @@ export def roll [ctx: record, version: string, artifact: any, action: string, pr
   # The other roles start their new release beside the old once every proxied host switched.
   let others = role-hosts $ctx
   let roles_booted = try {
-    apply-by-roles $ctx boot $others $quiet {|rc| if (proxied $rc $rc.role) { [] } else { boot-role $rc $p.new $p.old $version } }
+    apply-by-roles $ctx boot $others {|rc| if (proxied $rc $rc.role) { [] } else { boot-role $rc $p.new $p.old $version } }
   } catch {|e|
     try {
-      apply-by-roles $ctx abandon $others $quiet {|rc| if (proxied $rc $rc.role) { [] } else { abandon $rc $p.new } } | ignore
+      apply-by-roles $ctx abandon $others {|rc| if (proxied $rc $rc.role) { [] } else { abandon $rc $p.new } } | ignore
     } catch {|e2| print -e $"hk: stopping the new instances failed too: (why $e2)" }
     do $failed $e "boot of the roles not behind Caddy failed"
     fail $"($version) is live behind Caddy, but starting the other roles failed \(their old instances still run\): (why $e)" $ctx.span "the rows above show the host and step that failed; fix it and deploy again"
   }
   let retired = if $p.old == null or $p.old == $p.new { [] } else {
     try {
-      apply-by-roles $ctx retire $ctx.web $quiet {|rc| if (proxied $rc $rc.role) { retire $rc $p.old } else { [] } }
+      apply-by-roles $ctx retire $ctx.web {|rc| if (proxied $rc $rc.role) { retire $rc $p.old } else { [] } }
     } catch {|e|
       try { write $ctx $action retire_failed $version } catch { }
       fail $"($version) is live on every host, but retiring the old instance on port ($p.old) failed: (why $e)" $ctx.span $"stop it by hand once it is idle: systemctl stop hk-($ctx.app)@($p.old)"
     }
   }
   let pruned = if $prune {
-    try { remove $ctx $quiet } catch {|e|
+    try { remove $ctx } catch {|e|
       print -e $"hk: pruning old releases failed \(the deploy itself is done\): (why $e)"
       []
     }
@@ -192,7 +193,7 @@ export def roll [ctx: record, version: string, artifact: any, action: string, pr
 }
 
 # The plan rows of every phase of a deploy to `version`, with a `phase` column; nothing is changed.
-export def plan-roll [ctx: record, version: string, artifact: any]: nothing -> table {
+export def plan-roll [ctx: record, version: string, artifact: oneof<string, nothing>]: nothing -> table {
   let state = facts $ctx
   check-hosts $ctx ($state | where host in $ctx.web)
   let p = ports $ctx $state
@@ -210,7 +211,7 @@ export def plan-roll [ctx: record, version: string, artifact: any]: nothing -> t
 # Run `work` (given the context) the way every deploying command does: secrets loaded, the
 # `pre-connect` hook, the lock taken, then `post-deploy` (with the lock still held, and the runtime)
 # once `work` went through. A failure before anything was prepared is in the audit log too.
-export def deploying [ctx: record, message: string, wait: any, work: closure]: nothing -> table {
+export def deploying [ctx: record, message: string, wait: oneof<duration, nothing>, work: closure]: nothing -> table {
   let started = date now
   hooks fire $ctx pre-connect
   holding $ctx $message $wait {|ctx|
@@ -223,10 +224,10 @@ export def deploying [ctx: record, message: string, wait: any, work: closure]: n
 
 # Hooks and the build before a roll: pre-build, the build, post-build, pre-deploy. A failure is
 # written to the audit log (nothing was touched on the hosts) and raised.
-export def before-roll [ctx: record, action: string, quiet: bool]: nothing -> record {
+export def before-roll [ctx: record, action: string]: nothing -> record {
   try {
     hooks fire $ctx pre-build
-    let built = build $ctx $quiet
+    let built = build $ctx
     hooks fire $ctx post-build
     hooks fire $ctx pre-deploy
     $built
@@ -237,20 +238,20 @@ export def before-roll [ctx: record, action: string, quiet: bool]: nothing -> re
 }
 
 # What every deploying command adds to its context: which command it is and how it runs.
-export def running [ctx: record, command: string, quiet: bool, skip_hooks: bool]: nothing -> record {
+export def running [ctx: record, command: string, --quiet, --skip-hooks]: nothing -> record {
   $ctx | merge {command: $command, subcommand: $command, quiet: $quiet, skip_hooks: $skip_hooks}
 }
 
 # Build, then deploy under the lock: the shared body of deploy and redeploy.
-def deploy-with [ctx: record, action: string, prune: bool, plan_only: bool, message: string, wait: any, quiet: bool, allow_empty: bool]: nothing -> table {
-  let ctx = with-secrets $ctx $allow_empty
+def deploy-with [ctx: record, action: string, message: string, wait: oneof<duration, nothing>, --prune, --plan-only, --allow-empty]: nothing -> table {
+  let ctx = with-secrets $ctx --allow-empty=$allow_empty
   if $plan_only {
-    let built = build $ctx true
+    let built = build ($ctx | upsert quiet true)
     return (plan-roll $ctx $ctx.version $built.artifact)
   }
   deploying $ctx $message $wait {|ctx|
-    let built = before-roll $ctx $action $quiet
-    [$built.row] | append (roll $ctx $ctx.version $built.artifact $action $prune $quiet)
+    let built = before-roll $ctx $action
+    [$built.row] | append (roll $ctx $ctx.version $built.artifact $action --prune=$prune)
   } | by-phase
 }
 
@@ -277,8 +278,8 @@ export def main [
   --skip-hooks (-H)           # run none of the project's hooks (.hk/hooks)
   --allow-empty-secrets       # accept secrets whose value is empty
 ]: nothing -> table {
-  let ctx = running (load $config $destination $version (metadata $config).span --roles=$roles --hosts=$hosts) deploy $quiet $skip_hooks
-  deploy-with $ctx deploy true $plan_only $message $lock_wait $quiet $allow_empty_secrets
+  let ctx = running (load $config $destination $version (metadata $config).span --roles=$roles --hosts=$hosts) deploy --quiet=$quiet --skip-hooks=$skip_hooks
+  deploy-with $ctx deploy $message $lock_wait --prune --plan-only=$plan_only --allow-empty=$allow_empty_secrets
 }
 
 # Deploy like `hk deploy`, without pruning old releases afterwards.
@@ -299,6 +300,6 @@ export def redeploy [
   --skip-hooks (-H)           # run none of the project's hooks (.hk/hooks)
   --allow-empty-secrets       # accept secrets whose value is empty
 ]: nothing -> table {
-  let ctx = running (load $config $destination $version (metadata $config).span --roles=$roles --hosts=$hosts) redeploy $quiet $skip_hooks
-  deploy-with $ctx redeploy false $plan_only $message $lock_wait $quiet $allow_empty_secrets
+  let ctx = running (load $config $destination $version (metadata $config).span --roles=$roles --hosts=$hosts) redeploy --quiet=$quiet --skip-hooks=$skip_hooks
+  deploy-with $ctx redeploy $message $lock_wait --plan-only=$plan_only --allow-empty=$allow_empty_secrets
 }

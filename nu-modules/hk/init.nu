@@ -94,17 +94,17 @@ export def main [
         fail $"($service | to nuon) is not a service name: use lowercase letters, digits and '-'" (metadata $service).span "give one with --service"
       }
       [
-        (put ($dir | path join config/deploy.nu) (fresh-config $service $host $app_port) $force)
-        (put ($dir | path join .hk/secrets) "# Secrets of the deploy, one KEY=value a line; `hk docs secrets`.\n# DATABASE_PASSWORD=$(op read op://Prod/db/password)\n" $force --mode "600")
+        (put ($dir | path join config/deploy.nu) (fresh-config $service $host $app_port) --force=$force)
+        (put ($dir | path join .hk/secrets) "# Secrets of the deploy, one KEY=value a line; `hk docs secrets`.\n# DATABASE_PASSWORD=$(op read op://Prod/db/password)\n" --force=$force --mode "600")
       ]
-      | append ($NAMES | each {|h| put ($dir | path join .hk/hooks $h) (hook-sample $h) $force })
+      | append ($NAMES | each {|h| put ($dir | path join .hk/hooks $h) (hook-sample $h) --force=$force })
       | append (put ($dir | path join deploy.nu) (project-module [
         {name: ship, command: "hk deploy"}
         {name: ship-status, command: "hk versions"}
         {name: rollback-app, command: "hk rollback"}
-      ]) $force)
+      ]) --force=$force)
     }
-    kamal => { kamal import $dir $force $span }
+    kamal => { kamal import $dir $span --force=$force }
     _ => { fail $"hk init --from ($from): hk reads kamal projects" $span "hk init --from kamal" }
   }
   $written | append (ignore-secrets $dir) | compact | each {|f| {file: ($f | path relative-to $dir)} }

@@ -112,7 +112,7 @@ def translate [k: record, base: bool]: nothing -> record {
 }
 
 # Copy a Kamal hook to .hk/hooks: KAMAL_* variables renamed HK_*, a comment saying so, its mode kept.
-def copy-hook [from: string, to_dir: string, force: bool]: nothing -> any {
+def copy-hook [from: string, to_dir: string, --force]: nothing -> any {
   let text = open --raw $from | decode utf-8
   let lines = $text | lines
   let note = $"# Translated from ($from | path basename) of a Kamal project by hk init: KAMAL_* variables renamed HK_* \(see `hk docs hooks`\)."
@@ -121,11 +121,11 @@ def copy-hook [from: string, to_dir: string, force: bool]: nothing -> any {
     [($renamed | first) $note] | append ($renamed | skip 1)
   } else { [$note] | append $renamed }
   let mode = if (ls -l $from | get 0.mode | str substring 2..2) == "x" { "755" } else { "644" }
-  put ($to_dir | path join ($from | path basename)) ($body | str join "\n" | $in + "\n") $force --mode $mode
+  put ($to_dir | path join ($from | path basename)) ($body | str join "\n" | $in + "\n") --force=$force --mode $mode
 }
 
 # Import the Kamal project in `dir`; the files written.
-export def import [dir: string, force: bool, span: record]: nothing -> list {
+export def import [dir: string, span: record, --force]: nothing -> list {
   let main = $dir | path join config/deploy.yml
   if not ($main | path exists) {
     fail $"no Kamal config: ($main) does not exist" $span "run hk init --from kamal in the Kamal project's folder"
@@ -138,12 +138,12 @@ export def import [dir: string, force: bool, span: record]: nothing -> list {
     "Kamal deployed a container image; hk deploys the release folder `release.path`, started with"
     "`release.cmd` (PORT set) after `release.build` ran here: fill those in."
   ]
-  mut written = [(put ($dir | path join config/deploy.nu) (config-text $header $base.config) $force)]
+  mut written = [(put ($dir | path join config/deploy.nu) (config-text $header $base.config) --force=$force)]
   mut notes = $base.notes
   for f in (glob ($dir | path join config/deploy.*.yml) | sort) {
     let dest = $f | path basename | str replace -r '^deploy\.(.+)\.yml$' '$1'
     let over = translate (open $f) false
-    $written = ($written | append (put ($dir | path join $"config/deploy.($dest).nu") (config-text [$"Destination ($dest), merged over config/deploy.nu \(from config/deploy.($dest).yml\)."] $over.config) $force))
+    $written = ($written | append (put ($dir | path join $"config/deploy.($dest).nu") (config-text [$"Destination ($dest), merged over config/deploy.nu \(from config/deploy.($dest).yml\)."] $over.config) --force=$force))
     $notes = ($notes | append ($over.notes | each {|n| $"($dest): ($n)" }))
   }
   let kamal_dir = $dir | path join .kamal
@@ -153,7 +153,7 @@ export def import [dir: string, force: bool, span: record]: nothing -> list {
     if ($text | str contains "kamal secrets") {
       $notes = ($notes | append $"($f | path basename): calls `kamal secrets`: use the vault's own CLI in $\(…\), or hk secrets fetch")
     }
-    $written = ($written | append (put ($dir | path join .hk ($f | path basename)) $text $force --mode "600"))
+    $written = ($written | append (put ($dir | path join .hk ($f | path basename)) $text --force=$force --mode "600"))
   }
   let hooks_dir = $dir | path join ($k.hooks_path? | default .kamal/hooks)
   for f in (glob ($hooks_dir | path join "*") | sort) {
@@ -161,14 +161,14 @@ export def import [dir: string, force: bool, span: record]: nothing -> list {
     if $name == docker-setup {
       $notes = ($notes | append "hooks/docker-setup: no Docker to set up")
     } else {
-      $written = ($written | append (copy-hook $f ($dir | path join .hk/hooks) $force))
+      $written = ($written | append (copy-hook $f ($dir | path join .hk/hooks) --force=$force))
     }
   }
   let aliases = $k.aliases? | default {} | transpose name command | each {|a|
     {name: $a.name, command: $"hk ($a.command)", note: $"kamal ($a.command)"}
   }
   let aliases = [{name: ship, command: "hk deploy"}] | append $aliases
-  $written = ($written | append (put ($dir | path join deploy.nu) (project-module $aliases) $force))
+  $written = ($written | append (put ($dir | path join deploy.nu) (project-module $aliases) --force=$force))
   for n in $notes { print -e $"hk init: no hk equivalent: ($n)" }
   $written
 }

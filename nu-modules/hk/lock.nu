@@ -16,7 +16,7 @@ def holder [version: string, message: string]: nothing -> record {
 }
 
 # Take the app's lock; the record to release it with. `wait`: keep trying this long.
-export def take [ctx: record, message: string, wait: any]: nothing -> record {
+export def take [ctx: record, message: string, wait: oneof<duration, nothing>]: nothing -> record {
   let wait = $wait | default 0sec
   hk-config $ctx | hk app lock $ctx.primary --app $ctx.app --root $ctx.root --holder (holder $ctx.version $message) --wait $wait
 }
@@ -29,7 +29,7 @@ export def give-back [ctx: record, held: record]: nothing -> record {
 # Run `work` holding the app's lock; the lock is released however `work` ends (error, Ctrl-C).
 # `work` gets the context with `holding_lock` set. Inside a hook of a command holding this app's
 # lock (`HK_LOCK` true, `HK_APP` this app), the lock is already held: `work` runs without waiting.
-export def holding [ctx: record, message: string, wait: any, work: closure]: nothing -> any {
+export def holding [ctx: record, message: string, wait: oneof<duration, nothing>, work: closure]: nothing -> any {
   let inside = ($env.HK_LOCK? == "true") and ($env.HK_APP? == $ctx.app)
   let ctx = $ctx | upsert holding_lock true
   if $inside { return (do $work $ctx) }

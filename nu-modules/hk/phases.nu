@@ -59,13 +59,13 @@ export def env-file [ctx: record, port: int]: nothing -> string {
 
 # The free port's instance of the context's role running `version`, healthy on 127.0.0.1.
 # `artifact`: the release to upload and unpack (null: it is already on the hosts, as for a rollback).
-export def prepare [ctx: record, port: int, version: string, artifact: any]: nothing -> list {
+export def prepare [ctx: record, port: int, version: string, artifact: oneof<string, nothing>]: nothing -> list {
   stage $ctx $port $version $artifact | append (start $ctx $port)
 }
 
 # Everything the new instance on `port` needs, without starting it: folders, the release (unless
 # `artifact` is null), storage, its env file, the role's template unit, the `ports/<port>` pin.
-export def stage [ctx: record, port: int, version: string, artifact: any]: nothing -> list {
+export def stage [ctx: record, port: int, version: string, artifact: oneof<string, nothing>]: nothing -> list {
   let dir = app-path $ctx
   let release = if $artifact == null { [] } else {
     [{type: release, name: $ctx.app, version: $version, artifact: $artifact, root: $ctx.root, current: false, keep: $ctx.retain}]
@@ -116,7 +116,7 @@ def ready-name [ctx: record, port: int]: nothing -> string {
 # A role not behind Caddy moves to `port` running `version`: its new instance started and up, then
 # the old one (on `old`, when there is one) stopped; `current` and `active_port` follow on hosts
 # that run no proxied role.
-export def boot-role [ctx: record, port: int, old: any, version: string]: nothing -> list {
+export def boot-role [ctx: record, port: int, old: oneof<int, nothing>, version: string]: nothing -> list {
   let up = $"ready:(ready-name $ctx $port)"
   let retire_old = if $old == null or $old == $port { [] } else {
     [
@@ -137,7 +137,7 @@ export def boot-role [ctx: record, port: int, old: any, version: string]: nothin
 # (atomic, no reload), the answer through Caddy checked, then `current` and `active_port`. A null port
 # takes traffic away (a first deploy whose switch failed has nothing older to go back to): the site
 # then answers 503.
-export def switch [ctx: record, port: any, version: any]: nothing -> list {
+export def switch [ctx: record, port: oneof<int, nothing>, version: oneof<string, nothing>]: nothing -> list {
   if $port == null {
     return [
       {type: link, path: (app-path $ctx upstream), target: "-", state: absent}
@@ -151,7 +151,7 @@ export def switch [ctx: record, port: any, version: any]: nothing -> list {
 # Traffic back to `port` (running `version`), which was live before a switch failed: only the
 # `upstream` link, the check through Caddy, `current` and `active_port` — the site and the port's
 # marker are in place from when it went live. A null port takes traffic away.
-export def switch-back [ctx: record, port: any, version: any]: nothing -> list {
+export def switch-back [ctx: record, port: oneof<int, nothing>, version: oneof<string, nothing>]: nothing -> list {
   if $port == null { return (switch $ctx null null) }
   [{type: link, path: (app-path $ctx upstream), target: $"upstreams/($port)"}] | append (flip-checked $ctx $port $version)
 }
@@ -192,7 +192,7 @@ def wants [ctx: record, port: int]: nothing -> string {
 }
 
 # A row of a deploy's progress, also printed on stderr as it happens (unless quiet).
-export def progress [phase: string, host: string, step: string, status: string, duration: duration, message: string, quiet: bool]: nothing -> record {
+export def progress [phase: string, host: string, step: string, status: string, duration: duration, message: string, --quiet]: nothing -> record {
   # What matters first, so an 80-column terminal shows whether each step went through.
   let duration = ($duration / 1ms | math round) * 1ms
   let row = {phase: $phase, host: $host, status: $status, step: $step, duration: $duration, message: $message, time: (date now)}
@@ -231,9 +231,9 @@ def role-plans [ctx: record, hosts: list<string>, per_role: closure]: nothing ->
 }
 
 # Apply such a phase on `hosts`: one plan per group of hosts alike, the groups at once.
-export def apply-by-roles [ctx: record, phase: string, hosts: list<string>, quiet: bool, per_role: closure]: nothing -> table {
+export def apply-by-roles [ctx: record, phase: string, hosts: list<string>, per_role: closure]: nothing -> table {
   let plans = role-plans $ctx $hosts $per_role
-  let apply = {|g| apply-phase ($ctx | update servers $g.hosts) $phase $g.resources $quiet }
+  let apply = {|g| apply-phase ($ctx | update servers $g.hosts) $phase $g.resources }
   # One group (the usual case) runs here: its error stays as it is.
   if ($plans | length) == 1 { do $apply ($plans | first) } else { $plans | par-each $apply | flatten }
 }
@@ -252,7 +252,8 @@ export def plan-phase [ctx: record, phase: string, resources: list]: nothing -> 
 
 # Plan `resources` on the app's hosts and apply what changes as a tracked run of the app, printing
 # each change as it is done; the progress rows. A failure raises an error naming the phase.
-export def apply-phase [ctx: record, phase: string, resources: list, quiet: bool]: nothing -> table {
+export def apply-phase [ctx: record, phase: string, resources: list]: nothing -> table {
+  let quiet = $ctx.quiet? | default false
   let started = date now
   let rows = try {
     let made_by = made-by $ctx $phase
@@ -264,11 +265,11 @@ export def apply-phase [ctx: record, phase: string, resources: list, quiet: bool
       hk-config $ctx | insert resources $resources
       | hk apply $ctx.servers --confirm --verbose --track --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups) --made-by $made_by
       | where action != noop
-      | each {|e| progress $phase $e.host $e.id $e.status $e.duration $e.message $quiet }
+      | each {|e| progress $phase $e.host $e.id $e.status $e.duration $e.message --quiet=$quiet }
       | collect
     }
     if ($done | is-empty) {
-      [(progress $phase ($ctx.servers | str join ",") "nothing to change" ok ((date now) - $started) "" $quiet)]
+      [(progress $phase ($ctx.servers | str join ",") "nothing to change" ok ((date now) - $started) "" --quiet=$quiet)]
     } else {
       $done
     }

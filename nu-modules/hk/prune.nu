@@ -15,18 +15,19 @@ export def stale [ctx: record]: nothing -> table {
 }
 
 # Remove stale releases, then old runs (the lock held); progress rows.
-export def remove [ctx: record, quiet: bool]: nothing -> table {
+export def remove [ctx: record]: nothing -> table {
+  let quiet = $ctx.quiet? | default false
   let started = date now
   let rows = stale $ctx
   let releases = if ($rows | is-empty) {
-    [(progress prune ($ctx.servers | str join ",") "no stale release" ok ((date now) - $started) "" $quiet)]
+    [(progress prune ($ctx.servers | str join ",") "no stale release" ok ((date now) - $started) "" --quiet=$quiet)]
   } else {
     $rows
     | hk apply --confirm --track --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups)
-    | each {|e| progress prune $e.host $e.id $e.status $e.duration $e.message $quiet }
+    | each {|e| progress prune $e.host $e.id $e.status $e.duration $e.message --quiet=$quiet }
     | collect
   }
-  $releases | append (remove-runs $ctx $quiet)
+  $releases | append (remove-runs $ctx)
 }
 
 # How many of an app's newest runs a prune keeps: those of about its last `retain` deploys (a
@@ -37,13 +38,14 @@ def runs-kept [ctx: record]: nothing -> int {
 
 # Remove the app's older run records with their plans and backups, so the way back of a release
 # pruned long ago does not keep its artifact (a hard link in the backups) on disk for ever.
-def remove-runs [ctx: record, quiet: bool]: nothing -> table {
+def remove-runs [ctx: record]: nothing -> table {
+  let quiet = $ctx.quiet? | default false
   let started = date now
   let keep = runs-kept $ctx
   hk-config $ctx
   | hk runs $ctx.servers --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups) --all-projects --prune --keep $keep
   | group-by --to-table host
-  | each {|g| progress prune $g.host $"(count ($g.items | length) run) older than the newest ($keep)" ok ((date now) - $started) "" $quiet }
+  | each {|g| progress prune $g.host $"(count ($g.items | length) run) older than the newest ($keep)" ok ((date now) - $started) "" --quiet=$quiet }
 }
 
 # The releases `hk prune` would remove, as plan rows; nothing is changed.
@@ -79,7 +81,7 @@ export def main [
 ]: nothing -> table<phase: string, host: string, status: string, step: string, duration: duration, message: string, time: datetime> {
   let ctx = load $config $destination "-" (metadata $config).span --roles=$roles --hosts=$hosts
   holding $ctx "prune" $lock_wait {|ctx|
-    let rows = remove $ctx $quiet
+    let rows = remove $ctx
     write $ctx prune ok null
     $rows
   }

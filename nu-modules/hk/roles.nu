@@ -131,7 +131,7 @@ export def batches [ctx: record]: nothing -> list<list<string>> {
 }
 
 # Check `boot` of a config read from `file`.
-export def check-boot [boot: any, file: string, span: record]: nothing -> nothing {
+export def check-boot [boot: oneof<record, nothing>, file: string, span: record]: nothing -> nothing {
   if $boot == null { return }
   let limit = $boot.limit?
   let ok = ($limit == null) or (($limit | describe) == int and $limit >= 1) or (($limit | describe) == string and $limit =~ '^([1-9][0-9]?|100)%$')
@@ -142,7 +142,7 @@ export def check-boot [boot: any, file: string, span: record]: nothing -> nothin
 
 # The context restricted to `roles` and `hosts` (comma lists with * wildcards; null: all), as
 # -r/--roles and --hosts ask. The lock stays on the primary host.
-export def restrict [roles: any, hosts: any]: record -> record {
+export def restrict [roles: oneof<string, nothing>, hosts: oneof<string, nothing>]: record -> record {
   let ctx = $in
   if $roles == null and $hosts == null { return $ctx }
   let role_re = if $roles == null { '.*' } else { pattern $roles }

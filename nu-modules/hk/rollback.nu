@@ -27,14 +27,14 @@ export def history [log: table]: nothing -> list<string> {
 }
 
 # The version before `live` in the deploy history, or null.
-export def previous [stack: list<string>, live: any]: nothing -> any {
+export def previous [stack: list<string>, live: oneof<string, nothing>]: nothing -> any {
   let at = $stack | enumerate | where item == $live | get -o index | last
   if $at == null or $at == 0 { null } else { $stack | get ($at - 1) }
 }
 
 # The release a rollback goes to: `version`, else the one before the live one in the deploy
 # history; refused when a host lacks it or it is live everywhere already.
-def target-of [ctx: record, version: any, span: record]: nothing -> string {
+def target-of [ctx: record, version: oneof<string, nothing>, span: record]: nothing -> string {
   let state = facts $ctx
   let live = $state | where host == $ctx.primary | get -o 0.current
   let target = if $version != null { $version } else {
@@ -79,8 +79,8 @@ export def main [
   --allow-empty-secrets       # accept secrets whose value is empty
 ]: nothing -> table {
   let span = (metadata $version).span
-  let ctx = running (load $config $destination "-" $span --roles=$roles --hosts=$hosts) rollback $quiet $skip_hooks
-  let ctx = with-secrets ($ctx | upsert version ($version | default "-")) $allow_empty_secrets
+  let ctx = running (load $config $destination "-" $span --roles=$roles --hosts=$hosts) rollback --quiet=$quiet --skip-hooks=$skip_hooks
+  let ctx = with-secrets ($ctx | upsert version ($version | default "-")) --allow-empty=$allow_empty_secrets
   if $plan_only {
     let target = target-of $ctx $version $span
     return (plan-roll ($ctx | upsert version $target) $target null)
@@ -91,6 +91,6 @@ export def main [
     let target = target-of $ctx $version $span
     let ctx = $ctx | upsert version $target
     hooks fire $ctx pre-deploy
-    roll $ctx $target null rollback false $quiet
+    roll $ctx $target null rollback
   } | by-phase
 }

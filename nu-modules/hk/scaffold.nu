@@ -1,7 +1,7 @@
 # What `hk init` and the importers share: writing a project's files without clobbering them.
 
 # Write `text` to `path` unless a file is there (then say so and keep it); the path written, or null.
-export def put [path: string, text: string, force: bool, --mode: string = "644"]: nothing -> any {
+export def put [path: string, text: string, --force, --mode: string = "644"]: nothing -> any {
   if ($path | path exists) and not $force {
     print -e $"hk init: keeping ($path) \(it exists; --force replaces it\)"
     return null

@@ -29,7 +29,7 @@ export def every-wanted [ctx: record]: nothing -> table<key: string, from: strin
 # Every secret the files define (rows key, value, file, line), then what the config wants from the
 # environment; `{values: {FROM: value}, sources: {FROM: file}}` for what the config wants. A secret
 # missing everywhere, or empty (unless `allow_empty`), is an error naming it and the files looked in.
-export def resolve [ctx: record, allow_empty: bool = false]: nothing -> record {
+export def resolve [ctx: record, --allow-empty]: nothing -> record {
   let paths = files $ctx
   let defined = try { hk dotenv ...$paths } catch {|e|
     fail $"reading the secrets files failed: ($e.msg)" $ctx.span "fix the line it names (see `hk docs secrets`)"
@@ -61,8 +61,8 @@ export def resolve [ctx: record, allow_empty: bool = false]: nothing -> record {
 }
 
 # The context with its secrets resolved (kept in `secret_values`, never shown or recorded).
-export def with-secrets [ctx: record, allow_empty: bool = false]: nothing -> record {
-  $ctx | upsert secret_values (resolve $ctx $allow_empty).values
+export def with-secrets [ctx: record, --allow-empty]: nothing -> record {
+  $ctx | upsert secret_values (resolve $ctx --allow-empty=$allow_empty).values
 }
 
 # Secrets: `hk secrets print`, `hk secrets extract`, `hk secrets fetch`.

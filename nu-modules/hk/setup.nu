@@ -32,13 +32,13 @@ def main-file-resources [ctx: record, host: record]: nothing -> list {
 
 # Caddy's main file on every host behind it; hosts may differ in what it needs: one plan per kind
 # of host.
-def main-files [ctx: record, quiet: bool]: nothing -> table {
+def main-files [ctx: record]: nothing -> table {
   if ($ctx.web | is-empty) { return [] }
   facts ($ctx | update servers $ctx.web)
   | group-by --to-table {|f| main-file-resources $ctx $f | to nuon }
   | each {|g|
     let hosts = $g.items | get host
-    apply-phase ($ctx | update servers $hosts) setup (main-file-resources $ctx ($g.items | first)) $quiet
+    apply-phase ($ctx | update servers $hosts) setup (main-file-resources $ctx ($g.items | first))
   }
   | flatten
 }
@@ -62,8 +62,8 @@ export def main [
   --skip-hooks (-H)           # run none of the project's hooks (.hk/hooks)
   --allow-empty-secrets       # accept secrets whose value is empty
 ]: nothing -> table {
-  let ctx = running (load $config $destination $version (metadata $config).span --roles=$roles --hosts=$hosts) setup $quiet $skip_hooks
-  let ctx = with-secrets $ctx $allow_empty_secrets
+  let ctx = running (load $config $destination $version (metadata $config).span --roles=$roles --hosts=$hosts) setup --quiet=$quiet --skip-hooks=$skip_hooks
+  let ctx = with-secrets $ctx --allow-empty=$allow_empty_secrets
   # Servers on instances hk runs itself are brought up first (in seconds once their image exists).
   let instances = $ctx.servers | each {|s| $ctx.hosts | get $s | get -o instance } | compact | uniq
   for name in $instances {
@@ -72,7 +72,7 @@ export def main [
   deploying $ctx $message $lock_wait {|ctx|
     # Curl (health checks use it), the app's folders and each role's template; Caddy where a
     # proxied role runs.
-    let packages = apply-by-roles $ctx setup $ctx.servers $quiet {|rc|
+    let packages = apply-by-roles $ctx setup $ctx.servers {|rc|
       let dir = app-path $rc
       let caddy = if (proxied $rc $rc.role) { [{type: package, name: caddy}] } else { [] }
       $caddy | append [
@@ -86,8 +86,8 @@ export def main [
     }
     # Caddy's main file is shared by every app on a host: when another app's setup changed it since
     # it was read (a stale plan), read it again once.
-    let caddy = try { main-files $ctx $quiet } catch { main-files $ctx $quiet }
-    let built = before-roll $ctx setup $quiet
-    [$packages $caddy [$built.row] (roll $ctx $ctx.version $built.artifact setup true $quiet)] | flatten
+    let caddy = try { main-files $ctx } catch { main-files $ctx }
+    let built = before-roll $ctx setup
+    [$packages $caddy [$built.row] (roll $ctx $ctx.version $built.artifact setup --prune)] | flatten
   } | by-phase
 }

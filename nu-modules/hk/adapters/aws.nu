@@ -4,7 +4,7 @@
 use run.nu [run-json]
 use ../config.nu [fail]
 
-export def fetch [keys: list<string>, account: any, span: record]: nothing -> record {
+export def fetch [keys: list<string>, account: oneof<string, nothing>, span: record]: nothing -> record {
   let profile = if $account == null { [] } else { [--profile $account] }
   let got = run-json aws ([secretsmanager batch-get-secret-value --secret-id-list ...$keys --output json] ++ $profile) $span
   let errors = $got.Errors? | default []

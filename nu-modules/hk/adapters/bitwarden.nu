@@ -4,7 +4,7 @@
 use run.nu [run-json]
 use ../config.nu [fail]
 
-export def fetch [keys: list<string>, account: any, span: record]: nothing -> record {
+export def fetch [keys: list<string>, account: oneof<string, nothing>, span: record]: nothing -> record {
   let refs = $keys | each {|k|
     let parts = $k | split row "/"
     {item: $parts.0, field: ($parts | skip 1 | str join "/"), key: $k}

@@ -3,7 +3,7 @@
 
 use run.nu [run-json]
 
-export def fetch [keys: list<string>, account: any, span: record]: nothing -> record {
+export def fetch [keys: list<string>, account: oneof<string, nothing>, span: record]: nothing -> record {
   $keys | each {|id| run-json bws [secret get ($id | split row "/" | last) --output json] $span }
   | reduce --fold {} {|s, acc| $acc | upsert $s.key $s.value }
 }

@@ -3,7 +3,7 @@
 
 use run.nu [run-json]
 
-export def fetch [keys: list<string>, account: any, from: any, span: record]: nothing -> record {
+export def fetch [keys: list<string>, account: oneof<string, nothing>, from: oneof<string, nothing>, span: record]: nothing -> record {
   let scope = if $from == null { [] } else {
     let parts = $from | split row "/"
     [-p $parts.0] ++ (if ($parts | length) > 1 { [-c $parts.1] } else { [] })

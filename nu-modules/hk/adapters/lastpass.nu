@@ -3,7 +3,7 @@
 
 use run.nu [run-json]
 
-export def fetch [keys: list<string>, account: any, span: record]: nothing -> record {
+export def fetch [keys: list<string>, account: oneof<string, nothing>, span: record]: nothing -> record {
   run-json lpass ([show ...$keys --json]) $span
   | reduce --fold {} {|e, acc| $acc | upsert ($e.fullname? | default $e.name?) $e.password }
 }

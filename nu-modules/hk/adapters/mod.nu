@@ -25,7 +25,7 @@ const ADAPTERS = {
 }
 
 # Fetch `keys` through `adapter`.
-export def fetch [adapter: string, keys: list<string>, account: any, from: any, span: record]: nothing -> record {
+export def fetch [adapter: string, keys: list<string>, account: oneof<string, nothing>, from: oneof<string, nothing>, span: record]: nothing -> record {
   let spec = $ADAPTERS | get -o $adapter
   if $spec == null {
     fail $"unknown secrets adapter ($adapter)" $span $"adapters: ($ADAPTERS | columns | str join ', ')"

@@ -4,7 +4,7 @@
 use run.nu [run-json]
 use ../config.nu [fail]
 
-export def fetch [keys: list<string>, account: any, span: record]: nothing -> record {
+export def fetch [keys: list<string>, account: oneof<string, nothing>, span: record]: nothing -> record {
   let refs = $keys | each {|k|
     let parts = $k | split row "/"
     if ($parts | length) < 3 { fail $"1Password keys are vault/item/field, not ($k)" $span "e.g. --from Vault/item DB_PASSWORD" }

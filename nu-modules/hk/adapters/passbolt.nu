@@ -4,7 +4,7 @@
 use run.nu [run-json]
 use ../config.nu [fail]
 
-export def fetch [keys: list<string>, account: any, span: record]: nothing -> record {
+export def fetch [keys: list<string>, account: oneof<string, nothing>, span: record]: nothing -> record {
   let listed = run-json passbolt [list resources --column name --column password --json] $span
   $keys | each {|k|
     let name = $k | split row "/" | last

@@ -3,7 +3,7 @@
 use ../config.nu [fail]
 
 # The keys with `from` in front (`from/key`), or as they are.
-export def prefixed [keys: list<string>, from: any]: nothing -> list<string> {
+export def prefixed [keys: list<string>, from: oneof<string, nothing>]: nothing -> list<string> {
   if $from == null or $from == "" { $keys } else { $keys | each {|k| $"($from | str trim -r -c '/')/($k)" } }
 }
 
