@@ -49,7 +49,9 @@ def run-in [dir: string, command: string]: nothing -> record {
   }
   let took = (date now) - $started
   if $out.exit_code != 0 { error make {msg: $"($command) failed: ($out.stderr | lines | last 5 | str join "\n")"} }
-  {rows: ($out.stdout | from nuon), stderr: $out.stderr, wall: $took}
+  # A deploy returns a row per phase and host with its steps nested: every step, with both.
+  let rows = $out.stdout | from nuon | each {|r| $r.steps | insert phase $r.phase | insert host $r.host } | flatten
+  {rows: $rows, stderr: $out.stderr, wall: $took}
 }
 
 # Wall time split by phase: upload (the slowest host's), health wait and drain (the slowest host's
