@@ -9,9 +9,11 @@ const SCHEMA = {
   instances: {type: record, open: true}
   servers: {type: [list record]}
   release: {type: record, required: true, fields: {
-    path: {type: string, required: true}
-    cmd: {type: string, required: true}
+    path: {type: string}
+    cmd: {type: string}
     build: {type: string}
+    mix: {type: record, open: true}
+    migrate: {type: string}
   }}
   proxy: {type: record, fields: {host: {type: string}, app_port: {type: int}, roles: {type: list}}}
   primary_role: {type: string}
@@ -37,6 +39,7 @@ const DEFAULTS = {
 
 export use errors.nu [fail count why]
 use roles.nu [read-roles check-boot restrict]
+use mix.nu
 
 # Where apps live on their hosts.
 export const ROOT = "/opt/hk"
@@ -153,6 +156,17 @@ def check-storage [storage: record, file: string, span: record]: nothing -> noth
   }
 }
 
+# The `release` of a config resolved: a Mix release's folder and command, or `path` and `cmd` as given.
+def release-of [release: record, project: string, path: string, span: record]: nothing -> record {
+  if ($release.mix? | default null) != null { return (mix resolve $release $project $path $span) }
+  for key in [path cmd] {
+    if ($release | get -o $key) == null {
+      fail $"($path): release.($key): missing \(required\)" $span "give release: {path: <folder to deploy>, cmd: <command in it>}, or release: {mix: {name: <release>}} for an Elixir app"
+    }
+  }
+  $release
+}
+
 # Durations given as text (a .json config) become durations.
 def durations []: record -> record {
   let config = $in
@@ -236,8 +250,11 @@ export def load [
     fail $"($path): service: ($c.service | to nuon) is not a service name: use lowercase letters, digits and '-'" $span
   }
   let app = if $destination == null { $c.service } else { $"($c.service)-($destination)" }
+  let project = project-of $path
+  let c = $c | update release (release-of $c.release $project $path $span)
   let declared = $c.hosts? | default {}
   let read = read-roles $c $declared $path $span
+  if (($c.release.mix? | default null) != null) { mix check-cookie $read.specs $path $span }
   check-boot ($c.boot? | default null) $path $span
   let port = $c.proxy.app_port
   if $port < 1024 or $port > 65534 {
@@ -252,7 +269,6 @@ export def load [
     }
   }
   check-storage ($c.storage? | default {}) $path $span
-  let project = project-of $path
   let release_path = $project | path join $c.release.path | path expand
   {
     service: $c.service

@@ -15,9 +15,12 @@ use hooks.nu
 use phases.nu [prepare stage switch switch-back retire abandon boot-role apply-phase apply-by-roles plan-phase plan-by-roles progress progress-line by-phase]
 use roles.nu [batches proxied roles-of]
 use prune.nu [remove]
+use mix.nu
+use migrate.nu
 
 # Build the release here: the config's `release.build` command (run in the project folder with
-# HK_VERSION and HK_APP set), then `hk release build` of `release.path`. The artifact and a progress row.
+# HK_VERSION and HK_APP set), a Mix release's `mix release`, then `hk release build` of
+# `release.path`. The artifact and a progress row.
 export def build [ctx: record]: nothing -> record {
   let quiet = $ctx.quiet? | default false
   let started = date now
@@ -39,6 +42,7 @@ export def build [ctx: record]: nothing -> record {
       fail $"the build of ($ctx.app) ($ctx.version) failed \(exit ($run.exit_code)\): ($tail)" $ctx.span $"run it by hand in ($ctx.project) to see why: ($command)"
     }
   }
+  if (mix is-mix $ctx) { mix build $ctx }
   if not ($ctx.release.path | path exists) {
     fail $"release.path ($ctx.release.path) does not exist" $ctx.span "build it first (release.build), or point release.path at the folder to deploy"
   }
@@ -116,8 +120,13 @@ export def roll [ctx: record, version: string, artifact: oneof<string, nothing>,
   let failed = {|e, text|
     try { write $ctx $action failed $version $"($text): (why $e)" } catch {|e2| print -e $"hk: the audit log could not be written: (why $e2)" }
   }
-  # Hosts that run no proxied role get the release first (nothing starts there yet).
-  let stage_only = $ctx.servers | where $it not-in $ctx.web
+  # A migration runs once, on the primary host, in the new release after the first batch's
+  # prepare and before any switch (never in a rollback: the old code meets the new schema).
+  let migration = if $action == rollback { null } else { $ctx.release.migrate? | default null }
+  # Hosts that run no proxied role get the release first (nothing starts there yet), and so does
+  # the primary host when a migration needs the release there before its own batch.
+  let early = if $migration != null and $ctx.primary in $ctx.web and $ctx.primary not-in ($batches | first) { [$ctx.primary] } else { [] }
+  let stage_only = $ctx.servers | where $it not-in $ctx.web | append $early
   let staged = try {
     apply-by-roles $ctx prepare $stage_only {|rc| stage $rc $p.new $version $artifact }
   } catch {|e|
@@ -138,8 +147,9 @@ export def roll [ctx: record, version: string, artifact: oneof<string, nothing>,
       let done = apply-by-roles $bctx prepare $hosts {|rc|
         if (proxied $rc $rc.role) { prepare $rc $p.new $version $artifact } else { stage $rc $p.new $version $artifact }
       }
+      let migrated = if $batch.index == 0 and $migration != null { [(migrate run-in $ctx $p.new $migration)] } else { [] }
       hooks fire $ctx post-app-boot {hosts: $hosts}
-      $done
+      $done | append $migrated
     } catch {|e|
       let back = way-back $ctx $p $switched_before $prepared_now
       do $failed $e $"prepare failed($which)"

@@ -6,6 +6,7 @@ use config.nu [fail]
 use hooks.nu [NAMES]
 use scaffold.nu [put ignore-secrets project-module]
 use kamal.nu
+use xamal.nu
 
 # What each hook is for, as its sample says.
 const HOOK_PURPOSE = {
@@ -74,12 +75,15 @@ def fresh-config [service: string, host: string, port: int]: nothing -> string {
 # .hk/secrets (and `.hk/secrets*` in .gitignore), a sample of every hook in .hk/hooks (inert until
 # made executable) and deploy.nu, a module of aliases (`use deploy.nu *`). Files that exist are
 # kept unless --force. `--from kamal` reads config/deploy.yml, its destinations, .kamal/secrets*
-# and .kamal/hooks, writes their hk equivalents and lists on stderr what has none.
+# and .kamal/hooks, writes their hk equivalents and lists on stderr what has none; `--from xamal`
+# does the same for config/xamal.exs (read by the project's own elixir), .xamal/secrets* and
+# .xamal/hooks.
 @example "Start a project's deploy files" { hk init }
 @example "Start them for a service on its own site and ports" { hk init --service shop --host "http://shop.test" --app-port 5000 }
 @example "Translate a Kamal project" { hk init --from kamal }
+@example "Translate an Xamal project (an Elixir release)" { hk init --from xamal }
 export def main [
-  --from: string              # kamal: translate the Kamal project in this folder
+  --from: string              # kamal or xamal: translate that tool's project in this folder
   --service: string           # the service's name (default: this folder's name)
   --host: string = ":80"      # Caddy's site address for the app
   --app-port: int = 4000      # the first of the app's two ports
@@ -105,7 +109,8 @@ export def main [
       ]) --force=$force)
     }
     kamal => { kamal import $dir $span --force=$force }
-    _ => { fail $"hk init --from ($from): hk reads kamal projects" $span "hk init --from kamal" }
+    xamal => { xamal import $dir $span --force=$force }
+    _ => { fail $"hk init --from ($from): hk reads kamal and xamal projects" $span "hk init --from kamal, or hk init --from xamal" }
   }
   $written | append (ignore-secrets $dir) | compact | each {|f| {file: ($f | path relative-to $dir)} }
 }

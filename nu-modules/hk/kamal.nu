@@ -2,7 +2,7 @@
 # and .kamal/hooks written as their hk equivalents; what has none is listed on stderr.
 
 use config.nu [fail]
-use scaffold.nu [put config-text project-module]
+use scaffold.nu [put config-text project-module copy-hook seconds copy-secrets]
 
 # Kamal keys with no hk equivalent, and why.
 const UNSUPPORTED = {
@@ -20,11 +20,6 @@ const UNSUPPORTED = {
   secrets_path: "read from there; hk's secrets live in .hk/secrets"
   run_directory: "not needed"
   error_pages_path: "not read"
-}
-
-# Seconds as Kamal writes them (a number, or text such as "5s") as a duration.
-def seconds [value: any]: nothing -> duration {
-  if ($value | describe) == int { $value * 1sec } else { $value | into string | str replace -r '^(\d+)$' '${1}sec' | str replace -r '(\d+)s$' '${1}sec' | into duration }
 }
 
 # The hosts of one role: Kamal lists addresses, or records `{address: tags}`.
@@ -111,19 +106,6 @@ def translate [k: record, base: bool]: nothing -> record {
   {config: $c, notes: $notes}
 }
 
-# Copy a Kamal hook to .hk/hooks: KAMAL_* variables renamed HK_*, a comment saying so, its mode kept.
-def copy-hook [from: string, to_dir: string, --force]: nothing -> any {
-  let text = open --raw $from | decode utf-8
-  let lines = $text | lines
-  let note = $"# Translated from ($from | path basename) of a Kamal project by hk init: KAMAL_* variables renamed HK_* \(see `hk docs hooks`\)."
-  let renamed = $lines | each {|l| $l | str replace -a "KAMAL_" "HK_" }
-  let body = if ($lines | get -o 0 | default "" | str starts-with "#!") {
-    [($renamed | first) $note] | append ($renamed | skip 1)
-  } else { [$note] | append $renamed }
-  let mode = if (ls -l $from | get 0.mode | str substring 2..2) == "x" { "755" } else { "644" }
-  put ($to_dir | path join ($from | path basename)) ($body | str join "\n" | $in + "\n") --force=$force --mode $mode
-}
-
 # Import the Kamal project in `dir`; the files written.
 export def import [dir: string, span: record, --force]: nothing -> list {
   let main = $dir | path join config/deploy.yml
@@ -147,21 +129,16 @@ export def import [dir: string, span: record, --force]: nothing -> list {
     $notes = ($notes | append ($over.notes | each {|n| $"($dest): ($n)" }))
   }
   let kamal_dir = $dir | path join .kamal
-  let secrets_dir = $dir | path join ($k.secrets_path? | default .kamal/secrets | path dirname)
-  for f in (glob ($secrets_dir | path join "secrets*") | sort) {
-    let text = open --raw $f | decode utf-8
-    if ($text | str contains "kamal secrets") {
-      $notes = ($notes | append $"($f | path basename): calls `kamal secrets`: use the vault's own CLI in $\(…\), or hk secrets fetch")
-    }
-    $written = ($written | append (put ($dir | path join .hk ($f | path basename)) $text --force=$force --mode "600"))
-  }
+  let secrets = copy-secrets $dir ($k.secrets_path? | default .kamal/secrets) kamal --force=$force
+  $written = ($written | append $secrets.written)
+  $notes = ($notes | append $secrets.notes)
   let hooks_dir = $dir | path join ($k.hooks_path? | default .kamal/hooks)
   for f in (glob ($hooks_dir | path join "*") | sort) {
     let name = $f | path basename | str replace -r '\.sample$' ''
     if $name == docker-setup {
       $notes = ($notes | append "hooks/docker-setup: no Docker to set up")
     } else {
-      $written = ($written | append (copy-hook $f ($dir | path join .hk/hooks) --force=$force))
+      $written = ($written | append (copy-hook $f ($dir | path join .hk/hooks) kamal --force=$force))
     }
   }
   let aliases = $k.aliases? | default {} | transpose name command | each {|a|

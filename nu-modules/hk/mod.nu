@@ -15,6 +15,8 @@ export use audit.nu [main]
 export use docs.nu [main]
 export use init.nu [main]
 export use secrets.nu [main "secrets print" "secrets extract" "secrets fetch"]
+export use migrate.nu [main]
+export use rpc.nu [main iex]
 
 # hk's commands, each with what it is for.
 #

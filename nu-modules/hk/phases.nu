@@ -8,6 +8,7 @@ use caddy.nu [site-resources check-through]
 use secrets.nu [wanted]
 use storage.nu [state-directories storage-env storage-resources]
 use roles.nu [role-ctx proxied groups]
+use mix.nu
 
 # The systemd template every instance of the context's role runs from: the port is the instance
 # name (a role not behind Caddy still gets it as PORT), and an instance runs the release its
@@ -25,9 +26,11 @@ export def template-unit [ctx: record]: nothing -> record {
     $cmd
   }
   let stop = ($ctx.drain_timeout / 1sec | math ceil) + 10
+  let base = unit $ctx | str replace '@.service' ''
+  let mix = if (mix is-mix $ctx) { mix unit-additions $ctx $base } else { {environment: [], service: {}, unit: {}} }
   let service = {
       Type: exec
-      Environment: (["PORT=%i" $"HK_APP=($ctx.app)"] | append (storage-env $ctx))
+      Environment: (["PORT=%i" $"HK_APP=($ctx.app)"] | append (storage-env $ctx) | append $mix.environment)
       # Each port's own file: an instance restarted mid-deploy keeps the environment it started with.
       EnvironmentFile: $"-($dir)/env/($role).%i.env"
       WorkingDirectory: $"($dir)/ports/%i"
@@ -38,9 +41,9 @@ export def template-unit [ctx: record]: nothing -> record {
       SuccessExitStatus: 143
       Restart: on-failure
       RestartSec: 1
-  } | merge (state-directories $ctx)
+  } | merge (state-directories $ctx) | merge $mix.service
   {
-    Unit: {Description: (if $role == web { $"hk app ($ctx.app) on port %i" } else { $"hk app ($ctx.app), role ($role), slot %i" }), After: network.target}
+    Unit: ({Description: (if $role == web { $"hk app ($ctx.app) on port %i" } else { $"hk app ($ctx.app), role ($role), slot %i" }), After: network.target} | merge $mix.unit)
     Service: $service
     Install: {WantedBy: multi-user.target}
   }
@@ -48,8 +51,9 @@ export def template-unit [ctx: record]: nothing -> record {
 
 # The app's environment file: clear values as they are, secrets by reference (`{env: NAME}`, resolved
 # from the secrets a deploy loaded at plan and apply time, never written anywhere but the host's file).
-def env-entries [ctx: record]: nothing -> record {
-  wanted $ctx | reduce --fold $ctx.env.clear {|s, acc| $acc | upsert $s.key {env: $s.from} }
+# HK_VERSION is the version the instance runs.
+def env-entries [ctx: record, version: string]: nothing -> record {
+  wanted $ctx | reduce --fold ($ctx.env.clear | upsert HK_VERSION $version) {|s, acc| $acc | upsert $s.key {env: $s.from} }
 }
 
 # The environment file of the context's role's instance on `port` (`env/<role>.<port>.env`).
@@ -79,7 +83,10 @@ export def stage [ctx: record, port: int, version: string, artifact: oneof<strin
   | append $release
   | append (storage-resources $ctx)
   | append [
-    {type: env_file, path: (env-file $ctx $port), entries: (env-entries $ctx), mode: "0600"}
+    {type: env_file, path: (env-file $ctx $port), entries: (env-entries $ctx $version), mode: "0600"}
+  ]
+  | append (if (mix is-mix $ctx) { [(mix epmd-resource $ctx.root)] } else { [] })
+  | append [
     {type: service, name: (unit $ctx), unit: (template-unit $ctx)}
     {type: link, path: (app-path $ctx $"ports/($port)"), target: $"($dir)/releases/($version)"}
   ]

@@ -39,7 +39,41 @@ export def project-module [aliases: list<record>]: nothing -> string {
   | str join "\n"
 }
 
-# The config file's text: a header, then the record.
+# The config file's text: a header, then the record (durations in whole seconds or ms written so).
 export def config-text [header: list<string>, config: record]: nothing -> string {
-  $header | each {|l| $"# ($l)" } | append ($config | to nuon --indent 2) | append "" | str join "\n"
+  let body = $config | to nuon --indent 2 | str replace -ar '\b(\d+)000000000ns\b' '${1}sec' | str replace -ar '\b(\d+)000000ns\b' '${1}ms'
+  $header | each {|l| $"# ($l)" } | append $body | append "" | str join "\n"
+}
+
+# Seconds as Kamal and Xamal write them (a number, or text such as "5s") as a duration.
+export def seconds [value: any]: nothing -> duration {
+  if ($value | describe) == int { $value * 1sec } else { $value | into string | str replace -r '^(\d+)$' '${1}sec' | str replace -r '(\d+)s$' '${1}sec' | into duration }
+}
+
+# Copy a hook of a `tool` project (kamal, xamal) to .hk/hooks: its `<TOOL>_*` variables renamed
+# HK_*, a comment saying so, its mode kept.
+export def copy-hook [from: string, to_dir: string, tool: string, --force]: nothing -> any {
+  let text = open --raw $from | decode utf-8
+  let lines = $text | lines
+  let prefix = $"($tool | str uppercase)_"
+  let note = $"# Translated from ($from | path basename) by hk init --from ($tool): ($prefix)* variables renamed HK_* \(see `hk docs hooks`\)."
+  let renamed = $lines | each {|l| $l | str replace -a $prefix "HK_" }
+  let body = if ($lines | get -o 0 | default "" | str starts-with "#!") {
+    [($renamed | first) $note] | append ($renamed | skip 1)
+  } else { [$note] | append $renamed }
+  let mode = if (ls -l $from | get 0.mode | str substring 2..2) == "x" { "755" } else { "644" }
+  put ($to_dir | path join ($from | path basename)) ($body | str join "\n" | $in + "\n") --force=$force --mode $mode
+}
+
+# Copy a `tool` project's secrets files (`secrets`, `secrets-common`, `secrets.<dest>` beside
+# `secrets_path`) to .hk/, mode 600: `{written, notes}`.
+export def copy-secrets [dir: string, secrets_path: string, tool: string, --force]: nothing -> record {
+  let from = $dir | path join ($secrets_path | path dirname)
+  let files = glob ($from | path join "secrets*") | sort
+  {
+    written: ($files | each {|f| put ($dir | path join .hk ($f | path basename)) (open --raw $f | decode utf-8) --force=$force --mode "600" })
+    notes: ($files | where {|f| open --raw $f | decode utf-8 | str contains $"($tool) secrets" } | each {|f|
+      $"($f | path basename): calls `($tool) secrets`: use the vault's own CLI in $\(…\), or hk secrets fetch"
+    })
+  }
 }

@@ -42,6 +42,7 @@ impl Plugin for HkPlugin {
             Box::new(commands::release_build::ReleaseBuild),
             Box::new(commands::clean::Clean),
             Box::new(commands::exec::Exec),
+            Box::new(commands::target::TargetCommand),
             Box::new(commands::dotenv::Dotenv),
             Box::new(commands::instance_status::InstanceStatus),
             Box::new(commands::instance_ensure::InstanceEnsure),

@@ -88,6 +88,30 @@ fn home() -> PathBuf {
 }
 
 impl SshTarget {
+    /// Arguments that make OpenSSH's `ssh` reach this host as hk does (same address, port, user, key
+    /// and known_hosts, host keys checked as strictly), before the remote command: for what needs a
+    /// real terminal on the user's side, which the plugin's own channel cannot give.
+    pub fn openssh_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(port) = self.port {
+            args.extend(["-p".to_string(), port.to_string()]);
+        }
+        if let Some(user) = &self.user {
+            args.extend(["-l".to_string(), user.clone()]);
+        }
+        if let Some(key) = &self.identity_file {
+            args.extend(["-i".to_string(), key.clone(), "-o".into(), "IdentitiesOnly=yes".into()]);
+        }
+        if let Some(known) = &self.known_hosts {
+            args.extend(["-o".to_string(), format!("UserKnownHostsFile={known}")]);
+        }
+        let strict = if self.accept_unknown_host { "accept-new" } else { "yes" };
+        args.extend(["-o".to_string(), format!("StrictHostKeyChecking={strict}")]);
+        args.extend(["-o".to_string(), format!("ConnectTimeout={}", self.connect_timeout_ms.div_ceil(1000))]);
+        args.push(self.address.clone());
+        args
+    }
+
     fn resolve(&self) -> Resolved {
         let config = std::fs::File::open(home().join(".ssh/config")).ok().and_then(|file| {
             let mut reader = std::io::BufReader::new(file);

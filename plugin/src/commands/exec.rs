@@ -3,7 +3,7 @@
 use hk_core::engine::{self, failed_hosts_error};
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::{
-    Category, Example, LabeledError, PipelineData, Record, Signature, Spanned, SyntaxShape, Type, Value,
+    Category, Example, LabeledError, PipelineData, Record, Signature, SyntaxShape, Type, Value,
 };
 
 use super::plan::{host_signature, input_record, parallel};
@@ -33,11 +33,20 @@ impl PluginCommand for Exec {
     }
 
     fn signature(&self) -> Signature {
-        host_signature(Signature::build(self.name()).required(
-            "command",
-            SyntaxShape::String,
-            "the command line to run",
-        ))
+        host_signature(
+            Signature::build(self.name())
+                .required(
+                    "command",
+                    SyntaxShape::OneOf(vec![SyntaxShape::String, SyntaxShape::List(Box::new(SyntaxShape::String))]),
+                    "the command line to run, or a program and its arguments (each quoted for the host's shell)",
+                )
+                .named(
+                    "sandbox",
+                    SyntaxShape::Record(Default::default()),
+                    "run it as a transient service with these unit properties (systemd-run): {DynamicUser: yes, EnvironmentFile: …}",
+                    None,
+                ),
+        )
         .input_output_types(vec![(Type::Nothing, Type::table()), (Type::record(), Type::table())])
         .category(Category::Custom("hk".into()))
     }
@@ -66,10 +75,12 @@ impl PluginCommand for Exec {
     ) -> Result<PipelineData, LabeledError> {
         let call = &crate::load::without_null_flags(call);
         let span = call.head;
-        let command: Spanned<String> = call.req(0)?;
+        let command = command_line(call.req(0)?)?;
         let selection = select_with(engine, call, input_record(input, span)?, true, 1)?;
+        let sandbox = sandbox_properties(call)?;
         let creds = credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?;
-        let results = engine::exec(&selection.targets, &command.item, parallel(call)?, &creds);
+        let results =
+            engine::exec(&selection.targets, &command, sandbox.as_deref(), parallel(call)?, &creds);
         let mut rows = Vec::new();
         let mut failures = Vec::new();
         for (host, result) in results {
@@ -78,7 +89,12 @@ impl PluginCommand for Exec {
                     let mut r = Record::new();
                     r.push("host", Value::string(host, span));
                     r.push("exit_code", Value::int(out.status as i64, span));
-                    r.push("stdout", Value::string(String::from_utf8_lossy(&out.stdout), span));
+                    // Byte for byte: text when it is UTF-8, else binary.
+                    let stdout = match String::from_utf8(out.stdout) {
+                        Ok(text) => Value::string(text, span),
+                        Err(e) => Value::binary(e.into_bytes(), span),
+                    };
+                    r.push("stdout", stdout);
                     r.push("stderr", Value::string(String::from_utf8_lossy(&out.stderr), span));
                     rows.push(Value::record(r, span));
                 }
@@ -90,4 +106,54 @@ impl PluginCommand for Exec {
         }
         Ok(PipelineData::value(Value::list(rows, span), None))
     }
+}
+
+/// A command given as a shell line, or as a program and its arguments, each quoted by hk's one helper.
+pub fn command_line(value: Value) -> Result<String, LabeledError> {
+    let span = value.span();
+    match value {
+        Value::String { val, .. } => Ok(val),
+        Value::List { vals, .. } => {
+            let mut words = Vec::with_capacity(vals.len());
+            for v in vals.iter() {
+                let word = v.as_str().map_err(|_| {
+                    LabeledError::new("hk: a command's words are text").with_label("this word", v.span())
+                })?;
+                words.push(hk_core::quote::q(word).map_err(|e| LabeledError::new(format!("hk: {e:#}")).with_label("this word", v.span()))?);
+            }
+            if words.is_empty() {
+                return Err(LabeledError::new("hk: no command to run").with_label("an empty list", span));
+            }
+            Ok(words.join(" "))
+        }
+        other => Err(LabeledError::new("hk: a command is text or a list of words")
+            .with_label(format!("got {}", other.get_type()), span)),
+    }
+}
+
+/// `--sandbox {Name: value, Name: [v1 v2]}` as ordered `(name, value)` pairs (a list repeats the name).
+pub fn sandbox_properties(call: &EvaluatedCall) -> Result<Option<Vec<(String, String)>>, LabeledError> {
+    let Some(value) = call.get_flag::<Value>("sandbox")? else { return Ok(None) };
+    let span = value.span();
+    let record = value.into_record().map_err(|e| LabeledError::new(format!("hk: --sandbox: {e}")).with_label("a record of unit properties", span))?;
+    let mut out = Vec::new();
+    for (name, v) in record.iter() {
+        let items = match v {
+            Value::List { vals, .. } => vals.to_vec(),
+            other => vec![other.clone()],
+        };
+        for item in items {
+            let text = match &item {
+                Value::String { val, .. } => val.clone(),
+                Value::Bool { val, .. } => if *val { "yes".into() } else { "no".into() },
+                Value::Int { val, .. } => val.to_string(),
+                other => {
+                    return Err(LabeledError::new(format!("hk: --sandbox: {name} must be text, got {}", other.get_type()))
+                        .with_label("this value", other.span()));
+                }
+            };
+            out.push((name.clone(), text));
+        }
+    }
+    Ok(Some(out))
 }

@@ -19,3 +19,4 @@ pub mod instance_status;
 pub mod plan;
 pub mod release_build;
 pub mod runs;
+pub mod target;
