@@ -88,7 +88,8 @@ export def build [ctx: record]: nothing -> nothing {
     if $quiet {
       do { cd $ctx.project; ^mix ...$args } | complete
     } else {
-      try { do { cd $ctx.project; ^mix ...$args o>e| print -e }; {exit_code: 0} } catch {|e| {exit_code: ($e.exit_code? | default 1), stdout: "its output is above"} }
+      # Its output on stderr as it goes (the plugin's stdout is nu's), its exit status kept.
+      try { do { cd $ctx.project; ^sh -c 'exec 1>&2; exec "$0" "$@"' mix ...$args }; {exit_code: 0} } catch {|e| {exit_code: ($e.exit_code? | default 1), stdout: "its output is above"} }
     }
   }
   if $run.exit_code != 0 {
@@ -115,6 +116,8 @@ export def unit-additions [ctx: record, base: string]: nothing -> record {
       $"RELEASE_NODE=($node)@127.0.0.1"
       "RELEASE_DISTRIBUTION=name"
       $"RELEASE_TMP=/run/($runtime)"
+      # IEx sessions evaluate in the node and look for ~/.iex.exs: a home it may read.
+      $"HOME=/run/($runtime)"
       $"ERL_CRASH_DUMP=/run/($runtime)/erl_crash.dump"
       $"\"ERL_AFLAGS=($ERL_FLAGS)\""
     ]

@@ -37,7 +37,7 @@ impl PluginCommand for Exec {
             Signature::build(self.name())
                 .required(
                     "command",
-                    SyntaxShape::OneOf(vec![SyntaxShape::String, SyntaxShape::List(Box::new(SyntaxShape::String))]),
+                    SyntaxShape::OneOf(vec![SyntaxShape::List(Box::new(SyntaxShape::String)), SyntaxShape::String]),
                     "the command line to run, or a program and its arguments (each quoted for the host's shell)",
                 )
                 .named(

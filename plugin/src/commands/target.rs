@@ -36,7 +36,7 @@ impl PluginCommand for TargetCommand {
             Signature::build(self.name())
                 .named(
                     "run",
-                    SyntaxShape::OneOf(vec![SyntaxShape::String, SyntaxShape::List(Box::new(SyntaxShape::String))]),
+                    SyntaxShape::OneOf(vec![SyntaxShape::List(Box::new(SyntaxShape::String)), SyntaxShape::String]),
                     "end the arguments with this remote command (a shell line, or words each quoted)",
                     None,
                 )
