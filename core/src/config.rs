@@ -20,6 +20,8 @@ pub const LOCAL_HOST: &str = "local";
 pub struct Config {
     pub hosts: IndexMap<String, Target>,
     pub resources: Vec<Resource>,
+    /// `resources.N.hosts`: the hosts resource k is for (`None`: every host), as `resources`.
+    pub resource_hosts: Vec<Option<Vec<String>>>,
     /// `instances.NAME`: machines hk brings up itself.
     pub instances: IndexMap<String, InstanceSpec>,
     /// Hosts declared with `instance: NAME`, reached through that instance once it runs.
@@ -103,15 +105,18 @@ impl Config {
             }
         }
         let mut resources = Vec::new();
+        let mut resource_hosts = Vec::new();
         let mut origins = Vec::new();
         match root.take("resources") {
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) => {
                 for (i, item) in items.into_iter().enumerate() {
                     let mut obj = Obj::new(&format!("resources.{i}"), item, base_dir)?;
+                    let only = only_on(&mut obj, &hosts)?;
                     let expanded = Resource::from_config(&mut obj)?;
                     obj.finish()?;
                     origins.extend(expanded.iter().map(|_| i));
+                    resource_hosts.extend(expanded.iter().map(|_| only.clone()));
                     resources.extend(expanded);
                 }
             }
@@ -123,6 +128,7 @@ impl Config {
         let config = Config {
             hosts,
             resources,
+            resource_hosts,
             instances,
             host_instances,
             instances_dir: base_dir.join(".hk/instances"),
@@ -132,6 +138,19 @@ impl Config {
         };
         config.check_unique(&origins)?;
         Ok(config)
+    }
+
+    /// The resources `host` is to have: those for every host and those naming it.
+    pub fn resources_for(&self, host: &str) -> Vec<Resource> {
+        self.resources
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| match self.resource_hosts.get(*k) {
+                Some(Some(only)) => only.iter().any(|h| h == host),
+                _ => true,
+            })
+            .map(|(_, r)| r.clone())
+            .collect()
     }
 
     /// `origins[k]`: the config entry resource k came from (a `release` entry gives several).
@@ -245,4 +264,30 @@ mod tests {
         assert!(err(json!({"resources": [{"type": "dir", "path": "/a/../b"}]})).contains("'..'"));
         assert!(err(json!({"resources": {}})).starts_with("resources: expected a list"));
     }
+}
+
+/// A resource's `hosts`: the declared hosts it is for (absent: every host).
+fn only_on(obj: &mut Obj, hosts: &IndexMap<String, Target>) -> Result<Option<Vec<String>>> {
+    let names = match obj.take("hosts") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Array(items)) => {
+            let mut names = Vec::new();
+            for item in items {
+                match item {
+                    Value::String(s) => names.push(s),
+                    other => return obj.fail("hosts", &format!("{other} is not a host name")),
+                }
+            }
+            names
+        }
+        Some(other) => return obj.fail("hosts", &format!("expected host names, got {}", type_name(&other))),
+    };
+    for name in &names {
+        if !hosts.is_empty() && !hosts.contains_key(name) {
+            let declared: Vec<&str> = hosts.keys().map(String::as_str).collect();
+            return obj.fail("hosts", &format!("{name:?} is not a declared host (declared: {})", declared.join(", ")));
+        }
+    }
+    Ok(Some(names))
 }

@@ -142,6 +142,7 @@ export def epmd-resource [root: string]: nothing -> record {
         Restart: always
         RestartSec: 2
       }
+      Install: {WantedBy: multi-user.target}
     }
   }
 }

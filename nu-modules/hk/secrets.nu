@@ -60,6 +60,12 @@ export def resolve [ctx: record, --allow-empty]: nothing -> record {
   }
 }
 
+# The environment variable an app's steady state (`hk deploy state`) reads the secret `from` from:
+# the app's own name first, so two apps' secrets of the same name never meet.
+export def secret-var [app: string, from: string]: nothing -> string {
+  $"($app | str uppercase | str replace -a '-' '_')__($from)"
+}
+
 # The context with its secrets resolved (kept in `secret_values`, never shown or recorded).
 export def with-secrets [ctx: record, --allow-empty]: nothing -> record {
   $ctx | upsert secret_values (resolve $ctx --allow-empty=$allow_empty).values
@@ -71,7 +77,7 @@ export def with-secrets [ctx: record, --allow-empty]: nothing -> record {
 @example "The secrets commands" { hk secrets | get command } --result ["hk secrets extract" "hk secrets fetch" "hk secrets print"]
 export def main []: nothing -> table<command: string, description: string> {
   scope commands
-  | where name =~ '^hk secrets (print|extract|fetch)$'
+  | where name =~ '^hk secrets (print|extract|fetch|env)$'
   | each {|c| {command: $c.name, description: ($c.description | lines | get -o 0 | default "")} }
   | sort-by command
 }
@@ -139,4 +145,21 @@ export def "secrets fetch" [
   let span = (metadata $adapter).span
   if ($keys | is-empty) { fail "name the secrets to fetch" $span $"e.g. hk secrets fetch ($adapter) --from app DB_PASSWORD" }
   adapters fetch $adapter $keys $account $from $span
+}
+
+# The app's secrets as the variables its steady state refers to (`<APP>__<NAME>`), for `with-env`.
+#
+# `hk deploy state` writes no secret into its env files: they name these variables, which `hk plan`
+# and `hk apply` read from their environment. Keep the record in a `with-env` block, not in the
+# shell's own environment, so no other program started meanwhile inherits it.
+@example "Plan the app's steady state with its secrets" { with-env (hk secrets env) { hk deploy state | hk plan --all } }
+@example "Two apps' secrets at once" { with-env ((hk secrets env -c a/config/deploy.nu) | merge (hk secrets env -c b/config/deploy.nu)) { [(hk deploy state -c a/config/deploy.nu) (hk deploy state -c b/config/deploy.nu)] | hk merge | hk plan --all } }
+export def "secrets env" [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+  --allow-empty-secrets       # accept secrets whose value is empty
+]: nothing -> record {
+  let ctx = load $config $destination "-" (metadata $config).span
+  resolve $ctx --allow-empty=$allow_empty_secrets | get values | transpose from value
+  | reduce --fold {} {|s, acc| $acc | insert (secret-var $ctx.app $s.from) $s.value }
 }

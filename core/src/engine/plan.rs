@@ -94,7 +94,7 @@ pub fn plan(config: &Config, targets: &[(String, Target)], options: &PlanOptions
         let target =
             targets.iter().find(|(n, _)| n == host).map(|(_, t)| t).context("host without target")?;
         let roots = config.roots.get(host).cloned().unwrap_or_default();
-        plan_host(host, target, &config.resources, options, &roots)
+        plan_host(host, target, &config.resources_for(host), options, &roots)
     });
     timer.done("");
     let mut outcome = PlanOutcome {
