@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what hk needs into the project (nu from npm, the built plugin, a project-local plugin
-# registry) and, with --test, what the tests need (openssh-server). Idempotent; safe on a bare machine.
+# registry) and, with --test, what the tests need (openssh-server, Elixir). Idempotent; safe on a bare machine.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -41,7 +41,8 @@ if ! command -v qemu-system-x86_64 >/dev/null || ! command -v mmdebstrap >/dev/n
 fi
 
 if [ "$want_test" = 1 ]; then
-  apt_install openssh-server sudo
+  # The Elixir tests build a Mix release here (the guest needs none of it: a release carries ERTS).
+  apt_install openssh-server sudo elixir erlang-nox tmux
 fi
 
 say "building the hk plugin and the example app"

@@ -196,7 +196,8 @@ export def "test deploy config: every workflow command has a description, typed 
   let names = $commands | get name | sort
   for want in [
     "hk audit" "hk config" "hk deploy" "hk lock" "hk lock acquire" "hk lock release" "hk lock status" "hk prune"
-    "hk redeploy" "hk rollback" "hk setup" "hk stale-releases" "hk versions"
+    "hk redeploy" "hk rollback" "hk setup" "hk stale-releases" "hk versions" "hk migrate" "hk rpc" "hk iex"
+    "hk deploy state" "hk merge" "hk secrets env"
   ] {
     assert ($want in $names) $"($want) is missing"
   }
@@ -280,7 +281,7 @@ export def "test deploy config: roles with their own command, env and check, the
   assert equal ($booted | where type == ready | get checks | flatten) [{systemd: {unit: "hk-shop-worker@4001.service"}}]
   assert equal ($booted | where type == service and state? == stopped | get name) ["hk-shop-worker@4000.service"]
   assert equal (stage $worker 4001 v2 null | where type == service | get name) ["hk-shop-worker@.service"]
-  assert equal (stage $worker 4001 v2 null | where type == env_file | first | get entries) {MODE: prod, QUEUE: default, APP_TOKEN: {env: APP_TOKEN}, JOBS_TOKEN: {env: JOBS_TOKEN}}
+  assert equal (stage $worker 4001 v2 null | where type == env_file | first | get entries) {MODE: prod, QUEUE: default, HK_VERSION: v2, APP_TOKEN: {env: APP_TOKEN}, JOBS_TOKEN: {env: JOBS_TOKEN}}
   # Hosts alike share a plan.
   assert equal (groups $ctx $ctx.servers) [[roles hosts]; [[web worker] [web1]] [[web] [web2 web3]] [[worker] [jobs1]]]
   # 50% of three proxied hosts rounds down to one a batch; no boot: one batch.
@@ -295,4 +296,66 @@ export def "test deploy config: roles with their own command, env and check, the
   has (error-of { $ctx | restrict db null }) "no host of shop matches --roles db"
   let flagged = do { cd $dir; hk config -r worker --hosts jobs* } | get deploy
   assert equal $flagged.roles {worker: [jobs1]}
+}
+
+export def "test deploy config: a Mix release - its folder and command, the cookie required, each node named, the unit sandbox" [] {
+  let mix = base | update release {mix: {name: shop, env: prod}, migrate: "Shop.Release.migrate()"} | insert env {clear: {}, secret: [RELEASE_COOKIE]}
+  let ctx = ctx-of (project $mix)
+  assert equal ($ctx.release.path | path split | last 4) [_build prod rel shop]
+  assert equal $ctx.release.cmd "bin/shop start"
+  assert equal $ctx.release.migrate "Shop.Release.migrate()"
+  let unit = template-unit $ctx
+  let environment = $unit.Service.Environment
+  for want in ["RELEASE_NODE=shop_%i@127.0.0.1" "RELEASE_DISTRIBUTION=name" "RELEASE_TMP=/run/hk-shop-%i" "HK_ROLE=web"] {
+    assert ($want in $environment) $"($want) not in ($environment)"
+  }
+  assert equal $unit.Service.RuntimeDirectory "hk-shop-%i"
+  assert equal $unit.Service.DynamicUser yes
+  assert equal $unit.Unit.Wants hk-epmd.service
+  # Without the cookie among the secrets, the release's generated one would be used: refused.
+  let no_cookie = error-of { ctx-of (project ($mix | update env {clear: {}, secret: []})) }
+  has $no_cookie "RELEASE_COOKIE"
+  let both = error-of { ctx-of (project ($mix | update release {mix: {name: shop}, path: dist})) }
+  has $both "release.path"
+  has $both "drop release.path"
+  let bad_name = error-of { ctx-of (project ($mix | update release {mix: {name: "My-App"}})) }
+  has $bad_name "release.mix.name"
+  let neither = error-of { ctx-of (project ($mix | update release {build: "make"})) }
+  has $neither "release.path"
+  # A one-off command in the instance's context: its user, env file, folder, storage; tmp of its own.
+  use ../nu-modules/hk/mix.nu [sandbox]
+  let props = sandbox $unit hk-shop 4001
+  assert equal $props.User hk-shop
+  assert equal $props.EnvironmentFile "-/opt/hk/shop/env/web.4001.env"
+  assert equal $props.WorkingDirectory "/opt/hk/shop/ports/4001"
+  assert ("RELEASE_NODE=shop_4001@127.0.0.1" in $props.Environment)
+  assert (($props.Environment | last 2 | first) =~ '^RELEASE_TMP=/run/hk-shop-once-') $"($props.Environment)"
+}
+
+export def "test deploy config: hk merge keeps agreeing resources once, joins their hosts, refuses conflicts naming both" [] {
+  let a = {hosts: {w1: {address: 10.0.0.1}}, resources: [{type: dir, path: /srv/shared, mode: "0755", hosts: [w1]} {type: service, name: caddy.service, reload_on: ["file:/a"], hosts: [w1]}], deploy: {app: a}}
+  let b = {hosts: {w2: {address: 10.0.0.2}}, resources: [{type: dir, path: /srv/shared, mode: "0755", hosts: [w2]} {type: service, name: caddy.service, reload_on: ["file:/b"], hosts: [w2]}], deploy: {app: b}}
+  let merged = [$a $b {resources: [{type: file, path: /etc/motd, content: "hi\n"}]}] | hk merge
+  assert equal ($merged.hosts | columns) [w1 w2]
+  assert equal ($merged.resources | length) 3
+  assert equal ($merged.resources | where type == dir | first | get hosts) [w1 w2]
+  assert equal ($merged.resources | where type == service | first | get reload_on) ["file:/a" "file:/b"]
+  # A resource for every host stays one for every host.
+  assert equal ($merged.resources | where type == file | first | get -o hosts) null
+  # Each host plans only the resources given to it.
+  let dir = scratch
+  let per_host = {hosts: {a: {local: true}, b: {local: true}}, resources: [{type: dir, path: $"($dir)/for-a", hosts: [a]} {type: dir, path: $"($dir)/for-b", hosts: b} {type: dir, path: $"($dir)/for-all"}]}
+  assert equal ($per_host | hk plan a --quiet | get id | sort) [$"dir:($dir)/for-a" $"dir:($dir)/for-all"]
+  assert equal ($per_host | hk plan b --quiet | get id | sort) [$"dir:($dir)/for-all" $"dir:($dir)/for-b"]
+  let unknown = error-of { {hosts: {a: {local: true}}, resources: [{type: dir, path: /x, hosts: [zz]}]} | hk plan a }
+  has $unknown "zz"
+  let refused = error-of { [$a ($b | update resources.0.mode "0700")] | hk merge }
+  has $refused "dir:/srv/shared"
+  has $refused "config 1 (app a)"
+  has $refused "config 2 (app b)"
+  has $refused "mode"
+  let kinds = error-of { [$a {resources: [{type: file, path: /srv/shared, content: ""}]}] | hk merge }
+  has $kinds "/srv/shared is a dir in config 1 (app a) but a file in config 2"
+  let hosts = error-of { [$a {hosts: {w1: {address: 10.9.9.9}}}] | hk merge }
+  has $hosts "hosts.w1 is declared differently"
 }

@@ -73,8 +73,9 @@ def join-named [configs: list<record>, field: string, span: record]: nothing -> 
 @example "Two apps and the host's own config: one plan of the whole host" { [(hk deploy state -c a/config/deploy.nu) (hk deploy state -c b/config/deploy.nu) (open infra/hk.nuon)] | hk merge | hk plan web1 }
 @example "Merge two hand-written configs" { [{resources: [{type: dir, path: /srv/a}]} {resources: [{type: dir, path: /srv/b}]}] | hk merge | get resources | length } --result 2
 export def main []: list<record> -> record<hosts: record, instances: record, resources: list> {
-  let span = (metadata $in).span
-  let configs = $in | enumerate | each {|c|
+  let sources = $in
+  let span = (metadata $sources).span
+  let configs = $sources | enumerate | each {|c|
     let app = $c.item.deploy?.app? | default null
     {name: (if $app == null { $"config ($c.index + 1)" } else { $"config ($c.index + 1) \(app ($app)\)" }), config: $c.item}
   }

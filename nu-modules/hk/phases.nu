@@ -30,7 +30,7 @@ export def template-unit [ctx: record]: nothing -> record {
   let mix = if (mix is-mix $ctx) { mix unit-additions $ctx $base } else { {environment: [], service: {}, unit: {}} }
   let service = {
       Type: exec
-      Environment: (["PORT=%i" $"HK_APP=($ctx.app)"] | append (storage-env $ctx) | append $mix.environment)
+      Environment: (["PORT=%i" $"HK_APP=($ctx.app)" $"HK_ROLE=($role)"] | append (storage-env $ctx) | append $mix.environment)
       # Each port's own file: an instance restarted mid-deploy keeps the environment it started with.
       EnvironmentFile: $"-($dir)/env/($role).%i.env"
       WorkingDirectory: $"($dir)/ports/%i"

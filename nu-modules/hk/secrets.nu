@@ -74,7 +74,7 @@ export def with-secrets [ctx: record, --allow-empty]: nothing -> record {
 # Secrets: `hk secrets print`, `hk secrets extract`, `hk secrets fetch`.
 #
 # Alone, the list of those commands. See `hk docs secrets`.
-@example "The secrets commands" { hk secrets | get command } --result ["hk secrets extract" "hk secrets fetch" "hk secrets print"]
+@example "The secrets commands" { hk secrets | get command } --result ["hk secrets env" "hk secrets extract" "hk secrets fetch" "hk secrets print"]
 export def main []: nothing -> table<command: string, description: string> {
   scope commands
   | where name =~ '^hk secrets (print|extract|fetch|env)$'

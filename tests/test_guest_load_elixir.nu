@@ -1,0 +1,186 @@
+# The Elixir example (examples/elixir_app, a Mix release) on the load guest (`hk-load`; tests of
+# test_guest_load*.nu run one at a time): built here with mix, deployed blue-green under load with
+# its migration run once in the new release, a failing migration switching nothing, the live node
+# reached by `hk rpc` and by `hk iex` through a terminal, a rollback without a build; and an Xamal
+# project imported and deployed.
+use std/assert
+use lib/helpers.nu *
+use lib/guest.nu
+use lib/deploy.nu *
+use ../nu-modules/hk
+
+const example = path self | path dirname | path dirname | path join examples elixir_app
+
+# A copy of the example project (its source and config/deploy.nu, no build output), its secrets
+# file with a fresh cookie, on the load guest.
+def elixir-project []: nothing -> record {
+  let dir = scratch
+  for f in [mix.exs lib config] { cp -r ($example | path join $f) $dir }
+  mkdir ($dir | path join .hk)
+  $"RELEASE_COOKIE=(random chars -l 48)\n" | save ($dir | path join .hk/secrets)
+  {dir: $dir, instance: $guest.load_instance, site: elixir.test, service: elixir-app}
+}
+
+# The lines the example's migration wrote on the guest.
+def migrations [p: record]: nothing -> list<string> {
+  guest sh --on $p.instance "cat /var/lib/hk/elixir-app/data/migrations.log 2>/dev/null || true" | lines
+}
+
+# The HTTP ports listening on the guest among the app's two.
+def listening [p: record]: nothing -> list<int> {
+  guest sh --on $p.instance "ss -ltnH" | lines | parse --regex '127\.0\.0\.1:(?<port>420[01])\s' | get port | into int | sort
+}
+
+# Run `hk iex` in a tmux pane, type `line`, and return what the pane showed once `expect` appeared.
+def through-terminal [dir: string, line: string, expect: string]: nothing -> string {
+  let session = $"hk-iex-(random chars -l 6)"
+  let command = $"cd '($dir)'; HK_DEMO_INSTANCE=($guest.load_instance) '($nu.current-exe)' -n --plugins '($env.HK_PLUGIN)' -c \"use '($env.HK_TEST_ROOT)/nu-modules/hk'; hk iex\"; sleep 5"
+  ^tmux new-session -d -s $session -x 200 -y 50 $command
+  let wait_for = {|text|
+    let deadline = (date now) + 120sec
+    mut shown = ""
+    while (date now) < $deadline {
+      $shown = (^tmux capture-pane -p -t $session -S -200 | complete | get stdout)
+      if ($shown | str contains $text) { break }
+      sleep 500ms
+    }
+    $shown
+  }
+  let prompt = do $wait_for "iex("
+  if not ($prompt | str contains "iex(") {
+    ^tmux kill-session -t $session | complete | ignore
+    error make {msg: $"no IEx prompt in the terminal:\n($prompt)"}
+  }
+  ^tmux send-keys -t $session $line Enter
+  let shown = do $wait_for $expect
+  # Ctrl-\ ends the remote shell, not the node.
+  ^tmux send-keys -t $session 'C-\'
+  sleep 2sec
+  ^tmux kill-session -t $session | complete | ignore
+  $shown
+}
+
+export def "test guest elixir: a Mix release deployed under load, migrated once in the new release, a failing migration switching nothing, rpc, iex and a rollback" [] {
+  let p = elixir-project
+  cd $p.dir
+  $env.HK_DEMO_INSTANCE = $p.instance
+  hk setup --version v1 --quiet | ignore
+  assert equal (answer $p) v1
+  assert equal (migrations $p) ["v1 hello from Elixir"]
+  # The cookie is the secret's: the release's generated one never left this machine.
+  let cookie = open .hk/secrets | lines | first | str replace "RELEASE_COOKIE=" ""
+  has (guest sh --on $p.instance "cat /opt/hk/elixir-app/env/web.4200.env") $cookie
+  assert equal (guest sh --on $p.instance "ls /opt/hk/elixir-app/releases/v1/releases/COOKIE 2>/dev/null || echo none" | str trim) none
+
+  # Both nodes run side by side while Caddy switches: a hook looks at the guest just before.
+  mkdir .hk/hooks
+  let seen_file = $p.dir | path join listening.nuon
+  $"hk config | hk exec 'ss -ltnH' | get 0.stdout | lines | parse --regex '127\\.0\\.0\\.1:\(?<port>420[01]\)\\s' | get port | into int | sort | to nuon | save -f '($seen_file)'\n" | save .hk/hooks/pre-proxy-reload.nu
+  chmod +x .hk/hooks/pre-proxy-reload.nu
+  let load = start-load $p --at-least 200
+  let rows = hk deploy --version v2 --quiet
+  let seen = stop-load $load
+  print -e $"elixir deploy v1 → v2 under load: ($seen.requests) requests, ($seen.failed) failed"
+  assert equal $seen.failed 0 $"failed requests: ($seen.errors | to nuon)"
+  assert ($seen.requests >= 200) $"only ($seen.requests) requests"
+  assert equal (open $seen_file) [4200 4201]
+  assert equal (answer $p) v2
+  assert equal (listening $p) [4201]
+  # The migration ran once, in v2's own release and environment, before the switch.
+  assert equal (migrations $p) ["v1 hello from Elixir" "v2 hello from Elixir"]
+  let phases = $rows | get phase
+  assert (($phases | enumerate | where item == migrate | get 0.index) < ($phases | enumerate | where item == switch | get 0.index)) $"phases: ($phases)"
+  rm .hk/hooks/pre-proxy-reload.nu
+
+  # A failing migration: nothing switches, v2 serves on, the new node is stopped, the error and the
+  # audit log hold the migration's own words.
+  guest sh --on $p.instance "touch /var/lib/private/hk/elixir-app/data/fail-migration" | ignore
+  let failed = error-of { hk deploy --version v3 --quiet }
+  has $failed "migration"
+  has $failed "nothing was switched"
+  has $failed "fail-migration is there"
+  assert equal (answer $p) v2
+  assert equal (listening $p) [4201]
+  assert equal (migrations $p | length) 2
+  let audit = hk audit | first
+  assert equal [$audit.action $audit.version $audit.result] [deploy v3 failed]
+  has $audit.error "fail-migration is there"
+  guest sh --on $p.instance "rm /var/lib/private/hk/elixir-app/data/fail-migration" | ignore
+
+  # rpc: the live node of every host, as a table.
+  let rpc = hk rpc "IO.puts ElixirApp.version()"
+  assert equal ($rpc | select host role exit_code stdout) [{host: demo, role: web, exit_code: 0, stdout: "v2\n"}]
+
+  # iex: a remote shell into the live node, through a real terminal.
+  let shown = through-terminal $p.dir 'IO.puts("node says " <> ElixirApp.version())' "node says v2"
+  has $shown "iex(elixir_app_4201@127.0.0.1)"
+  has $shown "node says v2"
+  # Leaving the shell leaves the node running.
+  assert equal (answer $p) v2
+
+  # Rollback to v1: no build, no migration (old code, migrated schema), v1 serving.
+  let back = hk rollback --quiet
+  assert not ("build" in ($back | get phase)) $"a rollback built: ($back | get phase)"
+  assert not ("migrate" in ($back | get phase)) $"a rollback migrated: ($back | get phase)"
+  assert equal (answer $p) v1
+  assert equal (migrations $p | length) 2
+  let again = hk rpc "IO.puts ElixirApp.version()"
+  assert equal ($again | get stdout) ["v1\n"]
+}
+
+export def "test guest elixir: an Xamal project with roles, a destination and secrets imports and deploys" [] {
+  let dir = scratch
+  for f in [mix.exs lib] { cp -r ($example | path join $f) $dir }
+  mkdir ($dir | path join config/xamal) ($dir | path join .xamal/hooks)
+  'import Config
+
+config :xamal,
+  service: "elixir-xamal",
+  servers: [
+    web: [guest: "127.0.0.1"],
+    worker: [hosts: [guest: "127.0.0.1"], env: [clear: [ELIXIR_APP_HTTP: "false"]]]
+  ],
+  ssh: [user: "root"],
+  env: [clear: [GREETING: "hello from Xamal"], secret: ["RELEASE_COOKIE", "API_TOKEN"]],
+  caddy: [host: "xamal.test", app_port: 4300],
+  release: [name: :elixir_app, mix_env: "prod"],
+  health_check: [path: "/up", interval: 1, timeout: 90],
+  retain_releases: 3,
+  drain_timeout: 10
+' | save ($dir | path join config/xamal.exs)
+  'import Config
+config :xamal, caddy: [host: "staging.xamal.test"], env: [clear: [GREETING: "hello from staging"]]
+' | save ($dir | path join config/xamal/staging.exs)
+  $"RELEASE_COOKIE=(random chars -l 40)\nAPI_TOKEN=xamal-token\n" | save ($dir | path join .xamal/secrets)
+  $"#!/bin/sh\necho \"$XAMAL_SERVICE_VERSION\" > '($dir)/hook.out'\n" | save ($dir | path join .xamal/hooks/post-deploy)
+  chmod +x ($dir | path join .xamal/hooks/post-deploy)
+  cd $dir
+  let run = do { ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($env.HK_TEST_ROOT)/nu-modules/hk'#; hk init --from xamal | to nuon" } | complete
+  assert equal $run.exit_code 0 $run.stderr
+  assert equal (($run.stdout | from nuon).file | sort) ([config/deploy.nu config/deploy.staging.nu .hk/secrets .hk/hooks/post-deploy deploy.nu .gitignore] | sort)
+  # What has no equivalent is said, not dropped silently.
+  let imported = open config/deploy.nu | from nuon
+  assert equal $imported.release {mix: {name: elixir_app, env: prod}}
+  assert equal $imported.servers.web [guest]
+  assert equal $imported.servers.worker {hosts: [guest], env: {clear: {ELIXIR_APP_HTTP: "false"}}}
+  assert equal $imported.proxy {host: xamal.test, app_port: 4300}
+  assert equal $imported.health_check {path: /up, interval: 1sec, timeout: 90sec}
+  assert equal $imported.env.secret [RELEASE_COOKIE API_TOKEN]
+  assert equal (open config/deploy.staging.nu | from nuon) {proxy: {host: staging.xamal.test}, env: {clear: {GREETING: "hello from staging"}}}
+  has (open --raw .hk/hooks/post-deploy) "$HK_SERVICE_VERSION"
+  # How to reach the test guest is all the test adds: Xamal's config only names an address.
+  $imported
+  | upsert instances {($guest.load_instance): (guest spec)}
+  | upsert hosts {guest: {instance: $guest.load_instance}}
+  | upsert proxy.host "http://xamal.test"
+  | save config/guest.nuon
+  hk setup -c config/guest.nuon --version x1 --quiet | ignore
+  let here = guest sh --on $guest.load_instance "curl -s -H 'Host: xamal.test' http://127.0.0.1/" | str trim
+  assert equal $here x1
+  assert equal (open hook.out | str trim) "elixir-xamal@x1"
+  # The worker role runs the same release as its own node, beside the web one.
+  let nodes = hk rpc -c config/guest.nuon "IO.puts node()" | select role stdout
+  assert equal $nodes [{role: web, stdout: "elixir_app_4300@127.0.0.1\n"} {role: worker, stdout: "elixir_app_worker_4300@127.0.0.1\n"}]
+  let token = guest sh --on $guest.load_instance "grep -c '^API_TOKEN=xamal-token$' /opt/hk/elixir-xamal/env/worker.4300.env" | str trim
+  assert equal $token "1"
+}
