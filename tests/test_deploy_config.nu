@@ -246,7 +246,7 @@ export def "test deploy config: every mistake at once with its file, line and co
   assert equal (storage-resources $ctx | where type == link | first | select path target) {path: /var/lib/hk/shop/uploads, target: ../../private/hk/shop/uploads}
   assert equal (template-unit $ctx).Service.StateDirectory "hk/shop/uploads"
   # The docs at the prompt.
-  assert equal (hk docs | get topic) [boot config hooks layout roles secrets storage]
+  assert equal (hk docs | get topic) [boot config elixir hooks layout roles secrets storage]
   has (hk docs hooks) "post-deploy"
   has (error-of { hk docs nope }) "no docs topic nope"
 }

@@ -286,7 +286,10 @@ fn only_on(obj: &mut Obj, hosts: &IndexMap<String, Target>) -> Result<Option<Vec
     for name in &names {
         if !hosts.is_empty() && !hosts.contains_key(name) {
             let declared: Vec<&str> = hosts.keys().map(String::as_str).collect();
-            return obj.fail("hosts", &format!("{name:?} is not a declared host (declared: {})", declared.join(", ")));
+            return obj.fail(
+                "hosts",
+                &format!("{name:?} is not a declared host (declared: {})", declared.join(", ")),
+            );
         }
     }
     Ok(Some(names))

@@ -13,13 +13,13 @@ def topics []: nothing -> table<topic: string, about: string> {
   }
 }
 
-# The reference of hk's deploys: the config, roles, boot batches, hooks, secrets, storage, the layout on the hosts.
+# The reference of hk's deploys: the config, roles, boot batches, hooks, secrets, storage, the layout on the hosts, Elixir releases.
 #
 # Alone, the list of topics; with one, its text.
 @example "The topics" { hk docs | get topic }
 @example "Every hook, in the order a deploy runs them" { hk docs hooks }
 export def main [
-  topic?: string   # config, roles, boot, hooks, secrets, storage or layout
+  topic?: string   # config, roles, boot, hooks, secrets, storage, layout or elixir
 ]: nothing -> any {
   if $topic == null { return (topics) }
   let file = $DIR | path join $"($topic).md"

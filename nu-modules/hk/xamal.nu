@@ -147,7 +147,11 @@ def translate [x: record, base: bool]: nothing -> record {
       $notes = ($notes | append "env.secret: RELEASE_COOKIE added (hk refuses a Mix release without it): put RELEASE_COOKIE=<the nodes' cookie> in .hk/secrets")
       $secret | append RELEASE_COOKIE
     } else { $secret }
-    if $base or ($clear | is-not-empty) or ($secret | is-not-empty) { $c.env = {clear: $clear, secret: $secret} }
+    # A destination's env holds only what it gives: an empty list would replace the base's secrets.
+    if $base { $c.env = {clear: $clear, secret: $secret} } else {
+      let over = {} | merge (if ($clear | is-empty) { {} } else { {clear: $clear} }) | merge (if ($secret | is-empty) { {} } else { {secret: $secret} })
+      if ($over | is-not-empty) { $c.env = $over }
+    }
   }
   for key in ($x | columns) {
     if $key in $UNSUPPORTED { $notes = ($notes | append $"($key): ($UNSUPPORTED | get $key)") }

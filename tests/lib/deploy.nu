@@ -40,14 +40,15 @@ export def caddy-port [instance: string]: nothing -> int {
 }
 
 # Start clients sending requests to `site` through the guest's Caddy (keep-alive, new connection,
-# POST and slow); `stop-load` ends them (once they made `at_least` requests) and returns what they saw.
-export def start-load [p: record, --at-least: int = 0]: nothing -> record {
+# POST and slow; each pausing `pause_ms` between requests); `stop-load` ends them (once they made
+# `at_least` requests) and returns what they saw.
+export def start-load [p: record, --at-least: int = 0, --pause-ms: int = 2]: nothing -> record {
   let dir = scratch
   let stop = $dir | path join stop
   let out = $dir | path join load.json
   let port = caddy-port $p.instance
   let bin = $root | path join target/debug/hello-load
-  let args = [--target $"127.0.0.1:($port)" --host $p.site --stop-file $stop --out $out --slow-ms 300 --pause-ms 2 --keepalive 3 --fresh 2 --post 2 --slow 1 --min-requests $at_least]
+  let args = [--target $"127.0.0.1:($port)" --host $p.site --stop-file $stop --out $out --slow-ms 300 --pause-ms $pause_ms --keepalive 3 --fresh 2 --post 2 --slow 1 --min-requests $at_least]
   job spawn { ^$bin ...$args } | ignore
   {stop: $stop, out: $out}
 }

@@ -42,7 +42,10 @@ pub fn command_line(command: &str, properties: &[(String, String)], terminal: bo
     ];
     for (name, value) in properties {
         if !PROPERTIES.contains(&name.as_str()) {
-            bail!("{name} is not a property a command can take from its unit (known: {})", PROPERTIES.join(", "));
+            bail!(
+                "{name} is not a property a command can take from its unit (known: {})",
+                PROPERTIES.join(", ")
+            );
         }
         if value.contains('\n') {
             bail!("{name}: a property value is one line");

@@ -25,7 +25,7 @@ let instance = $env.HK_DEMO_INSTANCE? | default demo
   proxy: {host: "http://elixir.test", app_port: 4200}
   env: {clear: {GREETING: "hello from Elixir"}, secret: [RELEASE_COOKIE]}
   storage: {data: data}
-  health_check: {path: /up, interval: 500ms, timeout: 90sec}
+  health_check: {path: /up, interval: 500ms, timeout: 180sec}
   drain_timeout: 10sec
   retain: 3
 }

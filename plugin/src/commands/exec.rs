@@ -79,8 +79,7 @@ impl PluginCommand for Exec {
         let selection = select_with(engine, call, input_record(input, span)?, true, 1)?;
         let sandbox = sandbox_properties(call)?;
         let creds = credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?;
-        let results =
-            engine::exec(&selection.targets, &command, sandbox.as_deref(), parallel(call)?, &creds);
+        let results = engine::exec(&selection.targets, &command, sandbox.as_deref(), parallel(call)?, &creds);
         let mut rows = Vec::new();
         let mut failures = Vec::new();
         for (host, result) in results {
@@ -119,7 +118,9 @@ pub fn command_line(value: Value) -> Result<String, LabeledError> {
                 let word = v.as_str().map_err(|_| {
                     LabeledError::new("hk: a command's words are text").with_label("this word", v.span())
                 })?;
-                words.push(hk_core::quote::q(word).map_err(|e| LabeledError::new(format!("hk: {e:#}")).with_label("this word", v.span()))?);
+                words.push(hk_core::quote::q(word).map_err(|e| {
+                    LabeledError::new(format!("hk: {e:#}")).with_label("this word", v.span())
+                })?);
             }
             if words.is_empty() {
                 return Err(LabeledError::new("hk: no command to run").with_label("an empty list", span));
@@ -135,7 +136,9 @@ pub fn command_line(value: Value) -> Result<String, LabeledError> {
 pub fn sandbox_properties(call: &EvaluatedCall) -> Result<Option<Vec<(String, String)>>, LabeledError> {
     let Some(value) = call.get_flag::<Value>("sandbox")? else { return Ok(None) };
     let span = value.span();
-    let record = value.into_record().map_err(|e| LabeledError::new(format!("hk: --sandbox: {e}")).with_label("a record of unit properties", span))?;
+    let record = value.into_record().map_err(|e| {
+        LabeledError::new(format!("hk: --sandbox: {e}")).with_label("a record of unit properties", span)
+    })?;
     let mut out = Vec::new();
     for (name, v) in record.iter() {
         let items = match v {
@@ -145,11 +148,20 @@ pub fn sandbox_properties(call: &EvaluatedCall) -> Result<Option<Vec<(String, St
         for item in items {
             let text = match &item {
                 Value::String { val, .. } => val.clone(),
-                Value::Bool { val, .. } => if *val { "yes".into() } else { "no".into() },
+                Value::Bool { val, .. } => {
+                    if *val {
+                        "yes".into()
+                    } else {
+                        "no".into()
+                    }
+                }
                 Value::Int { val, .. } => val.to_string(),
                 other => {
-                    return Err(LabeledError::new(format!("hk: --sandbox: {name} must be text, got {}", other.get_type()))
-                        .with_label("this value", other.span()));
+                    return Err(LabeledError::new(format!(
+                        "hk: --sandbox: {name} must be text, got {}",
+                        other.get_type()
+                    ))
+                    .with_label("this value", other.span()));
                 }
             };
             out.push((name.clone(), text));

@@ -2,7 +2,9 @@
 
 use hk_core::transport::Target;
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
-use nu_protocol::{Category, Example, LabeledError, PipelineData, Record, Signature, SyntaxShape, Type, Value};
+use nu_protocol::{
+    Category, Example, LabeledError, PipelineData, Record, Signature, SyntaxShape, Type, Value,
+};
 
 use super::exec::{command_line, sandbox_properties};
 use super::plan::{host_signature, input_record};
@@ -36,7 +38,10 @@ impl PluginCommand for TargetCommand {
             Signature::build(self.name())
                 .named(
                     "run",
-                    SyntaxShape::OneOf(vec![SyntaxShape::List(Box::new(SyntaxShape::String)), SyntaxShape::String]),
+                    SyntaxShape::OneOf(vec![
+                        SyntaxShape::List(Box::new(SyntaxShape::String)),
+                        SyntaxShape::String,
+                    ]),
                     "end the arguments with this remote command (a shell line, or words each quoted)",
                     None,
                 )
@@ -46,10 +51,14 @@ impl PluginCommand for TargetCommand {
                     "run it as a transient service with these unit properties (systemd-run)",
                     None,
                 )
-                .switch("terminal", "ask for a terminal (ssh -t; systemd-run --pty with --sandbox)", Some('t')),
+                .switch(
+                    "terminal",
+                    "ask for a terminal (ssh -t; systemd-run --pty with --sandbox)",
+                    Some('t'),
+                ),
         )
-            .input_output_types(vec![(Type::Nothing, Type::table()), (Type::record(), Type::table())])
-            .category(Category::Custom("hk".into()))
+        .input_output_types(vec![(Type::Nothing, Type::table()), (Type::record(), Type::table())])
+        .category(Category::Custom("hk".into()))
     }
 
     fn examples(&self) -> Vec<Example<'_>> {
@@ -105,7 +114,11 @@ impl PluginCommand for TargetCommand {
                             // A host that works under sudo: asked on the terminal when it needs a password.
                             args.push(if *sudo { format!("sudo {line}") } else { line.clone() });
                         }
-                        ("ssh", *sudo, Value::list(args.into_iter().map(|a| Value::string(a, span)).collect(), span))
+                        (
+                            "ssh",
+                            *sudo,
+                            Value::list(args.into_iter().map(|a| Value::string(a, span)).collect(), span),
+                        )
                     }
                 };
                 r.push("kind", Value::string(kind, span));
