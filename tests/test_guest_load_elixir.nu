@@ -125,6 +125,11 @@ export def "test guest elixir: a Mix release deployed under load, migrated once 
   assert not ("migrate" in ($back | get phase)) $"a rollback migrated: ($back | get phase)"
   assert equal (answer $p) v1
   assert equal (migrations $p | length) 2
+  # The migration alone, in the live release (v1 now), under the lock; on record.
+  let migrated = hk migrate --quiet
+  assert equal [$migrated.phase $migrated.host $migrated.status] [migrate demo ok]
+  assert equal (migrations $p | last) "v1 hello from Elixir"
+  assert equal ((hk audit | first | select action version result) | values) [migrate v1 ok]
 }
 
 export def "test guest elixir: an Xamal project with roles, a destination and secrets imports and deploys" [] {
