@@ -322,9 +322,16 @@ export def "test deploy config: a Mix release - its folder and command, the cook
   has $bad_name "release.mix.name"
   let neither = error-of { ctx-of (project ($mix | update release {build: "make"})) }
   has $neither "release.path"
+  # A release name mix.exs does not declare: refused before anything is built or uploaded.
+  let app = scratch
+  for f in [mix.exs lib] { cp -r ($env.HK_TEST_ROOT | path join examples/elixir_app $f) $app }
+  use ../nu-modules/hk/mix.nu
+  let unknown = error-of { mix build {release: {mix: {name: nope, env: prod}, path: ($app | path join _build/prod/rel/nope)}, project: $app, version: v1, app: x, quiet: true, span: (metadata $app).span} }
+  has $unknown "declares no release nope"
+  has $unknown "it declares: elixir_app"
+  assert not ($app | path join _build/prod/rel | path exists) "something was built"
   # A one-off command in the instance's context: its user, env file, folder, storage; tmp of its own.
-  use ../nu-modules/hk/mix.nu [sandbox]
-  let props = sandbox $unit hk-shop 4001
+  let props = mix sandbox $unit hk-shop 4001
   assert equal $props.User hk-shop
   assert equal $props.EnvironmentFile "-/opt/hk/shop/env/web.4001.env"
   assert equal $props.WorkingDirectory "/opt/hk/shop/ports/4001"

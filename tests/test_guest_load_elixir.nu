@@ -150,7 +150,8 @@ config :xamal,
   release: [name: :elixir_app, mix_env: "prod"],
   health_check: [path: "/up", interval: 1, timeout: 90],
   retain_releases: 3,
-  drain_timeout: 10
+  drain_timeout: 10,
+  builder: [remote: "build.example.com"]
 ' | save ($dir | path join config/xamal.exs)
   'import Config
 config :xamal, caddy: [host: "staging.xamal.test"], env: [clear: [GREETING: "hello from staging"]]
@@ -163,6 +164,7 @@ config :xamal, caddy: [host: "staging.xamal.test"], env: [clear: [GREETING: "hel
   assert equal $run.exit_code 0 $run.stderr
   assert equal (($run.stdout | from nuon).file | sort) ([config/deploy.nu config/deploy.staging.nu .hk/secrets .hk/hooks/post-deploy deploy.nu .gitignore] | sort)
   # What has no equivalent is said, not dropped silently.
+  has $run.stderr "no hk equivalent: builder"
   let imported = open config/deploy.nu | from nuon
   assert equal $imported.release {mix: {name: elixir_app, env: prod}}
   assert equal $imported.servers.web [guest]
