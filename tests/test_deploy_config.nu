@@ -331,7 +331,8 @@ export def "test deploy config: a Mix release - its folder and command, the cook
   has $unknown "it declares: elixir_app"
   assert not ($app | path join _build/prod/rel | path exists) "something was built"
   # A one-off command in the instance's context: its user, env file, folder, storage; tmp of its own.
-  let props = mix sandbox $unit hk-shop 4001
+  use ../nu-modules/hk/live.nu [sandbox]
+  let props = sandbox $ctx 4001
   assert equal $props.User hk-shop
   assert equal $props.EnvironmentFile "-/opt/hk/shop/env/web.4001.env"
   assert equal $props.WorkingDirectory "/opt/hk/shop/ports/4001"

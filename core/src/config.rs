@@ -225,6 +225,30 @@ fn valid_host_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resources_name_their_hosts() {
+        let config = Config::from_value(
+            serde_json::json!({
+                "hosts": {"a": {"local": true}, "b": {"local": true}},
+                "resources": [
+                    {"type": "dir", "path": "/for-a", "hosts": ["a"]},
+                    {"type": "dir", "path": "/for-b", "hosts": "b"},
+                    {"type": "dir", "path": "/for-all"},
+                ]
+            }),
+            Path::new("/"),
+        )
+        .expect("valid");
+        let ids = |host: &str| config.resources_for(host).iter().map(|r| r.kind().id()).collect::<Vec<_>>();
+        assert_eq!(ids("a"), ["dir:/for-a", "dir:/for-all"]);
+        assert_eq!(ids("b"), ["dir:/for-b", "dir:/for-all"]);
+        let unknown = Config::from_value(
+            serde_json::json!({"hosts": {"a": {"local": true}}, "resources": [{"type": "dir", "path": "/x", "hosts": ["zz"]}]}),
+            Path::new("/"),
+        );
+        assert!(format!("{:#}", unknown.err().expect("refused")).contains("zz"));
+    }
     use serde_json::json;
 
     fn err(value: Value) -> String {

@@ -22,13 +22,13 @@ export def write [ctx: record, action: string, result: string, version: oneof<st
     hosts: $ctx.servers
   }
   let entry = if $error == null { $entry } else { $entry | insert error ($error | lines | first 12 | str join "\n") }
-  hk-config $ctx | hk app audit-add $ctx.servers --app $ctx.app --root $ctx.root --entry $entry | ignore
+  hk-config $ctx | hk deployment audit-add $ctx.servers --app $ctx.app --root $ctx.root --entry $entry | ignore
 }
 
 # Every entry of the app's audit log, from all its hosts, newest first; what happened first, so an
 # 80-column terminal shows it (lines written before that order are read the same way).
 export def entries [ctx: record]: nothing -> table {
-  let log = hk-config $ctx | hk app audit $ctx.servers --app $ctx.app --root $ctx.root
+  let log = hk-config $ctx | hk deployment audit $ctx.servers --app $ctx.app --root $ctx.root
   if ($log | is-empty) { $log } else { $log | move action version result --after time }
 }
 

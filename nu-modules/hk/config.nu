@@ -315,9 +315,9 @@ export def unit [ctx: record, port?: int]: nothing -> string {
   if $port == null { $"($base)@.service" } else { $"($base)@($port).service" }
 }
 
-# What the app's hosts hold now (one script per host): see `hk app facts`.
+# What the app's hosts hold now (one script per host): see `hk deployment facts`.
 export def facts [ctx: record]: nothing -> table {
-  hk-config $ctx | hk app facts $ctx.servers --app $ctx.app --root $ctx.root
+  hk-config $ctx | hk deployment facts $ctx.servers --app $ctx.app --root $ctx.root
 }
 
 # What a run of `step` says made it: `deploy 1a2b3c: prepare` within a deploy, else the step alone.

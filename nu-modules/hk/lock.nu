@@ -18,12 +18,12 @@ def holder [version: string, message: string]: nothing -> record {
 # Take the app's lock; the record to release it with. `wait`: keep trying this long.
 export def take [ctx: record, message: string, wait: oneof<duration, nothing>]: nothing -> record {
   let wait = $wait | default 0sec
-  hk-config $ctx | hk app lock $ctx.primary --app $ctx.app --root $ctx.root --holder (holder $ctx.version $message) --wait $wait
+  hk-config $ctx | hk deployment lock $ctx.primary --app $ctx.app --root $ctx.root --holder (holder $ctx.version $message) --wait $wait
 }
 
 # Release a lock taken with `take` (a lock someone else holds is left alone).
 export def give-back [ctx: record, held: record]: nothing -> record {
-  hk-config $ctx | hk app unlock $ctx.primary --app $ctx.app --root $ctx.root --holder $held.holder
+  hk-config $ctx | hk deployment unlock $ctx.primary --app $ctx.app --root $ctx.root --holder $held.holder
 }
 
 # Run `work` holding the app's lock; the lock is released however `work` ends (error, Ctrl-C).
@@ -99,7 +99,7 @@ export def "lock release" [
   let span = (metadata $config).span
   let ctx = load $config $destination "-" $span
   if $force {
-    return (hk-config $ctx | hk app unlock $ctx.primary --app $ctx.app --root $ctx.root --force)
+    return (hk-config $ctx | hk deployment unlock $ctx.primary --app $ctx.app --root $ctx.root --force)
   }
   let lock = facts $ctx | where host == $ctx.primary | first | get lock
   if $lock == null {
@@ -109,5 +109,5 @@ export def "lock release" [
   if not $mine {
     fail $"the deploy lock of ($ctx.app) is held by ($lock.who? | default someone) on ($lock.host? | default '?'), not by you" $span "to break it anyway: hk lock release --force"
   }
-  hk-config $ctx | hk app unlock $ctx.primary --app $ctx.app --root $ctx.root --holder $lock
+  hk-config $ctx | hk deployment unlock $ctx.primary --app $ctx.app --root $ctx.root --holder $lock
 }

@@ -3,29 +3,12 @@
 # same dynamic user, storage and env file as the instance, temporary files of its own). A deploy
 # runs it in the NEW release after its prepare and before any switch; `hk migrate` in the live one.
 
-use config.nu [load fail why facts unit]
+use config.nu [load fail why facts]
 use lock.nu [holding]
 use audit.nu [write]
-use phases.nu [template-unit progress]
-use roles.nu [role-ctx roles-of proxied]
+use phases.nu [progress]
+use live.nu [primary-ctx in-release]
 use mix.nu
-
-# The context of the primary host's first role (a proxied one when it runs one).
-export def primary-ctx [ctx: record]: nothing -> record {
-  let roles = roles-of $ctx $ctx.primary
-  let role = $roles | where {|r| proxied $ctx $r } | append $roles | first
-  role-ctx $ctx $role
-}
-
-# Run `command` (words) in the release pinned to `port` on `hosts`, as the unit of the context's
-# role runs it: rows {host, role, exit_code, stdout, stderr}.
-export def in-release [rctx: record, hosts: list<string>, port: int, command: list<string>]: nothing -> table {
-  let base = unit $rctx | str replace '@.service' ''
-  let props = mix sandbox (template-unit $rctx) $base $port
-  {hosts: $rctx.hosts, instances: $rctx.instances}
-  | hk exec $command $hosts --sandbox $props
-  | insert role $rctx.role | move role --after host
-}
 
 # Run the migration `expr` on the primary host in the release on `port`: its progress row; a
 # failure raises an error holding the migration's own output.

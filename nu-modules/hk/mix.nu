@@ -5,7 +5,6 @@
 # files in a runtime folder of its unit (the release stays read-only under `DynamicUser`). Nodes
 # register with one port mapper per host, `hk-epmd.service`, so a node stays reachable when the
 # instance that started first stops; nodes and mapper listen on 127.0.0.1 only.
-# `sandbox` gives a one-off command (a migration, rpc, a remote shell) the unit's own context.
 
 use errors.nu [fail]
 
@@ -99,11 +98,6 @@ export def build [ctx: record]: nothing -> nothing {
   rm -f ($ctx.release.path | path join releases COOKIE)
 }
 
-# The unit's name without `@…`: the dynamic user every instance of the template runs as.
-def user-of [unit: string]: nothing -> string {
-  $unit | str replace -r '@.*$' ''
-}
-
 # What a Mix release adds to its template unit (`base`: the template's name without `@…`): the
 # node name, distribution and temporary folder of each instance, and the port mapper.
 export def unit-additions [ctx: record, base: string]: nothing -> record {
@@ -145,21 +139,4 @@ export def epmd-resource [root: string]: nothing -> record {
       Install: {WantedBy: multi-user.target}
     }
   }
-}
-
-# The properties of a one-off command in the context of the instance on `port` (from its template
-# unit `unit`): the same user, folders and environment, with temporary files of its own.
-export def sandbox [unit: record, base: string, port: int]: nothing -> record {
-  let fill = {|v| $v | str replace -a "%i" ($port | into string) }
-  let s = $unit.Service
-  let own = $"($base)-once-(random chars -l 8 | str lowercase)"
-  let environment = $s.Environment | each $fill | append [$"RELEASE_TMP=/run/($own)" $"ERL_CRASH_DUMP=/run/($own)/erl_crash.dump"]
-  {
-    User: (user-of $base)
-    DynamicUser: yes
-    WorkingDirectory: (do $fill $s.WorkingDirectory)
-    EnvironmentFile: (do $fill $s.EnvironmentFile)
-    Environment: $environment
-    RuntimeDirectory: $own
-  } | merge (if ($s.StateDirectory? | default null) == null { {} } else { {StateDirectory: $s.StateDirectory} })
 }

@@ -3,10 +3,8 @@
 # into the live node of the primary host through a real terminal (OpenSSH's `ssh -t` with hk's
 # host, key and known_hosts, host keys checked strictly).
 
-use config.nu [load fail facts unit]
-use roles.nu [role-ctx roles-of]
-use phases.nu [template-unit]
-use migrate.nu [in-release primary-ctx]
+use config.nu [load fail facts]
+use live.nu [primary-ctx on-live sandbox]
 use mix.nu
 
 def mix-ctx [config: oneof<string, nothing>, destination: oneof<string, nothing>, span: record, roles: oneof<string, nothing>, hosts: oneof<string, nothing>]: nothing -> record {
@@ -33,19 +31,7 @@ export def main [
 ]: nothing -> table<host: string, role: string, exit_code: int, stdout: any, stderr: string> {
   let span = (metadata $expr).span
   let ctx = mix-ctx $config $destination $span $roles $hosts
-  let state = facts $ctx
-  let down = $state | where active_port == null | get host
-  if ($down | is-not-empty) {
-    fail $"($ctx.app) is not live on ($down | str join ', ')" $span "deploy it first: hk deploy"
-  }
-  let name = $ctx.release.mix.name
-  # Hosts alike (role and live port) share one command.
-  $ctx.roles | transpose role hosts | each {|r|
-    let rctx = role-ctx $ctx $r.role
-    $state | where host in $r.hosts | group-by --to-table active_port | each {|g|
-      in-release $rctx ($g.items | get host) ($g.items.0.active_port) [$"bin/($name)" rpc $expr]
-    } | flatten
-  } | flatten | sort-by host role
+  on-live $ctx [$"bin/($ctx.release.mix.name)" rpc $expr]
 }
 
 # A remote shell (IEx) into the live node of the primary host (or --host), in this terminal.
@@ -70,8 +56,7 @@ export def iex [
   if $live.active_port == null {
     fail $"($ctx.app) is not live on ($host)" $span "deploy it first: hk deploy"
   }
-  let base = unit $rctx | str replace '@.service' ''
-  let props = mix sandbox (template-unit $rctx) $base $live.active_port
+  let props = sandbox $rctx $live.active_port
   let reach = {hosts: $ctx.hosts, instances: $ctx.instances}
     | hk target $host --terminal --run [$"bin/($ctx.release.mix.name)" remote] --sandbox $props | first
   if $reach.kind != ssh {

@@ -72,10 +72,28 @@ mod tests {
             ("EnvironmentFile".to_string(), "-/opt/hk/a/env/web.4000.env".to_string()),
         ];
         let line = command_line("echo 'hi' $HOME", &props, false).unwrap();
+        // What the host's shell hands systemd-run, word by word.
+        let words = shlex::split(&line).unwrap();
         assert_eq!(
-            line,
-            "systemd-run --quiet --wait --collect --service-type=exec --pipe -p DynamicUser=yes -p 'Environment=A=1 B' \
-             -p EnvironmentFile=-/opt/hk/a/env/web.4000.env -- sh -c 'echo '\"'\"'hi'\"'\"' $HOME'"
+            words,
+            [
+                "systemd-run",
+                "--quiet",
+                "--wait",
+                "--collect",
+                "--service-type=exec",
+                "--pipe",
+                "-p",
+                "DynamicUser=yes",
+                "-p",
+                "Environment=A=1 B",
+                "-p",
+                "EnvironmentFile=-/opt/hk/a/env/web.4000.env",
+                "--",
+                "sh",
+                "-c",
+                "echo 'hi' $HOME",
+            ]
         );
     }
 

@@ -1,4 +1,4 @@
-//! `hk instance`, `hk app`, `hk release`: names that only gather other commands. Alone, each lists
+//! `hk instance`, `hk deployment`, `hk release`: names that only gather other commands. Alone, each lists
 //! its commands, as nu's own `str` or `math` do, and `--help` shows them as subcommands.
 
 use nu_plugin::{EngineInterface, EvaluatedCall, Plugin, PluginCommand};

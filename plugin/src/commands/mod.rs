@@ -1,13 +1,13 @@
 //! One file per Nushell command.
 
-pub mod app;
-pub mod app_audit;
-pub mod app_audit_add;
-pub mod app_facts;
-pub mod app_lock;
-pub mod app_unlock;
 pub mod apply;
 pub mod clean;
+pub mod deployment;
+pub mod deployment_audit;
+pub mod deployment_audit_add;
+pub mod deployment_facts;
+pub mod deployment_lock;
+pub mod deployment_unlock;
 pub mod dotenv;
 pub mod down;
 pub mod exec;

@@ -1,10 +1,10 @@
-//! `hk app unlock`: release an app's deploy lock — the caller's own, or anyone's with --force.
+//! `hk deployment unlock`: release an app's deploy lock — the caller's own, or anyone's with --force.
 
 use hk_core::app::lock::{self, Released};
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::{Example, LabeledError, PipelineData, Record, Signature, SyntaxShape, Type, Value};
 
-use super::app::{app_call, app_signature, describe_holder};
+use super::deployment::{app_call, app_signature, describe_holder};
 use crate::HkPlugin;
 use crate::convert::{json_to_value, value_to_json};
 use crate::error::LabelErr;
@@ -15,7 +15,7 @@ impl PluginCommand for AppUnlock {
     type Plugin = HkPlugin;
 
     fn name(&self) -> &str {
-        "hk app unlock"
+        "hk deployment unlock"
     }
 
     fn description(&self) -> &str {
@@ -44,7 +44,7 @@ impl PluginCommand for AppUnlock {
 
     fn examples(&self) -> Vec<Example<'_>> {
         vec![Example {
-            example: "hk app unlock web1 --app hello --force",
+            example: "hk deployment unlock web1 --app hello --force",
             description: "Break a stuck deploy lock of app hello on web1",
             result: None,
         }]
@@ -64,7 +64,7 @@ impl PluginCommand for AppUnlock {
         };
         let force = call.has_flag("force")?;
         if holder.is_none() && !force {
-            return Err(LabeledError::new("hk app unlock: whose lock?")
+            return Err(LabeledError::new("hk deployment unlock: whose lock?")
                 .with_label("give --holder (the record it was taken with) or --force", call.head));
         }
         let app = app_call(engine, call, input)?;

@@ -1,4 +1,4 @@
-//! `hk app lock`: take an app's deploy lock on its primary host, waiting for it when asked.
+//! `hk deployment lock`: take an app's deploy lock on its primary host, waiting for it when asked.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +8,7 @@ use nu_protocol::{
     Example, LabeledError, PipelineData, Record, Signature, Spanned, SyntaxShape, Type, Value,
 };
 
-use super::app::{app_call, app_signature, describe_holder, holder_gone};
+use super::deployment::{app_call, app_signature, describe_holder, holder_gone};
 use crate::HkPlugin;
 use crate::convert::{json_to_value, value_to_json};
 use crate::error::LabelErr;
@@ -22,7 +22,7 @@ impl PluginCommand for AppLock {
     type Plugin = HkPlugin;
 
     fn name(&self) -> &str {
-        "hk app lock"
+        "hk deployment lock"
     }
 
     fn description(&self) -> &str {
@@ -30,7 +30,7 @@ impl PluginCommand for AppLock {
     }
 
     fn extra_description(&self) -> &str {
-        "The holder record (e.g. {who, host, pid, version, message, since}) is written into the lock; release it with `hk app unlock` and the same record. When someone else holds it, the error names them; --wait keeps trying until then. Returns {host, app, holder}."
+        "The holder record (e.g. {who, host, pid, version, message, since}) is written into the lock; release it with `hk deployment unlock` and the same record. When someone else holds it, the error names them; --wait keeps trying until then. Returns {host, app, holder}."
     }
 
     fn search_terms(&self) -> Vec<&str> {
@@ -51,7 +51,7 @@ impl PluginCommand for AppLock {
 
     fn examples(&self) -> Vec<Example<'_>> {
         vec![Example {
-            example: "hk app lock web1 --app hello --holder {who: $env.USER, host: (sys host | get hostname), pid: $nu.pid, version: v2, message: '', since: (date now)} --wait 1min",
+            example: "hk deployment lock web1 --app hello --holder {who: $env.USER, host: (sys host | get hostname), pid: $nu.pid, version: v2, message: '', since: (date now)} --wait 1min",
             description: "Take the lock of app hello on web1, waiting up to a minute",
             result: None,
         }]
@@ -66,15 +66,14 @@ impl PluginCommand for AppLock {
     ) -> Result<PipelineData, LabeledError> {
         let call = &crate::load::without_null_flags(call);
         let holder_value: Value = call.get_flag("holder")?.ok_or_else(|| {
-            LabeledError::new("hk app lock: --holder is required")
+            LabeledError::new("hk deployment lock: --holder is required")
                 .with_label("who takes the lock?", call.head)
         })?;
         let holder = value_to_json(&holder_value)?;
         let wait = match call.get_flag::<Spanned<i64>>("wait")? {
             Some(d) if d.item < 0 => {
-                return Err(
-                    LabeledError::new("hk app lock: --wait cannot be negative").with_label("here", d.span)
-                );
+                return Err(LabeledError::new("hk deployment lock: --wait cannot be negative")
+                    .with_label("here", d.span));
             }
             Some(d) => Duration::from_nanos(d.item as u64),
             None => Duration::ZERO,

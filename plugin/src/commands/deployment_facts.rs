@@ -1,10 +1,10 @@
-//! `hk app facts`: one row per host with what a deploy decides from.
+//! `hk deployment facts`: one row per host with what a deploy decides from.
 
 use hk_core::app::facts::{self, AppFacts};
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::{Example, LabeledError, PipelineData, Record, Signature, Span, Type, Value};
 
-use super::app::{app_call, app_signature, epoch_date, holder_gone};
+use super::deployment::{app_call, app_signature, epoch_date, holder_gone};
 use super::plan::parallel;
 use crate::HkPlugin;
 use crate::convert::json_to_value;
@@ -74,7 +74,7 @@ impl PluginCommand for AppFactsCommand {
     type Plugin = HkPlugin;
 
     fn name(&self) -> &str {
-        "hk app facts"
+        "hk deployment facts"
     }
 
     fn description(&self) -> &str {
@@ -97,12 +97,12 @@ impl PluginCommand for AppFactsCommand {
     fn examples(&self) -> Vec<Example<'_>> {
         vec![
             Example {
-                example: "hk app facts --app nonexistent-hk-example --root /nonexistent-hk-example --local | get 0.releases | length",
+                example: "hk deployment facts --app nonexistent-hk-example --root /nonexistent-hk-example --local | get 0.releases | length",
                 description: "An app that was never deployed here has no releases",
                 result: Some(Value::test_int(0)),
             },
             Example {
-                example: "{hosts: {web1: {address: 10.0.0.5}}} | hk app facts web1 --app hello | select host current active_port",
+                example: "{hosts: {web1: {address: 10.0.0.5}}} | hk deployment facts web1 --app hello | select host current active_port",
                 description: "What runs on web1",
                 result: None,
             },

@@ -1,10 +1,10 @@
-//! `hk app audit-add`: append one entry to an app's audit log on every host.
+//! `hk deployment audit-add`: append one entry to an app's audit log on every host.
 
 use hk_core::app::audit;
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::{Example, LabeledError, PipelineData, Signature, SyntaxShape, Type, Value};
 
-use super::app::{app_call, app_signature};
+use super::deployment::{app_call, app_signature};
 use super::plan::parallel;
 use crate::HkPlugin;
 use crate::convert::value_to_json;
@@ -15,7 +15,7 @@ impl PluginCommand for AppAuditAdd {
     type Plugin = HkPlugin;
 
     fn name(&self) -> &str {
-        "hk app audit-add"
+        "hk deployment audit-add"
     }
 
     fn description(&self) -> &str {
@@ -41,7 +41,7 @@ impl PluginCommand for AppAuditAdd {
 
     fn examples(&self) -> Vec<Example<'_>> {
         vec![Example {
-            example: "hk app audit-add [web1 web2] --app hello --entry {time: (date now), action: deploy, version: v2, result: ok}",
+            example: "hk deployment audit-add [web1 web2] --app hello --entry {time: (date now), action: deploy, version: v2, result: ok}",
             description: "Record a deploy on both hosts",
             result: None,
         }]
@@ -56,7 +56,7 @@ impl PluginCommand for AppAuditAdd {
     ) -> Result<PipelineData, LabeledError> {
         let call = &crate::load::without_null_flags(call);
         let entry: Value = call.get_flag("entry")?.ok_or_else(|| {
-            LabeledError::new("hk app audit-add: --entry is required")
+            LabeledError::new("hk deployment audit-add: --entry is required")
                 .with_label("what to record?", call.head)
         })?;
         let entry = value_to_json(&entry)?;

@@ -1,4 +1,4 @@
-//! What the `hk app …` commands share: the signature (`--app`, `--root`, hosts as for `hk exec`), the
+//! What the `hk deployment …` commands share: the signature (`--app`, `--root`, hosts as for `hk exec`), the
 //! app's layout and hosts from a call, and the controller's view of a lock holder.
 
 use hk_core::app::AppLayout;
@@ -34,7 +34,7 @@ pub fn app_call(
 ) -> Result<AppCall, LabeledError> {
     let span = call.head;
     let app: String = call.get_flag("app")?.ok_or_else(|| {
-        LabeledError::new("hk app: --app is required").with_label("which app? e.g. --app hello", span)
+        LabeledError::new("hk deployment: --app is required").with_label("which app? e.g. --app hello", span)
     })?;
     let root: String = call.get_flag("root")?.unwrap_or_else(|| "/opt/hk".into());
     let layout = AppLayout::new(&root, &app).at(span)?;
@@ -47,9 +47,8 @@ impl AppCall {
     /// The primary host (the first one given) and a connection to it: where the deploy lock lives.
     pub fn primary(&self) -> Result<(String, Box<dyn Transport>), LabeledError> {
         let Some((host, target)) = self.targets.first() else {
-            return Err(
-                LabeledError::new("hk app: no host").with_label("name the app's primary host", self.span)
-            );
+            return Err(LabeledError::new("hk deployment: no host")
+                .with_label("name the app's primary host", self.span));
         };
         let transport = target.connect(&self.credentials).map_err(|e| {
             LabeledError::new(format!("hk: cannot reach host {host}: {}", e.root_cause()))

@@ -1,10 +1,10 @@
-//! `hk app audit`: an app's audit log from every host, merged into one table, newest first.
+//! `hk deployment audit`: an app's audit log from every host, merged into one table, newest first.
 
 use hk_core::app::audit;
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::{Example, LabeledError, PipelineData, Signature, Span, Type, Value};
 
-use super::app::{app_call, app_signature};
+use super::deployment::{app_call, app_signature};
 use super::plan::parallel;
 use crate::HkPlugin;
 use crate::convert::json_to_value;
@@ -37,7 +37,7 @@ impl PluginCommand for AppAudit {
     type Plugin = HkPlugin;
 
     fn name(&self) -> &str {
-        "hk app audit"
+        "hk deployment audit"
     }
 
     fn description(&self) -> &str {
@@ -60,12 +60,12 @@ impl PluginCommand for AppAudit {
     fn examples(&self) -> Vec<Example<'_>> {
         vec![
             Example {
-                example: "hk app audit --app nonexistent-hk-example --root /nonexistent-hk-example --local | length",
+                example: "hk deployment audit --app nonexistent-hk-example --root /nonexistent-hk-example --local | length",
                 description: "An app never deployed here has an empty log",
                 result: Some(Value::test_int(0)),
             },
             Example {
-                example: "hk app audit [web1 web2] --app hello | where action == deploy | first 5",
+                example: "hk deployment audit [web1 web2] --app hello | where action == deploy | first 5",
                 description: "The last five deploys of hello",
                 result: None,
             },
@@ -86,7 +86,9 @@ impl PluginCommand for AppAudit {
         let mut per_host = Vec::new();
         for (host, (records, damaged)) in app.on_each_host(parallel(call)?, audit::read)? {
             if damaged > 0 {
-                eprintln!("hk app audit: {host}: skipped {damaged} line(s) of {log} that are not records");
+                eprintln!(
+                    "hk deployment audit: {host}: skipped {damaged} line(s) of {log} that are not records"
+                );
             }
             per_host.push(records);
         }

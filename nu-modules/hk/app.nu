@@ -1,0 +1,148 @@
+# `hk app …`: the day-to-day commands of a deployed app, as tables across its hosts and roles —
+# a command in the release's context (`exec`), which version runs where (`version`), what systemd
+# says of each instance (`details`), and the app's journal (`logs`).
+
+use config.nu [load fail facts unit]
+use live.nu [on-live]
+use roles.nu [role-ctx]
+
+# The app's day-to-day commands, each with what it is for.
+@example "The app commands" { hk app | get command } --result ["hk app details" "hk app exec" "hk app logs" "hk app version"]
+export def main []: nothing -> table<command: string, description: string> {
+  scope commands
+  | where name =~ '^hk app (exec|version|details|logs)$'
+  | each {|c| {command: $c.name, description: ($c.description | lines | get -o 0 | default "")} }
+  | sort-by command
+}
+
+# Run a command on every host in the live release's context: one row per host and role.
+#
+# The command runs as the app's own instance would (`systemd-run --pipe --wait` with its unit's
+# dynamic user, env file, release folder and storage), so it sees the same environment and writes
+# files as the same user; the env file's secrets reach it without passing any command line. Rows
+# {host, role, exit_code, stdout, stderr}; stdout is kept byte for byte (binary when it is not
+# UTF-8). A non-zero exit is in its row.
+@example "The release's files on every host" { hk app exec "ls" | select host stdout }
+@example "A one-off task on the worker hosts" { hk app exec -r worker "bin/tasks cleanup" }
+export def "app exec" [
+  command: string             # a shell command line
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+  --roles (-r): string        # only these roles (comma list, * wildcards)
+  --hosts: string             # only these hosts (comma list, * wildcards)
+]: nothing -> table<host: string, role: string, exit_code: int, stdout: any, stderr: string> {
+  let span = (metadata $command).span
+  if ($command | str trim | is-empty) {
+    fail "hk app exec: no command to run" $span "give one, e.g. hk app exec \"ls\""
+  }
+  let ctx = load $config $destination "-" $span --roles=$roles --hosts=$hosts
+  on-live $ctx $command
+}
+
+# Which version each host and role runs, and on which port.
+#
+# Rows {host, role, version, port}; a host where nothing is live has null for both.
+@example "Where is v2 live?" { hk app version | where version == v2 }
+export def "app version" [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+  --roles (-r): string        # only these roles (comma list, * wildcards)
+  --hosts: string             # only these hosts (comma list, * wildcards)
+]: nothing -> table<host: string, role: string, version: any, port: any> {
+  let ctx = load $config $destination "-" (metadata $config).span --roles=$roles --hosts=$hosts
+  let state = facts $ctx
+  $ctx.roles | transpose role hosts | each {|r|
+    $state | where host in $r.hosts | each {|h| {host: $h.host, role: $r.role, version: $h.current, port: $h.active_port} }
+  } | flatten | sort-by host role
+}
+
+# The systemd properties `details` reads of each unit.
+const PROPERTIES = [Id ActiveState SubState MainPID ActiveEnterTimestampMonotonic MemoryCurrent]
+
+# What systemd says of the live instance of each host and role: version, port, pid, state, uptime
+# and memory.
+#
+# One exec per host reads every role's unit (`systemctl show`). Rows {host, role, version, port,
+# pid, state, uptime, memory}.
+@example "Instances that are not running" { hk app details | where state != running }
+export def "app details" [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+  --roles (-r): string        # only these roles (comma list, * wildcards)
+  --hosts: string             # only these hosts (comma list, * wildcards)
+]: nothing -> table<host: string, role: string, version: any, port: any, pid: any, state: string, uptime: any, memory: any> {
+  let ctx = load $config $destination "-" (metadata $config).span --roles=$roles --hosts=$hosts
+  let state = facts $ctx
+  $state | par-each {|h|
+    let roles = $ctx.roles | transpose role hosts | where {|r| $h.host in $r.hosts } | get role
+    if $h.active_port == null {
+      return ($roles | each {|role| {host: $h.host, role: $role, version: null, port: null, pid: null, state: "not deployed", uptime: null, memory: null} })
+    }
+    let units = $roles | each {|role| unit (role-ctx $ctx $role) $h.active_port }
+    # The host's uptime clock and each unit's properties, in one exec.
+    let line = $"cat /proc/uptime; systemctl show --property=($PROPERTIES | str join ',') ($units | str join ' ')"
+    let out = {hosts: $ctx.hosts, instances: $ctx.instances} | hk exec $line $h.host | first
+    if $out.exit_code != 0 { fail $"reading systemd on ($h.host) failed: ($out.stderr | str trim)" $ctx.span }
+    let text = $out.stdout | into string
+    let now_us = ($text | lines | first | split row " " | first | into float) * 1_000_000
+    let shown = $text | lines | skip 1 | str join "\n" | split row "\n\n" | each {|block|
+      $block | lines | parse "{key}={value}" | reduce --fold {} {|kv, acc| $acc | upsert $kv.key $kv.value }
+    }
+    $roles | each {|role|
+      let u = unit (role-ctx $ctx $role) $h.active_port
+      let p = $shown | where {|s| ($s.Id? | default "") == $u } | get -o 0 | default {}
+      let running = ($p.ActiveState? | default "") == active
+      let since = $p.ActiveEnterTimestampMonotonic? | default "0" | into int
+      let memory = $p.MemoryCurrent? | default "" | if ($in =~ '^\d+$') { $in | into int | into filesize } else { null }
+      {
+        host: $h.host
+        role: $role
+        version: $h.current
+        port: $h.active_port
+        pid: (if $running { $p.MainPID | into int } else { null })
+        state: (if $running { $p.SubState } else { $p.ActiveState? | default unknown })
+        uptime: (if $running and $since > 0 { (($now_us - $since) | math round | into int) * 1us | $in / 1sec | math floor | $in * 1sec } else { null })
+        memory: $memory
+      }
+    }
+  } | flatten | sort-by host role
+}
+
+# The app's journal on every host: the newest lines of every instance of every role, merged.
+#
+# `journalctl` of the app's units (`hk-<app>@*`, `hk-<app>-<role>@*`) on each host at once, as rows
+# {time, host, role, unit, message}, oldest first: the last `-n` lines of each host, optionally
+# `--since` a time and matching `--grep` (a journalctl pattern).
+@example "The last lines of every host" { hk app logs -n 20 }
+@example "Errors of the last hour" { hk app logs --since "1 hour ago" --grep error }
+export def "app logs" [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+  --roles (-r): string        # only these roles (comma list, * wildcards)
+  --hosts: string             # only these hosts (comma list, * wildcards)
+  --lines (-n): int = 100     # lines per host
+  --since: string             # a time journalctl understands ("1 hour ago", "2026-12-01 10:00")
+  --grep: string              # only lines matching this pattern
+]: nothing -> table<time: datetime, host: string, role: string, unit: string, message: string> {
+  let ctx = load $config $destination "-" (metadata $config).span --roles=$roles --hosts=$hosts
+  let patterns = $ctx.roles | columns | each {|role| unit (role-ctx $ctx $role) | str replace '@.service' '@*' }
+  let roles_by_unit = $ctx.roles | columns | each {|role| {role: $role, prefix: (unit (role-ctx $ctx $role) | str replace '.service' '')} }
+  let args = [journalctl --no-pager -o json -n ($lines | into string)]
+    | append ($patterns | each {|p| [-u $p] } | flatten)
+    | append (if $since == null { [] } else { [--since $since] })
+    | append (if $grep == null { [] } else { [--grep $grep] })
+  let out = {hosts: $ctx.hosts, instances: $ctx.instances} | hk exec $args $ctx.servers
+  let failed = $out | where exit_code != 0 and exit_code != 1
+  if ($failed | is-not-empty) {
+    fail $"journalctl failed on ($failed | get host | str join ', '): ($failed | first | get stderr | str trim)" $ctx.span
+  }
+  $out | each {|h|
+    $h.stdout | into string | lines | where $it starts-with "{" | each {|l|
+      let e = $l | from json
+      let unit_name = $e._SYSTEMD_UNIT? | default ($e.UNIT? | default "")
+      let role = $roles_by_unit | where {|r| $unit_name | str starts-with $"($r.prefix)" } | sort-by {|r| $r.prefix | str length } --reverse | get -o 0.role | default ""
+      let message = if ($e.MESSAGE | describe) =~ '^list' { $e.MESSAGE | each {|b| $b | into binary | bytes at 0..0 } | bytes collect | decode utf-8 } else { $e.MESSAGE | into string }
+      {time: ($e.__REALTIME_TIMESTAMP | into int | $in * 1000 | into datetime), host: $h.host, role: $role, unit: $unit_name, message: $message}
+    }
+  } | flatten | sort-by time
+}

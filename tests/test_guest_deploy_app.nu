@@ -1,0 +1,50 @@
+# `hk app …` on the shared deploy guest (`hk-deploy`): a command in the live release's context
+# (its user, env file and storage; stdout byte for byte; secrets in no process list), versions,
+# what systemd says of each instance, and the journal as rows.
+use std/assert
+use lib/helpers.nu *
+use lib/guest.nu
+use lib/deploy.nu *
+use ../nu-modules/hk
+
+export def "test guest deploy app: exec in the release context, version, details and logs as tables" [] {
+  let service = $"app-(random chars -l 6 | str lowercase)"
+  let p = project $service 6800 --extra {env: {secret: [APP_SECRET]}, storage: {data: data}}
+  cd $p.dir
+  mkdir .hk
+  "APP_SECRET=s3cret-value-42\n" | save .hk/secrets
+  hk setup --version v1 --quiet | ignore
+
+  # The release's folder, the env file's values, the storage folder, the instance's own user.
+  let out = hk app exec 'pwd -P; echo "secret=$APP_SECRET"; echo "$HK_STORAGE_DATA"; id -un' | first
+  assert equal [$out.host $out.role $out.exit_code] [guest web 0]
+  assert equal ($out.stdout | lines) [$"/opt/hk/($service)/releases/v1" "secret=s3cret-value-42" $"/var/lib/hk/($service)/data" $"hk-($service)"]
+  # Bytes that are not text come back as they are.
+  let bytes = hk app exec 'head -c 512 /dev/urandom | tee "$HK_STORAGE_DATA/random"' | first
+  assert equal ($bytes.stdout | describe) binary
+  assert equal ($bytes.stdout | bytes length) 512
+  let there = hk app exec 'sha256sum "$HK_STORAGE_DATA/random" | cut -d" " -f1' | first
+  assert equal ($there.stdout | str trim) ($bytes.stdout | hash sha256)
+  # A failing command is its row; no command at all is an error that says so.
+  assert equal (hk app exec 'exit 3' | first | get exit_code) 3
+  has (error-of { hk app exec "  " }) "no command"
+  # The secret reaches the command through the env file, never a command line: look while it runs.
+  let seen = hk app exec 'sleep 2 & ps -eo args; wait' | first
+  assert not ($seen.stdout | into string | str contains "s3cret-value-42") "a secret is in the process list"
+
+  assert equal (hk app version) [{host: guest, role: web, version: v1, port: 6800}]
+  let d = hk app details | first
+  assert equal [$d.host $d.role $d.version $d.port $d.state] [guest web v1 6800 running]
+  assert ($d.pid > 1) $"pid ($d.pid)"
+  assert ($d.uptime >= 0sec) $"uptime ($d.uptime)"
+  assert ($d.memory > 0b) $"memory ($d.memory)"
+
+  let logs = hk app logs -n 50
+  assert ($logs | is-not-empty) "no journal lines"
+  assert equal ($logs | columns) [time host role unit message]
+  assert ($logs | all {|l| $l.host == guest and $l.role == web }) ($logs | to nuon)
+  has ($logs | get message | str join "\n") "listening on"
+  let started = hk app logs --grep "listening on" | first
+  assert equal $started.unit $"hk-($service)@6800.service"
+  assert equal (hk app logs --grep "no-such-line-anywhere" | length) 0
+}
