@@ -16,9 +16,13 @@ export def "test guest deploy app: exec in the release context, version, details
   hk setup --version v1 --quiet | ignore
 
   # The release's folder, the env file's values, the storage folder, the instance's own user.
-  let out = hk app exec 'pwd -P; echo "secret=$APP_SECRET"; echo "$HK_STORAGE_DATA"; id -un' | first
-  assert equal [$out.host $out.role $out.exit_code] [guest web 0]
-  assert equal ($out.stdout | lines) [$"/opt/hk/($service)/releases/v1" "secret=s3cret-value-42" $"/var/lib/hk/($service)/data" $"hk-($service)"]
+  let out = hk app exec 'pwd -P; echo "secret=$APP_SECRET"; echo "$HK_STORAGE_DATA"; echo "$USER"; id -u; stat -c %u "$HK_STORAGE_DATA/"' | first
+  assert equal [$out.host $out.role $out.exit_code] [guest web 0] $out.stderr
+  let said = $out.stdout | lines
+  assert equal ($said | first 4) [$"/opt/hk/($service)/releases/v1" "secret=s3cret-value-42" $"/var/lib/hk/($service)/data" $"hk-($service)"]
+  # The instance's own dynamic user: the one its storage belongs to.
+  assert equal ($said | get 4) ($said | get 5)
+  assert (($said | get 4 | into int) >= 60000) $"uid ($said | get 4)"
   # Bytes that are not text come back as they are.
   let bytes = hk app exec 'head -c 512 /dev/urandom | tee "$HK_STORAGE_DATA/random"' | first
   assert equal ($bytes.stdout | describe) binary

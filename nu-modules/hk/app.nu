@@ -139,7 +139,8 @@ export def "app logs" [
   $out | each {|h|
     $h.stdout | into string | lines | where $it starts-with "{" | each {|l|
       let e = $l | from json
-      let unit_name = $e._SYSTEMD_UNIT? | default ($e.UNIT? | default "")
+      # systemd's own lines about a unit (started, stopped, failed) name it in UNIT.
+      let unit_name = $e.UNIT? | default ($e._SYSTEMD_UNIT? | default "")
       let role = $roles_by_unit | where {|r| $unit_name | str starts-with $"($r.prefix)" } | sort-by {|r| $r.prefix | str length } --reverse | get -o 0.role | default ""
       let message = if ($e.MESSAGE | describe) =~ '^list' { $e.MESSAGE | each {|b| $b | into binary | bytes at 0..0 } | bytes collect | decode utf-8 } else { $e.MESSAGE | into string }
       {time: ($e.__REALTIME_TIMESTAMP | into int | $in * 1000 | into datetime), host: $h.host, role: $role, unit: $unit_name, message: $message}
