@@ -163,6 +163,10 @@ export def "test deploy config: what a deploy writes — Caddy site, main file, 
   has $text "header @hk_check_4201 X-Hk-Upstream \"127.0.0.1:4201\""
   has $text "keepalive 2s"
   has $text "respond \"no release of shop is live\" 503"
+  # Maintenance and stopped pages by their files, no reload; hk's own check passes by them.
+  has $text "try_files /maintenance.html"
+  has $text "handle @hk_stopped {"
+  has $text "not header X-Hk-Check shop"
   let main = main-file /opt/hk 20sec
   has $main "grace_period 20s"
   has $main "protocols h1 h2"

@@ -52,3 +52,4 @@ export def "test guest deploy app: exec in the release context, version, details
   assert equal $started.unit $"hk-($service)@6800.service"
   assert equal (hk app logs --grep "no-such-line-anywhere" | length) 0
 }
+

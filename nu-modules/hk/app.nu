@@ -1,16 +1,22 @@
 # `hk app …`: the day-to-day commands of a deployed app, as tables across its hosts and roles —
 # a command in the release's context (`exec`), which version runs where (`version`), what systemd
-# says of each instance (`details`), and the app's journal (`logs`).
+# says of each instance (`details`), the app's journal (`logs`), a zero-downtime restart (`boot`),
+# `stop`/`start`, and `maintenance`/`live` (pages Caddy answers with by their files, no reload).
 
-use config.nu [load fail facts unit]
+use config.nu [load fail why facts unit app-path]
 use live.nu [on-live]
-use roles.nu [role-ctx]
+use roles.nu [role-ctx proxied]
+use lock.nu [holding]
+use audit.nu [write]
+use secrets.nu [with-secrets]
+use phases.nu [apply-by-roles apply-phase abandon start by-phase]
+use deploy.nu [deploying running roll ports]
 
 # The app's day-to-day commands, each with what it is for.
-@example "The app commands" { hk app | get command } --result ["hk app details" "hk app exec" "hk app logs" "hk app version"]
+@example "The app commands" { hk app | get command } --result ["hk app boot" "hk app details" "hk app exec" "hk app live" "hk app logs" "hk app maintenance" "hk app start" "hk app stop" "hk app version"]
 export def main []: nothing -> table<command: string, description: string> {
   scope commands
-  | where name =~ '^hk app (exec|version|details|logs)$'
+  | where name =~ '^hk app (exec|version|details|logs|boot|stop|start|maintenance|live)$'
   | each {|c| {command: $c.name, description: ($c.description | lines | get -o 0 | default "")} }
   | sort-by command
 }
@@ -146,4 +152,140 @@ export def "app logs" [
       {time: ($e.__REALTIME_TIMESTAMP | into int | $in * 1000 | into datetime), host: $h.host, role: $role, unit: $unit_name, message: $message}
     }
   } | flatten | sort-by time
+}
+
+# A page of the app's (`maintenance`, `stopped`): the project's `.hk/<page>.html` when there is
+# one, else a plain page; `{{message}}` in it becomes `message`, HTML-escaped.
+def page-text [ctx: record, page: string, message: string]: nothing -> string {
+  let own = $ctx.project | path join .hk $"($page).html"
+  let escaped = $message | str replace -a "&" "&amp;" | str replace -a "<" "&lt;" | str replace -a ">" "&gt;" | str replace -a '"' "&quot;"
+  let template = if ($own | path exists) { open --raw $own | decode utf-8 } else {
+    $"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>($ctx.app)</title></head>\n<body><h1>($ctx.app)</h1><p>{{message}}</p></body></html>\n"
+  }
+  $template | str replace -a "{{message}}" $escaped
+}
+
+# The page file `page` on every proxied host: present with `text`, or absent (null).
+def page-resource [ctx: record, page: string, text: oneof<string, nothing>]: nothing -> record {
+  let path = app-path $ctx $"($page).html"
+  if $text == null { {type: file, path: $path, state: absent} } else { {type: file, path: $path, content: $text, mode: "0644"} }
+}
+
+# Run `work` under the app's lock with the context of a command; audit `action` with its result.
+def under-lock [ctx: record, action: string, version: any, work: closure]: nothing -> table {
+  holding $ctx $action null {|ctx|
+    try {
+      let rows = do $work $ctx
+      write $ctx $action ok $version
+      $rows
+    } catch {|e|
+      try { write $ctx $action failed $version (why $e) } catch { }
+      fail $"hk app ($action) of ($ctx.app) failed: (why $e)" $ctx.span "the rows above show the host and step that failed"
+    }
+  } | by-phase
+}
+
+# The live version of the app on its primary host (an error when nothing is live).
+def live-version [ctx: record, state: table]: nothing -> string {
+  let primary = $state | where host == $ctx.primary | get -o 0
+  if $primary == null or $primary.current? == null {
+    fail $"($ctx.app) is not live on ($ctx.primary)" $ctx.span "deploy it first: hk deploy"
+  }
+  $primary.current
+}
+
+# Restart the live release with zero downtime: a new instance beside the live one on every host,
+# traffic switched once all are healthy, the old one retired — a deploy of what runs, without a
+# build or a migration.
+#
+# One row per phase and host, as `hk deploy`.
+@example "Restart production without a failed request" { hk app boot -d production }
+export def "app boot" [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+  --roles (-r): string        # only these roles (comma list, * wildcards)
+  --hosts: string             # only these hosts (comma list, * wildcards)
+  --lock-wait: duration       # wait this long for a deploy lock someone else holds
+  --quiet (-q)                # no progress on stderr
+  --skip-hooks (-H)           # run none of the project's hooks (.hk/hooks)
+  --allow-empty-secrets       # accept secrets whose value is empty
+]: nothing -> table {
+  let ctx = running (load $config $destination "-" (metadata $config).span --roles=$roles --hosts=$hosts) boot --quiet=$quiet --skip-hooks=$skip_hooks
+  let ctx = with-secrets $ctx --allow-empty=$allow_empty_secrets
+  deploying $ctx "app boot" $lock_wait {|ctx|
+    let version = live-version $ctx (facts $ctx)
+    roll ($ctx | upsert version $version) $version null boot
+  } | by-phase
+}
+
+# Stop the app's live instances; Caddy answers 503 with a "stopped" page for this app alone.
+#
+# The page goes up first (its file, which the site checks on every request: no reload, other apps
+# untouched), then the instances stop and are no longer started at boot. `hk app start` undoes it.
+@example "Stop the app" { hk app stop }
+export def "app stop" [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+  --message (-m): string      # what the stopped page says (default: "<app> is stopped")
+  --quiet (-q)                # no progress on stderr
+]: nothing -> table {
+  let ctx = load $config $destination "-" (metadata $config).span | upsert quiet $quiet
+  under-lock $ctx stop null {|ctx|
+    let p = ports $ctx (facts $ctx)
+    if $p.old == null { fail $"($ctx.app) is not live: nothing to stop" $ctx.span "deploy it first: hk deploy" }
+    let page = page-resource $ctx stopped (page-text $ctx stopped ($message | default $"($ctx.app) is stopped"))
+    apply-by-roles $ctx stop $ctx.servers {|rc|
+      let down = abandon $rc $p.old | each {|r| if $r.type == service and (proxied $rc $rc.role) { $r | insert after [$"file:($page.path)"] } else { $r } }
+      if (proxied $rc $rc.role) { [$page] | append $down } else { $down }
+    }
+  }
+}
+
+# Start the app's live instances again; once every one is healthy, the stopped page goes.
+@example "Start the app again" { hk app start }
+export def "app start" [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+  --quiet (-q)                # no progress on stderr
+]: nothing -> table {
+  let ctx = load $config $destination "-" (metadata $config).span | upsert quiet $quiet
+  under-lock $ctx start null {|ctx|
+    let p = ports $ctx (facts $ctx)
+    if $p.old == null { fail $"($ctx.app) is not deployed: nothing to start" $ctx.span "deploy it: hk deploy" }
+    let started = apply-by-roles $ctx start $ctx.servers {|rc| start $rc $p.old }
+    $started | append (apply-phase ($ctx | update servers $ctx.web) start [(page-resource $ctx stopped null)])
+  }
+}
+
+# Put the app in maintenance: Caddy answers 503 with a page for this app alone, without a reload.
+#
+# The page is the project's `.hk/maintenance.html` (`{{message}}` in it becomes the message) or a
+# plain one. It is a file the site checks on every request, so other apps see no reload and no
+# failed request; it stays through deploys (which still check the new release through Caddy) until
+# `hk app live`.
+@example "Maintenance with a message" { hk app maintenance --message "Back at 10:00 UTC" }
+export def "app maintenance" [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+  --message (-m): string      # what the page says (default: "<app> is down for maintenance")
+  --quiet (-q)                # no progress on stderr
+]: nothing -> table {
+  let ctx = load $config $destination "-" (metadata $config).span | upsert quiet $quiet
+  let text = page-text $ctx maintenance ($message | default $"($ctx.app) is down for maintenance")
+  under-lock $ctx maintenance null {|ctx|
+    apply-phase ($ctx | update servers $ctx.web) maintenance [(page-resource $ctx maintenance $text)]
+  }
+}
+
+# End maintenance: the app answers again (the page's file removed, no reload).
+@example "Back from maintenance" { hk app live }
+export def "app live" [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+  --quiet (-q)                # no progress on stderr
+]: nothing -> table {
+  let ctx = load $config $destination "-" (metadata $config).span | upsert quiet $quiet
+  under-lock $ctx live null {|ctx|
+    apply-phase ($ctx | update servers $ctx.web) live [(page-resource $ctx maintenance null)]
+  }
 }

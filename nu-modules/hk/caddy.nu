@@ -93,6 +93,7 @@ export def site [ctx: record]: nothing -> string {
     $"($ctx.proxy.host) {"
   ]
   | append $per_port
+  | append (pages $ctx)
   | append ["\troute {"]
   | append (do $proxy ($ports | first))
   | append (do $proxy ($ports | last))
@@ -104,6 +105,31 @@ export def site [ctx: record]: nothing -> string {
     ""
   ]
   | str join "\n"
+}
+
+# The pages that answer in place of the app while their file is there (checked on every request,
+# so turning one on or off needs no reload): maintenance first, then stopped; both 503. hk's own
+# check through Caddy (its header) passes by them, so a deploy still checks the new release.
+export const PAGES = [maintenance stopped]
+
+def pages [ctx: record]: nothing -> list<string> {
+  let dir = app-path $ctx
+  $PAGES | each {|page| [
+    $"\t@hk_($page) {"
+    "\t\tfile {"
+    $"\t\t\troot ($dir)"
+    $"\t\t\ttry_files /($page).html"
+    "\t\t}"
+    $"\t\tnot header ($CHECK_HEADER) ($ctx.app)"
+    "\t}"
+    $"\thandle @hk_($page) {"
+    $"\t\troot * ($dir)"
+    $"\t\trewrite * /($page).html"
+    "\t\tfile_server {"
+    "\t\t\tstatus 503"
+    "\t\t}"
+    "\t}"
+  ] } | flatten
 }
 
 # An http check of the app through Caddy on the host itself: the site's address, reached on

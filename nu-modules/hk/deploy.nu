@@ -121,8 +121,9 @@ export def roll [ctx: record, version: string, artifact: oneof<string, nothing>,
     try { write $ctx $action failed $version $"($text): (why $e)" } catch {|e2| print -e $"hk: the audit log could not be written: (why $e2)" }
   }
   # A migration runs once, on the primary host, in the new release after the first batch's
-  # prepare and before any switch (never in a rollback: the old code meets the new schema).
-  let migration = if $action == rollback { null } else { $ctx.release.migrate? | default null }
+  # prepare and before any switch (never in a rollback, where the old code meets the new schema,
+  # nor in a restart of what runs).
+  let migration = if $action in [rollback boot] { null } else { $ctx.release.migrate? | default null }
   # Hosts that run no proxied role get the release first (nothing starts there yet), and so does
   # the primary host when a migration needs the release there before its own batch.
   let early = if $migration != null and $ctx.primary in $ctx.web and $ctx.primary not-in ($batches | first) { [$ctx.primary] } else { [] }

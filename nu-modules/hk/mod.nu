@@ -19,7 +19,7 @@ export use state.nu ["deploy state"]
 export use merge.nu [main]
 export use migrate.nu [main]
 export use rpc.nu [main iex]
-export use app.nu [main "app exec" "app version" "app details" "app logs"]
+export use app.nu [main "app exec" "app version" "app details" "app logs" "app boot" "app stop" "app start" "app maintenance" "app live"]
 
 # hk's commands, each with what it is for.
 #
