@@ -53,3 +53,27 @@ export def "test guest deploy app: exec in the release context, version, details
   assert equal (hk app logs --grep "no-such-line-anywhere" | length) 0
 }
 
+
+export def "test guest deploy app: build deliver in CI, deploy --skip-build later" [] {
+  let p = project $"ci-(random chars -l 6 | str lowercase)" 6900
+  cd $p.dir
+  hk setup --version v1 --quiet | ignore
+  let details = hk build details --version b1
+  assert equal [$details.kind $details.version $details.built] [folder b1 false]
+  has $details.command "dist/VERSION"
+  # A version built nowhere cannot be deployed without a build.
+  has (error-of { hk deploy --version nowhere --skip-build --quiet }) "neither built here nor on guest"
+  has (error-of { hk deploy --skip-build --quiet }) "name it with --version"
+  let delivered = hk build deliver --version b1 --quiet
+  assert equal ($delivered | get phase) [build upload]
+  assert equal (hk build details --version b1 | get built) true
+  # On the host, nothing started: b1 is there, v1 still serves.
+  assert equal (guest sh --on $p.instance $"test -d /opt/hk/($p.service)/releases/b1 && echo there" | str trim) there
+  assert equal (answer $p) v1
+  # Later: the deploy builds nothing (the build command would write another VERSION file).
+  rm -rf dist/VERSION
+  let rows = hk deploy --version b1 --skip-build --quiet
+  assert equal ($rows | where phase == build | first | get steps | first | get message) "built before (--skip-build)"
+  assert not ("dist/VERSION" | path exists) "the deploy built"
+  assert equal (answer $p) b1
+}

@@ -46,7 +46,7 @@ export def build [ctx: record]: nothing -> record {
   if not ($ctx.release.path | path exists) {
     fail $"release.path ($ctx.release.path) does not exist" $ctx.span "build it first (release.build), or point release.path at the folder to deploy"
   }
-  let cache = $env.XDG_CACHE_HOME? | default ($env.HOME | path join .cache) | path join hk releases $ctx.app
+  let cache = cache-of $ctx
   mkdir $cache
   let built = hk release build $ctx.release.path --name $ctx.app --version $ctx.version --out-dir $cache
   let size = $built.size | into string
@@ -54,6 +54,24 @@ export def build [ctx: record]: nothing -> record {
     artifact: $built.manifest
     row: (progress build local $"release ($ctx.version)" ok ((date now) - $started) $"(count ($built.files | length) file), ($size)" --quiet=$quiet)
   }
+}
+
+# Where built releases of the context's app are kept on this machine (`<app>-<version>.tar.gz`
+# and its manifest `.json`).
+export def cache-of [ctx: record]: nothing -> string {
+  $env.XDG_CACHE_HOME? | default ($env.HOME | path join .cache) | path join hk releases $ctx.app
+}
+
+# A release already built (`hk build`) or on every host: its artifact manifest here, or null when
+# only the hosts have it; an error naming what is missing otherwise.
+export def prebuilt [ctx: record]: nothing -> any {
+  let manifest = cache-of $ctx | path join $"($ctx.app)-($ctx.version).json"
+  if ($manifest | path exists) { return $manifest }
+  let lacking = facts $ctx | where {|f| $ctx.version not-in ($f.releases | get -o version | default []) } | get host
+  if ($lacking | is-not-empty) {
+    fail $"release ($ctx.version) of ($ctx.app) is neither built here nor on ($lacking | str join ', ')" $ctx.span $"build and upload it first: hk build deliver --version ($ctx.version)"
+  }
+  null
 }
 
 # Hosts must have been set up (`hk setup`): Caddy installed and importing every app's site.
@@ -237,9 +255,14 @@ export def deploying [ctx: record, message: string, wait: oneof<duration, nothin
 # written to the audit log (nothing was touched on the hosts) and raised.
 export def before-roll [ctx: record, action: string]: nothing -> record {
   try {
-    hooks fire $ctx pre-build
-    let built = build $ctx
-    hooks fire $ctx post-build
+    let built = if ($ctx.skip_build? | default false) {
+      {artifact: (prebuilt $ctx), row: (progress build local $"release ($ctx.version)" ok 0sec "built before \(--skip-build\)" --quiet=($ctx.quiet? | default false))}
+    } else {
+      hooks fire $ctx pre-build
+      let built = build $ctx
+      hooks fire $ctx post-build
+      $built
+    }
     hooks fire $ctx pre-deploy
     $built
   } catch {|e|
@@ -257,8 +280,8 @@ export def running [ctx: record, command: string, --quiet, --skip-hooks]: nothin
 def deploy-with [ctx: record, action: string, message: string, wait: oneof<duration, nothing>, --prune, --plan-only, --allow-empty]: nothing -> table {
   let ctx = with-secrets $ctx --allow-empty=$allow_empty
   if $plan_only {
-    let built = build ($ctx | upsert quiet true)
-    return (plan-roll $ctx $ctx.version $built.artifact)
+    let artifact = if ($ctx.skip_build? | default false) { prebuilt $ctx } else { (build ($ctx | upsert quiet true)).artifact }
+    return (plan-roll $ctx $ctx.version $artifact)
   }
   deploying $ctx $message $wait {|ctx|
     let built = before-roll $ctx $action
@@ -288,8 +311,12 @@ export def main [
   --quiet (-q)                # no progress on stderr
   --skip-hooks (-H)           # run none of the project's hooks (.hk/hooks)
   --allow-empty-secrets       # accept secrets whose value is empty
+  --skip-build                # deploy --version as built before (hk build: here, or on every host)
 ]: nothing -> table {
-  let ctx = running (load $config $destination $version (metadata $config).span --roles=$roles --hosts=$hosts) deploy --quiet=$quiet --skip-hooks=$skip_hooks
+  if $skip_build and $version == null {
+    fail "--skip-build deploys a release built before: name it with --version" (metadata $config).span "e.g. hk build deliver --version 1.4.2 in CI, then hk deploy --version 1.4.2 --skip-build"
+  }
+  let ctx = running (load $config $destination $version (metadata $config).span --roles=$roles --hosts=$hosts) deploy --quiet=$quiet --skip-hooks=$skip_hooks | upsert skip_build $skip_build
   deploy-with $ctx deploy $message $lock_wait --prune --plan-only=$plan_only --allow-empty=$allow_empty_secrets
 }
 
