@@ -132,17 +132,20 @@ export def "test guest deploy: the example project deploys and rolls back, and e
     let order = [
       "hk setup" "hk deploy" "hk versions" "hk audit" "hk config" "hk lock" "hk lock status" "hk lock acquire"
       "hk lock release" "hk stale-releases" "hk docs" "hk secrets" "hk secrets print" "hk secrets extract"
-      "hk secrets fetch" "hk init" "hk prune" "hk redeploy" "hk rollback"
+      "hk secrets fetch" "hk secrets env" "hk init" "hk app" "hk app version" "hk app details" "hk app logs"
+      "hk app exec" "hk app maintenance" "hk app live" "hk app stop" "hk app start" "hk app boot"
+      "hk deploy state" "hk merge" "hk build" "hk build details" "hk build upload" "hk build deliver"
+      "hk migrate" "hk rpc" "hk iex" "hk prune" "hk redeploy" "hk rollback"
     ]
     assert equal ($order | sort) ($examples.name | sort)
     let ran = $order | each {|name|
-      $examples | where name == $name | get examples | flatten | where {|e| $e.example !~ 'production|demo|3f2a9c1|secrets fetch|DB_PASSWORD|hk init' } | each {|e|
+      $examples | where name == $name | get examples | flatten | where {|e| $e.example !~ 'production|demo|3f2a9c1|secrets fetch|DB_PASSWORD|hk init|worker|web1|a/config|hk migrate|hk rpc|hk iex' } | each {|e|
         let run = ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($module)'#; ($e.example) | to nuon" | complete
         assert equal $run.exit_code 0 $"`($e.example)` failed: ($run.stderr | ansi strip)"
         $e.example
       }
     } | flatten
-    assert (($ran | length) >= 14) $"only ($ran | length) examples ran"
+    assert (($ran | length) >= 26) $"only ($ran | length) examples ran"
     # The examples deployed this project's own version (git); the rollback went back to the one
     # live before it, and that is what answers.
     let log = hk audit
