@@ -145,7 +145,7 @@ config :xamal,
     worker: [hosts: [guest: "127.0.0.1"], env: [clear: [ELIXIR_APP_HTTP: "false"]]]
   ],
   ssh: [user: "root"],
-  env: [clear: [GREETING: "hello from Xamal"], secret: ["RELEASE_COOKIE", "API_TOKEN"]],
+  env: [clear: [GREETING: "hello from Xamal", RELEASE_MODE: "interactive"], secret: ["RELEASE_COOKIE", "API_TOKEN"]],
   caddy: [host: "xamal.test", app_port: 4300],
   release: [name: :elixir_app, mix_env: "prod"],
   health_check: [path: "/up", interval: 1, timeout: 90],
