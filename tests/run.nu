@@ -59,7 +59,7 @@ def main [
     let started = date now
     let script = $"use r#'($t.file)'# *\n($t.name)"
     let run = with-env $env_of_tests {
-      ^timeout 900 $nu_bin -n --plugins $plugin -c $script | complete
+      ^timeout 1800 $nu_bin -n --plugins $plugin -c $script | complete
     }
     let took = (date now) - $started
     let label = $"($t.file | path basename) › ($t.name)"
