@@ -204,7 +204,12 @@ export def "test ssh: a server that never answers times out with a clear error" 
   let listener = $"import socket, time\ns = socket.socket\(\)\ns.setsockopt\(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1\)\ns.bind\(\('127.0.0.1', ($port)\)\)\ns.listen\(5\)\nconns = []\nend = time.time\(\) + 30\nwhile time.time\(\) < end:\n    s.settimeout\(1\)\n    try:\n        conns.append\(s.accept\(\)\)\n    except OSError:\n        pass\n"
   $listener | save ($dir | path join silent.py)
   ^sh -c $"python3 ($dir)/silent.py >/dev/null 2>&1 &"
-  sleep 500ms
+  # Listening before hk dials (a busy machine starts python slowly).
+  let deadline = (date now) + 20sec
+  while (^python3 -c $"import socket; socket.create_connection\(\('127.0.0.1', ($port)\), 0.5\)" | complete | get exit_code) != 0 {
+    if (date now) > $deadline { error make {msg: "the silent server did not start listening"} }
+    sleep 100ms
+  }
   let host = {address: 127.0.0.1, ssh: {port: $port, user: hktest, connect_timeout: 1sec, retry: {attempts: 1}}}
   let started = date now
   let err = error-of { {hosts: {mute: $host}, resources: []} | hk plan mute }
