@@ -17,7 +17,9 @@ def poll-site [port: int, site: string, stop: string, out: string]: nothing -> i
       $seen = ($seen | append {status: $r.status, body: ($r.body | into string | str trim)})
       sleep 20ms
     }
-    $seen | to nuon | save -f $out
+    # Whole or not at all: the reader waits for the file.
+    $seen | to nuon | save -f $"($out).part"
+    mv -f $"($out).part" $out
   }
 }
 
@@ -25,7 +27,7 @@ def poll-results [stop: string, out: string]: nothing -> table {
   touch $stop
   let deadline = (date now) + 60sec
   while not ($out | path exists) and (date now) < $deadline { sleep 100ms }
-  open $out | from nuon
+  open --raw $out | from nuon
 }
 
 export def "test guest load app: maintenance and stop answer 503 for one app without a reload, live and start bring it back, boot restarts with zero downtime" [] {
