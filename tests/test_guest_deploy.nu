@@ -135,11 +135,12 @@ export def "test guest deploy: the example project deploys and rolls back, and e
       "hk secrets fetch" "hk secrets env" "hk init" "hk app" "hk app version" "hk app details" "hk app logs"
       "hk app exec" "hk app maintenance" "hk app live" "hk app stop" "hk app start" "hk app boot"
       "hk deploy state" "hk merge" "hk build" "hk build details" "hk build upload" "hk build deliver"
+      "hk server" "hk server exec" "hk server logs" "hk server bootstrap" "hk app remove"
       "hk migrate" "hk rpc" "hk iex" "hk prune" "hk redeploy" "hk rollback"
     ]
     assert equal ($order | sort) ($examples.name | sort)
     let ran = $order | each {|name|
-      $examples | where name == $name | get examples | flatten | where {|e| $e.example !~ 'production|demo|3f2a9c1|secrets fetch|DB_PASSWORD|hk init|worker|web1|a/config|hk migrate|hk rpc|hk iex' } | each {|e|
+      $examples | where name == $name | get examples | flatten | where {|e| $e.example !~ 'production|demo|3f2a9c1|secrets fetch|DB_PASSWORD|hk init|worker|web1|a/config|hk migrate|hk rpc|hk iex|logs -f|remove' } | each {|e|
         let run = ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $"use r#'($module)'#; ($e.example) | to nuon" | complete
         assert equal $run.exit_code 0 $"`($e.example)` failed: ($run.stderr | ansi strip)"
         $e.example

@@ -5,9 +5,51 @@ use std/assert
 use lib/helpers.nu *
 use lib/guest.nu
 use lib/deploy.nu *
+use lib/terminal.nu
 use ../nu-modules/hk
 
 const hosts = {web1: hk-fleet-1, web2: hk-fleet-2}
+
+# How many journalctl processes run on each host.
+def followers []: nothing -> record {
+  $hosts | items {|host, instance| {$host: (guest sh --on $instance "pgrep -cx journalctl || true" | str trim | into int)} } | into record
+}
+
+# Wait (up to a minute) until `done` holds.
+def eventually [what: string, done: closure] {
+  let deadline = (date now) + 60sec
+  while not (do $done) {
+    if (date now) > $deadline { error make {msg: $"still not so after a minute: ($what)"} }
+    sleep 500ms
+  }
+}
+
+# `hk app logs -f` in a terminal: both hosts' lines in one stream while an `hk app boot` restarts
+# them; Ctrl-C ends it, and the journalctl it started on each host.
+def follow-test [p: record] {
+  let followed = $p.dir | path join followed.jsonl
+  let code = r#'
+try {
+  hk app logs -f -n 0 | each {|r| $"($r | select host role unit message | to json -r)\n" | save -a FOLLOWED } | ignore
+} catch {|e| print $"stopped: ($e.msg)" }
+print "follow ended"
+'# | str replace FOLLOWED $followed
+  assert equal (followers) {web1: 0, web2: 0}
+  let session = terminal start $p.dir $code
+  eventually "a follower on each host" { (followers) == {web1: 1, web2: 1} }
+  hk app boot --quiet | ignore
+  let lines = {|| if ($followed | path exists) { open --raw $followed | lines | each { from json } } else { [] } }
+  eventually "both hosts' new instance in the stream" {
+    (do $lines | where message =~ "listening on" | get host | uniq | sort) == [web1 web2]
+  }
+  terminal keys $session C-c
+  terminal wait-for $session "follow ended" --timeout 30sec | ignore
+  eventually "no follower left on any host" { (followers) == {web1: 0, web2: 0} }
+  terminal stop $session
+  let seen = do $lines
+  assert equal ($seen | get role | uniq) [web]
+  assert ($seen | all {|l| $l.unit starts-with $"hk-($p.service)@" }) "every line is of the app's units"
+}
 
 # What each host's Caddy answers for the app's site.
 def answers [p: record]: nothing -> record {
@@ -74,9 +116,10 @@ def fleet-test [p: record] {
   let batched = hk deploy -c config/batched.nuon --version v3 --quiet
   assert equal ($batched | where phase == switch | get host) [web1 web2]
   assert equal (answers $p) {web1: v3, web2: v3}
+  follow-test $p
 }
 
-export def "test guest fleet: a host failing to prepare switches nothing, one failing to switch brings the others back, and so does a failing batch" [] {
+export def "test guest fleet: a host failing to prepare switches nothing, one failing to switch brings the others back, and so does a failing batch, and logs follow both" [] {
   let spec = guest spec
   let p = project fleet 4000 --instance $hosts.web1 --extra {
     instances: ($hosts | values | each {|n| {$n: $spec} } | into record)

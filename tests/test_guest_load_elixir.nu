@@ -6,6 +6,7 @@ use std/assert
 use lib/helpers.nu *
 use lib/guest.nu
 use lib/deploy.nu *
+use lib/terminal.nu
 use ../nu-modules/hk
 
 const example = path self | path dirname | path dirname | path join examples elixir_app
@@ -30,32 +31,16 @@ def listening [p: record]: nothing -> list<int> {
   guest sh --on $p.instance "ss -ltnH" | lines | parse --regex '127\.0\.0\.1:(?<port>420[01])\s' | get port | into int | sort
 }
 
-# Run `hk iex` in a tmux pane, type `line`, and return what the pane showed once `expect` appeared.
+# Run `hk iex` in a terminal, type `line`, and return what the pane showed once `expect` appeared.
 def through-terminal [dir: string, line: string, expect: string]: nothing -> string {
-  let session = $"hk-iex-(random chars -l 6)"
-  let command = $"cd '($dir)'; HK_DEMO_INSTANCE=($guest.load_instance) '($nu.current-exe)' -n --plugins '($env.HK_PLUGIN)' -c \"use '($env.HK_TEST_ROOT)/nu-modules/hk'; hk iex\"; sleep 5"
-  ^tmux new-session -d -s $session -x 200 -y 50 $command
-  let wait_for = {|text|
-    let deadline = (date now) + 120sec
-    mut shown = ""
-    while (date now) < $deadline {
-      $shown = (^tmux capture-pane -p -t $session -S -200 | complete | get stdout)
-      if ($shown | str contains $text) { break }
-      sleep 500ms
-    }
-    $shown
-  }
-  let prompt = do $wait_for "iex("
-  if not ($prompt | str contains "iex(") {
-    ^tmux kill-session -t $session | complete | ignore
-    error make {msg: $"no IEx prompt in the terminal:\n($prompt)"}
-  }
-  ^tmux send-keys -t $session $line Enter
-  let shown = do $wait_for $expect
+  let session = terminal start $dir "hk iex" --vars {HK_DEMO_INSTANCE: $guest.load_instance}
+  terminal wait-for $session "iex(" | ignore
+  terminal keys $session $line Enter
+  let shown = terminal wait-for $session $expect
   # Ctrl-\ ends the remote shell, not the node.
-  ^tmux send-keys -t $session 'C-\'
+  terminal keys $session 'C-\'
   sleep 2sec
-  ^tmux kill-session -t $session | complete | ignore
+  terminal stop $session
   $shown
 }
 

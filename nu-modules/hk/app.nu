@@ -3,20 +3,20 @@
 # says of each instance (`details`), the app's journal (`logs`), a zero-downtime restart (`boot`),
 # `stop`/`start`, and `maintenance`/`live` (pages Caddy answers with by their files, no reload).
 
-use config.nu [load fail why facts unit app-path]
+use config.nu [load fail why facts unit app-path hk-config]
+use journal.nu
 use live.nu [on-live]
 use roles.nu [role-ctx proxied]
-use lock.nu [holding]
-use audit.nu [write]
+use lock.nu [under-lock take]
 use secrets.nu [with-secrets]
 use phases.nu [apply-by-roles apply-phase abandon start by-phase]
 use deploy.nu [deploying running roll ports]
 
 # The app's day-to-day commands, each with what it is for.
-@example "The app commands" { hk app | get command } --result ["hk app boot" "hk app details" "hk app exec" "hk app live" "hk app logs" "hk app maintenance" "hk app start" "hk app stop" "hk app version"]
+@example "The app commands" { hk app | get command } --result ["hk app boot" "hk app details" "hk app exec" "hk app live" "hk app logs" "hk app maintenance" "hk app remove" "hk app start" "hk app stop" "hk app version"]
 export def main []: nothing -> table<command: string, description: string> {
   scope commands
-  | where name =~ '^hk app (exec|version|details|logs|boot|stop|start|maintenance|live)$'
+  | where name =~ '^hk app (exec|version|details|logs|boot|stop|start|maintenance|live|remove)$'
   | each {|c| {command: $c.name, description: ($c.description | lines | get -o 0 | default "")} }
   | sort-by command
 }
@@ -118,9 +118,11 @@ export def "app details" [
 #
 # `journalctl` of the app's units (`hk-<app>@*`, `hk-<app>-<role>@*`) on each host at once, as rows
 # {time, host, role, unit, message}, oldest first: the last `-n` lines of each host, optionally
-# `--since` a time and matching `--grep` (a journalctl pattern).
+# `--since` a time and matching `--grep` (a journalctl pattern). With `-f`, those and then every new
+# line of every host as one stream, as it arrives; Ctrl-C ends it on every host.
 @example "The last lines of every host" { hk app logs -n 20 }
 @example "Errors of the last hour" { hk app logs --since "1 hour ago" --grep error }
+@example "Follow every host, only the worker's lines" { hk app logs -f -n 0 | where role == worker }
 export def "app logs" [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config
@@ -129,29 +131,16 @@ export def "app logs" [
   --lines (-n): int = 100     # lines per host
   --since: string             # a time journalctl understands ("1 hour ago", "2026-12-01 10:00")
   --grep: string              # only lines matching this pattern
+  --follow (-f)               # then every new line of every host, until Ctrl-C
 ]: nothing -> table<time: datetime, host: string, role: string, unit: string, message: string> {
   let ctx = load $config $destination "-" (metadata $config).span --roles=$roles --hosts=$hosts
   let patterns = $ctx.roles | columns | each {|role| unit (role-ctx $ctx $role) | str replace '@.service' '@*' }
-  let roles_by_unit = $ctx.roles | columns | each {|role| {role: $role, prefix: (unit (role-ctx $ctx $role) | str replace '.service' '')} }
-  let args = [journalctl --no-pager -o json -n ($lines | into string)]
-    | append ($patterns | each {|p| [-u $p] } | flatten)
-    | append (if $since == null { [] } else { [--since $since] })
-    | append (if $grep == null { [] } else { [--grep $grep] })
-  let out = {hosts: $ctx.hosts, instances: $ctx.instances} | hk exec $args $ctx.servers
-  let failed = $out | where exit_code != 0 and exit_code != 1
-  if ($failed | is-not-empty) {
-    fail $"journalctl failed on ($failed | get host | str join ', '): ($failed | first | get stderr | str trim)" $ctx.span
-  }
-  $out | each {|h|
-    $h.stdout | into string | lines | where $it starts-with "{" | each {|l|
-      let e = $l | from json
-      # systemd's own lines about a unit (started, stopped, failed) name it in UNIT.
-      let unit_name = $e.UNIT? | default ($e._SYSTEMD_UNIT? | default "")
-      let role = $roles_by_unit | where {|r| $unit_name | str starts-with $"($r.prefix)" } | sort-by {|r| $r.prefix | str length } --reverse | get -o 0.role | default ""
-      let message = if ($e.MESSAGE | describe) =~ '^list' { $e.MESSAGE | each {|b| $b | into binary | bytes at 0..0 } | bytes collect | decode utf-8 } else { $e.MESSAGE | into string }
-      {time: ($e.__REALTIME_TIMESTAMP | into int | $in * 1000 | into datetime), host: $h.host, role: $role, unit: $unit_name, message: $message}
-    }
-  } | flatten | sort-by time
+  # The longest prefix first: `hk-app-worker@` must not be taken for `hk-app@`'s.
+  let prefixes = $ctx.roles | columns
+    | each {|role| {role: $role, prefix: (unit (role-ctx $ctx $role) | str replace '.service' '')} }
+    | sort-by {|r| $r.prefix | str length } --reverse
+  let role_of = {|name| $prefixes | where {|r| $name | str starts-with $r.prefix } | get -o 0.role | default "" }
+  journal read (hk-config $ctx) $ctx.servers $patterns $role_of $lines $since $grep $ctx.span --follow=$follow
 }
 
 # A page of the app's (`maintenance`, `stopped`): the project's `.hk/<page>.html` when there is
@@ -169,20 +158,6 @@ def page-text [ctx: record, page: string, message: string]: nothing -> string {
 def page-resource [ctx: record, page: string, text: oneof<string, nothing>]: nothing -> record {
   let path = app-path $ctx $"($page).html"
   if $text == null { {type: file, path: $path, state: absent} } else { {type: file, path: $path, content: $text, mode: "0644"} }
-}
-
-# Run `work` under the app's lock with the context of a command; audit `action` with its result.
-def under-lock [ctx: record, action: string, version: any, work: closure]: nothing -> table {
-  holding $ctx $action null {|ctx|
-    try {
-      let rows = do $work $ctx
-      write $ctx $action ok $version
-      $rows
-    } catch {|e|
-      try { write $ctx $action failed $version (why $e) } catch { }
-      fail $"hk app ($action) of ($ctx.app) failed: (why $e)" $ctx.span "the rows above show the host and step that failed"
-    }
-  } | by-phase
 }
 
 # The live version of the app on its primary host (an error when nothing is live).
@@ -289,3 +264,42 @@ export def "app live" [
     apply-phase ($ctx | update servers $ctx.web) live [(page-resource $ctx maintenance null)]
   }
 }
+
+# Remove the app from its hosts: its instances stopped and disabled, its unit templates, folder
+# (releases, env files, site, audit log) removed, and Caddy reloaded where it served the site.
+#
+# Asks first unless `--yes` (type the app's name). Other apps on the hosts keep serving; removing
+# an app that is gone changes nothing. Its storage (/var/lib/private/hk-<app>) stays: that is data.
+# Rows {host, units, templates, folder, reloaded} say what each host still had.
+@example "Remove the staging app without asking" { hk app remove -d staging --yes }
+export def "app remove" [
+  --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
+  --destination (-d): string  # destination merged over the base config
+  --hosts: string             # only these hosts (comma list, * wildcards)
+  --yes (-y)                  # do not ask
+]: nothing -> table<host: string, units: list<string>, templates: list<string>, folder: bool, reloaded: bool> {
+  let ctx = load $config $destination "-" (metadata $config).span --hosts=$hosts
+  if not $yes {
+    if not (is-terminal --stdin) {
+      fail $"hk app remove: not removing ($ctx.app) without a yes" $ctx.span "give --yes to remove it without asking"
+    }
+    let answer = input $"Remove ($ctx.app) from ($ctx.servers | str join ', ')? Its units, releases, env files and site go \(storage stays\). Type ($ctx.app) to confirm: "
+    if ($answer | str trim) != $ctx.app {
+      fail $"hk app remove: ($ctx.app) not removed \(the answer was not its name\)" $ctx.span
+    }
+  }
+  let templates = $ctx.roles | columns | each {|role| unit (role-ctx $ctx $role) }
+  let remove = {|| hk-config $ctx | hk deployment remove $ctx.servers --app $ctx.app --root $ctx.root --templates $templates }
+  # Under the lock, so no deploy runs meanwhile (the lock goes with the folder); an app that left
+  # no trace on its primary host has no lock to take.
+  let primary = facts $ctx | where host == $ctx.primary | first
+  let there = $primary.template or ($primary.releases | is-not-empty) or $primary.current != null or $primary.lock != null
+  let removed = if $there {
+    let held = take $ctx remove null
+    do $remove
+  } else { do $remove }
+  $removed | sort-by host
+}
+
+# `hk remove`: the same as `hk app remove`.
+export alias remove = app remove

@@ -1,7 +1,9 @@
 # The deploy lock of an app: a directory made atomically on its primary host (the first server),
 # holding who took it. Deploy, rollback and prune take it; an error or Ctrl-C releases it.
 
-use config.nu [load hk-config facts fail]
+use config.nu [load hk-config facts fail why]
+use audit.nu [write]
+use phases.nu [by-phase]
 
 # Who takes a lock: this user on this machine, this nu, deploying `version`.
 def holder [version: string, message: string]: nothing -> record {
@@ -37,6 +39,20 @@ export def holding [ctx: record, message: string, wait: oneof<duration, nothing>
   try { do $work $ctx } finally {
     try { give-back $ctx $held | ignore } catch {|e| print -e $"hk: could not release the deploy lock: ($e.msg)" }
   }
+}
+
+# Run `work` under the app's lock with the context of a command; audit `action` with its result.
+export def under-lock [ctx: record, action: string, version: any, work: closure]: nothing -> table {
+  holding $ctx $action null {|ctx|
+    try {
+      let rows = do $work $ctx
+      write $ctx $action ok $version
+      $rows
+    } catch {|e|
+      try { write $ctx $action failed $version (why $e) } catch { }
+      fail $"hk app ($action) of ($ctx.app) failed: (why $e)" $ctx.span "the rows above show the host and step that failed"
+    }
+  } | by-phase
 }
 
 # An app's deploy lock: `hk lock status`, `hk lock acquire`, `hk lock release`.

@@ -20,7 +20,8 @@ export use build.nu [main "build upload" "build deliver" "build details"]
 export use merge.nu [main]
 export use migrate.nu [main]
 export use rpc.nu [main iex]
-export use app.nu [main "app exec" "app version" "app details" "app logs" "app boot" "app stop" "app start" "app maintenance" "app live"]
+export use server.nu [main "server bootstrap" "server exec" "server logs"]
+export use app.nu [main "app exec" "app version" "app details" "app logs" "app boot" "app stop" "app start" "app maintenance" "app live" "app remove" remove]
 
 # hk's commands, each with what it is for.
 #

@@ -43,6 +43,36 @@ def main-files [ctx: record]: nothing -> table {
   | flatten
 }
 
+# Servers on instances hk runs itself, brought up (in seconds once their image exists).
+export def ensure-instances [ctx: record]: nothing -> nothing {
+  let instances = $ctx.servers | each {|s| $ctx.hosts | get $s | get -o instance } | compact | uniq
+  for name in $instances {
+    hk-config $ctx | hk instance ensure $name | ignore
+  }
+}
+
+# What a host needs before any deploy, applied (the caller holds the lock): curl (health checks use
+# it), the app's folders and each role's template; Caddy and its main file where a proxied role
+# runs. Rows as `apply-phase`'s.
+export def bootstrap [ctx: record]: nothing -> table {
+  let packages = apply-by-roles $ctx setup $ctx.servers {|rc|
+    let dir = app-path $rc
+    let caddy = if (proxied $rc $rc.role) { [{type: package, name: caddy}] } else { [] }
+    $caddy | append [
+      {type: package, name: curl}
+      {type: dir, path: $rc.root, mode: "0755"}
+      {type: dir, path: $dir, mode: "0755"}
+      {type: dir, path: $"($dir)/ports", mode: "0755"}
+      {type: dir, path: $"($dir)/env", mode: "0700"}
+      {type: service, name: (unit $rc), unit: (template-unit $rc)}
+    ]
+  }
+  # Caddy's main file is shared by every app on a host: when another app's setup changed it since
+  # it was read (a stale plan), read it again once.
+  let caddy = try { main-files $ctx } catch { main-files $ctx }
+  [$packages $caddy] | flatten
+}
+
 # Set up the app's hosts, then deploy it.
 #
 # Brings up the instances hk runs itself, installs Caddy and curl, makes Caddy's main file import
@@ -64,30 +94,10 @@ export def main [
 ]: nothing -> table {
   let ctx = running (load $config $destination $version (metadata $config).span --roles=$roles --hosts=$hosts) setup --quiet=$quiet --skip-hooks=$skip_hooks
   let ctx = with-secrets $ctx --allow-empty=$allow_empty_secrets
-  # Servers on instances hk runs itself are brought up first (in seconds once their image exists).
-  let instances = $ctx.servers | each {|s| $ctx.hosts | get $s | get -o instance } | compact | uniq
-  for name in $instances {
-    hk-config $ctx | hk instance ensure $name | ignore
-  }
+  ensure-instances $ctx
   deploying $ctx $message $lock_wait {|ctx|
-    # Curl (health checks use it), the app's folders and each role's template; Caddy where a
-    # proxied role runs.
-    let packages = apply-by-roles $ctx setup $ctx.servers {|rc|
-      let dir = app-path $rc
-      let caddy = if (proxied $rc $rc.role) { [{type: package, name: caddy}] } else { [] }
-      $caddy | append [
-        {type: package, name: curl}
-        {type: dir, path: $rc.root, mode: "0755"}
-        {type: dir, path: $dir, mode: "0755"}
-        {type: dir, path: $"($dir)/ports", mode: "0755"}
-        {type: dir, path: $"($dir)/env", mode: "0700"}
-        {type: service, name: (unit $rc), unit: (template-unit $rc)}
-      ]
-    }
-    # Caddy's main file is shared by every app on a host: when another app's setup changed it since
-    # it was read (a stale plan), read it again once.
-    let caddy = try { main-files $ctx } catch { main-files $ctx }
+    let prepared = bootstrap $ctx
     let built = before-roll $ctx setup
-    [$packages $caddy [$built.row] (roll $ctx $ctx.version $built.artifact setup --prune)] | flatten
+    [$prepared [$built.row] (roll $ctx $ctx.version $built.artifact setup --prune)] | flatten
   } | by-phase
 }

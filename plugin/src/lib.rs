@@ -52,6 +52,7 @@ impl Plugin for HkPlugin {
             Box::new(commands::deployment_unlock::AppUnlock),
             Box::new(commands::deployment_audit::AppAudit),
             Box::new(commands::deployment_audit_add::AppAuditAdd),
+            Box::new(commands::deployment_remove::AppRemove),
             Box::new(commands::group::Group {
                 name: "hk instance",
                 description: "Machines hk runs for you (qemu guests with systemd): ensure, status, destroy.",

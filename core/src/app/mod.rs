@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod facts;
 pub mod lock;
+pub mod remove;
 pub mod sandbox;
 
 use anyhow::{Result, bail};

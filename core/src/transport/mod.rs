@@ -228,6 +228,17 @@ pub trait Transport: Send {
         on_line: &mut dyn FnMut(&[u8]),
     ) -> Result<ScriptOutput>;
 
+    /// Run the shell command line `command` until it ends or `keep_going()` answers false, its stdin
+    /// held open all along: closing it is how the host side learns to stop (see `engine::follow`).
+    /// `on_line` sees every stdout line as it arrives and nothing is kept, so a follower may run for
+    /// hours; no output timeout applies. The exit status, or `None` when stopped.
+    fn follow(
+        &mut self,
+        command: &str,
+        on_line: &mut dyn FnMut(&[u8]),
+        keep_going: &dyn Fn() -> bool,
+    ) -> Result<Option<i32>>;
+
     /// How this transport reaches its host, for messages.
     fn describe(&self) -> String;
 
@@ -273,15 +284,22 @@ pub fn with_sudo(command: &str, sudo: bool) -> Result<String> {
     })
 }
 
-/// Splits a byte stream into lines for `on_line` while keeping every byte.
+/// Splits a byte stream into lines for `on_line` while keeping every byte (or, streaming, only the
+/// unfinished last line).
 pub(crate) struct LineSplitter {
     pub all: Vec<u8>,
     consumed: usize,
+    keep: bool,
 }
 
 impl LineSplitter {
     pub fn new() -> Self {
-        LineSplitter { all: Vec::new(), consumed: 0 }
+        LineSplitter { all: Vec::new(), consumed: 0, keep: true }
+    }
+
+    /// A splitter that forgets every line once `on_line` has seen it.
+    pub fn streaming() -> Self {
+        LineSplitter { all: Vec::new(), consumed: 0, keep: false }
     }
 
     pub fn push(&mut self, chunk: &[u8], on_line: &mut dyn FnMut(&[u8])) {
@@ -290,6 +308,18 @@ impl LineSplitter {
             let end = self.consumed + pos;
             on_line(&self.all[self.consumed..end]);
             self.consumed = end + 1;
+        }
+        if !self.keep {
+            self.all.drain(..self.consumed);
+            self.consumed = 0;
+        }
+    }
+
+    /// The last line when the stream ended without a newline.
+    pub fn finish(&mut self, on_line: &mut dyn FnMut(&[u8])) {
+        if self.consumed < self.all.len() {
+            on_line(&self.all[self.consumed..]);
+            self.consumed = self.all.len();
         }
     }
 }

@@ -140,6 +140,20 @@ impl Transport for Pooled {
         result
     }
 
+    fn follow(
+        &mut self,
+        command: &str,
+        on_line: &mut dyn FnMut(&[u8]),
+        keep_going: &dyn Fn() -> bool,
+    ) -> Result<Option<i32>> {
+        let Some(inner) = self.inner.as_mut() else { anyhow::bail!("the SSH session was closed") };
+        let result = inner.follow(command, on_line, keep_going);
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+
     fn describe(&self) -> String {
         self.inner.as_ref().map(|t| t.describe()).unwrap_or_default()
     }

@@ -401,13 +401,17 @@ impl SshTransport {
     }
 }
 
-impl Transport for SshTransport {
-    fn exec(
+impl SshTransport {
+    /// One channel running `command_line`: the input sent, stdout and stderr read together. A
+    /// follower (`keep_going` given) keeps its stdin open, has no output timeout and keeps no
+    /// output; when `keep_going` answers false its channel is closed. The status is `None` then.
+    fn run_channel(
         &mut self,
         command_line: &str,
         mut input: Box<dyn Read + Send>,
         on_line: &mut dyn FnMut(&[u8]),
-    ) -> Result<ScriptOutput> {
+        keep_going: Option<&dyn Fn() -> bool>,
+    ) -> Result<(Option<i32>, ScriptOutput)> {
         let command = with_sudo(command_line, self.sudo)?;
         let command = command.as_str();
         self.session.set_blocking(false);
@@ -423,12 +427,19 @@ impl Transport for SshTransport {
         let mut pending_at = 0usize;
         let mut input_done = false;
         let mut eof_sent = false;
-        let mut stdout = LineSplitter::new();
+        let mut stdout = if keep_going.is_some() { LineSplitter::streaming() } else { LineSplitter::new() };
         let mut stderr = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
         let mut last_progress = Instant::now();
         let mut last_keepalive = Instant::now();
+        let mut stopped = false;
         let result: Result<()> = 'run: loop {
+            if let Some(keep_going) = keep_going
+                && !keep_going()
+            {
+                stopped = true;
+                break Ok(());
+            }
             let mut progress = false;
             loop {
                 if pending_at == pending.len() && !input_done {
@@ -457,7 +468,7 @@ impl Transport for SshTransport {
                     Err(e) => break 'run Err(anyhow!("{}: sending the input failed: {e}", self.label)),
                 }
             }
-            if input_done && pending_at == pending.len() && !eof_sent {
+            if input_done && pending_at == pending.len() && !eof_sent && keep_going.is_none() {
                 match channel.send_eof() {
                     Ok(()) => eof_sent = true,
                     Err(e) if e.code() == EAGAIN => {}
@@ -490,13 +501,13 @@ impl Transport for SshTransport {
                     }
                 }
             }
-            if channel.eof() && eof_sent {
+            if channel.eof() && (eof_sent || keep_going.is_some()) {
                 break Ok(());
             }
             if progress {
                 last_progress = Instant::now();
             } else {
-                if last_progress.elapsed() > self.timeout {
+                if keep_going.is_none() && last_progress.elapsed() > self.timeout {
                     break Err(anyhow!(
                         "{}: no output for {:?}; giving up on the script",
                         self.label,
@@ -510,6 +521,19 @@ impl Transport for SshTransport {
                 self.wait_socket(Duration::from_millis(200));
             }
         };
+        if stopped {
+            // The host side's stdin ends with the EOF, and the close frees the channel; a host
+            // that does not answer within two seconds is left to sshd.
+            let until = Instant::now() + Duration::from_secs(2);
+            while matches!(channel.send_eof(), Err(ref e) if e.code() == EAGAIN) && Instant::now() < until {
+                self.wait_socket(Duration::from_millis(50));
+            }
+            while matches!(channel.close(), Err(ref e) if e.code() == EAGAIN) && Instant::now() < until {
+                self.wait_socket(Duration::from_millis(50));
+            }
+            self.session.set_blocking(true);
+            return Ok((None, ScriptOutput { status: -1, stdout: Vec::new(), stderr }));
+        }
         if result.is_ok() {
             // The exit status follows the close; a server that drops the channel instead still
             // leaves what was read.
@@ -517,10 +541,33 @@ impl Transport for SshTransport {
         }
         self.session.set_blocking(true);
         result?;
+        if keep_going.is_some() {
+            stdout.finish(on_line);
+        }
         let status = channel.exit_status().unwrap_or(-1);
         let output = ScriptOutput { status, stdout: stdout.all, stderr };
         sudo_failure(&output, &self.label)?;
-        Ok(output)
+        Ok((Some(status), output))
+    }
+}
+
+impl Transport for SshTransport {
+    fn exec(
+        &mut self,
+        command_line: &str,
+        input: Box<dyn Read + Send>,
+        on_line: &mut dyn FnMut(&[u8]),
+    ) -> Result<ScriptOutput> {
+        Ok(self.run_channel(command_line, input, on_line, None)?.1)
+    }
+
+    fn follow(
+        &mut self,
+        command: &str,
+        on_line: &mut dyn FnMut(&[u8]),
+        keep_going: &dyn Fn() -> bool,
+    ) -> Result<Option<i32>> {
+        Ok(self.run_channel(command, Box::new(std::io::empty()), on_line, Some(keep_going))?.0)
     }
 
     fn describe(&self) -> String {

@@ -250,7 +250,7 @@ impl PluginCommand for Apply {
 
 /// Whether Ctrl-C was pressed since this call began (nu may not have cleared an earlier one yet when
 /// a `catch` runs this apply to undo what the interrupted one began).
-fn interrupted_since_now(engine: &EngineInterface) -> hk_core::engine::Interrupted {
+pub(crate) fn interrupted_since_now(engine: &EngineInterface) -> hk_core::engine::Interrupted {
     let signals = engine.signals().clone();
     let already = signals.interrupted();
     std::sync::Arc::new(move || !already && signals.interrupted())

@@ -2,6 +2,7 @@
 
 use hk_core::engine::{self, failed_hosts_error};
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
+use nu_protocol::shell_error::generic::GenericError;
 use nu_protocol::{
     Category, Example, LabeledError, PipelineData, Record, Signature, SyntaxShape, Type, Value,
 };
@@ -45,6 +46,11 @@ impl PluginCommand for Exec {
                     SyntaxShape::Record(Default::default()),
                     "run it as a transient service with these unit properties (systemd-run): {DynamicUser: yes, EnvironmentFile: …}",
                     None,
+                )
+                .switch(
+                    "follow",
+                    "stream {host, line} from every host while the command runs (journalctl -f); Ctrl-C or the end of the stream stops it on every host",
+                    Some('f'),
                 ),
         )
         .input_output_types(vec![(Type::Nothing, Type::table()), (Type::record(), Type::table())])
@@ -57,6 +63,11 @@ impl PluginCommand for Exec {
                 example: "hk exec 'echo hello' --local | get 0.stdout | str trim",
                 description: "Run a command on the machine hk runs on",
                 result: Some(Value::test_string("hello")),
+            },
+            Example {
+                example: "hk exec [journalctl -f -u caddy] --all --follow | where line =~ error",
+                description: "Follow Caddy's journal on every host as one stream",
+                result: None,
             },
             Example {
                 example: "hk exec 'systemctl is-system-running' --all | select host stdout",
@@ -79,6 +90,13 @@ impl PluginCommand for Exec {
         let selection = select_with(engine, call, input_record(input, span)?, true, 1)?;
         let sandbox = sandbox_properties(call)?;
         let creds = credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?;
+        if call.has_flag("follow")? {
+            if sandbox.is_some() {
+                return Err(LabeledError::new("hk exec: --follow runs the command itself, not in a sandbox")
+                    .with_label("drop --sandbox or --follow", span));
+            }
+            return follow(engine, &selection.targets, &command, &creds, span);
+        }
         let results = engine::exec(&selection.targets, &command, sandbox.as_deref(), parallel(call)?, &creds);
         let mut rows = Vec::new();
         let mut failures = Vec::new();
@@ -105,6 +123,73 @@ impl PluginCommand for Exec {
         }
         Ok(PipelineData::value(Value::list(rows, span), None))
     }
+}
+
+/// `--follow`: every host's lines as they arrive; a host that fails or ends with a non-zero status is
+/// an error in the stream, naming it.
+fn follow(
+    engine: &EngineInterface,
+    targets: &[(String, hk_core::transport::Target)],
+    command: &str,
+    creds: &hk_core::transport::Credentials,
+    span: nu_protocol::Span,
+) -> Result<PipelineData, LabeledError> {
+    let interrupted = super::apply::interrupted_since_now(engine);
+    let engine_gone = engine_watch(engine);
+    let keep_going = move || !interrupted() && !engine_gone.load(std::sync::atomic::Ordering::Relaxed);
+    let follower = engine::follow(targets, command, creds, std::sync::Arc::new(keep_going))
+        .map_err(|e| LabeledError::new(format!("hk exec: {e:#}")).with_label("this command", span))?;
+    let rows = follower.filter_map(move |event| match event {
+        engine::Followed::Line { host, line } => {
+            let mut r = Record::new();
+            r.push("host", Value::string(host, span));
+            r.push("line", Value::string(String::from_utf8_lossy(&line), span));
+            Some(Value::record(r, span))
+        }
+        engine::Followed::Ended { status: 0, .. } => None,
+        engine::Followed::Ended { host, status } => Some(stream_error(
+            GenericError::new(
+                format!("hk exec --follow: the command on {host} ended with status {status}"),
+                "ended here",
+                span,
+            )
+            .with_help("run it without --follow to see what it printed on stderr"),
+            span,
+        )),
+        engine::Followed::Failed { host, error } => Some(stream_error(
+            GenericError::new(
+                format!("hk exec --follow: {host}: {error}"),
+                "following this host failed",
+                span,
+            ),
+            span,
+        )),
+    });
+    Ok(PipelineData::list_stream(
+        nu_protocol::ListStream::new(rows, span, nu_protocol::Signals::empty()),
+        None,
+    ))
+}
+
+/// A flag set once nu no longer answers (it exited): a quiet stream is only written to when a line
+/// arrives, so without this its hosts' commands would outlive the shell that started them.
+fn engine_watch(engine: &EngineInterface) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let gone = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (flag, engine) = (gone.clone(), engine.clone());
+    std::thread::spawn(move || {
+        while engine.get_current_dir().is_ok() {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            if std::sync::Arc::strong_count(&flag) == 1 {
+                return; // the follower ended
+            }
+        }
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    gone
+}
+
+fn stream_error(error: GenericError, span: nu_protocol::Span) -> Value {
+    Value::error(nu_protocol::ShellError::Generic(error), span)
 }
 
 /// A command given as a shell line, or as a program and its arguments, each quoted by hk's one helper.

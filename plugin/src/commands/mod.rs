@@ -7,6 +7,7 @@ pub mod deployment_audit;
 pub mod deployment_audit_add;
 pub mod deployment_facts;
 pub mod deployment_lock;
+pub mod deployment_remove;
 pub mod deployment_unlock;
 pub mod dotenv;
 pub mod down;
