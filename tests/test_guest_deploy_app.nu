@@ -77,3 +77,72 @@ export def "test guest deploy app: build deliver in CI, deploy --skip-build late
   assert not ("dist/VERSION" | path exists) "the deploy built"
   assert equal (answer $p) b1
 }
+
+export def "test guest deploy app: server bootstrap, exec and logs, status drift, and remove twice with another app still serving" [] {
+  let stays = project $"stay-(random chars -l 6 | str lowercase)" 6840
+  let goes = project $"gone-(random chars -l 6 | str lowercase)" 6850
+  cd $stays.dir
+  hk setup --version v1 --quiet | ignore
+  cd $goes.dir
+  # Bootstrap alone: the folders and template, no release; again, nothing to change.
+  let first = hk server bootstrap --quiet
+  assert ($first | where phase == setup | is-not-empty)
+  let app = $goes.service
+  assert equal (guest sh --on $goes.instance $"test -d /opt/hk/($app)/env && test -e /etc/systemd/system/hk-($app)@.service && ls /opt/hk/($app)/releases 2>/dev/null | wc -l" | str trim) "0"
+  let again = hk server bootstrap --quiet | get steps | flatten
+  assert equal ($again | get step | uniq) ["nothing to change"]
+  assert equal (hk audit | first | select action result) {action: bootstrap, result: ok}
+  hk deploy --version v1 --quiet | ignore
+  assert equal (answer $goes) v1
+
+  # A command on every host: the host's own view, one row per host with its roles.
+  let ran = hk server exec "id -u; hostname"
+  assert equal ($ran | select host role exit_code) [{host: guest, role: web, exit_code: 0}]
+  assert equal ($ran.0.stdout | lines | first) "0"
+  has (error-of { hk server exec "" }) "no command"
+  # Caddy's journal as rows like the app's.
+  let caddy = hk server logs -n 5
+  assert ($caddy | is-not-empty) "Caddy's journal has lines"
+  assert equal ($caddy | columns) [time host role unit message]
+  assert equal ($caddy | get unit | uniq) [caddy.service]
+
+  # Status: as deployed, no drift; then each out-of-band change is drift with its reason.
+  let fine = hk status
+  assert equal ($fine | select host role current expected active_port proxied_port site maintenance drift) [{host: guest, role: web, current: v1, expected: v1, active_port: 6850, proxied_port: 6850, site: hk, maintenance: false, drift: false}]
+  assert equal $fine.0.units {"6850": active, "6851": inactive}
+  assert equal ($fine.0.last_deploy | select action version result) {action: deploy, version: v1, result: ok}
+  hk deploy --version v2 --quiet | ignore
+  assert equal (hk status | select current active_port proxied_port drift) [{current: v2, active_port: 6851, proxied_port: 6851, drift: false}]
+  let dir = $"/opt/hk/($app)"
+  guest sh --on $goes.instance $"ln -sfn releases/v1 ($dir)/current" | ignore
+  let moved = hk status | first
+  assert equal [$moved.drift $moved.current] [true v1]
+  has ($moved.drift_reasons | str join "; ") "current is v1, the last deploy was v2"
+  guest sh --on $goes.instance $"ln -sfn releases/v2 ($dir)/current && echo '# edited' >> ($dir)/Caddyfile" | ignore
+  let edited = hk status | first
+  assert equal [$edited.drift $edited.site] [true changed]
+  has ($edited.drift_reasons | str join "; ") "Caddy site was changed"
+  guest sh --on $goes.instance $"sed -i '/^# edited$/d' ($dir)/Caddyfile && systemctl stop hk-($app)@6851" | ignore
+  let stopped = hk status | first
+  assert equal [$stopped.drift $stopped.units."6851"] [true inactive]
+  has ($stopped.drift_reasons | str join "; ") "the live instance on 6851 is inactive"
+  hk deploy --version v3 --quiet | ignore
+  assert equal (hk status | select current drift drift_reasons) [{current: v3, drift: false, drift_reasons: []}]
+
+  # No terminal to ask on and no --yes: nothing removed.
+  has (error-of { hk app remove }) "--yes"
+  assert equal (answer $goes) v3
+  let removed = hk app remove --yes | first
+  assert equal ($removed | select host folder reloaded) {host: guest, folder: true, reloaded: true}
+  assert ($removed.units | any {|u| $u == $"hk-($app)@6850.service" }) $"units: ($removed.units)"
+  assert equal $removed.templates [$"hk-($app)@.service"]
+  let left = guest sh --on $goes.instance $"ls -d /opt/hk/($app) /etc/systemd/system/hk-($app)@.service 2>/dev/null | wc -l; systemctl list-units --all --plain --no-legend 'hk-($app)@*' | wc -l" | lines
+  assert equal $left ["0" "0"]
+  assert ((answer $goes) != v3) "the removed app's site still answers"
+  assert equal (answer $stays) v1
+  # Twice in a row: nothing left to remove, no error (`hk remove` is the same command).
+  assert equal (hk remove --yes | first | select folder reloaded units templates) {folder: false, reloaded: false, units: [], templates: []}
+  assert equal (answer $stays) v1
+  cd $stays.dir
+  hk app remove --yes | ignore
+}

@@ -11,8 +11,8 @@ export const MAIN = "/etc/caddy/Caddyfile"
 export const VALIDATE = "caddy validate --adapter caddyfile --config /etc/caddy/Caddyfile"
 
 # The request header that asks a site which release answers, and the answer's header.
-const CHECK_HEADER = "X-Hk-Check"
-const UPSTREAM_HEADER = "X-Hk-Upstream"
+export const CHECK_HEADER = "X-Hk-Check"
+export const UPSTREAM_HEADER = "X-Hk-Upstream"
 
 # Seconds, as Caddy writes durations.
 def caddy-duration [d: duration]: nothing -> string {
