@@ -135,7 +135,8 @@ export def "test guest deploy: the example project deploys and rolls back, and e
       "hk secrets fetch" "hk secrets env" "hk init" "hk app" "hk app version" "hk app details" "hk app logs"
       "hk app exec" "hk app maintenance" "hk app live" "hk app stop" "hk app start" "hk app boot"
       "hk deploy state" "hk merge" "hk build" "hk build details" "hk build upload" "hk build deliver"
-      "hk server" "hk server exec" "hk server logs" "hk server bootstrap" "hk app remove"
+      "hk server" "hk server exec" "hk server logs" "hk server bootstrap" "hk app remove" "hk status"
+      "hk monitor" "hk monitor gatus" "hk monitor check"
       "hk migrate" "hk rpc" "hk iex" "hk prune" "hk redeploy" "hk rollback"
     ]
     assert equal ($order | sort) ($examples.name | sort)

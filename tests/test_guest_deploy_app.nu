@@ -129,6 +129,18 @@ export def "test guest deploy app: server bootstrap, exec and logs, status drift
   hk deploy --version v3 --quiet | ignore
   assert equal (hk status | select current drift drift_reasons) [{current: v3, drift: false, drift_reasons: []}]
 
+  # Monitoring: a Gatus endpoint per app and host, and the same check run now (a maintenance page
+  # is a failed check: monitors do not pass by it).
+  let gatus = hk monitor gatus --interval 1min | from yaml
+  assert equal ($gatus.endpoints | select name group interval conditions headers) [{name: $"($app) on guest", group: $app, interval: 60s, conditions: ["[STATUS] == 200"], headers: {Host: $goes.site}}]
+  has $gatus.endpoints.0.url "/up"
+  let both = [$gatus (do { cd $stays.dir; hk monitor gatus | from yaml })] | get endpoints | flatten
+  assert equal ($both | get name | sort) ([$"($app) on guest" $"($stays.service) on guest"] | sort)
+  assert equal (hk monitor check | select app host status ok) [{app: $app, host: guest, status: 200, ok: true}]
+  hk app maintenance --quiet | ignore
+  assert equal (hk monitor check | select status ok) [{status: 503, ok: false}]
+  hk app live --quiet | ignore
+
   # No terminal to ask on and no --yes: nothing removed.
   has (error-of { hk app remove }) "--yes"
   assert equal (answer $goes) v3

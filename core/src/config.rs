@@ -222,6 +222,35 @@ fn valid_host_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// A resource's `hosts`: the declared hosts it is for (absent: every host).
+fn only_on(obj: &mut Obj, hosts: &IndexMap<String, Target>) -> Result<Option<Vec<String>>> {
+    let names = match obj.take("hosts") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Array(items)) => {
+            let mut names = Vec::new();
+            for item in items {
+                match item {
+                    Value::String(s) => names.push(s),
+                    other => return obj.fail("hosts", &format!("{other} is not a host name")),
+                }
+            }
+            names
+        }
+        Some(other) => return obj.fail("hosts", &format!("expected host names, got {}", type_name(&other))),
+    };
+    for name in &names {
+        if !hosts.is_empty() && !hosts.contains_key(name) {
+            let declared: Vec<&str> = hosts.keys().map(String::as_str).collect();
+            return obj.fail(
+                "hosts",
+                &format!("{name:?} is not a declared host (declared: {})", declared.join(", ")),
+            );
+        }
+    }
+    Ok(Some(names))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,7 +276,7 @@ mod tests {
             serde_json::json!({"hosts": {"a": {"local": true}}, "resources": [{"type": "dir", "path": "/x", "hosts": ["zz"]}]}),
             Path::new("/"),
         );
-        assert!(format!("{:#}", unknown.err().expect("refused")).contains("zz"));
+        assert!(format!("{:#}", unknown.expect_err("refused")).contains("zz"));
     }
     use serde_json::json;
 
@@ -288,33 +317,4 @@ mod tests {
         assert!(err(json!({"resources": [{"type": "dir", "path": "/a/../b"}]})).contains("'..'"));
         assert!(err(json!({"resources": {}})).starts_with("resources: expected a list"));
     }
-}
-
-/// A resource's `hosts`: the declared hosts it is for (absent: every host).
-fn only_on(obj: &mut Obj, hosts: &IndexMap<String, Target>) -> Result<Option<Vec<String>>> {
-    let names = match obj.take("hosts") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) => vec![s],
-        Some(Value::Array(items)) => {
-            let mut names = Vec::new();
-            for item in items {
-                match item {
-                    Value::String(s) => names.push(s),
-                    other => return obj.fail("hosts", &format!("{other} is not a host name")),
-                }
-            }
-            names
-        }
-        Some(other) => return obj.fail("hosts", &format!("expected host names, got {}", type_name(&other))),
-    };
-    for name in &names {
-        if !hosts.is_empty() && !hosts.contains_key(name) {
-            let declared: Vec<&str> = hosts.keys().map(String::as_str).collect();
-            return obj.fail(
-                "hosts",
-                &format!("{name:?} is not a declared host (declared: {})", declared.join(", ")),
-            );
-        }
-    }
-    Ok(Some(names))
 }

@@ -21,6 +21,7 @@ export use merge.nu [main]
 export use migrate.nu [main]
 export use rpc.nu [main iex]
 export use status.nu [main]
+export use monitor.nu [main "monitor gatus" "monitor check"]
 export use server.nu [main "server bootstrap" "server exec" "server logs"]
 export use app.nu [main "app exec" "app version" "app details" "app logs" "app boot" "app stop" "app start" "app maintenance" "app live" "app remove" remove]
 

@@ -27,7 +27,7 @@ def proxied-ports [ctx: record, hosts: list<string>]: nothing -> record {
     let host_port = $check.url | parse --regex '^https?://(?<name>[^/:]+)' | get 0.name
     [--connect-to $"($host_port)::($check.connect_to):"]
   }
-  let words = [curl -s -o /dev/null --max-time 5 -H $"($CHECK_HEADER): ($ctx.app)" -w $"%header{($UPSTREAM_HEADER)}"]
+  let words = [curl -s -o /dev/null --max-time "5" -H $"($CHECK_HEADER): ($ctx.app)" -w $"%header{($UPSTREAM_HEADER)}"]
     | append (if ($check.insecure? | default false) { [-k] } else { [] })
     | append $connect
     | append [$check.url]
@@ -73,7 +73,7 @@ export def main [
       let others = $unit_states | transpose port st | where port != ($h.active_port | default 0 | into string) and st == active
       let proxied_port = if $is_proxied { $through | get -o $h.host } else { null }
       let site_state = if not $is_proxied { "n/a" } else {
-        match ($site_sums | get -o $h.host | default "") { "" => missing, $s if $s == $want_site => hk, _ => changed }
+        match ($site_sums | get -o $h.host | default "") { "" => "missing", $s if $s == $want_site => "hk", _ => "changed" }
       }
       let expected = $last_ok.version? | default null
       let reasons = [
