@@ -5,6 +5,7 @@ use std/assert
 use lib/helpers.nu *
 use lib/guest.nu
 use lib/deploy.nu *
+use lib/terminal.nu
 use ../nu-modules/hk
 
 export def "test guest deploy app: exec in the release context, version, details and logs as tables" [] {
@@ -35,6 +36,14 @@ export def "test guest deploy app: exec in the release context, version, details
   # The secret reaches the command through the env file, never a command line: look while it runs.
   let seen = hk app exec 'sleep 2 & ps -eo args; wait' | first
   assert not ($seen.stdout | into string | str contains "s3cret-value-42") "a secret is in the process list"
+
+  # With a terminal: the same context, a real tty, typed input read.
+  let session = terminal start $p.dir ("hk app exec -i r#'echo \"in=$(pwd -P) tty=$(test -t 0 && echo yes)\"; read line; echo \"got=$line\"'#" | str replace -a '\"' '"')
+  let shown = terminal wait-for $session "tty=yes"
+  has $shown $"in=/opt/hk/($service)/releases/v1"
+  terminal keys $session "typed-here" Enter
+  terminal wait-for $session "got=typed-here" | ignore
+  terminal stop $session
 
   assert equal (hk app version) [{host: guest, role: web, version: v1, port: 6800}]
   let d = hk app details | first
