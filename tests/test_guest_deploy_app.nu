@@ -117,7 +117,7 @@ export def "test guest deploy app: server bootstrap, exec and logs, status drift
 
   # Status: as deployed, no drift; then each out-of-band change is drift with its reason.
   let fine = hk status
-  assert equal ($fine | select host role current expected active_port proxied_port site maintenance drift) [{host: guest, role: web, current: v1, expected: v1, active_port: 6850, proxied_port: 6850, site: hk, maintenance: false, drift: false}]
+  assert equal ($fine | select host app role current expected active_port proxied_port site maintenance drift) [{host: guest, app: $app, role: web, current: v1, expected: v1, active_port: 6850, proxied_port: 6850, site: hk, maintenance: false, drift: false}]
   assert equal $fine.0.units {"6850": active, "6851": inactive}
   assert equal ($fine.0.last_deploy | select action version result) {action: deploy, version: v1, result: ok}
   hk deploy --version v2 --quiet | ignore
@@ -137,6 +137,10 @@ export def "test guest deploy app: server bootstrap, exec and logs, status drift
   has ($stopped.drift_reasons | str join "; ") "the live instance on 6851 is inactive"
   hk deploy --version v3 --quiet | ignore
   assert equal (hk status | select current drift drift_reasons) [{current: v3, drift: false, drift_reasons: []}]
+  # Every app on the host: the other one too, read from what it left there.
+  let every = hk status --all-apps | where app in [$app $stays.service]
+  assert equal ($every | select app current drift | sort-by app) ([{app: $app, current: v3, drift: false} {app: $stays.service, current: v1, drift: false}] | sort-by app)
+  assert equal ($every | where app == $stays.service | get 0 | select units maintenance) {units: {"6840": active}, maintenance: false}
 
   # Monitoring: a Gatus endpoint per app and host, and the same check run now (a maintenance page
   # is a failed check: monitors do not pass by it).

@@ -42,14 +42,18 @@ def proxied-ports [ctx: record, hosts: list<string>]: nothing -> record {
 # last_deploy, drift, drift_reasons}: `units` is the state of both port instances; `proxied_port`
 # the port Caddy answered from (proxied roles); `site` whether the Caddy site file is the one hk
 # writes; `expected` the version of the last successful setup, deploy, redeploy, rollback or boot.
-# `hk status | where drift` is the whole health view.
-@example "Everything that is not as deployed" { hk status | where drift | select host role drift_reasons }
+# `hk status | where drift` is the whole health view. `--all-apps` adds every other app under the
+# apps' root on these hosts, read from what it left there (its facts and audit log; no config, so
+# no role names, Caddy check or site comparison: `role` is empty, `site` "unknown").
+@example "Everything that is not as deployed" { hk status | where drift | select host app role drift_reasons }
+@example "Every app on the hosts" { hk status --all-apps | select host app current drift }
 export def main [
   --config (-c): string       # deploy config (default config/deploy.nu, then config/deploy.nuon)
   --destination (-d): string  # destination merged over the base config
   --roles (-r): string        # only these roles (comma list, * wildcards)
   --hosts: string             # only these hosts (comma list, * wildcards)
-]: nothing -> table<host: string, role: string, current: any, expected: any, active_port: any, units: record, proxied_port: any, site: string, lock: any, maintenance: bool, last_deploy: any, drift: bool, drift_reasons: list<string>> {
+  --all-apps                  # also every other app under the apps' root on these hosts
+]: nothing -> table<host: string, app: string, role: string, current: any, expected: any, active_port: any, units: record, proxied_port: any, site: string, lock: any, maintenance: bool, last_deploy: any, drift: bool, drift_reasons: list<string>> {
   let ctx = load $config $destination "-" (metadata $config).span --roles=$roles --hosts=$hosts
   let state = facts $ctx
   let log = entries $ctx
@@ -86,6 +90,7 @@ export def main [
       ] | compact
       {
         host: $h.host
+        app: $ctx.app
         role: $r.role
         current: $h.current
         expected: $expected
@@ -100,5 +105,35 @@ export def main [
         drift_reasons: $reasons
       }
     }
-  } | flatten | sort-by host role
+  } | flatten | append (if $all_apps { others $ctx } else { [] }) | sort-by host app role
+}
+
+# Every other app on the context's hosts, from its facts and audit log alone.
+def others [ctx: record]: nothing -> list {
+  let listed = ask $ctx $ctx.servers [sh -c 'for d in "$1"/*/; do [ -d "$d/releases" ] && basename "$d"; done; true' sh $ctx.root]
+  $listed | transpose host apps | each {|h|
+    $h.apps | lines | where $it != $ctx.app | each {|app|
+      let one = hk-config $ctx
+      let f = $one | hk deployment facts [$h.host] --app $app --root $ctx.root | first
+      let log = $one | hk deployment audit [$h.host] --app $app --root $ctx.root
+      let last = $log | where action in $SETTING | get -o 0
+      let expected = $log | where action in $SETTING and result == ok | get -o 0.version
+      # The live unit's state and whether the maintenance page is up, in one exec.
+      let unit_name = if $f.active_port == null { "" } else { $"hk-($app)@($f.active_port).service" }
+      let said = ask $ctx [$h.host] [sh -c 'if [ -n "$1" ]; then systemctl is-active "$1" || true; fi; if [ -e "$2" ]; then echo maintenance; fi' sh $unit_name $"($ctx.root)/($app)/maintenance.html"] | get -o $h.host | default "" | lines
+      let live_state = if $f.active_port == null { null } else { $said | get -o 0 | default unknown }
+      let reasons = [
+        (if $expected != null and $f.current != $expected { $"current is ($f.current | default none), the last deploy was ($expected)" })
+        (if $live_state != null and $live_state != active { $"the live instance on ($f.active_port) is ($live_state)" })
+      ] | compact
+      {
+        host: $h.host, app: $app, role: "", current: $f.current, expected: $expected, active_port: $f.active_port
+        units: (if $live_state == null { {} } else { {($f.active_port | into string): $live_state} })
+        proxied_port: null, site: "unknown", lock: ($f.lock.who? | default null)
+        maintenance: ("maintenance" in $said)
+        last_deploy: (if $last == null { null } else { $last | select action version time result })
+        drift: ($reasons | is-not-empty), drift_reasons: $reasons
+      }
+    }
+  } | flatten
 }
