@@ -37,12 +37,35 @@ export def "test guest deploy app: exec in the release context, version, details
   let seen = hk app exec 'sleep 2 & ps -eo args; wait' | first
   assert not ($seen.stdout | into string | str contains "s3cret-value-42") "a secret is in the process list"
 
+  # --reuse: inside the running instance itself — its cgroup, mount namespace, user, folder and
+  # the environment systemd gave it, read from its process on the host.
+  let unit = $"hk-($service)@6800.service"
+  let pid = guest sh --on $p.instance $"systemctl show --property=MainPID --value ($unit)" | str trim
+  let own = guest sh --on $p.instance $"cat /proc/($pid)/cgroup; readlink /proc/($pid)/ns/mnt /proc/1/ns/mnt; stat -c %u /proc/($pid)" | lines
+  let inside = hk app exec --reuse 'cat /proc/self/cgroup; readlink /proc/self/ns/mnt; id -u; echo "secret=$APP_SECRET"; pwd -P' | first
+  assert equal [$inside.host $inside.role $inside.exit_code] [guest web 0] $inside.stderr
+  let there = $inside.stdout | lines
+  assert equal ($there | get 0) ($own | get 0) "not in the instance's cgroup"
+  has ($there | get 0) $unit
+  assert equal ($there | get 1) ($own | get 1) "not in the instance's mount namespace"
+  assert not equal ($own | get 1) ($own | get 2) "the instance has no mount namespace of its own"
+  assert equal ($there | get 2) ($own | get 3) "not the instance's user"
+  assert equal ($there | skip 3) ["secret=s3cret-value-42" $"/opt/hk/($service)/releases/v1"]
+  let seen = hk app exec --reuse 'sleep 2 & ps -eo args; wait' | first
+  assert equal $seen.exit_code 0 $seen.stderr
+  has ($seen.stdout | into string) "sleep 2"
+  assert not ($seen.stdout | into string | str contains "s3cret-value-42") "a secret is in the process list"
+
   # With a terminal: the same context, a real tty, typed input read.
   let session = terminal start $p.dir ("hk app exec -i r#'echo \"in=$(pwd -P) tty=$(test -t 0 && echo yes)\"; read line; echo \"got=$line\"'#" | str replace -a '\"' '"')
   let shown = terminal wait-for $session "tty=yes"
   has $shown $"in=/opt/hk/($service)/releases/v1"
   terminal keys $session "typed-here" Enter
   terminal wait-for $session "got=typed-here" | ignore
+  terminal stop $session
+  # And inside the running instance, with a terminal.
+  let session = terminal start $p.dir ("hk app exec -i --reuse r#'echo \"ns=$(readlink /proc/self/ns/mnt) tty=$(test -t 0 && echo yes)\"'#" | str replace -a '\"' '"')
+  has (terminal wait-for $session "tty=yes") $"ns=($own | get 1)"
   terminal stop $session
 
   assert equal (hk app version) [{host: guest, role: web, version: v1, port: 6800}]

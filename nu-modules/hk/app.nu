@@ -27,10 +27,15 @@ export def main []: nothing -> table<command: string, description: string> {
 # dynamic user, env file, release folder and storage), so it sees the same environment and writes
 # files as the same user; the env file's secrets reach it without passing any command line. Rows
 # {host, role, exit_code, stdout, stderr}; stdout is kept byte for byte (binary when it is not
-# UTF-8). A non-zero exit is in its row. With `-i`, the command runs on one host with a terminal
-# (OpenSSH `ssh -t` and `systemd-run --pty`, the same context) and returns nothing.
+# UTF-8). A non-zero exit is in its row. With `--reuse`, the command runs inside the running
+# instance itself, as `docker exec` would: its namespaces (private `/tmp`), user, environment as
+# systemd gave it, working folder and cgroup (stopping the unit ends the command too); the
+# environment is read on the host from the instance's process, never put on a command line. With
+# `-i`, the command runs on one host with a terminal (OpenSSH `ssh -t`, and `systemd-run --pty`
+# for the release's context) and returns nothing.
 @example "The release's files on every host" { hk app exec "ls" | select host stdout }
 @example "A one-off task on the worker hosts" { hk app exec -r worker "bin/tasks cleanup" }
+@example "What the running instance's own environment holds" { hk app exec --reuse "env | cut -d= -f1" }
 @example "A shell with a terminal in the live release of web1" { hk app exec -i --hosts web1 "bash" }
 export def "app exec" [
   command: string             # a shell command line
@@ -38,6 +43,7 @@ export def "app exec" [
   --destination (-d): string  # destination merged over the base config
   --roles (-r): string        # only these roles (comma list, * wildcards)
   --hosts: string             # only these hosts (comma list, * wildcards)
+  --reuse                     # inside the running instance (its namespaces, user, env), not beside it
   --interactive (-i)          # with a terminal, on one host (the primary, or the first of --hosts)
 ]: nothing -> oneof<table<host: string, role: string, exit_code: int, stdout: any, stderr: string>, nothing> {
   let span = (metadata $command).span
@@ -45,12 +51,16 @@ export def "app exec" [
     fail "hk app exec: no command to run" $span "give one, e.g. hk app exec \"ls\""
   }
   let ctx = load $config $destination "-" $span --roles=$roles --hosts=$hosts
-  if not $interactive { return (on-live $ctx $command) }
+  if not $interactive { return (on-live $ctx $command --reuse=$reuse) }
   let host = if $ctx.primary in $ctx.servers { $ctx.primary } else { $ctx.servers | first }
   let rctx = primary-ctx ($ctx | update primary $host)
   let live = facts ($ctx | update servers [$host]) | first
   if $live.active_port == null { fail $"($ctx.app) is not live on ($host)" $span "deploy it first: hk deploy" }
-  let reach = hk-config $ctx | hk target $host --terminal --run [sh -c $command] --sandbox (sandbox $rctx $live.active_port) | first
+  let reach = if $reuse {
+    hk-config $ctx | hk target $host --terminal --run [sh -c $command] --within (unit $rctx $live.active_port)
+  } else {
+    hk-config $ctx | hk target $host --terminal --run [sh -c $command] --sandbox (sandbox $rctx $live.active_port)
+  } | first
   if $reach.kind != ssh { fail $"($host) is this machine: run the command here" $span }
   ^ssh ...$reach.ssh
 }

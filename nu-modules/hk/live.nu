@@ -1,7 +1,8 @@
 # Commands in an app's release on its hosts, in the context of the app's unit: the same dynamic
 # user, env file, working folder and storage as the instance (through `hk exec --sandbox`, which
 # runs `systemd-run --pipe --wait`), temporary files of their own. Migrations, `hk rpc` and
-# `hk app exec` run this way.
+# `hk app exec` run this way; `hk app exec --reuse` runs inside the running instance instead
+# (`hk exec --within`: its namespaces, user, environment and cgroup).
 
 use config.nu [fail facts unit]
 use phases.nu [template-unit]
@@ -35,16 +36,21 @@ export def sandbox [rctx: record, port: int]: nothing -> record {
 }
 
 # Run `command` (a shell line, or words each quoted) in the release pinned to `port` on `hosts`, as
-# the role's unit runs it: rows {host, role, exit_code, stdout, stderr}.
-export def in-release [rctx: record, hosts: list<string>, port: int, command: any]: nothing -> table {
-  {hosts: $rctx.hosts, instances: $rctx.instances}
-  | hk exec $command $hosts --sandbox (sandbox $rctx $port)
+# the role's unit runs it (or, with `--reuse`, inside that running instance): rows {host, role,
+# exit_code, stdout, stderr}.
+export def in-release [rctx: record, hosts: list<string>, port: int, command: any, --reuse]: nothing -> table {
+  let reach = {hosts: $rctx.hosts, instances: $rctx.instances}
+  if $reuse {
+    $reach | hk exec $command $hosts --within (unit $rctx $port)
+  } else {
+    $reach | hk exec $command $hosts --sandbox (sandbox $rctx $port)
+  }
   | insert role $rctx.role | move role --after host
 }
 
 # Run `command` in the live release of every host and role of the context (hosts alike share one
 # exec); a host where the app is not live is an error naming it. Rows as `in-release`, by host.
-export def on-live [ctx: record, command: any]: nothing -> table {
+export def on-live [ctx: record, command: any, --reuse]: nothing -> table {
   let state = facts $ctx
   let down = $state | where active_port == null | get host
   if ($down | is-not-empty) {
@@ -53,7 +59,7 @@ export def on-live [ctx: record, command: any]: nothing -> table {
   $ctx.roles | transpose role hosts | each {|r|
     let rctx = role-ctx $ctx $r.role
     $state | where host in $r.hosts | group-by --to-table active_port | each {|g|
-      in-release $rctx ($g.items | get host) ($g.items.0.active_port) $command
+      in-release $rctx ($g.items | get host) ($g.items.0.active_port) $command --reuse=$reuse
     } | flatten
   } | flatten | sort-by host role
 }

@@ -12,10 +12,12 @@
 //! ```
 
 pub mod audit;
+pub mod context;
 pub mod facts;
 pub mod lock;
 pub mod remove;
 pub mod sandbox;
+pub mod within;
 
 use anyhow::{Result, bail};
 

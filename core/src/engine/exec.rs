@@ -3,26 +3,24 @@
 use anyhow::Result;
 
 use super::fanout::for_each_host;
+use crate::app::context::RunContext;
 use crate::transport::{Credentials, ScriptOutput, Target, sudo_failure};
 
-/// Run `command` through `sh -c` on every target (under `sudo -n` where the target says so); with
-/// `sandbox`, as a transient service with those unit properties (see [`crate::app::sandbox`]).
+/// Run `command` through `sh -c` on every target (under `sudo -n` where the target says so), in
+/// `context` (see [`RunContext`]: beside or inside an app's instance).
 pub fn exec(
     targets: &[(String, Target)],
     command: &str,
-    sandbox: Option<&[(String, String)]>,
+    context: &RunContext,
     parallel: usize,
     credentials: &Credentials,
 ) -> Vec<(String, Result<ScriptOutput>)> {
-    let command = match sandbox {
-        None => command.to_string(),
-        Some(properties) => match crate::app::sandbox::command_line(command, properties, false) {
-            Ok(line) => line,
-            Err(e) => {
-                let message = format!("{e:#}");
-                return targets.iter().map(|(n, _)| (n.clone(), Err(anyhow::anyhow!("{message}")))).collect();
-            }
-        },
+    let command = match context.command_line(command, false) {
+        Ok(line) => line,
+        Err(e) => {
+            let message = format!("{e:#}");
+            return targets.iter().map(|(n, _)| (n.clone(), Err(anyhow::anyhow!("{message}")))).collect();
+        }
     };
     let command = command.as_str();
     let names: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();

@@ -1,10 +1,11 @@
 //! `hk exec`: run one command line on hosts and get a table of what each printed.
 
+use hk_core::app::context::RunContext;
 use hk_core::engine::{self, failed_hosts_error};
 use nu_plugin::{EngineInterface, EvaluatedCall, PluginCommand};
 use nu_protocol::shell_error::generic::GenericError;
 use nu_protocol::{
-    Category, Example, LabeledError, PipelineData, Record, Signature, SyntaxShape, Type, Value,
+    Category, Example, LabeledError, PipelineData, Record, Signature, Spanned, SyntaxShape, Type, Value,
 };
 
 use super::plan::{host_signature, input_record, parallel};
@@ -45,6 +46,12 @@ impl PluginCommand for Exec {
                     "sandbox",
                     SyntaxShape::Record(Default::default()),
                     "run it as a transient service with these unit properties (systemd-run): {DynamicUser: yes, EnvironmentFile: …}",
+                    None,
+                )
+                .named(
+                    "within",
+                    SyntaxShape::String,
+                    "run it inside this running service unit: its namespaces, user, environment, working folder and cgroup (nsenter)",
                     None,
                 )
                 .switch(
@@ -88,16 +95,18 @@ impl PluginCommand for Exec {
         let span = call.head;
         let command = command_line(call.req(0)?)?;
         let selection = select_with(engine, call, input_record(input, span)?, true, 1)?;
-        let sandbox = sandbox_properties(call)?;
+        let context = run_context(call)?;
         let creds = credentials(engine, call, selection.targets.iter().map(|(_, t)| t))?;
         if call.has_flag("follow")? {
-            if sandbox.is_some() {
-                return Err(LabeledError::new("hk exec: --follow runs the command itself, not in a sandbox")
-                    .with_label("drop --sandbox or --follow", span));
+            if !matches!(context, RunContext::Login) {
+                return Err(LabeledError::new(
+                    "hk exec: --follow runs the command itself, not in an app's context",
+                )
+                .with_label("drop --sandbox/--within or --follow", span));
             }
             return follow(engine, &selection.targets, &command, &creds, span);
         }
-        let results = engine::exec(&selection.targets, &command, sandbox.as_deref(), parallel(call)?, &creds);
+        let results = engine::exec(&selection.targets, &command, &context, parallel(call)?, &creds);
         let mut rows = Vec::new();
         let mut failures = Vec::new();
         for (host, result) in results {
@@ -217,8 +226,22 @@ pub fn command_line(value: Value) -> Result<String, LabeledError> {
     }
 }
 
+/// Where the command runs: `--sandbox` (beside an app's instance), `--within` (inside it), or as a
+/// login would; the two flags exclude each other.
+pub fn run_context(call: &EvaluatedCall) -> Result<RunContext, LabeledError> {
+    let sandbox = sandbox_properties(call)?;
+    let within = call.get_flag::<Spanned<String>>("within")?;
+    match (sandbox, within) {
+        (Some(_), Some(unit)) => Err(LabeledError::new("hk: --sandbox and --within exclude each other")
+            .with_label("a new transient service, or this running one: not both", unit.span)),
+        (Some(properties), None) => Ok(RunContext::Sandbox(properties)),
+        (None, Some(unit)) => Ok(RunContext::Within(unit.item)),
+        (None, None) => Ok(RunContext::Login),
+    }
+}
+
 /// `--sandbox {Name: value, Name: [v1 v2]}` as ordered `(name, value)` pairs (a list repeats the name).
-pub fn sandbox_properties(call: &EvaluatedCall) -> Result<Option<Vec<(String, String)>>, LabeledError> {
+fn sandbox_properties(call: &EvaluatedCall) -> Result<Option<Vec<(String, String)>>, LabeledError> {
     let Some(value) = call.get_flag::<Value>("sandbox")? else { return Ok(None) };
     let span = value.span();
     let record = value.into_record().map_err(|e| {

@@ -6,7 +6,7 @@ use nu_protocol::{
     Category, Example, LabeledError, PipelineData, Record, Signature, SyntaxShape, Type, Value,
 };
 
-use super::exec::{command_line, sandbox_properties};
+use super::exec::{command_line, run_context};
 use super::plan::{host_signature, input_record};
 use crate::HkPlugin;
 use crate::error::LabelErr;
@@ -51,6 +51,12 @@ impl PluginCommand for TargetCommand {
                     "run it as a transient service with these unit properties (systemd-run)",
                     None,
                 )
+                .named(
+                    "within",
+                    SyntaxShape::String,
+                    "run it inside this running service unit (nsenter into its namespaces, user and environment)",
+                    None,
+                )
                 .switch(
                     "terminal",
                     "ask for a terminal (ssh -t; systemd-run --pty with --sandbox)",
@@ -91,10 +97,7 @@ impl PluginCommand for TargetCommand {
             None => None,
             Some(v) => {
                 let line = command_line(v)?;
-                Some(match sandbox_properties(call)? {
-                    None => line,
-                    Some(props) => hk_core::app::sandbox::command_line(&line, &props, terminal).at(span)?,
-                })
+                Some(run_context(call)?.command_line(&line, terminal).at(span)?)
             }
         };
         let rows = selection
