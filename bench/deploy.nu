@@ -1,8 +1,10 @@
 # Benchmark: deploys of the example app (examples/hello) to one and to two qemu guests. For each:
 # the wall time of a v(n) → v(n+1) deploy split into upload, health wait, drain and the rest (hk's own
-# work and its round trips), the SSH connections each host's sshd accepted for the whole deploy, and
-# a redeploy of the live version (nothing new to upload). Each deploy runs in a nu of its own, as a
-# user's would. Run as root: bin/hk-nu bench/deploy.nu [--runs 3]
+# work and its round trips); per host, the SSH connections its sshd accepted, the execs (round
+# trips) hk made and the processes started on it (from `/proc/stat`, the app's own start and stop
+# measured apart); hk's CPU on this machine (all of it but the guests'); and a redeploy of the live
+# version (nothing new to upload). Each deploy runs in a nu of its own, as a user's would.
+# Run as root: bin/hk-nu bench/deploy.nu [--runs 3]
 const root = path self | path dirname | path dirname
 use ../tests/lib/guest.nu
 
@@ -39,6 +41,48 @@ def accepted [instances: list<string>]: nothing -> record {
   } | into record
 }
 
+# The shell line printing the host's `processes` counter (processes started since boot) with
+# builtins alone, so reading it starts none of its own beyond the session.
+const PROCESSES = 'while read -r k v; do if [ "$k" = processes ]; then echo "$v"; fi; done < /proc/stat'
+
+# Processes started so far on each instance, less what reading it costs (`cost`, per instance).
+def started [instances: list<string>, cost: record = {}]: nothing -> record {
+  $instances | each {|n|
+    {$n: ((guest sh --on $n $PROCESSES | str trim | into int) - ($cost | get -o $n | default 0))}
+  } | into record
+}
+
+# What reading the counter costs on each instance: two readings in a row.
+def reading-cost [instances: list<string>]: nothing -> record {
+  let a = started $instances
+  let b = started $instances
+  $instances | each {|n| {$n: (($b | get $n) - ($a | get $n))} } | into record
+}
+
+# Processes the app's own restart starts (`systemctl restart` of its live unit; systemctl itself
+# not counted): what any deploy of it costs the host, whatever the tool.
+def app-start [instance: string, service: string]: nothing -> int {
+  let unit = guest sh --on $instance $"systemctl list-units --state=active --plain --no-legend 'hk-($service)@*' | cut -d' ' -f1 | head -n1" | str trim
+  let line = $"a=$\(($PROCESSES)\); systemctl restart ($unit); ($PROCESSES); echo "$a""
+  let n = guest sh --on $instance $line | lines | each { into int }
+  $n.0 - $n.1 - 1
+}
+
+# CPU time the guests' qemu processes have used so far.
+def guests-cpu [pids: list<int>]: nothing -> duration {
+  $pids | each {|pid|
+    let f = open $"/proc/($pid)/stat" | split row ") " | last | split row " "
+    # utime and stime are fields 14 and 15 of stat: 12 and 13 after the command's name.
+    (($f | get 11 | into int) + ($f | get 12 | into int)) * 10ms
+  } | math sum
+}
+
+# Execs (SSH channels) per host of a traced run, by the ssh label's port.
+def execs-of [stderr: string, ports: record]: nothing -> record {
+  let seen = $stderr | lines | parse --regex 'hk trace: ssh exec\s+[\d.]+ ms \S+@[^:]+:(?<port>\d+) ' | get port
+  $ports | items {|n, port| {$n: ($seen | where $it == ($port | into string) | length)} } | into record
+}
+
 # One command of the deploy workflows in a nu of its own (HK_TRACE on): its rows, stderr, wall time.
 def run-in [dir: string, command: string]: nothing -> record {
   let plugin = $root | path join target/debug/nu_plugin_hk
@@ -65,21 +109,34 @@ def split [r: record, service: string]: nothing -> record {
   {wall: $r.wall, upload: $upload, health: $health, drain: $drain, rest: ($r.wall - $upload - $health - $drain)}
 }
 
-def scenario [work: string, service: string, hosts: record, port: int, runs: int]: nothing -> record {
+def scenario [work: string, service: string, hosts: record, port: int, runs: int, guests: record]: nothing -> record {
   let dir = project $work $service $hosts $port
   let instances = $hosts | values
+  let ports = $instances | each {|n| {$n: ($guests | get $n | get port)} } | into record
+  let pids = $instances | each {|n| $guests | get $n | get pid }
   run-in $dir "hk setup --version v0" | ignore
+  let cost = reading-cost $instances
   let deploys = 1..$runs | each {|i|
     let before = accepted $instances
+    let procs = started $instances $cost
     let cpu = busy
+    let qemu = guests-cpu $pids
     let r = run-in $dir $"hk deploy --version v($i)"
+    let qemu = (guests-cpu $pids) - $qemu
     let cpu = (busy) - $cpu
+    let procs_after = started $instances $cost
     let after = accepted $instances
+    let execs = execs-of $r.stderr $ports
     split $r $service
     | insert connections ($instances | each {|n| ($after | get $n) - ($before | get $n) })
+    | insert execs ($instances | each {|n| $execs | get $n })
+    | insert processes ($instances | each {|n| ($procs_after | get $n) - ($procs | get $n) })
     | insert cpu $cpu
+    | insert hk_cpu ($cpu - $qemu)
   }
-  let redeploy = split (run-in $dir $"hk redeploy --version v($runs)") $service
+  let app = $instances | each {|n| app-start $n $service } | math max
+  let redeploy = run-in $dir $"hk redeploy --version v($runs)"
+  let per_host = {|col| $deploys | get $col | flatten | uniq | sort | str join "," }
   {
     hosts: ($hosts | columns | length)
     deploy: ($deploys | get wall | median)
@@ -88,8 +145,13 @@ def scenario [work: string, service: string, hosts: record, port: int, runs: int
     drain: ($deploys | get drain | median)
     rest: ($deploys | get rest | median)
     cpu: ($deploys | get cpu | median)
-    connections_per_host: ($deploys | get connections | flatten | uniq | str join ",")
-    redeploy: $redeploy.wall
+    hk_cpu: ($deploys | get hk_cpu | median)
+    connections_per_host: (do $per_host connections)
+    execs_per_host: (do $per_host execs)
+    processes_per_host: (do $per_host processes)
+    app_start: $app
+    redeploy: (split $redeploy $service).wall
+    redeploy_execs: (execs-of $redeploy.stderr $ports | values | uniq | sort | str join ",")
   }
 }
 
@@ -102,9 +164,9 @@ def main [--runs: int = 3] {
   let one = {web1: hk-bench-1}
   let two = {web1: hk-bench-1, web2: hk-bench-2}
   print "bringing up two guests"
-  $two | values | each {|n| guest up $n | ignore }
+  let guests = $two | values | each {|n| {$n: (guest up $n)} } | into record
   let results = try {
-    [(scenario $work bench-one $one 4000 $runs) (scenario $work bench-two $two 4100 $runs)]
+    [(scenario $work bench-one $one 4000 $runs $guests) (scenario $work bench-two $two 4100 $runs $guests)]
   } catch {|e|
     $two | values | each {|n| guest down $n } | ignore
     $e.raw
@@ -112,7 +174,7 @@ def main [--runs: int = 3] {
   $two | values | each {|n| guest down $n } | ignore
   let ms = {|d| $"($d / 1ms | math round) ms" }
   for r in $results {
-    print $"($r.hosts) host\(s\): deploy (do $ms $r.deploy) = upload (do $ms $r.upload) + health wait (do $ms $r.health) + drain (do $ms $r.drain) + the rest (do $ms $r.rest); machine CPU (do $ms $r.cpu); SSH connections per host ($r.connections_per_host); redeploy of the live version (do $ms $r.redeploy)"
+    print $"($r.hosts) host\(s\): deploy (do $ms $r.deploy) = upload (do $ms $r.upload) + health wait (do $ms $r.health) + drain (do $ms $r.drain) + the rest (do $ms $r.rest); machine CPU (do $ms $r.cpu), hk's (do $ms $r.hk_cpu); per host: SSH connections ($r.connections_per_host), execs ($r.execs_per_host), processes started ($r.processes_per_host) \(the app's own restart: ($r.app_start)\); redeploy of the live version (do $ms $r.redeploy), execs per host ($r.redeploy_execs)"
   }
   let ratio = $results.1.deploy / $results.0.deploy
   # The guests run on this machine's cores, beside hk: a 2-host deploy cannot take less than its
@@ -121,4 +183,5 @@ def main [--runs: int = 3] {
   let bound = [($results.1.cpu / $cores) $results.0.deploy] | math max
   print $"2 hosts / 1 host: ($ratio | math round -p 2)× \(target ≤ 1.3×\); the machine's bound for 2 hosts \(its CPU work over ($cores) cores, at least one host's time\): ($bound / 1ms | math round) ms = ($bound / $results.0.deploy | math round -p 2)× one host; hk at ($results.1.deploy / $bound | math round -p 2)× that bound"
   print $"SSH connections per host per deploy: ($results | get connections_per_host | uniq | str join ', ') \(target 1\)"
+  print $"execs per host per deploy: ($results | get execs_per_host | uniq | str join ', ') \(target ≤ 5\)"
 }

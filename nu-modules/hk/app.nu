@@ -3,6 +3,7 @@
 # says of each instance (`details`), the app's journal (`logs`), a zero-downtime restart (`boot`),
 # `stop`/`start`, and `maintenance`/`live` (pages Caddy answers with by their files, no reload).
 
+use listing.nu [commands-matching]
 use config.nu [load fail why facts unit app-path hk-config]
 use journal.nu
 use live.nu [on-live primary-ctx sandbox]
@@ -15,10 +16,7 @@ use deploy.nu [deploying running roll ports]
 # The app's day-to-day commands, each with what it is for.
 @example "The app commands" { hk app | get command } --result ["hk app boot" "hk app details" "hk app exec" "hk app live" "hk app logs" "hk app maintenance" "hk app remove" "hk app start" "hk app stop" "hk app version"]
 export def main []: nothing -> table<command: string, description: string> {
-  scope commands
-  | where name =~ '^hk app (exec|version|details|logs|boot|stop|start|maintenance|live|remove)$'
-  | each {|c| {command: $c.name, description: ($c.description | lines | get -o 0 | default "")} }
-  | sort-by command
+  commands-matching '^hk app (exec|version|details|logs|boot|stop|start|maintenance|live|remove)$'
 }
 
 # Run a command on every host in the live release's context: one row per host and role.

@@ -1,6 +1,7 @@
 # The deploy lock of an app: a directory made atomically on its primary host (the first server),
 # holding who took it. Deploy, rollback and prune take it; an error or Ctrl-C releases it.
 
+use listing.nu [commands-matching]
 use config.nu [load hk-config facts fail why]
 use audit.nu [write]
 use phases.nu [by-phase]
@@ -60,10 +61,7 @@ export def under-lock [ctx: record, action: string, version: any, work: closure]
 # Alone, the list of those commands.
 @example "The lock's commands" { hk lock | get command } --result ["hk lock acquire" "hk lock release" "hk lock status"]
 export def main []: nothing -> table<command: string, description: string> {
-  scope commands
-  | where name =~ ' lock (status|acquire|release)$'
-  | each {|c| {command: $c.name, description: ($c.description | lines | get -o 0 | default "")} }
-  | sort-by command
+  commands-matching ' lock (status|acquire|release)$'
 }
 
 # Who holds an app's deploy lock, since when, and whether its process is provably gone.

@@ -3,6 +3,7 @@
 # `hk stale-releases`, `hk versions`, `hk lock status|acquire|release` and `hk audit`, beside the
 # plugin's `hk plan`, `hk apply`, ... One file per concern; each command reads its deploy config from
 # `config/deploy.nu` (or -c) with an optional destination (-d) merged over it.
+use listing.nu [commands-matching]
 
 export use config.nu [main]
 export use setup.nu [main]
@@ -37,8 +38,5 @@ export def main [
   if $version {
     return (plugin list | where name == hk | get -o 0.version | default unknown)
   }
-  scope commands
-  | where name =~ '^hk '
-  | each {|c| {command: $c.name, description: ($c.description | lines | get -o 0 | default "")} }
-  | sort-by command
+  commands-matching '^hk '
 }

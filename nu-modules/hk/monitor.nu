@@ -1,6 +1,7 @@
 # `hk monitor …`: the app's health as a monitor sees it, from outside — its health path through
 # Caddy on every host behind it. `gatus` writes those checks for Gatus; `check` runs them now.
 
+use listing.nu [commands-matching]
 use config.nu [load hk-config fail]
 use errors.nu [count]
 
@@ -79,8 +80,5 @@ export def "monitor check" [
 # The monitoring commands.
 @example "The monitor commands" { hk monitor | get command } --result ["hk monitor check" "hk monitor gatus"]
 export def main []: nothing -> table<command: string, description: string> {
-  scope commands
-  | where name =~ '^hk monitor (gatus|check)$'
-  | each {|c| {command: $c.name, description: ($c.description | lines | get -o 0 | default "")} }
-  | sort-by command
+  commands-matching '^hk monitor (gatus|check)$'
 }

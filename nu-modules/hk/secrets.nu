@@ -3,6 +3,7 @@
 # then the deploying shell's environment. Only the commands that need them load them. Values go to
 # hosts only inside the env file's script on stdin; everything else sees `(redacted)`.
 
+use listing.nu [commands-matching]
 use config.nu [load fail]
 use adapters
 
@@ -76,10 +77,7 @@ export def with-secrets [ctx: record, --allow-empty]: nothing -> record {
 # Alone, the list of those commands. See `hk docs secrets`.
 @example "The secrets commands" { hk secrets | get command } --result ["hk secrets env" "hk secrets extract" "hk secrets fetch" "hk secrets print"]
 export def main []: nothing -> table<command: string, description: string> {
-  scope commands
-  | where name =~ '^hk secrets (print|extract|fetch|env)$'
-  | each {|c| {command: $c.name, description: ($c.description | lines | get -o 0 | default "")} }
-  | sort-by command
+  commands-matching '^hk secrets (print|extract|fetch|env)$'
 }
 
 # The secrets of a deploy, redacted: every key its secrets files define and every one it wants.

@@ -1,6 +1,7 @@
 # `hk server …`: the app's hosts themselves — prepared for deploys (`bootstrap`), a command on each
 # (`exec`), and Caddy's journal (`logs`, followed with `-f`).
 
+use listing.nu [commands-matching]
 use config.nu [load hk-config]
 use setup.nu [ensure-instances bootstrap]
 use lock.nu [under-lock]
@@ -10,10 +11,7 @@ use journal.nu
 # The server commands, each with what it is for.
 @example "The server commands" { hk server | get command } --result ["hk server bootstrap" "hk server exec" "hk server logs"]
 export def main []: nothing -> table<command: string, description: string> {
-  scope commands
-  | where name =~ '^hk server (bootstrap|exec|logs)$'
-  | each {|c| {command: $c.name, description: ($c.description | lines | get -o 0 | default "")} }
-  | sort-by command
+  commands-matching '^hk server (bootstrap|exec|logs)$'
 }
 
 # Prepare the app's hosts for deploys, and deploy nothing: what `hk setup` does first.
