@@ -558,7 +558,11 @@ impl Transport for SshTransport {
         input: Box<dyn Read + Send>,
         on_line: &mut dyn FnMut(&[u8]),
     ) -> Result<ScriptOutput> {
-        Ok(self.run_channel(command_line, input, on_line, None)?.1)
+        // One line per round trip: bench/deploy.nu counts a deploy's execs per host from these.
+        let timer = crate::trace::Timer::start("ssh exec");
+        let out = self.run_channel(command_line, input, on_line, None);
+        timer.done(&format!("{} {} bytes", self.label, command_line.len()));
+        Ok(out?.1)
     }
 
     fn follow(
