@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{AppLayout, run, sections};
 use crate::quote::q;
+use crate::script::stat_list;
 use crate::transport::Transport;
 
 /// Debian's main Caddy file, which imports the apps' sites.
@@ -65,34 +66,45 @@ pub struct AppFacts {
     pub caddy: CaddyFacts,
 }
 
+/// Builtins and two processes on a set-up host — one `stat` for the links, releases and lock, one
+/// `systemctl is-active` for every port's instance and Caddy — since on a slow host each process
+/// costs more than the reading itself. Caddy's package checksum is only looked at when its main file
+/// does not import the apps' sites yet (setup is then the one reader that needs it).
 pub fn script(layout: &AppLayout, nonce: &str) -> Result<String> {
     let import = format!("import {}/*/Caddyfile", layout.root);
     Ok(format!(
         r#"set -u
+export LC_ALL=C QUOTING_STYLE=literal
 HK={nonce}
 A={dir}
 R={root}
 APP={app}
 F={main}
-printf '%s active_port\n' "$HK"; cat -- "$A/active_port" 2>/dev/null || :
-printf '\n%s current\n' "$HK"; readlink -- "$A/current" 2>/dev/null || :
-printf '%s releases\n' "$HK"
-for d in "$A"/releases/*; do [ -d "$d" ] && [ ! -L "$d" ] || continue; case "$d" in *.partial) continue;; esac; printf '%s %s\n' "$(stat -c %Y -- "$d")" "${{d##*/}}"; done
-printf '%s ports\n' "$HK"
-for l in "$A"/ports/*; do [ -L "$l" ] || continue; p=${{l##*/}}; printf '%s %s %s\n' "$p" "$(systemctl is-active "hk-$APP@$p.service" 2>/dev/null || :)" "$(readlink -- "$l")"; done
-printf '%s lock\n' "$HK"
-if [ -d "$A/lock" ]; then stat -c %Y -- "$A/lock"; cat -- "$A/lock/holder.json" 2>/dev/null || :; echo; fi
+I={import}
+printf '%s active_port\n' "$HK"; ap=; read -r ap < "$A/active_port" 2>/dev/null || :; printf '%s\n' "$ap"
+printf '%s paths\n' "$HK"
+{paths}
+printf '%s instances\n' "$HK"
+units=; ports=
+for l in "$A"/ports/*; do [ -L "$l" ] || continue; ports="$ports ${{l##*/}}"; units="$units hk-$APP@${{l##*/}}.service"; done
+printf '%s\n' "$ports"
+# One word per unit, in order; Caddy's last.
+systemctl is-active -- $units caddy.service 2>/dev/null || :
+printf '%s holder\n' "$HK"
+if [ -d "$A/lock" ]; then while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "$A/lock/holder.json" 2>/dev/null || :; fi
 printf '%s claims\n' "$HK"
 for l in "$R"/*/ports/*; do [ -L "$l" ] || continue; a=${{l%/ports/*}}; a=${{a##*/}}; [ "$a" = "$APP" ] && continue; printf '%s %s\n' "$a" "${{l##*/}}"; done
 printf '%s facts\n' "$HK"
 [ -f "/etc/systemd/system/hk-$APP@.service" ] && echo template
 command -v caddy >/dev/null 2>&1 && echo caddy_installed
-systemctl is-active --quiet caddy 2>/dev/null && echo caddy_running
 if [ -f "$F" ]; then
   echo caddy_main
-  grep -qxF -- {import} "$F" && echo caddy_imports
-  md5=$(md5sum < "$F" | cut -d' ' -f1)
-  dpkg-query -W -f='${{Conffiles}}\n' caddy 2>/dev/null | awk -v f="$F" -v m="$md5" '$1 == f && $2 == m {{ found = 1 }} END {{ exit !found }}' && echo caddy_pristine
+  imports=
+  while IFS= read -r l || [ -n "$l" ]; do [ "$l" = "$I" ] && {{ imports=1; break; }}; done < "$F"
+  if [ -n "$imports" ]; then echo caddy_imports; else
+    md5=$(md5sum < "$F" | cut -d' ' -f1)
+    dpkg-query -W -f='${{Conffiles}}\n' caddy 2>/dev/null | awk -v f="$F" -v m="$md5" '$1 == f && $2 == m {{ found = 1 }} END {{ exit !found }}' && echo caddy_pristine
+  fi
 fi
 printf '%s end\n' "$HK"
 "#,
@@ -102,6 +114,7 @@ printf '%s end\n' "$HK"
         app = q(&layout.app)?,
         main = q(MAIN_CADDYFILE)?,
         import = q(&import)?,
+        paths = stat_list::command(r#""$A/current" "$A/lock" "$A"/releases/* "$A"/ports/*"#),
     ))
 }
 
@@ -111,53 +124,59 @@ fn version_in(target: &str) -> Option<String> {
     (!version.is_empty() && !version.contains('/')).then(|| version.to_string())
 }
 
-pub fn parse(text: &str, nonce: &str) -> Result<AppFacts> {
+pub fn parse(text: &str, nonce: &str, layout: &AppLayout) -> Result<AppFacts> {
     let found = sections(text, nonce);
     if !found.iter().any(|(name, _)| *name == "end") {
         anyhow::bail!("the app's state could not be read in full");
     }
+    let (current, lock) = (layout.path("current"), layout.path("lock"));
+    let (releases, ports) = (layout.path("releases/"), layout.path("ports/"));
     let mut facts = AppFacts::default();
+    let mut linked: Vec<(u16, String)> = Vec::new();
+    let mut holder: Option<String> = None;
     for (name, lines) in found {
         let mut words = lines.iter().filter(|l| !l.trim().is_empty()).map(|l| l.trim());
         match name {
             "active_port" => facts.active_port = words.next().and_then(|w| w.parse().ok()),
-            "current" => facts.current = words.next().and_then(version_in),
-            "releases" => {
-                for line in words {
-                    if let Some((time, version)) = line.split_once(' ') {
-                        facts.releases.push(Release {
-                            version: version.to_string(),
-                            unpacked_at: time.parse().unwrap_or(0),
-                        });
+            "paths" => {
+                for stat in lines.iter().filter_map(|l| stat_list::parse_line(l)) {
+                    let link = stat.is_link();
+                    if stat.path == current && link {
+                        facts.current = stat.target.and_then(version_in);
+                    } else if stat.path == lock && stat.is_dir() {
+                        facts.locked_at = Some(stat.time);
+                    } else if let Some(version) = stat.path.strip_prefix(&releases) {
+                        if stat.is_dir() && !version.ends_with(".partial") {
+                            facts.releases.push(Release { version: version.to_string(), unpacked_at: stat.time });
+                        }
+                    } else if let (Some(port), true, Some(target)) = (stat.path.strip_prefix(&ports), link, stat.target)
+                        && let Ok(port) = port.parse()
+                    {
+                        linked.push((port, target.to_string()));
                     }
                 }
                 facts
                     .releases
                     .sort_by(|a, b| a.unpacked_at.cmp(&b.unpacked_at).then(a.version.cmp(&b.version)));
             }
-            "ports" => {
-                for line in words {
-                    let mut parts = line.splitn(3, ' ');
-                    if let (Some(port), Some(instance), Some(target)) =
-                        (parts.next(), parts.next(), parts.next())
-                        && let Ok(port) = port.parse()
-                    {
-                        facts.ports.push(Port {
-                            port,
-                            version: version_in(target).unwrap_or_else(|| target.to_string()),
-                            instance: instance.to_string(),
-                        });
-                    }
+            "instances" => {
+                // The ports in the order their units were asked about, one word each, then Caddy's.
+                let mut lines = lines.iter().map(|l| l.trim());
+                let asked: Vec<u16> =
+                    lines.next().unwrap_or_default().split_whitespace().filter_map(|p| p.parse().ok()).collect();
+                let states: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
+                for (i, port) in asked.iter().enumerate() {
+                    let Some((_, target)) = linked.iter().find(|(p, _)| p == port) else { continue };
+                    facts.ports.push(Port {
+                        port: *port,
+                        version: version_in(target).unwrap_or_else(|| target.clone()),
+                        instance: states.get(i).map(|s| s.to_string()).unwrap_or_default(),
+                    });
                 }
+                facts.caddy.running =
+                    states.len() == asked.len() + 1 && states.last().is_some_and(|s| *s == "active");
             }
-            "lock" => {
-                if let Some(time) = words.next() {
-                    facts.locked_at = time.parse().ok();
-                    let holder = words.collect::<Vec<_>>().join("\n");
-                    facts.lock =
-                        Some(serde_json::from_str(&holder).unwrap_or_else(|_| serde_json::json!({})));
-                }
-            }
+            "holder" => holder = Some(lines.join("\n")),
             "claims" => {
                 for line in words {
                     if let Some((app, port)) = line.split_once(' ')
@@ -172,7 +191,6 @@ pub fn parse(text: &str, nonce: &str) -> Result<AppFacts> {
                     match word {
                         "template" => facts.template = true,
                         "caddy_installed" => facts.caddy.installed = true,
-                        "caddy_running" => facts.caddy.running = true,
                         "caddy_main" => facts.caddy.main = true,
                         "caddy_imports" => facts.caddy.imports = true,
                         "caddy_pristine" => facts.caddy.pristine = true,
@@ -183,6 +201,10 @@ pub fn parse(text: &str, nonce: &str) -> Result<AppFacts> {
             _ => {}
         }
     }
+    if facts.locked_at.is_some() {
+        let holder = holder.unwrap_or_default();
+        facts.lock = Some(serde_json::from_str(holder.trim()).unwrap_or_else(|_| serde_json::json!({})));
+    }
     Ok(facts)
 }
 
@@ -190,7 +212,7 @@ pub fn parse(text: &str, nonce: &str) -> Result<AppFacts> {
 pub fn read(transport: &mut dyn Transport, layout: &AppLayout) -> Result<AppFacts> {
     let nonce = crate::script::nonce();
     let out = run(transport, &script(layout, &nonce)?, "reading the app's state")?;
-    parse(&out, &nonce)
+    parse(&out, &nonce, layout)
 }
 
 #[cfg(test)]
@@ -199,17 +221,57 @@ mod tests {
 
     #[test]
     fn parses_every_section() {
-        let out = "noise\nN active_port\n4001\n\nN current\nreleases/v2\nN releases\n20 v2\n10 v1\n\
-                   N ports\n4000 inactive /opt/hk/a/releases/v1\n4001 active /opt/hk/a/releases/v2\n\
-                   N lock\n1700000000\n{\"who\": \"me\"}\n\nN claims\nb 4002\nN facts\ntemplate\ncaddy_installed\ncaddy_main\nN end\n";
-        let facts = parse(out, "N").expect("parse");
+        let layout = AppLayout::new("/opt/hk", "a").expect("layout");
+        let out = "noise\nN active_port\n4001\nN paths\n\
+                   symbolic link\t5\t/opt/hk/a/current -> releases/v2\n\
+                   directory\t1700000000\t/opt/hk/a/lock\n\
+                   directory\t20\t/opt/hk/a/releases/v2\n\
+                   directory\t10\t/opt/hk/a/releases/v1\n\
+                   directory\t30\t/opt/hk/a/releases/v3.partial\n\
+                   regular file\t30\t/opt/hk/a/releases/stray\n\
+                   symbolic link\t7\t/opt/hk/a/ports/4000 -> /opt/hk/a/releases/v1\n\
+                   symbolic link\t8\t/opt/hk/a/ports/4001 -> /opt/hk/a/releases/v2\n\
+                   N instances\n 4000 4001\ninactive\nactive\nactive\n\
+                   N holder\n{\"who\": \"me\"}\nN claims\nb 4002\nN facts\ntemplate\ncaddy_installed\ncaddy_main\nN end\n";
+        let facts = parse(out, "N", &layout).expect("parse");
         assert_eq!(facts.active_port, Some(4001));
         assert_eq!(facts.current.as_deref(), Some("v2"));
         assert_eq!(facts.releases.iter().map(|r| r.version.as_str()).collect::<Vec<_>>(), ["v1", "v2"]);
+        assert_eq!(facts.ports[0], Port { port: 4000, version: "v1".into(), instance: "inactive".into() });
         assert_eq!(facts.ports[1], Port { port: 4001, version: "v2".into(), instance: "active".into() });
         assert_eq!(facts.lock, Some(serde_json::json!({"who": "me"})));
+        assert_eq!(facts.locked_at, Some(1_700_000_000));
         assert_eq!(facts.claims, vec![Claim { app: "b".into(), port: 4002 }]);
         assert!(facts.template && facts.caddy.installed && facts.caddy.main && !facts.caddy.pristine);
-        assert!(parse("N active_port\n", "N").is_err());
+        assert!(facts.caddy.running);
+        assert!(parse("N active_port\n", "N", &layout).is_err());
+    }
+
+    /// The script against a real folder on this machine, through the local transport.
+    #[test]
+    fn reads_a_real_layout() {
+        let dir = std::env::temp_dir().join(format!("hk-facts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let app = dir.join("a");
+        for sub in ["releases/v1", "releases/v2", "releases/v3.partial", "ports", "lock"] {
+            std::fs::create_dir_all(app.join(sub)).expect("mkdir");
+        }
+        std::fs::write(app.join("active_port"), "4001\n").expect("write");
+        std::fs::write(app.join("lock/holder.json"), "{\"who\":\"me\"}").expect("write");
+        std::os::unix::fs::symlink("releases/v2", app.join("current")).expect("link");
+        std::os::unix::fs::symlink(app.join("releases/v2"), app.join("ports/4001")).expect("link");
+        let layout = AppLayout::new(&dir.to_string_lossy(), "a").expect("layout");
+        let mut local = crate::transport::LocalTransport::new(false);
+        let facts = read(&mut local, &layout).expect("read");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(facts.active_port, Some(4001));
+        assert_eq!(facts.current.as_deref(), Some("v2"));
+        let mut versions: Vec<&str> = facts.releases.iter().map(|r| r.version.as_str()).collect();
+        versions.sort();
+        assert_eq!(versions, ["v1", "v2"]);
+        assert_eq!(facts.ports.len(), 1);
+        assert_eq!((facts.ports[0].port, facts.ports[0].version.as_str()), (4001, "v2"));
+        assert_eq!(facts.lock, Some(serde_json::json!({"who": "me"})));
+        assert!(facts.locked_at.is_some());
     }
 }

@@ -539,7 +539,7 @@ fn done_record_script(record: &RunRecord, runs_root: &str) -> Result<String> {
     let path = format!("{runs_root}/{}.json", record.id);
     let tmp = format!("{path}.partial");
     Ok(format!(
-        "{{ printf '%s%s%s' {} \"$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)\" {} >| {tmp} && mv -f -- {tmp} {path} && printf '%s {RECORDED}\\n' \"$HK\"; }} || :",
+        "{{ hk_now; printf '%s%s%s' {} \"$hk_when\" {} >| {tmp} && hk_mv {tmp} {path} && printf '%s {RECORDED}\\n' \"$HK\"; }} || :",
         quote_bytes(before.as_bytes())?,
         quote_bytes(after.as_bytes())?,
         tmp = q(&tmp)?,

@@ -8,6 +8,7 @@ use super::plan::{PlanOptions, PlanOutcome, plan_over};
 use crate::config::Config;
 use crate::model::{HostPlan, PlanRow};
 use crate::quote::q;
+use crate::script::stat_list;
 use crate::resources::{ReleaseArtifact, ReleaseUnpack, Resource};
 use crate::transport::Target;
 
@@ -67,19 +68,37 @@ pub fn release_bases(config: &Config) -> Vec<(String, u64)> {
     out
 }
 
+/// One `stat` per base: its `current` link, its releases and its ports' links.
 fn list_script(bases: &[(String, u64)], nonce: &str) -> Result<String> {
-    let mut s = format!("set -u\nHK={}\n", q(nonce)?);
+    let mut s = format!("set -u\nexport LC_ALL=C QUOTING_STYLE=literal\nHK={}\n", q(nonce)?);
     for (i, (base, _)) in bases.iter().enumerate() {
         let base = q(base)?;
-        s.push_str(&format!(
-            "printf '%s release {i} %s\\n' \"$HK\" \"$(readlink -- {base}/current 2>/dev/null || :)\"\n\
-             for d in {base}/releases/*; do [ -d \"$d\" ] && [ ! -L \"$d\" ] || continue; case \"$d\" in *.partial) continue;; esac; \
-             printf '%s version {i} %s %s\\n' \"$HK\" \"$(stat -c %Y -- \"$d\")\" \"${{d##*/}}\"; done\n\
-             for l in {base}/ports/*; do [ -L \"$l\" ] || continue; printf '%s linked {i} %s\\n' \"$HK\" \"$(readlink -- \"$l\")\"; done\n"
-        ));
+        s.push_str(&format!("printf '%s base {i}\\n' \"$HK\"\n"));
+        s.push_str(&stat_list::command(&format!("{base}/current {base}/releases/* {base}/ports/*")));
+        s.push('\n');
     }
     s.push_str("printf '%s end\\n' \"$HK\"\n");
     Ok(s)
+}
+
+/// What the listing says of one base: the active version, the releases, the versions ports link to.
+fn read_base(lines: &[&str], base: &str) -> (Option<String>, Vec<Installed>, Vec<String>) {
+    let (current, releases, ports) = (format!("{base}/current"), format!("{base}/releases/"), format!("{base}/ports/"));
+    let mut active = None;
+    let mut installed = Vec::new();
+    let mut linked = Vec::new();
+    for stat in lines.iter().filter_map(|l| stat_list::parse_line(l)) {
+        if stat.path == current && stat.is_link() {
+            active = stat.target.and_then(version_of);
+        } else if let Some(version) = stat.path.strip_prefix(&releases) {
+            if stat.is_dir() && !version.ends_with(".partial") {
+                installed.push(Installed { version: version.to_string(), unpacked_at: stat.time });
+            }
+        } else if stat.path.starts_with(&ports) && stat.is_link() {
+            linked.extend(stat.target.and_then(version_of));
+        }
+    }
+    (active, installed, linked)
 }
 
 /// Plan the cleanup of the releases under `bases` (`<root>/<name>` with its `keep`) on these hosts,
@@ -147,29 +166,13 @@ fn clean_host(
     if out.status != 0 || !text.contains(&format!("{nonce} end")) {
         bail!("listing releases failed: {}", out.stderr_text());
     }
+    let sections = crate::app::sections(&text, &nonce);
     let mut resources = Vec::new();
     for (i, (base, declared_keep)) in bases.iter().enumerate() {
-        let mut active = None;
-        let mut installed = Vec::new();
-        let mut linked = Vec::new();
-        for line in text.lines().filter_map(|l| l.strip_prefix(&format!("{nonce} "))) {
-            let mut parts = line.splitn(3, ' ');
-            match (parts.next(), parts.next().and_then(|n| n.parse::<usize>().ok()), parts.next()) {
-                (Some("release"), Some(n), rest) if n == i => {
-                    active = rest.and_then(version_of);
-                }
-                (Some("linked"), Some(n), Some(rest)) if n == i => linked.extend(version_of(rest)),
-                (Some("version"), Some(n), Some(rest)) if n == i => {
-                    if let Some((time, version)) = rest.split_once(' ') {
-                        installed.push(Installed {
-                            version: version.to_string(),
-                            unpacked_at: time.parse().unwrap_or(0),
-                        });
-                    }
-                }
-                _ => {}
-            }
-        }
+        let name_i = format!("base {i}");
+        let lines: Vec<&str> =
+            sections.iter().filter(|(name, _)| *name == name_i).flat_map(|(_, lines)| lines.iter().copied()).collect();
+        let (active, installed, linked) = read_base(&lines, base);
         let keep = keep.unwrap_or(*declared_keep).max(1) as usize;
         let name = base.rsplit('/').next().unwrap_or_default();
         for version in removable(&order_versions(installed), active.as_deref(), &linked, keep) {
@@ -246,5 +249,31 @@ mod tests {
         assert_eq!(version_of("/opt/hk/app/releases/1.0.0").as_deref(), Some("1.0.0"));
         assert_eq!(version_of("../releases/abc-dirty/").as_deref(), Some("abc-dirty"));
         assert_eq!(version_of("/elsewhere"), None);
+    }
+
+    /// The listing script against a real folder here (local transport).
+    #[test]
+    fn lists_a_real_base() {
+        use crate::transport::Transport;
+        let base = std::env::temp_dir().join(format!("hk-clean-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        for sub in ["releases/v1", "releases/v2", "releases/v3", "releases/v4.partial", "ports"] {
+            std::fs::create_dir_all(base.join(sub)).expect("mkdir");
+        }
+        std::os::unix::fs::symlink("releases/v3", base.join("current")).expect("link");
+        std::os::unix::fs::symlink(base.join("releases/v1"), base.join("ports/4000")).expect("link");
+        let name = base.to_string_lossy().to_string();
+        let bases = vec![(name.clone(), 5)];
+        let script = list_script(&bases, "N").expect("script");
+        let out = crate::transport::LocalTransport::new(false).run_script(script.as_bytes(), &mut |_| {}).expect("run");
+        let _ = std::fs::remove_dir_all(&base);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let sections = crate::app::sections(&text, "N");
+        let (active, installed, linked) = read_base(&sections[0].1, &name);
+        assert_eq!(active.as_deref(), Some("v3"));
+        let mut versions: Vec<&str> = installed.iter().map(|v| v.version.as_str()).collect();
+        versions.sort();
+        assert_eq!(versions, ["v1", "v2", "v3"]);
+        assert_eq!(linked, ["v1"]);
     }
 }

@@ -357,8 +357,7 @@ impl ResourceKind for File {
                 match (keep(&self.attrs.owner, "uid"), keep(&self.attrs.group, "gid")) {
                     (None, None) => {}
                     (owner, group) => {
-                        let spec = format!("{}:{}", owner.unwrap_or_default(), group.unwrap_or_default());
-                        let chown = format!("chown {} -- {}", q(spec.trim_end_matches(':'))?, q(&tmp)?);
+                        let chown = steps::chown(&owner.unwrap_or_default(), &group.unwrap_or_default(), &tmp)?;
                         if self.attrs.owner.is_none() && self.attrs.group.is_none() {
                             // Keeping the old owner is best effort: a non-root user cannot give a
                             // file away, and the new file then simply stays theirs.
@@ -369,7 +368,7 @@ impl ResourceKind for File {
                     }
                 }
                 // After chown, which clears setuid and setgid bits.
-                step.run(format!("chmod {} -- {}", q(mode.as_deref().unwrap_or(DEFAULT_MODE))?, q(&tmp)?));
+                step.run(steps::chmod(mode.as_deref().unwrap_or(DEFAULT_MODE), &tmp)?);
                 match &self.check {
                     None => {
                         step.run(steps::rename(&tmp, &self.path)?).cleanup(format!("rm -f -- {}", q(&tmp)?));

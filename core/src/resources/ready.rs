@@ -75,7 +75,12 @@ impl Check {
                     None => ":".into(),
                 };
                 let header_ok = match expect_header {
-                    Some(h) => format!("tr -d '\\r' < \"$hk_tmp/ready.head\" | grep -qixF -- {}", q(h)?),
+                    // Read by builtins: the line as `grep -qixF` would match it, its CR dropped.
+                    Some(h) => format!(
+                        "{{ hk_hv=; while IFS= read -r hk_h || [ -n \"$hk_h\" ]; do hk_h=${{hk_h%[[:cntrl:]]}}; \
+                         case $hk_h in {}) hk_hv=1; break;; esac; done < \"$hk_tmp/ready.head\"; [ -n \"$hk_hv\" ]; }}",
+                        any_case_pattern(h)?
+                    ),
                     None => ":".into(),
                 };
                 let mut flags = String::new();
@@ -123,6 +128,26 @@ impl Check {
             ),
         })
     }
+}
+
+/// A `case` pattern matching `text` whatever the case of its ASCII letters, the rest literal.
+fn any_case_pattern(text: &str) -> Result<String> {
+    let mut pattern = String::new();
+    let mut literal = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphabetic() {
+            if !literal.is_empty() {
+                pattern.push_str(&q(&std::mem::take(&mut literal))?);
+            }
+            pattern.push_str(&format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase()));
+        } else {
+            literal.push(c);
+        }
+    }
+    if !literal.is_empty() {
+        pattern.push_str(&q(&literal)?);
+    }
+    Ok(pattern)
 }
 
 /// `host` and `port` of an http(s) URL (the scheme's port when none is given).
@@ -341,11 +366,13 @@ impl ResourceKind for Ready {
             )
         };
         let mut step = Step::new();
+        // The clock from /proc/uptime by a builtin, not a `date` per attempt.
         step.run(format!(
-            "{{ {delay}hk_deadline=$(( $(date +%s) + {timeout} )); hk_last=; hk_ok=; \
+            "{{ {delay}hk_clock() {{ read -r hk_t hk_rest 2>/dev/null < /proc/uptime && hk_t=${{hk_t%.*}} || hk_t=$(date +%s); }}; \
+             hk_clock; hk_deadline=$(( hk_t + {timeout} )); hk_last=; hk_ok=; \
              while :; do \
                if {cond}; then hk_ok=1; break; fi; \
-               if [ \"$(date +%s)\" -ge \"$hk_deadline\" ]; then {give_up} fi; \
+               hk_clock; if [ \"$hk_t\" -ge \"$hk_deadline\" ]; then {give_up} fi; \
                sleep {interval}; \
              done; [ -n \"$hk_ok\" ]; }}",
             timeout = self.timeout_s,
@@ -411,7 +438,25 @@ mod tests {
         let step = ready(vec![http]).step(&Diff::noop(), &Observed::new(), &cx).expect("step");
         let text = step.commands.join(" ");
         assert!(text.starts_with("{ sleep 1.500;"), "{text}");
-        assert!(text.contains("-H 'X-Hk-Check: app'") && text.contains("grep -qixF"), "{text}");
+        assert!(text.contains("-H 'X-Hk-Check: app'") && text.contains("[xX]-[hH][kK]-[uU]"), "{text}");
         assert!(text.contains("journalctl -u app@4000.service") && !text.contains("still busy"), "{text}");
+    }
+
+    /// The header check matches as `grep -qixF` did: the whole line, any case, a CR dropped.
+    #[test]
+    fn header_lines_match_whole_in_any_case() {
+        let pattern = any_case_pattern("X-Hk-Upstream: 127.0.0.1:4001").expect("pattern");
+        let matches = |line: &str| {
+            let script = format!(
+                "hk_h=$(printf '%s\\r' {}); hk_h=${{hk_h%[[:cntrl:]]}}; case $hk_h in {pattern}) exit 0;; esac; exit 1",
+                q(line).expect("quote")
+            );
+            std::process::Command::new("sh").arg("-c").arg(script).status().expect("sh").success()
+        };
+        assert!(matches("x-hk-upstream: 127.0.0.1:4001"));
+        assert!(matches("X-HK-UPSTREAM: 127.0.0.1:4001"));
+        assert!(!matches("X-Hk-Upstream: 127.0.0.1:40011"));
+        assert!(!matches("X-Hk-Upstream: 127.0.0.1:4000"));
+        assert!(!matches("X-Hk-Upstream: 127x0.0.1:4001"));
     }
 }

@@ -14,7 +14,7 @@ use crate::quote::q;
 use crate::release::{check_artifact, valid_component};
 use crate::script::probe::{Facts, PathKind, ProbeBatch};
 use crate::script::steps::Step;
-use crate::script::tree::{LISTING_DIGEST, listing_command, marker_line, marker_path, parse_marker};
+use crate::script::tree::{marker_line, marker_path, parse_marker, summary_command};
 
 /// Expand a `release` config entry into its rows' resources.
 pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
@@ -401,9 +401,8 @@ impl ReleaseUnpack {
             files_word(self.files)
         ))?;
         Ok(format!(
-            "{{ {}; [ {} = {} ] || {{ printf '%s\\n' {message} >&2; false; }}; }}",
-            listing_command(dir)?,
-            LISTING_DIGEST,
+            "{{ {}; [ \"$hk_d\" = {} ] || {{ printf '%s\\n' {message} >&2; false; }}; }}",
+            summary_command(dir)?,
             q(&self.tree)?
         ))
     }

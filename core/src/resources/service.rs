@@ -340,7 +340,7 @@ impl ResourceKind for Service {
                 if let (true, Some(unit)) = (unit_changed, &self.unit) {
                     let tmp = temp_sibling(&path, cx.nonce);
                     step.write_bytes(&tmp, unit.as_bytes(), cx.nonce)?;
-                    step.run(format!("chmod 0644 -- {}", q(&tmp)?))
+                    step.run(steps::chmod("0644", &tmp)?)
                         .run(steps::rename(&tmp, &path)?)
                         .cleanup(format!("rm -f -- {}", q(&tmp)?))
                         .run("systemctl daemon-reload".into());

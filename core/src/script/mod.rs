@@ -1,9 +1,10 @@
 //! The shell hk sends to hosts, below everything that sends it: the probe that reads a host in one
 //! script (`probe`), the apply script of steps (`steps`), the digest of an unpacked release
-//! (`tree`), and the nonces that mark their output.
+//! (`tree`), one `stat` listing many paths (`stat_list`), and the nonces that mark their output.
 
 pub mod probe;
 pub mod roots;
+pub mod stat_list;
 pub mod steps;
 pub mod tree;
 

@@ -306,12 +306,10 @@ impl ProbeBatch {
             s.push_str("printf '\\n%s trees\\n' \"$HK\"\n");
             for dir in &self.trees {
                 s.push_str(&format!(
-                    "{}\nprintf '%s\\0%s\\0%s\\0%s\\0' {} {} {} \"$(cat -- {} 2>/dev/null || :)\"\n",
-                    super::tree::listing_command(dir)?,
-                    q(dir)?,
-                    super::tree::LISTING_FILES,
-                    super::tree::LISTING_DIGEST,
+                    "{}\nhk_m=; read -r hk_m 2>/dev/null < {} || :\nprintf '%s\\0%s\\0%s\\0%s\\0' {} \"$hk_n\" \"$hk_d\" \"$hk_m\"\n",
+                    super::tree::summary_command(dir)?,
                     q(&super::tree::marker_path(dir))?,
+                    q(dir)?,
                 ));
             }
         }

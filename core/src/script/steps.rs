@@ -9,8 +9,9 @@ use crate::quote::{q, quote_bytes};
 /// Payloads larger than this, or holding NUL bytes, travel as base64 in a here-document.
 const INLINE_PAYLOAD_MAX: usize = 256 * 1024;
 
-/// `hk_mv FROM TO` (rename, as `mv -fT`), `hk_ln TARGET PATH` (a new symlink) and
-/// `hk_mkdir PATH MODE` (a new directory with exactly MODE). Where the host has perl, one perl process
+/// `hk_mv FROM TO` (rename, as `mv -fT`), `hk_ln TARGET PATH` (a new symlink),
+/// `hk_mkdir PATH MODE` (a new directory with exactly MODE), `hk_chmod MODE PATH` (an octal mode) and
+/// `hk_chown UID:GID PATH` (numeric ids, either may be empty); `hk_now` sets `hk_when` to the UTC time. Where the host has perl, one perl process
 /// serves them over two fifos, so these operations cost no process each; otherwise they are the
 /// coreutils commands (also when `HK_NO_PERL` is set on the host).
 const FS_OPS: &str = r#"hk_fs=
@@ -21,11 +22,22 @@ if [ -z "${HK_NO_PERL:-}" ] && command -v perl >/dev/null 2>&1 && mkfifo "$hk_tm
     $| = 1; $/ = "\0";
     while (defined(my $op = <STDIN>)) {
       my $a = <STDIN>; my $b = <STDIN>; chomp($op, $a, $b);
+      if ($op eq "now") {
+        my $t = eval { require Time::HiRes; Time::HiRes::time() } // time;
+        my @g = gmtime(int $t);
+        printf("%04d-%02d-%02dT%02d:%02d:%02d.%09dZ\n", $g[5] + 1900, $g[4] + 1, @g[3, 2, 1, 0], ($t - int $t) * 1e9);
+        next;
+      }
+      my ($u, $g) = split(/:/, $a, 2);
       my $ok = $op eq "mv" ? rename($a, $b)
         : $op eq "ln" ? symlink($a, $b)
-        : $op eq "mkdir" ? (mkdir($a, 0700) && chmod(oct($b), $a)) : 0;
+        : $op eq "mkdir" ? (mkdir($a, 0700) && chmod(oct($b), $a))
+        : $op eq "chmod" ? chmod(oct($a), $b)
+        : $op eq "chown" ? chown(length($u) ? $u : -1, defined($g) && length($g) ? $g : -1, $b) : 0;
       my $what = $op eq "mv" ? "mv: cannot move \x27$a\x27 to \x27$b\x27"
         : $op eq "ln" ? "ln: failed to create symbolic link \x27$b\x27"
+        : $op eq "chmod" ? "chmod: changing permissions of \x27$b\x27"
+        : $op eq "chown" ? "chown: changing ownership of \x27$b\x27"
         : "mkdir: cannot create directory \x27$a\x27";
       print(($ok ? "ok" : "$what: $!") . "\n");
     }' < "$hk_tmp/req" > "$hk_tmp/resp" 2>/dev/null &
@@ -40,10 +52,16 @@ if [ "$hk_fs" = perl ]; then
   hk_mv() { hk_op mv "$1" "$2"; }
   hk_ln() { hk_op ln "$1" "$2"; }
   hk_mkdir() { hk_op mkdir "$1" "$2"; }
+  hk_chmod() { hk_op chmod "$1" "$2"; }
+  hk_chown() { hk_op chown "$1" "$2"; }
+  hk_now() { printf 'now\0\0\0' >&3 && IFS= read -r hk_when <&4 || hk_when=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ); }
 else
   hk_mv() { mv -fT -- "$1" "$2"; }
   hk_ln() { ln -s -- "$1" "$2"; }
   hk_mkdir() { mkdir -m "$2" -- "$1"; }
+  hk_chmod() { chmod "$1" -- "$2"; }
+  hk_chown() { chown "$1" -- "$2"; }
+  hk_now() { hk_when=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ); }
 fi
 "#;
 
@@ -55,6 +73,25 @@ pub fn rename(from: &str, to: &str) -> Result<String> {
 /// Create the symlink `path` pointing at `target`.
 pub fn symlink(target: &str, path: &str) -> Result<String> {
     Ok(format!("hk_ln {} {}", q(target)?, q(path)?))
+}
+
+/// Set `path`'s mode (octal digits, as `chmod 0644`).
+pub fn chmod(mode: &str, path: &str) -> Result<String> {
+    if mode.is_empty() || mode.len() > 5 || !mode.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return Ok(format!("chmod {} -- {}", q(mode)?, q(path)?));
+    }
+    Ok(format!("hk_chmod {} {}", q(mode)?, q(path)?))
+}
+
+/// Give `path` to `owner` and/or `group`: numeric ids through the helper, names through `chown`.
+pub fn chown(owner: &str, group: &str, path: &str) -> Result<String> {
+    let numeric = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let spec = if group.is_empty() { owner.to_string() } else { format!("{owner}:{group}") };
+    if numeric(owner) && numeric(group) && !(owner.is_empty() && group.is_empty()) {
+        Ok(format!("hk_chown {} {}", q(&format!("{owner}:{group}"))?, q(path)?))
+    } else {
+        Ok(format!("chown {} -- {}", q(&spec)?, q(path)?))
+    }
 }
 
 /// Create the directory `path` with exactly `mode`.
@@ -116,11 +153,14 @@ impl ApplyScript {
         }
     }
 
-    /// Commands run once after the last step succeeded, in a subshell of their own.
+    /// Commands run once after the last step succeeded, as the script's last: in its own shell (a
+    /// subshell would cost a process), with `-e` off, so they may set any variable.
     pub fn epilogue(&mut self, commands: &str) {
-        self.text.push_str("(\n");
+        self.text.push_str("set +e\n");
         self.text.push_str(commands);
-        self.text.push_str(")\n");
+        if !commands.ends_with('\n') {
+            self.text.push('\n');
+        }
     }
 
     pub fn finish(mut self) -> String {

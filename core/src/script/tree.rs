@@ -85,11 +85,19 @@ pub fn listing_command(dir: &str) -> Result<String> {
     ))
 }
 
-/// The digest of the listing in `hk_l`, as a shell word.
-pub const LISTING_DIGEST: &str = "\"$(printf '%s' \"$hk_l\" | sha256sum | cut -c1-64)\"";
+/// The digest of an empty listing (no directory, or nothing in it).
+const EMPTY_DIGEST: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/// How many regular files the listing in `hk_l` holds, as a shell word.
-pub const LISTING_FILES: &str = "\"$(printf '%s' \"$hk_l\" | grep -c '^f' || :)\"";
+/// Shell setting `hk_l` to `dir`'s listing, `hk_d` to its digest and `hk_n` to how many regular
+/// files it holds; a missing directory costs one process, and the count none.
+pub fn summary_command(dir: &str) -> Result<String> {
+    Ok(format!(
+        "{}\n\
+         if [ -n \"$hk_l\" ]; then hk_d=$(printf '%s' \"$hk_l\" | sha256sum); hk_d=${{hk_d%% *}}; else hk_d={EMPTY_DIGEST}; fi\n\
+         hk_n=0; set -f; hk_ifs=$IFS; IFS='\n'; for hk_e in $hk_l; do case $hk_e in f*) hk_n=$((hk_n + 1));; esac; done; IFS=$hk_ifs; set +f",
+        listing_command(dir)?
+    ))
+}
 
 /// Where hk notes which bytes a release directory was unpacked from (`<releases>/.<version>.unpacked`):
 /// beside it, so that it is not part of what it describes, and hidden from `releases/*`.
@@ -151,5 +159,30 @@ mod tests {
         let sha = "a".repeat(64);
         assert_eq!(parse_marker(&marker_line(&sha, 2)), (Some(sha), 2));
         assert_eq!(parse_marker("garbage"), (None, 0));
+    }
+
+    /// The shell's digest and count agree with this side's, for a real folder and a missing one.
+    #[test]
+    fn the_host_computes_the_same_summary() {
+        let dir = std::env::temp_dir().join(format!("hk-tree-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
+        std::fs::write(dir.join("bin/run"), "12345").expect("write");
+        std::fs::write(dir.join("VERSION"), "v1\n").expect("write");
+        std::os::unix::fs::symlink("VERSION", dir.join("ALIAS")).expect("link");
+        let mut tree = Tree::default();
+        tree.file(b"bin/run", 5);
+        tree.file(b"VERSION", 3);
+        tree.link(b"ALIAS", b"VERSION");
+        let summary = |path: &str| {
+            let script = format!("{}\nprintf '%s %s' \"$hk_n\" \"$hk_d\"", summary_command(path).expect("command"));
+            let out = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let here = summary(&dir.to_string_lossy());
+        let missing = summary(&dir.join("nothing").to_string_lossy());
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(here, format!("2 {}", tree.digest()));
+        assert_eq!(missing, format!("0 {}", Tree::default().digest()));
     }
 }
