@@ -7,7 +7,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::Utc;
 
 use super::hash_cache::HashCache;
-use super::plan::{fingerprint, probe_host};
+use super::plan::{fingerprint, probe_host_holding};
 use super::probe::{Facts, ProbeBatch};
 use super::script::{ApplyScript, Step};
 use super::{dependency_order, failed_hosts_error, for_each_host, nonce};
@@ -171,16 +171,18 @@ fn apply_host(
     };
     stop_if_interrupted()?;
     let timer = crate::trace::Timer::start("connect");
-    let mut transport = host_plan
-        .target
-        .connect(&options.credentials)
-        .with_context(|| format!("connecting to host {host}"))?;
+    // The plan's connection, its probe shell waiting for this apply's script, when it kept one.
+    let held = options.probed.get(host).and_then(|p| p.held.take());
+    let mut transport = match held {
+        Some(transport) => transport,
+        None => host_plan.target.connect(&options.credentials).with_context(|| format!("connecting to host {host}"))?,
+    };
     timer.done(host);
     let (facts, observed) = match just_probed(host, &rows, options) {
         Some(probed) => probed,
         None => {
             let resources: Vec<&Resource> = rows.iter().map(|r| &r.resource).collect();
-            probe_host(transport.as_mut(), &resources, {
+            probe_host_holding(transport.as_mut(), &resources, {
                 let mut batch = ProbeBatch::default();
                 if let Some(roots) = &options.track {
                     batch.roots(&roots.or(&host_plan.roots));

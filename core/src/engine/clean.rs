@@ -195,7 +195,7 @@ fn clean_host(
         return Ok((host_plan, Vec::new()));
     }
     let (mut host_plan, rows, _) =
-        plan_over(host, target, transport.as_mut(), &resources, &[], None, Default::default())?;
+        plan_over(host, target, transport.as_mut(), &resources, &[], None, Default::default(), false)?;
     host_plan.origin = crate::model::Origin::new(options.project.clone(), made_by(options));
     Ok((host_plan, rows))
 }

@@ -117,9 +117,10 @@ impl Pooled {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        if let Some(transport) = self.inner.take()
+        if let Some(mut transport) = self.inner.take()
             && !self.broken
         {
+            transport.release_held();
             give_back(std::mem::take(&mut self.key), transport);
         }
     }
@@ -152,6 +153,28 @@ impl Transport for Pooled {
             self.broken = true;
         }
         result
+    }
+
+    fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
+        let Some(inner) = self.inner.as_mut() else { anyhow::bail!("the SSH session was closed") };
+        let result = inner.run_script(script, on_line);
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+
+    fn run_script_and_hold(&mut self, script: &[u8], until: &[u8]) -> Result<ScriptOutput> {
+        let Some(inner) = self.inner.as_mut() else { anyhow::bail!("the SSH session was closed") };
+        let result = inner.run_script_and_hold(script, until);
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+
+    fn holds_shell(&self) -> bool {
+        self.inner.as_ref().is_some_and(|t| t.holds_shell())
     }
 
     fn describe(&self) -> String {

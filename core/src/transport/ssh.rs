@@ -161,6 +161,8 @@ pub struct SshTransport {
     sudo: bool,
     label: String,
     timeout: Duration,
+    /// A `sh -s` whose first script has run, waiting on its open stdin for the next one.
+    held: Option<ssh2::Channel>,
 }
 
 impl SshTransport {
@@ -180,6 +182,7 @@ impl SshTransport {
                         sudo,
                         label,
                         timeout: Duration::from_millis(target.timeout_ms.max(1)),
+                        held: None,
                     });
                 }
                 Err(Failure::Permanent(e)) => return Err(e.context(format!("ssh to {label}"))),
@@ -408,20 +411,40 @@ impl SshTransport {
     fn run_channel(
         &mut self,
         command_line: &str,
-        mut input: Box<dyn Read + Send>,
+        input: Box<dyn Read + Send>,
         on_line: &mut dyn FnMut(&[u8]),
         keep_going: Option<&dyn Fn() -> bool>,
     ) -> Result<(Option<i32>, ScriptOutput)> {
-        let command = with_sudo(command_line, self.sudo)?;
-        let command = command.as_str();
+        let (status, output, _) = self.pump(Leg::Open(command_line), input, on_line, keep_going, None)?;
+        Ok((status, output))
+    }
+
+    /// Send `input` on a channel — a new one running `leg`'s command, or the held shell — and read
+    /// stdout and stderr together until it ends. With `hold_until`, its stdin stays open and the
+    /// reading stops once stdout holds those bytes: the channel comes back, waiting for more.
+    fn pump(
+        &mut self,
+        leg: Leg<'_>,
+        mut input: Box<dyn Read + Send>,
+        on_line: &mut dyn FnMut(&[u8]),
+        keep_going: Option<&dyn Fn() -> bool>,
+        hold_until: Option<&[u8]>,
+    ) -> Result<(Option<i32>, ScriptOutput, Option<ssh2::Channel>)> {
         self.session.set_blocking(false);
-        let mut channel = match self.open_channel(command) {
-            Ok(channel) => channel,
-            Err(e) => {
-                self.session.set_blocking(true);
-                return Err(e);
+        let mut channel = match leg {
+            Leg::Held(channel) => channel,
+            Leg::Open(command_line) => {
+                let opened = with_sudo(command_line, self.sudo).and_then(|command| self.open_channel(&command));
+                match opened {
+                    Ok(channel) => channel,
+                    Err(e) => {
+                        self.session.set_blocking(true);
+                        return Err(e);
+                    }
+                }
             }
         };
+        let mut held = false;
 
         let mut pending: Vec<u8> = Vec::new();
         let mut pending_at = 0usize;
@@ -468,7 +491,8 @@ impl SshTransport {
                     Err(e) => break 'run Err(anyhow!("{}: sending the input failed: {e}", self.label)),
                 }
             }
-            if input_done && pending_at == pending.len() && !eof_sent && keep_going.is_none() {
+            if input_done && pending_at == pending.len() && !eof_sent && keep_going.is_none() && hold_until.is_none()
+            {
                 match channel.send_eof() {
                     Ok(()) => eof_sent = true,
                     Err(e) if e.code() == EAGAIN => {}
@@ -479,8 +503,16 @@ impl SshTransport {
                 match channel.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
+                        let seen = stdout.all.len();
                         stdout.push(&buf[..n], on_line);
                         progress = true;
+                        if let Some(marker) = hold_until {
+                            let from = seen.saturating_sub(marker.len());
+                            if memchr::memmem::find(&stdout.all[from..], marker).is_some() {
+                                held = true;
+                                break;
+                            }
+                        }
                     }
                     Err(e) if would_block(&e) => break,
                     Err(e) => {
@@ -501,7 +533,11 @@ impl SshTransport {
                     }
                 }
             }
-            if channel.eof() && (eof_sent || keep_going.is_some()) {
+            if held {
+                break Ok(());
+            }
+            // A held shell that ended before its marker is an ordinary end.
+            if channel.eof() && (eof_sent || keep_going.is_some() || hold_until.is_some()) {
                 break Ok(());
             }
             if progress {
@@ -532,7 +568,11 @@ impl SshTransport {
                 self.wait_socket(Duration::from_millis(50));
             }
             self.session.set_blocking(true);
-            return Ok((None, ScriptOutput { status: -1, stdout: Vec::new(), stderr }));
+            return Ok((None, ScriptOutput { status: -1, stdout: Vec::new(), stderr }, None));
+        }
+        if held && result.is_ok() {
+            self.session.set_blocking(true);
+            return Ok((Some(0), ScriptOutput { status: 0, stdout: stdout.all, stderr }, Some(channel)));
         }
         if result.is_ok() {
             // The exit status follows the close; a server that drops the channel instead still
@@ -547,11 +587,77 @@ impl SshTransport {
         let status = channel.exit_status().unwrap_or(-1);
         let output = ScriptOutput { status, stdout: stdout.all, stderr };
         sudo_failure(&output, &self.label)?;
-        Ok((Some(status), output))
+        Ok((Some(status), output, None))
+    }
+
+    /// End the held shell, if any: its stdin closed and its end waited for (at most two seconds),
+    /// so that nothing of it is left unread on a session going back to the pool.
+    pub(crate) fn release_held(&mut self) {
+        let Some(mut channel) = self.held.take() else { return };
+        self.session.set_blocking(false);
+        let until = Instant::now() + Duration::from_secs(2);
+        while matches!(channel.send_eof(), Err(ref e) if e.code() == EAGAIN) && Instant::now() < until {
+            self.wait_socket(Duration::from_millis(50));
+        }
+        let mut buf = [0u8; 4096];
+        while Instant::now() < until {
+            let _ = channel.read(&mut buf);
+            let _ = channel.stderr().read(&mut buf);
+            if channel.eof() {
+                break;
+            }
+            self.wait_socket(Duration::from_millis(50));
+        }
+        while matches!(channel.close(), Err(ref e) if e.code() == EAGAIN) && Instant::now() < until {
+            self.wait_socket(Duration::from_millis(50));
+        }
+        while matches!(channel.wait_close(), Err(ref e) if e.code() == EAGAIN) && Instant::now() < until {
+            self.wait_socket(Duration::from_millis(50));
+        }
+        self.session.set_blocking(true);
     }
 }
 
+/// Where a [`SshTransport::pump`] sends its input.
+enum Leg<'a> {
+    /// A new channel running this command line.
+    Open(&'a str),
+    /// The held shell.
+    Held(ssh2::Channel),
+}
+
 impl Transport for SshTransport {
+    fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
+        let Some(channel) = self.held.take() else {
+            return self.exec(super::SCRIPT_SHELL, Box::new(std::io::Cursor::new(script.to_vec())), on_line);
+        };
+        // The held shell runs it: no exec of its own (bench/deploy.nu counts these apart).
+        let timer = crate::trace::Timer::start("ssh continue");
+        let out = self.pump(Leg::Held(channel), Box::new(std::io::Cursor::new(script.to_vec())), on_line, None, None);
+        timer.done(&format!("{} {} bytes", self.label, script.len()));
+        Ok(out?.1)
+    }
+
+    fn run_script_and_hold(&mut self, script: &[u8], until: &[u8]) -> Result<ScriptOutput> {
+        self.release_held();
+        let timer = crate::trace::Timer::start("ssh exec");
+        let out = self.pump(
+            Leg::Open(super::SCRIPT_SHELL),
+            Box::new(std::io::Cursor::new(script.to_vec())),
+            &mut |_| {},
+            None,
+            Some(until),
+        );
+        timer.done(&format!("{} {} bytes", self.label, super::SCRIPT_SHELL.len()));
+        let (_, output, channel) = out?;
+        self.held = channel;
+        Ok(output)
+    }
+
+    fn holds_shell(&self) -> bool {
+        self.held.is_some()
+    }
+
     fn exec(
         &mut self,
         command_line: &str,
