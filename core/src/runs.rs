@@ -206,6 +206,29 @@ pub fn write_file_script(path: &str, bytes: &[u8]) -> Result<String> {
     ))
 }
 
+/// Shell removing all but the newest `keep` runs under the roots (set by [`Roots::snippet`]), with
+/// their artifacts and backups, choosing by the time their ids start with (a run id's leading
+/// `%Y%m%dT%H%M%SZ` sorts as its start): one `rm` for all, none when nothing goes. It says
+/// `<nonce> pruned N`. A file whose name is not a run id is left alone.
+pub fn prune_oldest_script(keep: usize, nonce: &str) -> Result<String> {
+    Ok(format!(
+        "HK_P={nonce}\n\
+         set --; for hk_f in \"$hk_runs\"/*.json; do\n\
+           hk_id=${{hk_f##*/}}; hk_id=${{hk_id%.json}}\n\
+           case $hk_id in ''|.*|*[!A-Za-z0-9._-]*) continue;; esac\n\
+           [ -f \"$hk_f\" ] && set -- \"$@\" \"$hk_id\"\n\
+         done\n\
+         hk_drop=$(( $# - {keep} )); hk_gone=0; hk_paths=\n\
+         for hk_id; do\n\
+           [ \"$hk_gone\" -lt \"$hk_drop\" ] || break\n\
+           hk_paths=\"$hk_paths\n$hk_runs/$hk_id.json\n$hk_runs/artifacts/$hk_id\n$hk_backups/$hk_id\"; hk_gone=$((hk_gone + 1))\n\
+         done\n\
+         if [ -n \"$hk_paths\" ]; then hk_ifs=$IFS; IFS='\n'; set -f; rm -rf -- $hk_paths; set +f; IFS=$hk_ifs; fi\n\
+         printf '%s pruned %s\\n' \"$HK_P\" \"$hk_gone\"\n",
+        nonce = q(nonce)?,
+    ))
+}
+
 /// A script removing the given runs (record, artifacts, backups); ids are checked, paths built here.
 pub fn prune_script(roots: &Roots, ids: &[String]) -> Result<String> {
     let mut s = String::from("set -eu\n");

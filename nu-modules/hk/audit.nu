@@ -8,9 +8,9 @@ export def performer []: nothing -> string {
   $"(whoami)@(sys host | get hostname)"
 }
 
-# Append an entry `{time, action, version, result, performer, app, destination, hosts}` on every host
+# The audit entry `{time, action, version, result, performer, app, destination, hosts}` of now
 # (with `error` saying why, when it failed).
-export def write [ctx: record, action: string, result: string, version: oneof<string, nothing>, error?: string]: nothing -> nothing {
+export def entry [ctx: record, action: string, result: string, version: oneof<string, nothing>, error?: string]: nothing -> record {
   let entry = {
     time: (date now | format date "%+")
     action: $action
@@ -21,8 +21,12 @@ export def write [ctx: record, action: string, result: string, version: oneof<st
     destination: $ctx.destination
     hosts: $ctx.servers
   }
-  let entry = if $error == null { $entry } else { $entry | insert error ($error | lines | first 12 | str join "\n") }
-  hk-config $ctx | hk deployment audit-add $ctx.servers --app $ctx.app --root $ctx.root --entry $entry | ignore
+  if $error == null { $entry } else { $entry | insert error ($error | lines | first 12 | str join "\n") }
+}
+
+# Append an `entry` on every host.
+export def write [ctx: record, action: string, result: string, version: oneof<string, nothing>, error?: string]: nothing -> nothing {
+  hk-config $ctx | hk deployment audit-add $ctx.servers --app $ctx.app --root $ctx.root --entry (entry $ctx $action $result $version $error) | ignore
 }
 
 # Every entry of the app's audit log, from all its hosts, newest first; what happened first, so an

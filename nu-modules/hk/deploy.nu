@@ -8,13 +8,13 @@
 # run of the app, so each has a record on the hosts and a way back.
 
 use config.nu [load fail why facts app-path hk-config count]
-use lock.nu [holding]
+use lock.nu [holding finish]
 use audit.nu [write]
 use secrets.nu [with-secrets]
 use hooks.nu
 use phases.nu [prepare stage switch switch-back retire abandon boot-role apply-phase apply-by-roles plan-phase plan-by-roles progress progress-line by-phase]
 use roles.nu [batches proxied roles-of]
-use prune.nu [remove]
+use prune.nu [remove-releases stale-after releases-absent]
 use mix.nu
 use migrate.nu
 
@@ -128,7 +128,7 @@ def role-hosts [ctx: record]: nothing -> list<string> {
 # step fails (every batch already switched goes back; their old instances run until the end).
 # `artifact`: the release to upload, or null when the hosts have it. Then prune (`prune`) and the
 # audit entry `action`. The lock is held. Progress rows.
-export def roll [ctx: record, version: string, artifact: oneof<string, nothing>, action: string, --prune]: nothing -> table {
+export def --env roll [ctx: record, version: string, artifact: oneof<string, nothing>, action: string, --prune]: nothing -> table {
   let ctx = $ctx | upsert doing $"($action) ($version)"
   let state = facts $ctx
   check-hosts $ctx ($state | where host in $ctx.web)
@@ -203,22 +203,34 @@ export def roll [ctx: record, version: string, artifact: oneof<string, nothing>,
     do $failed $e "boot of the roles not behind Caddy failed"
     fail $"($version) is live behind Caddy, but starting the other roles failed \(their old instances still run\): (why $e)" $ctx.span "the rows above show the host and step that failed; fix it and deploy again"
   }
-  let retired = if $p.old == null or $p.old == $p.new { [] } else {
+  let retiring = $p.old != null and $p.old != $p.new
+  # The prune rides in the retire phase where there is one: each host's stale releases, from the
+  # reading at the start as it is once this deploy is done, go in the same plan (hosts alike in
+  # them share one).
+  let stale = if $prune and $retiring { stale-after $ctx ($state | where host in $ctx.web) $version $p.new } else { {} }
+  let retired = if not $retiring { [] } else {
     try {
-      apply-by-roles $ctx retire $ctx.web {|rc| if (proxied $rc $rc.role) { retire $rc $p.old } else { [] } }
+      $ctx.web | group-by --to-table {|h| $stale | get -o $h | default [] | to nuon } | each {|g|
+        let gone = $stale | get -o ($g.items | first) | default []
+        apply-by-roles ($ctx | update servers $g.items) retire $g.items {|rc|
+          if (proxied $rc $rc.role) { retire $rc $p.old | append (releases-absent $rc $gone) } else { [] }
+        }
+      } | flatten
     } catch {|e|
       try { write $ctx $action retire_failed $version } catch { }
       fail $"($version) is live on every host, but retiring the old instance on port ($p.old) failed: (why $e)" $ctx.span $"stop it by hand once it is idle: systemctl stop hk-($ctx.app)@($p.old)"
     }
   }
-  let pruned = if $prune {
-    try { remove $ctx } catch {|e|
+  # The hosts no retire phase pruned.
+  let unpruned = if $retiring { $ctx.servers | where $it not-in $ctx.web } else { $ctx.servers }
+  let pruned = if $prune and ($unpruned | is-not-empty) {
+    try { remove-releases ($ctx | update servers $unpruned) } catch {|e|
       print -e $"hk: pruning old releases failed \(the deploy itself is done\): (why $e)"
       []
     }
   } else { [] }
-  write $ctx $action ok $version
-  [$rows $roles_booted $retired $pruned] | flatten
+  let finished = finish $ctx $action $version --prune-runs=$prune
+  [$rows $roles_booted $retired $pruned $finished] | flatten
 }
 
 # The plan rows of every phase of a deploy to `version`, with a `phase` column; nothing is changed.
@@ -239,12 +251,14 @@ export def plan-roll [ctx: record, version: string, artifact: oneof<string, noth
 
 # Run `work` (given the context) the way every deploying command does: secrets loaded, the
 # `pre-connect` hook, the lock taken, then `post-deploy` (with the lock still held, and the runtime)
-# once `work` went through. A failure before anything was prepared is in the audit log too.
+# once `work` went through (its `roll` ends with `finish`, which releases the lock when no
+# post-deploy hook is left to run). A failure before anything was prepared is in the audit log too.
 export def deploying [ctx: record, message: string, wait: oneof<duration, nothing>, work: closure]: nothing -> table {
   let started = date now
   hooks fire $ctx pre-connect
   holding $ctx $message $wait {|ctx|
-    let rows = do $work $ctx
+    # --env: a `finish` in `work` may have released the lock (`holding` then does not).
+    let rows = do --env $work $ctx
     let runtime = ((date now) - $started) / 1sec | math floor
     hooks fire $ctx post-deploy {runtime: $runtime}
     $rows

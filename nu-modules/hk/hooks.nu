@@ -34,6 +34,11 @@ export def find [ctx: record, name: string]: nothing -> any {
   | get -o 0
 }
 
+# Whether hook `name` would run for this context (it exists and hooks are not skipped).
+export def exists [ctx: record, name: string]: nothing -> bool {
+  not ($ctx.skip_hooks? | default false) and (find $ctx $name) != null
+}
+
 # The record a hook gets on its input (JSON on stdin; `$in` in a `.nu` hook): what is deployed
 # where, and by whom — never a secret.
 export def context [ctx: record, name: string, extra: record]: nothing -> record {

@@ -2,9 +2,10 @@
 # holding who took it. Deploy, rollback and prune take it; an error or Ctrl-C releases it.
 
 use listing.nu [commands-matching]
-use config.nu [load hk-config facts fail why]
-use audit.nu [write]
-use phases.nu [by-phase]
+use config.nu [load hk-config facts fail why app-path runs-root count]
+use audit.nu [write entry]
+use phases.nu [by-phase progress]
+use hooks.nu
 
 # Who takes a lock: this user on this machine, this nu, deploying `version`.
 def holder [version: string, message: string]: nothing -> record {
@@ -30,16 +31,50 @@ export def give-back [ctx: record, held: record]: nothing -> record {
 }
 
 # Run `work` holding the app's lock; the lock is released however `work` ends (error, Ctrl-C).
-# `work` gets the context with `holding_lock` set. Inside a hook of a command holding this app's
-# lock (`HK_LOCK` true, `HK_APP` this app), the lock is already held: `work` runs without waiting.
+# `work` gets the context with `holding_lock` set and `held` (what `take` gave); when it released
+# the lock itself (`finish`), it is not released again. Inside a hook of a command holding this
+# app's lock (`HK_LOCK` true, `HK_APP` this app), the lock is already held: `work` runs without
+# waiting.
 export def holding [ctx: record, message: string, wait: oneof<duration, nothing>, work: closure]: nothing -> any {
   let inside = ($env.HK_LOCK? == "true") and ($env.HK_APP? == $ctx.app)
   let ctx = $ctx | upsert holding_lock true
   if $inside { return (do $work $ctx) }
   let held = take $ctx $message $wait
-  try { do $work $ctx } finally {
-    try { give-back $ctx $held | ignore } catch {|e| print -e $"hk: could not release the deploy lock: ($e.msg)" }
+  $env.hk_lock_released = false
+  try { do --env $work ($ctx | upsert held $held) } finally {
+    if not $env.hk_lock_released {
+      try { give-back $ctx $held | ignore } catch {|e| print -e $"hk: could not release the deploy lock: ($e.msg)" }
+    }
   }
+}
+
+# How many of an app's newest runs a deploy keeps: those of about its last `retain` deploys (a
+# deploy records four: prepare, switch, retire, prune).
+export def runs-kept [ctx: record]: nothing -> int {
+  $ctx.retain * 4
+}
+
+# The end of a deploy that went through, one exec per host: the audit entry `action` ok, with
+# `--prune-runs` the app's older runs pruned, and the lock released on the primary host — unless a
+# post-deploy hook still has to run with it held (`holding` releases it then). Progress rows.
+export def --env finish [ctx: record, action: string, version: oneof<string, nothing>, --prune-runs]: nothing -> table {
+  let quiet = $ctx.quiet? | default false
+  let started = date now
+  let held = $ctx.held? | default null
+  # The lock is on the primary host, which has to come first among the hosts (not so when
+  # --hosts left it out: it is released apart then).
+  let release = $held != null and ($ctx.servers | first) == $ctx.primary and not (hooks exists $ctx post-deploy)
+  let keep = runs-kept $ctx
+  # A flag given null is left out.
+  let done = (
+    hk-config $ctx
+    | hk deployment finish $ctx.servers --app $ctx.app --root $ctx.root --entry (entry $ctx $action ok $version)
+      --keep-runs (if $prune_runs { $keep }) --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups)
+      --holder (if $release { $held.holder })
+  )
+  if $release { $env.hk_lock_released = true }
+  if not $prune_runs { return [] }
+  $done | each {|d| progress prune $d.host $"(count $d.runs_removed run) older than the newest ($keep)" ok ((date now) - $started) "" --quiet=$quiet }
 }
 
 # Run `work` under the app's lock with the context of a command; audit `action` with its result.

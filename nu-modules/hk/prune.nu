@@ -3,7 +3,7 @@
 # release, the one before it, nor one a port's instance may still run.
 
 use config.nu [load app-path hk-config runs-root count made-by]
-use lock.nu [holding]
+use lock.nu [holding runs-kept]
 use audit.nu [write]
 use phases.nu [progress]
 
@@ -16,6 +16,11 @@ export def stale [ctx: record]: nothing -> table {
 
 # Remove stale releases, then old runs (the lock held); progress rows.
 export def remove [ctx: record]: nothing -> table {
+  remove-releases $ctx | append (remove-runs $ctx)
+}
+
+# Remove stale releases (the lock held); progress rows.
+export def remove-releases [ctx: record]: nothing -> table {
   let quiet = $ctx.quiet? | default false
   let started = date now
   let rows = stale $ctx
@@ -27,13 +32,7 @@ export def remove [ctx: record]: nothing -> table {
     | each {|e| progress prune $e.host $e.id $e.status $e.duration $e.message --quiet=$quiet }
     | collect
   }
-  $releases | append (remove-runs $ctx)
-}
-
-# How many of an app's newest runs a prune keeps: those of about its last `retain` deploys (a
-# deploy records four: prepare, switch, retire, prune).
-def runs-kept [ctx: record]: nothing -> int {
-  $ctx.retain * 4
+  $releases
 }
 
 # Remove the app's older run records with their plans and backups, so the way back of a release
@@ -46,6 +45,23 @@ def remove-runs [ctx: record]: nothing -> table {
   | hk runs $ctx.servers --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups) --all-projects --prune --keep $keep
   | group-by --to-table host
   | each {|g| progress prune $g.host $"(count ($g.items | length) run) older than the newest ($keep)" ok ((date now) - $started) "" --quiet=$quiet }
+}
+
+# The releases a prune removes from each host once `version` is live on `port` and the old
+# instance retired, from the `facts` read before the deploy (the same choice as `hk clean`'s):
+# {host: [version]}. Nothing is read.
+export def stale-after [ctx: record, facts: table, version: string, port: int]: nothing -> record {
+  $facts | each {|f|
+    let releases = $f.releases | select version unpacked_at
+    let releases = if $version in ($releases | get -o version) { $releases } else { $releases | append {version: $version, unpacked_at: (date now)} }
+    let linked = $f.ports | where port != $port | get -o version | append $version
+    {$f.host: ($releases | hk release stale --keep $ctx.retain --current $version --linked $linked)}
+  } | into record
+}
+
+# Resources taking `versions` of the app away (their folders, then their artifacts).
+export def releases-absent [ctx: record, versions: list<string>]: nothing -> list {
+  $versions | each {|v| {type: release, name: $ctx.app, version: $v, root: $ctx.root, state: absent} }
 }
 
 # The releases `hk prune` would remove, as plan rows; nothing is changed.

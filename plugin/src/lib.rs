@@ -40,6 +40,7 @@ impl Plugin for HkPlugin {
             Box::new(commands::runs::Runs),
             Box::new(commands::down::Down),
             Box::new(commands::release_build::ReleaseBuild),
+            Box::new(commands::release_stale::ReleaseStale),
             Box::new(commands::clean::Clean),
             Box::new(commands::exec::Exec),
             Box::new(commands::target::TargetCommand),
@@ -52,6 +53,7 @@ impl Plugin for HkPlugin {
             Box::new(commands::deployment_unlock::AppUnlock),
             Box::new(commands::deployment_audit::AppAudit),
             Box::new(commands::deployment_audit_add::AppAuditAdd),
+            Box::new(commands::deployment_finish::AppFinish),
             Box::new(commands::deployment_remove::AppRemove),
             Box::new(commands::group::Group {
                 name: "hk instance",

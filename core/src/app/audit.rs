@@ -9,18 +9,23 @@ use crate::transport::Transport;
 
 /// Append `record` to the app's `audit.log` (0640, made with the app's directory when missing).
 pub fn append(transport: &mut dyn Transport, layout: &AppLayout, record: &serde_json::Value) -> Result<()> {
+    let script = format!("set -eu\n{}", append_script(layout, record)?);
+    run(transport, &script, "writing the audit log")?;
+    Ok(())
+}
+
+/// The shell appending `record` (see [`append`]); it fails (status not 0) when the line was not written.
+pub fn append_script(layout: &AppLayout, record: &serde_json::Value) -> Result<String> {
     if !record.is_object() {
         bail!("an audit entry is a record");
     }
     let line = serde_json::to_string(record)?;
-    let script = format!(
-        "set -eu\numask 027\nmkdir -p -- {dir}\nprintf '%s\\n' {line} >> {log}\n",
+    Ok(format!(
+        "umask 027\nmkdir -p -- {dir} && printf '%s\\n' {line} >> {log}\n",
         dir = q(&layout.dir())?,
         line = q(&line)?,
         log = q(&layout.path("audit.log"))?,
-    );
-    run(transport, &script, "writing the audit log")?;
-    Ok(())
+    ))
 }
 
 /// Every record of the app's `audit.log` in file order, and how many lines were not records.

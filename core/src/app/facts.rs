@@ -147,9 +147,12 @@ pub fn parse(text: &str, nonce: &str, layout: &AppLayout) -> Result<AppFacts> {
                         facts.locked_at = Some(stat.time);
                     } else if let Some(version) = stat.path.strip_prefix(&releases) {
                         if stat.is_dir() && !version.ends_with(".partial") {
-                            facts.releases.push(Release { version: version.to_string(), unpacked_at: stat.time });
+                            facts
+                                .releases
+                                .push(Release { version: version.to_string(), unpacked_at: stat.time });
                         }
-                    } else if let (Some(port), true, Some(target)) = (stat.path.strip_prefix(&ports), link, stat.target)
+                    } else if let (Some(port), true, Some(target)) =
+                        (stat.path.strip_prefix(&ports), link, stat.target)
                         && let Ok(port) = port.parse()
                     {
                         linked.push((port, target.to_string()));
@@ -162,8 +165,12 @@ pub fn parse(text: &str, nonce: &str, layout: &AppLayout) -> Result<AppFacts> {
             "instances" => {
                 // The ports in the order their units were asked about, one word each, then Caddy's.
                 let mut lines = lines.iter().map(|l| l.trim());
-                let asked: Vec<u16> =
-                    lines.next().unwrap_or_default().split_whitespace().filter_map(|p| p.parse().ok()).collect();
+                let asked: Vec<u16> = lines
+                    .next()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
                 let states: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
                 for (i, port) in asked.iter().enumerate() {
                     let Some((_, target)) = linked.iter().find(|(p, _)| p == port) else { continue };

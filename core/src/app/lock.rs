@@ -83,32 +83,53 @@ pub fn release(
     force: bool,
 ) -> Result<Released> {
     let nonce = crate::script::nonce();
+    let out = run(transport, &release_script(layout, holder, force, &nonce)?, "releasing the deploy lock")?;
+    match parse_release(&out, &nonce) {
+        Some(released) => Ok(released),
+        None => bail!("releasing the deploy lock on {} gave no answer", transport.describe()),
+    }
+}
+
+/// The shell releasing the lock (see [`release`]); it says `<nonce> free|released|other` and never
+/// exits, so other work may follow it in one script.
+pub fn release_script(
+    layout: &AppLayout,
+    holder: Option<&serde_json::Value>,
+    force: bool,
+    nonce: &str,
+) -> Result<String> {
     let lock = layout.path("lock");
-    let gone = format!("{lock}.released-{}", &nonce[..12]);
+    let gone = format!("{lock}.released-{}", &nonce[..nonce.len().min(12)]);
     let ours = match (holder, force) {
         (_, true) => "true".to_string(),
-        (Some(h), false) => {
-            format!("[ \"$(cat -- {}/holder.json 2>/dev/null)\" = {} ]", q(&lock)?, q(&holder_json(h)?)?)
-        }
+        // The holder file has one line: read by a builtin.
+        (Some(h), false) => format!(
+            "{{ hk_h=; IFS= read -r hk_h < {}/holder.json 2>/dev/null; [ \"$hk_h\" = {} ]; }}",
+            q(&lock)?,
+            q(&holder_json(h)?)?
+        ),
         (None, false) => bail!("say whose lock to release (the holder record), or force it"),
     };
-    let script = format!(
-        "set -u\nHK={nonce}\n\
-         if [ ! -d {lock} ]; then printf '%s free\\n' \"$HK\"; exit 0; fi\n\
-         if {ours}; then mv -T -- {lock} {gone} && rm -rf -- {gone} && printf '%s released\\n' \"$HK\"\n\
-         else printf '%s other\\n' \"$HK\"; cat -- {lock}/holder.json 2>/dev/null || :; echo; fi\n",
-        nonce = q(&nonce)?,
+    Ok(format!(
+        "HK_L={nonce}\n\
+         if [ ! -d {lock} ]; then printf '%s free\\n' \"$HK_L\"\n\
+         elif {ours}; then mv -T -- {lock} {gone} && rm -rf -- {gone} && printf '%s released\\n' \"$HK_L\"\n\
+         else printf '%s other\\n' \"$HK_L\"; cat -- {lock}/holder.json 2>/dev/null || :; echo; fi\n",
+        nonce = q(nonce)?,
         lock = q(&lock)?,
         gone = q(&gone)?,
-    );
-    let out = run(transport, &script, "releasing the deploy lock")?;
-    for (name, lines) in sections(&out, &nonce) {
+    ))
+}
+
+/// What [`release_script`] said, if it ran.
+pub fn parse_release(out: &str, nonce: &str) -> Option<Released> {
+    for (name, lines) in sections(out, nonce) {
         match name {
-            "released" => return Ok(Released::Released),
-            "free" => return Ok(Released::Free),
-            "other" => return Ok(Released::Other { holder: holder_of(&lines) }),
+            "released" => return Some(Released::Released),
+            "free" => return Some(Released::Free),
+            "other" => return Some(Released::Other { holder: holder_of(&lines) }),
             _ => {}
         }
     }
-    bail!("releasing the deploy lock on {} gave no answer", transport.describe())
+    None
 }

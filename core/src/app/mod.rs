@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod context;
 pub mod facts;
+pub mod finish;
 pub mod lock;
 pub mod remove;
 pub mod sandbox;

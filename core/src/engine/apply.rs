@@ -7,7 +7,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::Utc;
 
 use super::hash_cache::HashCache;
-use super::plan::{fingerprint, probe_host_holding};
+use super::plan::{fingerprint, probe_host};
 use super::probe::{Facts, ProbeBatch};
 use super::script::{ApplyScript, Step};
 use super::{dependency_order, failed_hosts_error, for_each_host, nonce};
@@ -175,15 +175,20 @@ fn apply_host(
     let held = options.probed.get(host).and_then(|p| p.held.take());
     let mut transport = match held {
         Some(transport) => transport,
-        None => host_plan.target.connect(&options.credentials).with_context(|| format!("connecting to host {host}"))?,
+        None => host_plan
+            .target
+            .connect(&options.credentials)
+            .with_context(|| format!("connecting to host {host}"))?,
     };
     timer.done(host);
     let (facts, observed) = match just_probed(host, &rows, options) {
         Some(probed) => probed,
         None => {
             let resources: Vec<&Resource> = rows.iter().map(|r| &r.resource).collect();
-            probe_host_holding(transport.as_mut(), &resources, {
+            // The probe's shell then runs the apply script: one exec for both.
+            probe_host(transport.as_mut(), &resources, {
                 let mut batch = ProbeBatch::default();
+                batch.hold = true;
                 if let Some(roots) = &options.track {
                     batch.roots(&roots.or(&host_plan.roots));
                 }

@@ -8,8 +8,8 @@ use super::plan::{PlanOptions, PlanOutcome, plan_over};
 use crate::config::Config;
 use crate::model::{HostPlan, PlanRow};
 use crate::quote::q;
-use crate::script::stat_list;
 use crate::resources::{ReleaseArtifact, ReleaseUnpack, Resource};
+use crate::script::stat_list;
 use crate::transport::Target;
 
 /// A release found on a host.
@@ -83,7 +83,8 @@ fn list_script(bases: &[(String, u64)], nonce: &str) -> Result<String> {
 
 /// What the listing says of one base: the active version, the releases, the versions ports link to.
 fn read_base(lines: &[&str], base: &str) -> (Option<String>, Vec<Installed>, Vec<String>) {
-    let (current, releases, ports) = (format!("{base}/current"), format!("{base}/releases/"), format!("{base}/ports/"));
+    let (current, releases, ports) =
+        (format!("{base}/current"), format!("{base}/releases/"), format!("{base}/ports/"));
     let mut active = None;
     let mut installed = Vec::new();
     let mut linked = Vec::new();
@@ -170,8 +171,11 @@ fn clean_host(
     let mut resources = Vec::new();
     for (i, (base, declared_keep)) in bases.iter().enumerate() {
         let name_i = format!("base {i}");
-        let lines: Vec<&str> =
-            sections.iter().filter(|(name, _)| *name == name_i).flat_map(|(_, lines)| lines.iter().copied()).collect();
+        let lines: Vec<&str> = sections
+            .iter()
+            .filter(|(name, _)| *name == name_i)
+            .flat_map(|(_, lines)| lines.iter().copied())
+            .collect();
         let (active, installed, linked) = read_base(&lines, base);
         let keep = keep.unwrap_or(*declared_keep).max(1) as usize;
         let name = base.rsplit('/').next().unwrap_or_default();
@@ -195,7 +199,7 @@ fn clean_host(
         return Ok((host_plan, Vec::new()));
     }
     let (mut host_plan, rows, _) =
-        plan_over(host, target, transport.as_mut(), &resources, &[], None, Default::default(), false)?;
+        plan_over(host, target, transport.as_mut(), &resources, &[], None, Default::default())?;
     host_plan.origin = crate::model::Origin::new(options.project.clone(), made_by(options));
     Ok((host_plan, rows))
 }
@@ -265,7 +269,9 @@ mod tests {
         let name = base.to_string_lossy().to_string();
         let bases = vec![(name.clone(), 5)];
         let script = list_script(&bases, "N").expect("script");
-        let out = crate::transport::LocalTransport::new(false).run_script(script.as_bytes(), &mut |_| {}).expect("run");
+        let out = crate::transport::LocalTransport::new(false)
+            .run_script(script.as_bytes(), &mut |_| {})
+            .expect("run");
         let _ = std::fs::remove_dir_all(&base);
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let sections = crate::app::sections(&text, "N");

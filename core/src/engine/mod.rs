@@ -13,7 +13,7 @@ mod plan;
 mod text_diff;
 
 pub use apply::{ApplyOptions, Interrupted, apply};
-pub use clean::{clean, release_bases};
+pub use clean::{Installed, clean, order_versions, release_bases, removable};
 pub use down::{DownOptions, down_from_plan, down_from_run, fetch_runs};
 pub use exec::exec;
 pub use fanout::{failed_hosts_error, for_each_host};

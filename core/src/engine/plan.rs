@@ -153,26 +153,16 @@ pub fn probe_host(
     resources: &[&Resource],
     batch: ProbeBatch,
 ) -> Result<(Facts, Vec<Observed>)> {
-    probe_host_cached(transport, resources, batch, None, false)
+    probe_host_cached(transport, resources, batch, None)
 }
 
-/// As [`probe_host`], with the probe's shell kept for the apply script that follows on `transport`.
-pub fn probe_host_holding(
-    transport: &mut dyn Transport,
-    resources: &[&Resource],
-    batch: ProbeBatch,
-) -> Result<(Facts, Vec<Observed>)> {
-    probe_host_cached(transport, resources, batch, None, true)
-}
-
-/// As [`probe_host`], reusing remembered content hashes of files that did not change; with `hold`,
-/// the probe's shell is kept for the next script on `transport`.
+/// As [`probe_host`], reusing remembered content hashes of files that did not change; with
+/// `batch.hold`, the probe's shell is kept for the next script on `transport`.
 pub fn probe_host_cached(
     transport: &mut dyn Transport,
     resources: &[&Resource],
     mut batch: ProbeBatch,
     cache: Option<&mut HashCache>,
-    hold: bool,
 ) -> Result<(Facts, Vec<Observed>)> {
     for r in resources {
         r.kind().probe(&mut batch);
@@ -185,7 +175,7 @@ pub fn probe_host_cached(
     let nonce = nonce();
     let script = batch.script(&nonce)?;
     let timer = crate::trace::Timer::start("probe script");
-    let out = if hold {
+    let out = if batch.hold {
         transport.run_script_and_hold(script.as_bytes(), format!("\n{nonce} end\n").as_bytes())?
     } else {
         transport.run_script(script.as_bytes(), &mut |_| {})?
@@ -229,7 +219,11 @@ fn hash_now(transport: &mut dyn Transport, paths: &[String], facts: &mut Facts) 
     let nonce = nonce();
     // An exec of its own, leaving a held shell to the apply.
     let script = batch.script(&nonce)?.into_bytes();
-    let out = transport.exec(crate::transport::SCRIPT_SHELL, Box::new(std::io::Cursor::new(script)), &mut |_| {})?;
+    let out = transport.exec(
+        crate::transport::SCRIPT_SHELL,
+        Box::new(std::io::Cursor::new(script)),
+        &mut |_| {},
+    )?;
     let fresh = batch.parse(&out.stdout, &nonce)?;
     for path in paths {
         if let (Some(seen), Some(sha)) =
@@ -250,6 +244,7 @@ fn plan_host(
 ) -> Result<(HostPlan, Vec<PlanRow>, Probed)> {
     let batch = || {
         let mut batch = ProbeBatch::default();
+        batch.hold = options.hold;
         if let Some(roots) = &options.track_roots {
             batch.roots(&roots.or(host_roots));
         }
@@ -271,7 +266,6 @@ fn plan_host(
             &options.ignore,
             options.hash_cache.as_deref(),
             batch(),
-            options.hold,
         )
         .map(|planned| keep_held(planned, transport, options.hold));
     }
@@ -296,7 +290,6 @@ fn plan_host(
         &options.ignore,
         options.hash_cache.as_deref(),
         batch(),
-        options.hold,
     )?;
     if let Some(release) = &host_plan.release {
         naming.check_release(host, release)?;
@@ -336,7 +329,6 @@ pub fn plan_over(
     ignore: &[String],
     hash_cache: Option<&std::path::Path>,
     mut batch: ProbeBatch,
-    hold: bool,
 ) -> Result<(HostPlan, Vec<PlanRow>, Probed)> {
     // Directories missing above the paths the plan puts in place become rows of their own.
     let parents = parent_dirs(all);
@@ -356,7 +348,7 @@ pub fn plan_over(
             batch.emptiness(&d.path);
         }
     }
-    let (facts, observed) = probe_host_cached(transport, &probed, batch, cache.as_mut(), hold)
+    let (facts, observed) = probe_host_cached(transport, &probed, batch, cache.as_mut())
         .with_context(|| format!("planning host {host}"))?;
     let declared: HashSet<String> = all.iter().map(|r| r.kind().id()).collect();
     // Paths this plan deletes: a directory to remove may hold them.

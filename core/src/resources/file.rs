@@ -357,7 +357,8 @@ impl ResourceKind for File {
                 match (keep(&self.attrs.owner, "uid"), keep(&self.attrs.group, "gid")) {
                     (None, None) => {}
                     (owner, group) => {
-                        let chown = steps::chown(&owner.unwrap_or_default(), &group.unwrap_or_default(), &tmp)?;
+                        let chown =
+                            steps::chown(&owner.unwrap_or_default(), &group.unwrap_or_default(), &tmp)?;
                         if self.attrs.owner.is_none() && self.attrs.group.is_none() {
                             // Keeping the old owner is best effort: a non-root user cannot give a
                             // file away, and the new file then simply stays theirs.

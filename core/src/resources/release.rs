@@ -26,6 +26,14 @@ pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
     if !valid_component(&version) {
         obj.fail("version", "a release version uses letters, digits, '.', '_', '-', '+'")?;
     }
+    if obj.state()? == State::Absent {
+        // A release that must not be on the host: its folder, then its artifact, removed.
+        let base = format!("{}/{name}", root_of(obj)?);
+        return Ok(vec![
+            Resource::ReleaseUnpack(ReleaseUnpack::absent(&format!("{base}/releases/{version}"))),
+            Resource::ReleaseArtifact(ReleaseArtifact::absent(&artifact_path(&base, &name, &version))),
+        ]);
+    }
     let strip = match obj.opt_u64("strip_components")? {
         None => 0,
         Some(n) if n <= 16 => n as u32,
@@ -63,10 +71,7 @@ pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
             ),
         )?;
     }
-    let root = match obj.opt_str("root")? {
-        Some(r) => normalize_path(obj, "root", &r)?,
-        None => "/opt/hk".to_string(),
-    };
+    let root = root_of(obj)?;
     let keep = obj.opt_u64("keep")?.unwrap_or(5);
     // `current: false` leaves the `current` link to whoever switches traffic (a deploy's switch).
     let flip_current = obj.opt_bool("current")?.unwrap_or(true);
@@ -106,6 +111,14 @@ pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
         }));
     }
     Ok(rows)
+}
+
+/// Where the apps' releases live: the config's `root`, else `/opt/hk`.
+fn root_of(obj: &mut Obj) -> Result<String> {
+    match obj.opt_str("root")? {
+        Some(r) => normalize_path(obj, "root", &r),
+        None => Ok("/opt/hk".to_string()),
+    }
 }
 
 /// Where a release's tarball lives on a host: `<root>/<name>/artifacts/<name>-<version>.tar.gz`.

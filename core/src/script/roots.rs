@@ -66,7 +66,8 @@ mod tests {
     use super::*;
 
     fn resolved(roots: &Roots) -> String {
-        let script = format!("{}printf '%s %s' \"$hk_runs\" \"$hk_backups\"\n", roots.snippet().expect("snippet"));
+        let script =
+            format!("{}printf '%s %s' \"$hk_runs\" \"$hk_backups\"\n", roots.snippet().expect("snippet"));
         let out = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }

@@ -175,7 +175,8 @@ mod tests {
         tree.file(b"VERSION", 3);
         tree.link(b"ALIAS", b"VERSION");
         let summary = |path: &str| {
-            let script = format!("{}\nprintf '%s %s' \"$hk_n\" \"$hk_d\"", summary_command(path).expect("command"));
+            let script =
+                format!("{}\nprintf '%s %s' \"$hk_n\" \"$hk_d\"", summary_command(path).expect("command"));
             let out = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh");
             String::from_utf8_lossy(&out.stdout).into_owned()
         };

@@ -434,7 +434,8 @@ impl SshTransport {
         let mut channel = match leg {
             Leg::Held(channel) => channel,
             Leg::Open(command_line) => {
-                let opened = with_sudo(command_line, self.sudo).and_then(|command| self.open_channel(&command));
+                let opened =
+                    with_sudo(command_line, self.sudo).and_then(|command| self.open_channel(&command));
                 match opened {
                     Ok(channel) => channel,
                     Err(e) => {
@@ -491,7 +492,11 @@ impl SshTransport {
                     Err(e) => break 'run Err(anyhow!("{}: sending the input failed: {e}", self.label)),
                 }
             }
-            if input_done && pending_at == pending.len() && !eof_sent && keep_going.is_none() && hold_until.is_none()
+            if input_done
+                && pending_at == pending.len()
+                && !eof_sent
+                && keep_going.is_none()
+                && hold_until.is_none()
             {
                 match channel.send_eof() {
                     Ok(()) => eof_sent = true,
@@ -633,7 +638,13 @@ impl Transport for SshTransport {
         };
         // The held shell runs it: no exec of its own (bench/deploy.nu counts these apart).
         let timer = crate::trace::Timer::start("ssh continue");
-        let out = self.pump(Leg::Held(channel), Box::new(std::io::Cursor::new(script.to_vec())), on_line, None, None);
+        let out = self.pump(
+            Leg::Held(channel),
+            Box::new(std::io::Cursor::new(script.to_vec())),
+            on_line,
+            None,
+            None,
+        );
         timer.done(&format!("{} {} bytes", self.label, script.len()));
         Ok(out?.1)
     }
@@ -671,7 +682,10 @@ impl Transport for SshTransport {
             let mut all = Vec::new();
             let _ = input.read_to_end(&mut all);
             let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
-            let _ = std::fs::write(std::path::Path::new(&dir).join(format!("{n:03}.sh")), [command_line.as_bytes(), b"\n#----\n", &all[..all.len().min(200_000)]].concat());
+            let _ = std::fs::write(
+                std::path::Path::new(&dir).join(format!("{n:03}.sh")),
+                [command_line.as_bytes(), b"\n#----\n", &all[..all.len().min(200_000)]].concat(),
+            );
             input = Box::new(std::io::Cursor::new(all));
         }
         let out = self.run_channel(command_line, input, on_line, None);

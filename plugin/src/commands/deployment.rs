@@ -67,6 +67,15 @@ impl AppCall {
         parallel: usize,
         work: impl Fn(&mut dyn Transport, &AppLayout) -> anyhow::Result<T> + Sync,
     ) -> Result<Vec<(String, T)>, LabeledError> {
+        self.on_each_named_host(parallel, |_, transport, layout| work(transport, layout))
+    }
+
+    /// As [`AppCall::on_each_host`], `work` also told which host it is on.
+    pub fn on_each_named_host<T: Send>(
+        &self,
+        parallel: usize,
+        work: impl Fn(&str, &mut dyn Transport, &AppLayout) -> anyhow::Result<T> + Sync,
+    ) -> Result<Vec<(String, T)>, LabeledError> {
         let names: Vec<String> = self.targets.iter().map(|(n, _)| n.clone()).collect();
         let results = for_each_host(&names, parallel, |host| {
             let (_, target) = self
@@ -75,7 +84,7 @@ impl AppCall {
                 .find(|(n, _)| n == host)
                 .ok_or_else(|| anyhow::anyhow!("host {host} has no target"))?;
             let mut transport = target.connect(&self.credentials)?;
-            work(transport.as_mut(), &self.layout)
+            work(host, transport.as_mut(), &self.layout)
         });
         let mut done = Vec::new();
         let mut failures = Vec::new();
