@@ -11,7 +11,7 @@ use roles.nu [role-ctx proxied]
 use lock.nu [under-lock take]
 use secrets.nu [with-secrets]
 use phases.nu [apply-by-roles apply-phase abandon start by-phase]
-use deploy.nu [deploying running roll ports]
+use deploy.nu [deploying running roll ports facts-at-start]
 
 # The app's day-to-day commands, each with what it is for.
 @example "The app commands" { hk app | get command } --result ["hk app boot" "hk app details" "hk app exec" "hk app live" "hk app logs" "hk app maintenance" "hk app remove" "hk app start" "hk app stop" "hk app version"]
@@ -206,7 +206,7 @@ export def "app boot" [
   let ctx = running (load $config $destination "-" (metadata $config).span --roles=$roles --hosts=$hosts) boot --quiet=$quiet --skip-hooks=$skip_hooks
   let ctx = with-secrets $ctx --allow-empty=$allow_empty_secrets
   deploying $ctx "app boot" $lock_wait {|ctx|
-    let version = live-version $ctx (facts $ctx)
+    let version = live-version $ctx (facts-at-start $ctx)
     roll ($ctx | upsert version $version) $version null boot
   } | by-phase
 }

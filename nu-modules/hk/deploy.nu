@@ -123,6 +123,23 @@ def role-hosts [ctx: record]: nothing -> list<string> {
   $ctx.servers | where {|h| roles-of $ctx $h | any {|r| not (proxied $ctx $r) } }
 }
 
+# The hooks that run between taking the lock and the first phase: a command of theirs may change
+# what the lock's reading saw.
+const HOOKS_BEFORE_ROLL = [pre-build post-build pre-deploy]
+
+# The app's facts at the start of a roll: the primary's as the lock read them (taken and read in
+# one exec, `lock_facts`), unless a hook ran since; the other hosts' read now. Rows in the order
+# of the context's servers, as `facts` gives them. A step that changes the hosts between the lock
+# and the roll (setup's bootstrap) drops `lock_facts`.
+export def facts-at-start [ctx: record]: nothing -> table {
+  let known = $ctx.lock_facts? | default null
+  let hooked = $HOOKS_BEFORE_ROLL | any {|h| hooks exists $ctx $h }
+  if $known == null or $hooked or $known.host not-in $ctx.servers { return (facts $ctx) }
+  let rest = $ctx.servers | where $it != $known.host
+  let read = if ($rest | is-empty) { [] } else { facts ($ctx | update servers $rest) }
+  $ctx.servers | each {|h| if $h == $known.host { $known } else { $read | where host == $h | first } }
+}
+
 # Prepare and switch to `version` batch by batch (`boot`; without it, every host behind Caddy at
 # once), then the roles not behind Caddy, then retire the old instances; with the way back when a
 # step fails (every batch already switched goes back; their old instances run until the end).
@@ -130,7 +147,7 @@ def role-hosts [ctx: record]: nothing -> list<string> {
 # audit entry `action`. The lock is held. Progress rows.
 export def --env roll [ctx: record, version: string, artifact: oneof<string, nothing>, action: string, --prune]: nothing -> table {
   let ctx = $ctx | upsert doing $"($action) ($version)"
-  let state = facts $ctx
+  let state = facts-at-start $ctx
   check-hosts $ctx ($state | where host in $ctx.web)
   let p = ports $ctx $state
   let batches = batches $ctx

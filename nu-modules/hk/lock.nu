@@ -19,10 +19,11 @@ def holder [version: string, message: string]: nothing -> record {
   }
 }
 
-# Take the app's lock; the record to release it with. `wait`: keep trying this long.
-export def take [ctx: record, message: string, wait: oneof<duration, nothing>]: nothing -> record {
+# Take the app's lock; the record to release it with. `wait`: keep trying this long. `--facts`: the
+# primary's facts too, read in the same exec once the lock is taken (a `facts` column).
+export def take [ctx: record, message: string, wait: oneof<duration, nothing>, --facts]: nothing -> record {
   let wait = $wait | default 0sec
-  hk-config $ctx | hk deployment lock $ctx.primary --app $ctx.app --root $ctx.root --holder (holder $ctx.version $message) --wait $wait
+  hk-config $ctx | hk deployment lock $ctx.primary --app $ctx.app --root $ctx.root --holder (holder $ctx.version $message) --wait $wait --facts=$facts
 }
 
 # Release a lock taken with `take` (a lock someone else holds is left alone).
@@ -31,17 +32,18 @@ export def give-back [ctx: record, held: record]: nothing -> record {
 }
 
 # Run `work` holding the app's lock; the lock is released however `work` ends (error, Ctrl-C).
-# `work` gets the context with `holding_lock` set and `held` (what `take` gave); when it released
-# the lock itself (`finish`), it is not released again. Inside a hook of a command holding this
-# app's lock (`HK_LOCK` true, `HK_APP` this app), the lock is already held: `work` runs without
-# waiting.
+# `work` gets the context with `holding_lock` set, `held` (what `take` gave) and `lock_facts`:
+# the primary's facts as the lock read them (one exec for both; see `facts-at-start` in deploy.nu).
+# When `work` released the lock itself (`finish`), it is not released again. Inside a hook of a
+# command holding this app's lock (`HK_LOCK` true, `HK_APP` this app), the lock is already held:
+# `work` runs without waiting.
 export def holding [ctx: record, message: string, wait: oneof<duration, nothing>, work: closure]: nothing -> any {
   let inside = ($env.HK_LOCK? == "true") and ($env.HK_APP? == $ctx.app)
   let ctx = $ctx | upsert holding_lock true
   if $inside { return (do $work $ctx) }
-  let held = take $ctx $message $wait
+  let held = take $ctx $message $wait --facts
   $env.hk_lock_released = false
-  try { do --env $work ($ctx | upsert held $held) } finally {
+  try { do --env $work ($ctx | upsert held $held | upsert lock_facts $held.facts) } finally {
     if not $env.hk_lock_released {
       try { give-back $ctx $held | ignore } catch {|e| print -e $"hk: could not release the deploy lock: ($e.msg)" }
     }

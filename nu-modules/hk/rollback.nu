@@ -3,7 +3,7 @@
 
 use config.nu [load fail facts]
 use audit.nu [entries]
-use deploy.nu [roll plan-roll deploying running]
+use deploy.nu [roll plan-roll deploying running facts-at-start]
 use secrets.nu [with-secrets]
 use hooks.nu
 use phases.nu [by-phase]
@@ -35,7 +35,7 @@ export def previous [stack: list<string>, live: oneof<string, nothing>]: nothing
 # The release a rollback goes to: `version`, else the one before the live one in the deploy
 # history; refused when a host lacks it or it is live everywhere already.
 def target-of [ctx: record, version: oneof<string, nothing>, span: record]: nothing -> string {
-  let state = facts $ctx
+  let state = facts-at-start $ctx
   let live = $state | where host == $ctx.primary | get -o 0.current
   let target = if $version != null { $version } else {
     let stack = history (entries $ctx)

@@ -97,6 +97,8 @@ export def main [
   ensure-instances $ctx
   deploying $ctx $message $lock_wait {|ctx|
     let prepared = bootstrap $ctx
+    # The bootstrap changed the hosts (Caddy, folders): what the lock read of them is past.
+    let ctx = $ctx | upsert lock_facts null
     let built = before-roll $ctx setup
     [$prepared [$built.row] (roll $ctx $ctx.version $built.artifact setup --prune)] | flatten
   } | by-phase

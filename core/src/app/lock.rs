@@ -3,6 +3,7 @@
 
 use anyhow::{Result, bail};
 
+use super::facts::AppFacts;
 use super::{AppLayout, run, sections};
 use crate::quote::q;
 use crate::transport::Transport;
@@ -47,21 +48,45 @@ pub fn acquire(
     holder: &serde_json::Value,
 ) -> Result<Acquired> {
     let nonce = crate::script::nonce();
-    let lock = layout.path("lock");
+    let out = run(transport, &acquire_script(layout, holder, &nonce)?, "taking the deploy lock")?;
+    acquired(&out, &nonce, transport)
+}
+
+/// Take the lock as [`acquire`] does and read the app's facts after it, in the same exec: what a
+/// deploying command needs first of its primary host.
+pub fn acquire_reading(
+    transport: &mut dyn Transport,
+    layout: &AppLayout,
+    holder: &serde_json::Value,
+) -> Result<(Acquired, AppFacts)> {
+    let (lock_nonce, facts_nonce) = (crate::script::nonce(), crate::script::nonce());
     let script = format!(
-        "set -u\nHK={nonce}\numask 022\nmkdir -p -- {dir}\n\
+        "{}{}",
+        acquire_script(layout, holder, &lock_nonce)?,
+        super::facts::script(layout, &facts_nonce)?
+    );
+    let out = run(transport, &script, "taking the deploy lock and reading the app's state")?;
+    Ok((acquired(&out, &lock_nonce, transport)?, super::facts::parse(&out, &facts_nonce, layout)?))
+}
+
+fn acquire_script(layout: &AppLayout, holder: &serde_json::Value, nonce: &str) -> Result<String> {
+    let lock = layout.path("lock");
+    Ok(format!(
+        "set -u\nHK={nonce}\numask 022\n[ -d {dir} ] || mkdir -p -- {dir}\n\
          if mkdir -m 0700 -- {lock} 2>/dev/null; then\n\
            printf '%s' {holder} > {lock}/holder.json && printf '%s taken\\n' \"$HK\"\n\
          else\n\
            printf '%s held\\n' \"$HK\"; stat -c %Y -- {lock} 2>/dev/null || echo; cat -- {lock}/holder.json 2>/dev/null || :; echo\n\
-         fi\n",
-        nonce = q(&nonce)?,
+         fi\nprintf '%s end\\n' \"$HK\"\n",
+        nonce = q(nonce)?,
         dir = q(&layout.dir())?,
         lock = q(&lock)?,
         holder = q(&holder_json(holder)?)?,
-    );
-    let out = run(transport, &script, "taking the deploy lock")?;
-    for (name, lines) in sections(&out, &nonce) {
+    ))
+}
+
+fn acquired(out: &str, nonce: &str, transport: &dyn Transport) -> Result<Acquired> {
+    for (name, lines) in sections(out, nonce) {
         match name {
             "taken" => return Ok(Acquired::Taken),
             "held" => {
@@ -132,4 +157,32 @@ pub fn parse_release(out: &str, nonce: &str) -> Option<Released> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::{Credentials, Target};
+
+    #[test]
+    fn the_lock_and_the_facts_in_one_exec() {
+        let root = std::env::temp_dir().join(format!("hk-lock-test-{}", crate::script::nonce()));
+        let layout = AppLayout::new(root.to_str().expect("utf-8 temp dir"), "demo").expect("layout");
+        let mut transport = Target::local().connect(&Credentials::default()).expect("local");
+        let ours = serde_json::json!({"who": "me", "pid": 1});
+        let (taken, facts) = acquire_reading(transport.as_mut(), &layout, &ours).expect("first");
+        assert_eq!(taken, Acquired::Taken);
+        // The facts were read after the lock was taken: they show it held by us.
+        assert_eq!(facts.lock, Some(ours.clone()));
+        assert_eq!(facts.active_port, None);
+        let theirs = serde_json::json!({"who": "someone else"});
+        let (held, facts) = acquire_reading(transport.as_mut(), &layout, &theirs).expect("second");
+        assert!(matches!(&held, Acquired::Held { holder, since: Some(_) } if holder == &ours), "{held:?}");
+        assert_eq!(facts.lock, Some(ours.clone()));
+        assert_eq!(
+            release(transport.as_mut(), &layout, Some(&ours), false).expect("release"),
+            Released::Released
+        );
+        std::fs::remove_dir_all(&root).ok();
+    }
 }

@@ -11,7 +11,7 @@ use crate::convert::json_to_value;
 
 pub struct AppFactsCommand;
 
-fn facts_to_value(host: &str, f: &AppFacts, span: Span) -> Value {
+pub(crate) fn facts_to_value(host: &str, f: &AppFacts, span: Span) -> Value {
     let mut r = Record::new();
     let opt = |v: Option<Value>| v.unwrap_or_else(|| Value::nothing(span));
     r.push("host", Value::string(host, span));

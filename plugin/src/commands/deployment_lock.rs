@@ -46,6 +46,11 @@ impl PluginCommand for AppLock {
                 None,
             )
             .named("wait", SyntaxShape::Duration, "keep trying this long while someone else holds it", None)
+            .switch(
+                "facts",
+                "also read the app's facts on that host once the lock is taken, in the same exec (a `facts` column, as `hk deployment facts` gives them)",
+                None,
+            )
             .input_output_types(vec![(Type::Nothing, Type::record()), (Type::record(), Type::record())])
     }
 
@@ -82,9 +87,17 @@ impl PluginCommand for AppLock {
         let (layout, span) = (&app.layout, app.span);
         let (host, mut transport) = app.primary()?;
         let deadline = Instant::now() + wait;
-        loop {
-            match lock::acquire(transport.as_mut(), layout, &holder).at(span)? {
-                Acquired::Taken => break,
+        let with_facts = call.has_flag("facts")?;
+        let facts = loop {
+            let (acquired, facts) = if with_facts {
+                let (acquired, facts) =
+                    lock::acquire_reading(transport.as_mut(), layout, &holder).at(span)?;
+                (acquired, Some(facts))
+            } else {
+                (lock::acquire(transport.as_mut(), layout, &holder).at(span)?, None)
+            };
+            match acquired {
+                Acquired::Taken => break facts,
                 Acquired::Held { holder: other, since } => {
                     if Instant::now() < deadline && !engine.signals().interrupted() {
                         std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
@@ -109,11 +122,14 @@ impl PluginCommand for AppLock {
                     .with_help(help));
                 }
             }
-        }
+        };
         let mut r = Record::new();
-        r.push("host", Value::string(host, span));
+        r.push("host", Value::string(host.clone(), span));
         r.push("app", Value::string(layout.app.clone(), span));
         r.push("holder", json_to_value(&holder, span));
+        if let Some(facts) = facts {
+            r.push("facts", super::deployment_facts::facts_to_value(&host, &facts, span));
+        }
         Ok(PipelineData::value(Value::record(r, span), None))
     }
 }
