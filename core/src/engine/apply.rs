@@ -171,24 +171,17 @@ fn apply_host(
     };
     stop_if_interrupted()?;
     let timer = crate::trace::Timer::start("connect");
-    // The plan's connection, its probe shell waiting for this apply's script, when it kept one.
-    let held = options.probed.get(host).and_then(|p| p.held.take());
-    let mut transport = match held {
-        Some(transport) => transport,
-        None => host_plan
-            .target
-            .connect(&options.credentials)
-            .with_context(|| format!("connecting to host {host}"))?,
-    };
+    let mut transport = host_plan
+        .target
+        .connect(&options.credentials)
+        .with_context(|| format!("connecting to host {host}"))?;
     timer.done(host);
     let (facts, observed) = match just_probed(host, &rows, options) {
         Some(probed) => probed,
         None => {
             let resources: Vec<&Resource> = rows.iter().map(|r| &r.resource).collect();
-            // The probe's shell then runs the apply script: one exec for both.
             probe_host(transport.as_mut(), &resources, {
                 let mut batch = ProbeBatch::default();
-                batch.hold = true;
                 if let Some(roots) = &options.track {
                     batch.roots(&roots.or(&host_plan.roots));
                 }

@@ -36,9 +36,6 @@ pub struct PlanOptions {
     /// Also read where runs are kept (an apply that tracks, following at once, then reads nothing
     /// again); the host's own `runs_root`/`backups_root` fill what these leave unset.
     pub track_roots: Option<crate::runs::Roots>,
-    /// An apply follows at once: each host's probe shell is kept waiting for its apply script
-    /// (`Probed::held`), so probe and apply cost one exec.
-    pub hold: bool,
 }
 
 impl Default for PlanOptions {
@@ -53,7 +50,6 @@ impl Default for PlanOptions {
             project: None,
             made_by: String::new(),
             track_roots: None,
-            hold: false,
         }
     }
 }
@@ -83,31 +79,6 @@ pub struct PlanOutcome {
 pub struct Probed {
     pub facts: Facts,
     pub observed: HashMap<String, Observed>,
-    /// The host's connection with the probe's shell still waiting, when the plan was made to be
-    /// applied at once and has something to apply there.
-    pub held: HeldTransport,
-}
-
-/// A connection whose probe shell waits for the apply script ([`Transport::run_script_and_hold`]);
-/// taken once, by the apply. Dropped unused, the shell ends.
-#[derive(Clone, Default)]
-pub struct HeldTransport(std::sync::Arc<std::sync::Mutex<Option<Box<dyn Transport>>>>);
-
-impl HeldTransport {
-    fn new(transport: Box<dyn Transport>) -> HeldTransport {
-        HeldTransport(std::sync::Arc::new(std::sync::Mutex::new(Some(transport))))
-    }
-
-    pub fn take(&self) -> Option<Box<dyn Transport>> {
-        self.0.lock().ok()?.take()
-    }
-}
-
-impl std::fmt::Debug for HeldTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let held = self.0.lock().map(|t| t.is_some()).unwrap_or(false);
-        write!(f, "HeldTransport({})", if held { "waiting" } else { "none" })
-    }
 }
 
 /// Plan the named hosts of `config` (with the given targets), in parallel.
@@ -156,8 +127,7 @@ pub fn probe_host(
     probe_host_cached(transport, resources, batch, None)
 }
 
-/// As [`probe_host`], reusing remembered content hashes of files that did not change; with
-/// `batch.hold`, the probe's shell is kept for the next script on `transport`.
+/// As [`probe_host`], reusing remembered content hashes of files that did not change.
 pub fn probe_host_cached(
     transport: &mut dyn Transport,
     resources: &[&Resource],
@@ -175,11 +145,7 @@ pub fn probe_host_cached(
     let nonce = nonce();
     let script = batch.script(&nonce)?;
     let timer = crate::trace::Timer::start("probe script");
-    let out = if batch.hold {
-        transport.run_script_and_hold(script.as_bytes(), format!("\n{nonce} end\n").as_bytes())?
-    } else {
-        transport.run_script(script.as_bytes(), &mut |_| {})?
-    };
+    let out = transport.run_script(script.as_bytes(), &mut |_| {})?;
     timer.done(&format!(
         "{} bytes in, {} out, {} hashes remembered",
         script.len(),
@@ -217,13 +183,7 @@ pub fn probe_host_cached(
 fn hash_now(transport: &mut dyn Transport, paths: &[String], facts: &mut Facts) -> Result<()> {
     let batch = ProbeBatch::hashes(paths, false);
     let nonce = nonce();
-    // An exec of its own, leaving a held shell to the apply.
-    let script = batch.script(&nonce)?.into_bytes();
-    let out = transport.exec(
-        crate::transport::SCRIPT_SHELL,
-        Box::new(std::io::Cursor::new(script)),
-        &mut |_| {},
-    )?;
+    let out = transport.run_script(batch.script(&nonce)?.as_bytes(), &mut |_| {})?;
     let fresh = batch.parse(&out.stdout, &nonce)?;
     for path in paths {
         if let (Some(seen), Some(sha)) =
@@ -244,7 +204,6 @@ fn plan_host(
 ) -> Result<(HostPlan, Vec<PlanRow>, Probed)> {
     let batch = || {
         let mut batch = ProbeBatch::default();
-        batch.hold = options.hold;
         if let Some(roots) = &options.track_roots {
             batch.roots(&roots.or(host_roots));
         }
@@ -266,8 +225,7 @@ fn plan_host(
             &options.ignore,
             options.hash_cache.as_deref(),
             batch(),
-        )
-        .map(|planned| keep_held(planned, transport, options.hold));
+        );
     }
     let mut resources = all.to_vec();
     for resource in resources.iter_mut().filter(|r| matches!(r, Resource::EnvFile(_))) {
@@ -294,20 +252,7 @@ fn plan_host(
     if let Some(release) = &host_plan.release {
         naming.check_release(host, release)?;
     }
-    Ok(keep_held((host_plan, rows, probed), transport, options.hold))
-}
-
-/// The plan of a host with its connection kept (probe shell waiting) when it is to be applied at
-/// once and has something to apply; otherwise the connection goes (and its shell ends).
-fn keep_held(
-    (host_plan, rows, mut probed): (HostPlan, Vec<PlanRow>, Probed),
-    transport: Box<dyn Transport>,
-    hold: bool,
-) -> (HostPlan, Vec<PlanRow>, Probed) {
-    if hold && transport.holds_shell() && rows.iter().any(|r| r.action.applies()) {
-        probed.held = HeldTransport::new(transport);
-    }
-    (host_plan, rows, probed)
+    Ok((host_plan, rows, probed))
 }
 
 /// `debian_12`: the host's `ID` and major `VERSION_ID` from /etc/os-release.
@@ -446,7 +391,7 @@ pub fn plan_over(
         roots: Default::default(),
     };
     let observed = probed.iter().map(|r| r.kind().id()).zip(observed).collect();
-    Ok((host_plan, rows, Probed { facts, observed, held: HeldTransport::default() }))
+    Ok((host_plan, rows, Probed { facts, observed }))
 }
 
 /// The directories above every path `all` puts in place that it does not declare, as directories

@@ -195,8 +195,6 @@ pub struct ProbeBatch {
     guards: Vec<(String, String)>,
     trees: Vec<String>,
     clock: bool,
-    /// Keep the probe's shell for the script that follows (`Transport::run_script_and_hold`).
-    pub hold: bool,
 }
 
 impl ProbeBatch {

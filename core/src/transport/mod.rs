@@ -242,22 +242,9 @@ pub trait Transport: Send {
     /// How this transport reaches its host, for messages.
     fn describe(&self) -> String;
 
-    /// Run `script` through `sh -s` — the held shell's, when [`Transport::run_script_and_hold`]
-    /// left one waiting.
+    /// Run `script` through `sh -s` (over SSH, in the session's resident shell: see `ssh.rs`).
     fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
         self.exec(SCRIPT_SHELL, Box::new(std::io::Cursor::new(script.to_vec())), on_line)
-    }
-
-    /// Run `script` through `sh -s` and, where the transport can, keep that shell waiting on its
-    /// open stdin once stdout shows `until` (the script's last words): the next `run_script` then
-    /// runs in it, without an exec of its own. Otherwise the same as `run_script`.
-    fn run_script_and_hold(&mut self, script: &[u8], _until: &[u8]) -> Result<ScriptOutput> {
-        self.run_script(script, &mut |_| {})
-    }
-
-    /// Whether a shell is held for the next script.
-    fn holds_shell(&self) -> bool {
-        false
     }
 
     /// Stream a local file into `command` (a shell command line reading stdin) on one exec channel,

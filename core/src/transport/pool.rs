@@ -65,7 +65,7 @@ fn tend() {
         let Ok(mut guard) = pool().lock() else { return };
         let Some(p) = guard.as_mut() else { return };
         let timeout = p.idle_timeout;
-        p.sessions.retain(|s| s.since.elapsed() < timeout && s.transport.alive());
+        p.sessions.retain_mut(|s| s.since.elapsed() < timeout && s.transport.alive());
         for s in &mut p.sessions {
             if s.last_keepalive.elapsed() >= KEEPALIVE {
                 s.transport.keepalive();
@@ -80,7 +80,7 @@ pub(crate) fn take(key: &str) -> Option<SshTransport> {
     let mut guard = pool().lock().ok()?;
     let p = guard.as_mut()?;
     while let Some(at) = p.sessions.iter().position(|s| s.key == key) {
-        let idle = p.sessions.swap_remove(at);
+        let mut idle = p.sessions.swap_remove(at);
         if idle.transport.alive() {
             return Some(idle.transport);
         }
@@ -117,10 +117,9 @@ impl Pooled {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        if let Some(mut transport) = self.inner.take()
+        if let Some(transport) = self.inner.take()
             && !self.broken
         {
-            transport.release_held();
             give_back(std::mem::take(&mut self.key), transport);
         }
     }
@@ -162,19 +161,6 @@ impl Transport for Pooled {
             self.broken = true;
         }
         result
-    }
-
-    fn run_script_and_hold(&mut self, script: &[u8], until: &[u8]) -> Result<ScriptOutput> {
-        let Some(inner) = self.inner.as_mut() else { anyhow::bail!("the SSH session was closed") };
-        let result = inner.run_script_and_hold(script, until);
-        if result.is_err() {
-            self.broken = true;
-        }
-        result
-    }
-
-    fn holds_shell(&self) -> bool {
-        self.inner.as_ref().is_some_and(|t| t.holds_shell())
     }
 
     fn describe(&self) -> String {

@@ -161,8 +161,9 @@ pub struct SshTransport {
     sudo: bool,
     label: String,
     timeout: Duration,
-    /// A `sh -s` whose first script has run, waiting on its open stdin for the next one.
-    held: Option<ssh2::Channel>,
+    /// The session's resident shell: a `sh -s` that runs every script of [`Transport::run_script`],
+    /// each in a subshell framed by markers, waiting on its open stdin in between.
+    resident: Option<ssh2::Channel>,
 }
 
 impl SshTransport {
@@ -182,7 +183,7 @@ impl SshTransport {
                         sudo,
                         label,
                         timeout: Duration::from_millis(target.timeout_ms.max(1)),
-                        held: None,
+                        resident: None,
                     });
                 }
                 Err(Failure::Permanent(e)) => return Err(e.context(format!("ssh to {label}"))),
@@ -345,8 +346,25 @@ const EAGAIN: ssh2::ErrorCode = ssh2::ErrorCode::Session(-37);
 
 impl SshTransport {
     /// Whether the connection still looks usable (checked between commands, never during one).
-    pub(crate) fn alive(&self) -> bool {
-        super::pool::socket_alive(&self.socket)
+    pub(crate) fn alive(&mut self) -> bool {
+        if super::pool::socket_alive(&self.socket) {
+            return true;
+        }
+        // Something came in while idle. With a resident shell that may be the server's window
+        // adjustment for the last leg's input: let libssh2 take it, and the session is gone only
+        // if the shell's channel ended or the read fails.
+        let Some(channel) = self.resident.as_mut() else { return false };
+        self.session.set_blocking(false);
+        let mut buf = [0u8; 256];
+        let alive = match channel.read(&mut buf) {
+            Err(e) if would_block(&e) => !channel.eof(),
+            _ => false,
+        };
+        self.session.set_blocking(true);
+        if !alive {
+            self.resident = None;
+        }
+        alive
     }
 
     /// Tell the server this idle session is still wanted.
@@ -419,20 +437,21 @@ impl SshTransport {
         Ok((status, output))
     }
 
-    /// Send `input` on a channel — a new one running `leg`'s command, or the held shell — and read
-    /// stdout and stderr together until it ends. With `hold_until`, its stdin stays open and the
-    /// reading stops once stdout holds those bytes: the channel comes back, waiting for more.
+    /// Send `input` on a channel — a new one running `leg`'s command, or the resident shell — and
+    /// read stdout and stderr together until it ends. With `frame` (a leg of the resident shell),
+    /// its stdin stays open and the reading stops at the leg's end markers: its status is theirs,
+    /// and the channel comes back, waiting for the next leg.
     fn pump(
         &mut self,
         leg: Leg<'_>,
         mut input: Box<dyn Read + Send>,
         on_line: &mut dyn FnMut(&[u8]),
         keep_going: Option<&dyn Fn() -> bool>,
-        hold_until: Option<&[u8]>,
+        frame: Option<&str>,
     ) -> Result<(Option<i32>, ScriptOutput, Option<ssh2::Channel>)> {
         self.session.set_blocking(false);
         let mut channel = match leg {
-            Leg::Held(channel) => channel,
+            Leg::Resident(channel) => channel,
             Leg::Open(command_line) => {
                 let opened =
                     with_sudo(command_line, self.sudo).and_then(|command| self.open_channel(&command));
@@ -445,7 +464,10 @@ impl SshTransport {
                 }
             }
         };
-        let mut held = false;
+        // Where each stream's end marker starts, once seen, and the leg's status.
+        let (mut out_end, mut err_end, mut framed_status): (Option<usize>, Option<usize>, Option<i32>) =
+            (None, None, None);
+        let marker = frame.map(|nonce| format!("\n{nonce}"));
 
         let mut pending: Vec<u8> = Vec::new();
         let mut pending_at = 0usize;
@@ -496,7 +518,7 @@ impl SshTransport {
                 && pending_at == pending.len()
                 && !eof_sent
                 && keep_going.is_none()
-                && hold_until.is_none()
+                && frame.is_none()
             {
                 match channel.send_eof() {
                     Ok(()) => eof_sent = true,
@@ -509,14 +531,18 @@ impl SshTransport {
                     Ok(0) => break,
                     Ok(n) => {
                         let seen = stdout.all.len();
-                        stdout.push(&buf[..n], on_line);
+                        match &marker {
+                            // The end marker's line is the frame's, not the script's.
+                            Some(m) => stdout.push(&buf[..n], &mut |line: &[u8]| {
+                                if !line.starts_with(&m.as_bytes()[1..]) {
+                                    on_line(line)
+                                }
+                            }),
+                            None => stdout.push(&buf[..n], on_line),
+                        }
                         progress = true;
-                        if let Some(marker) = hold_until {
-                            let from = seen.saturating_sub(marker.len());
-                            if memchr::memmem::find(&stdout.all[from..], marker).is_some() {
-                                held = true;
-                                break;
-                            }
+                        if let (Some(m), None) = (&marker, out_end) {
+                            (out_end, framed_status) = stdout_end(&stdout.all, seen, m);
                         }
                     }
                     Err(e) if would_block(&e) => break,
@@ -529,8 +555,14 @@ impl SshTransport {
                 match channel.stderr().read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
+                        let seen = stderr.len();
                         stderr.extend_from_slice(&buf[..n]);
                         progress = true;
+                        if let (Some(m), None) = (&marker, err_end) {
+                            let from = seen.saturating_sub(m.len() + 1);
+                            err_end = memchr::memmem::find(&stderr[from..], format!("{m}\n").as_bytes())
+                                .map(|at| from + at);
+                        }
                     }
                     Err(e) if would_block(&e) => break,
                     Err(e) => {
@@ -538,11 +570,12 @@ impl SshTransport {
                     }
                 }
             }
-            if held {
+            if out_end.is_some() && err_end.is_some() {
                 break Ok(());
             }
-            // A held shell that ended before its marker is an ordinary end.
-            if channel.eof() && (eof_sent || keep_going.is_some() || hold_until.is_some()) {
+            // A resident shell that ended before its markers (sudo refused, a syntax error) ends
+            // as any channel does.
+            if channel.eof() && (eof_sent || keep_going.is_some() || frame.is_some()) {
                 break Ok(());
             }
             if progress {
@@ -575,9 +608,13 @@ impl SshTransport {
             self.session.set_blocking(true);
             return Ok((None, ScriptOutput { status: -1, stdout: Vec::new(), stderr }, None));
         }
-        if held && result.is_ok() {
+        if let (Ok(()), Some(out_at), Some(err_at), Some(status)) = (&result, out_end, err_end, framed_status)
+        {
             self.session.set_blocking(true);
-            return Ok((Some(0), ScriptOutput { status: 0, stdout: stdout.all, stderr }, Some(channel)));
+            let (mut out, mut err) = (stdout.all, stderr);
+            out.truncate(out_at);
+            err.truncate(err_at);
+            return Ok((Some(status), ScriptOutput { status, stdout: out, stderr: err }, Some(channel)));
         }
         if result.is_ok() {
             // The exit status follows the close; a server that drops the channel instead still
@@ -594,79 +631,53 @@ impl SshTransport {
         sudo_failure(&output, &self.label)?;
         Ok((Some(status), output, None))
     }
+}
 
-    /// End the held shell, if any: its stdin closed and its end waited for (at most two seconds),
-    /// so that nothing of it is left unread on a session going back to the pool.
-    pub(crate) fn release_held(&mut self) {
-        let Some(mut channel) = self.held.take() else { return };
-        self.session.set_blocking(false);
-        let until = Instant::now() + Duration::from_secs(2);
-        while matches!(channel.send_eof(), Err(ref e) if e.code() == EAGAIN) && Instant::now() < until {
-            self.wait_socket(Duration::from_millis(50));
-        }
-        let mut buf = [0u8; 4096];
-        while Instant::now() < until {
-            let _ = channel.read(&mut buf);
-            let _ = channel.stderr().read(&mut buf);
-            if channel.eof() {
-                break;
-            }
-            self.wait_socket(Duration::from_millis(50));
-        }
-        while matches!(channel.close(), Err(ref e) if e.code() == EAGAIN) && Instant::now() < until {
-            self.wait_socket(Duration::from_millis(50));
-        }
-        while matches!(channel.wait_close(), Err(ref e) if e.code() == EAGAIN) && Instant::now() < until {
-            self.wait_socket(Duration::from_millis(50));
-        }
-        self.session.set_blocking(true);
-    }
+/// Where the resident shell's stdout end marker (`\n<nonce> <status>\n`) starts, searching from
+/// about `seen`, and the status it gives.
+fn stdout_end(all: &[u8], seen: usize, marker: &str) -> (Option<usize>, Option<i32>) {
+    let from = seen.saturating_sub(marker.len() + 16);
+    let Some(at) = memchr::memmem::find(&all[from..], format!("{marker} ").as_bytes()).map(|at| from + at)
+    else {
+        return (None, None);
+    };
+    let rest = &all[at + marker.len() + 1..];
+    let Some(eol) = memchr::memchr(b'\n', rest) else { return (None, None) };
+    let status = String::from_utf8_lossy(&rest[..eol]).trim().parse().ok();
+    (status.map(|_| at), status)
 }
 
 /// Where a [`SshTransport::pump`] sends its input.
 enum Leg<'a> {
     /// A new channel running this command line.
     Open(&'a str),
-    /// The held shell.
-    Held(ssh2::Channel),
+    /// The resident shell.
+    Resident(ssh2::Channel),
 }
 
 impl Transport for SshTransport {
+    /// Every script runs in the session's resident shell (opened by the first), in a subshell of
+    /// its own, followed by markers on stdout (with its status) and stderr: after the first, a
+    /// script costs the host a fork, not an exec — no sshd session, login shell or `sudo`.
     fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
-        let Some(channel) = self.held.take() else {
-            return self.exec(super::SCRIPT_SHELL, Box::new(std::io::Cursor::new(script.to_vec())), on_line);
+        let nonce = crate::script::nonce();
+        let mut framed = Vec::with_capacity(script.len() + 128);
+        framed.extend_from_slice(b"(\n");
+        framed.extend_from_slice(script);
+        framed.extend_from_slice(
+            format!("\n)\nprintf '\\n%s %s\\n' {nonce} \"$?\"\nprintf '\\n%s\\n' {nonce} >&2\n").as_bytes(),
+        );
+        let (leg, what) = match self.resident.take() {
+            Some(channel) => (Leg::Resident(channel), "ssh continue"),
+            None => (Leg::Open(super::SCRIPT_SHELL), "ssh exec"),
         };
-        // The held shell runs it: no exec of its own (bench/deploy.nu counts these apart).
-        let timer = crate::trace::Timer::start("ssh continue");
-        let out = self.pump(
-            Leg::Held(channel),
-            Box::new(std::io::Cursor::new(script.to_vec())),
-            on_line,
-            None,
-            None,
-        );
+        // bench/deploy.nu counts the execs (channels) and the legs apart.
+        let timer = crate::trace::Timer::start(what);
+        let out = self.pump(leg, Box::new(std::io::Cursor::new(framed)), on_line, None, Some(&nonce));
         timer.done(&format!("{} {} bytes", self.label, script.len()));
-        Ok(out?.1)
-    }
-
-    fn run_script_and_hold(&mut self, script: &[u8], until: &[u8]) -> Result<ScriptOutput> {
-        self.release_held();
-        let timer = crate::trace::Timer::start("ssh exec");
-        let out = self.pump(
-            Leg::Open(super::SCRIPT_SHELL),
-            Box::new(std::io::Cursor::new(script.to_vec())),
-            &mut |_| {},
-            None,
-            Some(until),
-        );
-        timer.done(&format!("{} {} bytes", self.label, super::SCRIPT_SHELL.len()));
         let (_, output, channel) = out?;
-        self.held = channel;
+        self.resident = channel;
         Ok(output)
-    }
-
-    fn holds_shell(&self) -> bool {
-        self.held.is_some()
     }
 
     fn exec(

@@ -170,7 +170,7 @@ impl PluginCommand for Apply {
         // again: the plan is as fresh as a second read would be); rows and plan files do not.
         let mut probed = Default::default();
         let mut inline = |input: Option<Value>| -> Result<(Plan, Option<Secrets>), LabeledError> {
-            let (outcome, secrets) = plan_selection(engine, call, input, track.clone(), !dry_run)?;
+            let (outcome, secrets) = plan_selection(engine, call, input, track.clone())?;
             if !outcome.failures.is_empty() {
                 return Err(labeled(engine::failed_hosts_error(&outcome.failures), span)
                     .with_help("nothing was applied; fix or leave out those hosts"));

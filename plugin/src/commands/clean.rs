@@ -103,7 +103,6 @@ impl PluginCommand for Clean {
                 .or(Some(crate::load::current_dir(engine)?.display().to_string())),
             made_by: call.get_flag::<String>("made-by")?.unwrap_or_default(),
             track_roots: None,
-            hold: false,
         };
         let mut bases = engine::release_bases(&selection.config);
         for dir in named {

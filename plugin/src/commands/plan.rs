@@ -117,14 +117,12 @@ pub fn parallel(call: &EvaluatedCall) -> Result<usize, LabeledError> {
 
 /// Plan from the command's selection (piped record or CONFIG); also the secrets it resolved, so an
 /// apply that follows does not resolve them again (nor read the hosts again: with `track_roots`
-/// the probe also reads where that apply records its run; with `hold`, each host's probe shell waits
-/// for that apply's script).
+/// the probe also reads where that apply records its run).
 pub fn plan_selection(
     engine: &EngineInterface,
     call: &EvaluatedCall,
     input: Option<Value>,
     track_roots: Option<hk_core::runs::Roots>,
-    hold: bool,
 ) -> Result<(PlanOutcome, Secrets), LabeledError> {
     let timer = hk_core::trace::Timer::start("select");
     let selection = select(engine, call, input)?;
@@ -142,7 +140,6 @@ pub fn plan_selection(
         project: selection.config.project.clone(),
         made_by: call.get_flag::<String>("made-by")?.unwrap_or_default(),
         track_roots,
-        hold,
     };
     let outcome = engine::plan(&selection.config, &selection.targets, &options).at(call.head)?;
     write_lock(engine, call, &outcome)?;
@@ -337,7 +334,7 @@ impl PluginCommand for Plan {
         let call = &crate::load::without_null_flags(call);
         let timer = hk_core::trace::Timer::start("hk plan");
         let input = input_record(input, call.head)?;
-        let (outcome, _) = plan_selection(engine, call, input, None, false)?;
+        let (outcome, _) = plan_selection(engine, call, input, None)?;
         if let Some(out) = call.get_flag::<Spanned<String>>("out")? {
             if !outcome.failures.is_empty() {
                 return Err(labeled(engine::failed_hosts_error(&outcome.failures), call.head)
