@@ -563,8 +563,19 @@ fn tracking_prologue(
     let artifact_dir = format!("{runs_root}/artifacts/{}", record.id);
     let record_path = format!("{runs_root}/{}.json", record.id);
     let record_json = serde_json::to_vec_pretty(record)?;
+    let artifacts = format!("{runs_root}/artifacts");
+    let backups_root = record.backups.rsplit_once('/').map(|(dir, _)| dir).unwrap_or(runs_root);
     Ok(vec![
-        format!("mkdir -p -m 0700 -- {} {} {}", q(runs_root)?, q(&artifact_dir)?, q(&record.backups)?),
+        // The roots exist after the first run: then only the run's own two folders are made, by
+        // the file helper.
+        format!(
+            "{{ [ -d {artifacts} ] && [ -d {backups_root} ] || mkdir -p -m 0700 -- {runs} {artifacts} {backups_root}; }}",
+            artifacts = q(&artifacts)?,
+            backups_root = q(backups_root)?,
+            runs = q(runs_root)?,
+        ),
+        crate::script::steps::mkdir(&artifact_dir, "0700")?,
+        crate::script::steps::mkdir(&record.backups, "0700")?,
         format!("printf '%s' {} > {}", quote_bytes(&artifact)?, q(&artifact_path)?),
         format!("printf '%s' {} > {}", quote_bytes(&record_json)?, q(&record_path)?),
     ])

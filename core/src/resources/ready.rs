@@ -122,8 +122,7 @@ impl Check {
             }
             // Established sockets (state 01) whose local port is PORT, from the kernel's own tables.
             Check::Drain { port } => format!(
-                "{{ hk_n=$(awk -v p={hex} 'FNR > 1 && $4 == \"01\" {{ n = split($2, a, \":\"); if (a[n] == p) c++ }} END {{ print c + 0 }}' /proc/net/tcp /proc/net/tcp6 2>/dev/null); \
-                 [ \"${{hk_n:-0}}\" = 0 ] || {{ hk_last=\"$hk_n connection(s) still open on port {port}\"; false; }}; }}",
+                "{{ hk_conns {hex}; [ \"${{hk_n:-0}}\" = 0 ] || {{ hk_last=\"$hk_n connection(s) still open on port {port}\"; false; }}; }}",
                 hex = format_args!("{port:04X}")
             ),
         })
@@ -352,7 +351,7 @@ impl ResourceKind for Ready {
         let name = q(&format!("ready:{}", self.name))?;
         let seconds = |ms: u64| format!("{}.{:03}", ms / 1000, ms % 1000);
         let delay =
-            if self.delay_ms > 0 { format!("sleep {}; ", seconds(self.delay_ms)) } else { String::new() };
+            if self.delay_ms > 0 { format!("hk_sleep {}; ", seconds(self.delay_ms)) } else { String::new() };
         // A drain that runs out of time is no failure: the stop that follows drains the rest.
         let give_up = if self.drains_only() {
             format!(
@@ -373,7 +372,7 @@ impl ResourceKind for Ready {
              while :; do \
                if {cond}; then hk_ok=1; break; fi; \
                hk_clock; if [ \"$hk_t\" -ge \"$hk_deadline\" ]; then {give_up} fi; \
-               sleep {interval}; \
+               hk_sleep {interval}; \
              done; [ -n \"$hk_ok\" ]; }}",
             timeout = self.timeout_s,
             interval = seconds(self.interval_ms),
@@ -437,7 +436,7 @@ mod tests {
         };
         let step = ready(vec![http]).step(&Diff::noop(), &Observed::new(), &cx).expect("step");
         let text = step.commands.join(" ");
-        assert!(text.starts_with("{ sleep 1.500;"), "{text}");
+        assert!(text.starts_with("{ hk_sleep 1.500;"), "{text}");
         assert!(text.contains("-H 'X-Hk-Check: app'") && text.contains("[xX]-[hH][kK]-[uU]"), "{text}");
         assert!(text.contains("journalctl -u app@4000.service") && !text.contains("still busy"), "{text}");
     }

@@ -13,7 +13,7 @@ use crate::fields::Obj;
 use crate::quote::q;
 use crate::release::{check_artifact, valid_component};
 use crate::script::probe::{Facts, PathKind, ProbeBatch};
-use crate::script::steps::Step;
+use crate::script::steps::{self, Step};
 use crate::script::tree::{marker_line, marker_path, parse_marker, summary_command};
 
 /// Expand a `release` config entry into its rows' resources.
@@ -191,7 +191,7 @@ impl ReleaseArtifact {
             self.path, self.sha256
         ))?;
         Ok(format!(
-            "{{ [ -f {sum} ] && [ \"$(cut -d' ' -f1 < {sum})\" = {} ] || {{ {discard}; printf '%s\\n' {message} >&2; false; }}; }}",
+            "{{ hk_sum=; {{ read -r hk_sum hk_rest < {sum}; }} 2>/dev/null; [ \"$hk_sum\" = {} ] || {{ {discard}; printf '%s\\n' {message} >&2; false; }}; }}",
             q(&self.sha256)?
         ))
     }
@@ -265,12 +265,11 @@ impl ResourceKind for ReleaseArtifact {
                 }
                 // The bytes were streamed to `.partial` before this script and hashed on the way in;
                 // they count only if they hash to what was checked on this machine.
-                let partial = q(&self.partial())?;
-                let sum = q(&format!("{}.sum", self.partial()))?;
+                let (partial, sum) = (self.partial(), format!("{}.sum", self.partial()));
                 step.run(self.verify_upload()?)
-                    .run(format!("rm -f -- {sum}"))
-                    .run(format!("chmod 0644 -- {partial}"))
-                    .run(format!("mv -fT -- {partial} {path}"));
+                    .run(steps::remove_file(&sum)?)
+                    .run(steps::chmod("0644", &partial)?)
+                    .run(steps::rename(&partial, &self.path)?);
             }
             Action::Delete => {
                 step.run(format!("rm -f -- {path}"));
@@ -563,15 +562,16 @@ impl ResourceKind for ReleaseUnpack {
                 .run(format!("mv -T -- {partial} {path}"))
                 .run(format!("rm -rf -- {aside}"));
         } else {
-            step.run(format!("mv -T -- {partial} {path}"));
+            step.run(steps::rename(&partial_path, &self.path)?);
         }
-        let marker_tmp = q(&hidden_beside(&self.path, "unpacked.tmp"))?;
+        let marker_tmp = hidden_beside(&self.path, "unpacked.tmp");
         step.run(format!(
-            "printf '%s\\n' {} > {marker_tmp}",
-            q(&marker_line(&self.sha256, self.strip_components))?
+            "printf '%s\\n' {} > {}",
+            q(&marker_line(&self.sha256, self.strip_components))?,
+            q(&marker_tmp)?
         ))
-        .run(format!("chmod 0644 -- {marker_tmp}"))
-        .run(format!("mv -f -- {marker_tmp} {marker}"))
+        .run(steps::chmod("0644", &marker_tmp)?)
+        .run(steps::rename(&marker_tmp, &marker_path(&self.path))?)
         .cleanup(format!("rm -rf -- {partial}"));
         Ok(step)
     }

@@ -11,9 +11,12 @@ const INLINE_PAYLOAD_MAX: usize = 256 * 1024;
 
 /// `hk_mv FROM TO` (rename, as `mv -fT`), `hk_ln TARGET PATH` (a new symlink),
 /// `hk_mkdir PATH MODE` (a new directory with exactly MODE), `hk_chmod MODE PATH` (an octal mode) and
-/// `hk_chown UID:GID PATH` (numeric ids, either may be empty); `hk_now` sets `hk_when` to the UTC time. Where the host has perl, one perl process
-/// serves them over two fifos, so these operations cost no process each; otherwise they are the
-/// coreutils commands (also when `HK_NO_PERL` is set on the host).
+/// `hk_chown UID:GID PATH` (numeric ids, either may be empty), `hk_rm FILE` (as `rm -f`),
+/// `hk_sleep SECONDS`; `hk_now` sets `hk_when` to the UTC time and `hk_conns PORT_HEX` sets `hk_n`
+/// to the established TCP connections on that local port. Where the host has perl, one perl
+/// process serves them over two fifos, so these operations cost no process each, and it removes
+/// the script's temp folder when the script closes them; otherwise they are the coreutils commands
+/// (also when `HK_NO_PERL` is set on the host).
 const FS_OPS: &str = r#"hk_fs=
 if [ -z "${HK_NO_PERL:-}" ] && command -v perl >/dev/null 2>&1 && mkfifo "$hk_tmp/req" "$hk_tmp/resp" 2>/dev/null; then
   # The shell opens the fifos for perl, so a perl that fails to start ends the replies (EOF) instead
@@ -28,19 +31,43 @@ if [ -z "${HK_NO_PERL:-}" ] && command -v perl >/dev/null 2>&1 && mkfifo "$hk_tm
         printf("%04d-%02d-%02dT%02d:%02d:%02d.%09dZ\n", $g[5] + 1900, $g[4] + 1, @g[3, 2, 1, 0], ($t - int $t) * 1e9);
         next;
       }
+      if ($op eq "conns") {
+        local $/ = "\n";
+        my $n = 0;
+        for my $table ("/proc/net/tcp", "/proc/net/tcp6") {
+          open(my $fh, "<", $table) or next;
+          <$fh>;
+          while (my $line = <$fh>) {
+            my @w = split(" ", $line);
+            my @local = split(/:/, $w[1]);
+            $n++ if $w[3] eq "01" && $local[-1] eq $a;
+          }
+        }
+        print("$n\n");
+        next;
+      }
       my ($u, $g) = split(/:/, $a, 2);
       my $ok = $op eq "mv" ? rename($a, $b)
         : $op eq "ln" ? symlink($a, $b)
         : $op eq "mkdir" ? (mkdir($a, 0700) && chmod(oct($b), $a))
         : $op eq "chmod" ? chmod(oct($a), $b)
-        : $op eq "chown" ? chown(length($u) ? $u : -1, defined($g) && length($g) ? $g : -1, $b) : 0;
+        : $op eq "chown" ? chown(length($u) ? $u : -1, defined($g) && length($g) ? $g : -1, $b)
+        : $op eq "rm" ? (unlink($a) || !(-e $a || -l $a))
+        : $op eq "sleep" ? (select(undef, undef, undef, $a), 1) : 0;
       my $what = $op eq "mv" ? "mv: cannot move \x27$a\x27 to \x27$b\x27"
         : $op eq "ln" ? "ln: failed to create symbolic link \x27$b\x27"
         : $op eq "chmod" ? "chmod: changing permissions of \x27$b\x27"
         : $op eq "chown" ? "chown: changing ownership of \x27$b\x27"
+        : $op eq "rm" ? "rm: cannot remove \x27$a\x27"
         : "mkdir: cannot create directory \x27$a\x27";
       print(($ok ? "ok" : "$what: $!") . "\n");
-    }' < "$hk_tmp/req" > "$hk_tmp/resp" 2>/dev/null &
+    }
+    # The script closed its end: its temp folder (files only) goes.
+    if (opendir(my $dir, $ARGV[0])) {
+      unlink(map { "$ARGV[0]/$_" } grep { $_ ne "." && $_ ne ".." } readdir($dir));
+      closedir($dir);
+      rmdir($ARGV[0]);
+    }' "$hk_tmp" < "$hk_tmp/req" > "$hk_tmp/resp" 2>/dev/null &
   exec 3>"$hk_tmp/req" 4<"$hk_tmp/resp"
   hk_fs=perl
 fi
@@ -54,14 +81,22 @@ if [ "$hk_fs" = perl ]; then
   hk_mkdir() { hk_op mkdir "$1" "$2"; }
   hk_chmod() { hk_op chmod "$1" "$2"; }
   hk_chown() { hk_op chown "$1" "$2"; }
+  hk_rm() { hk_op rm "$1" ""; }
+  hk_sleep() { hk_op sleep "$1" ""; }
   hk_now() { printf 'now\0\0\0' >&3 && IFS= read -r hk_when <&4 || hk_when=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ); }
+  hk_conns() { printf 'conns\0%s\0\0' "$1" >&3 && IFS= read -r hk_n <&4; }
 else
   hk_mv() { mv -fT -- "$1" "$2"; }
   hk_ln() { ln -s -- "$1" "$2"; }
   hk_mkdir() { mkdir -m "$2" -- "$1"; }
   hk_chmod() { chmod "$1" -- "$2"; }
   hk_chown() { chown "$1" -- "$2"; }
+  hk_rm() { rm -f -- "$1"; }
+  hk_sleep() { sleep "$1"; }
   hk_now() { hk_when=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ); }
+  hk_conns() {
+    hk_n=$(awk -v p="$1" 'FNR > 1 && $4 == "01" { n = split($2, a, ":"); if (a[n] == p) c++ } END { print c + 0 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null)
+  }
 fi
 "#;
 
@@ -94,6 +129,11 @@ pub fn chown(owner: &str, group: &str, path: &str) -> Result<String> {
     }
 }
 
+/// Remove the file `path` (as `rm -f`).
+pub fn remove_file(path: &str) -> Result<String> {
+    Ok(format!("hk_rm {}", q(path)?))
+}
+
 /// Create the directory `path` with exactly `mode`.
 pub fn mkdir(path: &str, mode: &str) -> Result<String> {
     Ok(format!("hk_mkdir {} {}", q(path)?, q(mode)?))
@@ -110,7 +150,11 @@ impl ApplyScript {
         text.push_str("set -euC\numask 077\nexport LC_ALL=C\n");
         text.push_str(&format!("HK={}\n", q(nonce)?));
         text.push_str("hk_tmp=$(mktemp -d \"${TMPDIR:-/tmp}/hk-apply.XXXXXX\")\nhk_err=\"$hk_tmp/err\"\n");
-        text.push_str("trap 'exec 3>&- 4<&- 2>/dev/null; wait; rm -rf \"$hk_tmp\"' EXIT\n");
+        // The file helper removes the temp folder once the script closes it; `rm` is for a script
+        // without one.
+        text.push_str(
+            "trap 'exec 3>&- 4<&- 2>/dev/null; wait; [ ! -d \"$hk_tmp\" ] || rm -rf \"$hk_tmp\"' EXIT\n",
+        );
         text.push_str(concat!(
             "hk_step() {\n",
             "  if \"$1\" 2>|\"$hk_err\"; then printf '%s ok %s\\n' \"$HK\" \"$2\"\n",
