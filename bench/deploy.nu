@@ -77,9 +77,20 @@ def guests-cpu [pids: list<int>]: nothing -> duration {
   } | math sum
 }
 
-# Execs (SSH channels) per host of a traced run, by the ssh label's port.
+# Execs (SSH channels opened) per host of a traced run, by the ssh label's port.
 def execs-of [stderr: string, ports: record]: nothing -> record {
-  let seen = $stderr | lines | parse --regex 'hk trace: ssh exec\s+[\d.]+ ms \S+@[^:]+:(?<port>\d+) ' | get port
+  traced $stderr $ports 'exec'
+}
+
+# Round trips per host of a traced run: every exec, and every further script the session's
+# resident shell ran (a leg: one script sent, its answer read).
+def legs-of [stderr: string, ports: record]: nothing -> record {
+  traced $stderr $ports '(?:exec|continue)'
+}
+
+# How many `hk trace: ssh <what>` lines each instance's port has.
+def traced [stderr: string, ports: record, what: string]: nothing -> record {
+  let seen = $stderr | lines | parse --regex $'hk trace: ssh ($what)\s+[\d.]+ ms \S+@[^:]+:(?<port>\d+) ' | get port
   $ports | items {|n, port| {$n: ($seen | where $it == ($port | into string) | length)} } | into record
 }
 
@@ -127,9 +138,11 @@ def scenario [work: string, service: string, hosts: record, port: int, runs: int
     let procs_after = started $instances $cost
     let after = accepted $instances
     let execs = execs-of $r.stderr $ports
+    let legs = legs-of $r.stderr $ports
     split $r $service
     | insert connections ($instances | each {|n| ($after | get $n) - ($before | get $n) })
     | insert execs ($instances | each {|n| $execs | get $n })
+    | insert legs ($instances | each {|n| $legs | get $n })
     | insert processes ($instances | each {|n| ($procs_after | get $n) - ($procs | get $n) })
     | insert cpu $cpu
     | insert hk_cpu ($cpu - $qemu)
@@ -148,10 +161,12 @@ def scenario [work: string, service: string, hosts: record, port: int, runs: int
     hk_cpu: ($deploys | get hk_cpu | median)
     connections_per_host: (do $per_host connections)
     execs_per_host: (do $per_host execs)
+    legs_per_host: (do $per_host legs)
     processes_per_host: (do $per_host processes)
     app_start: $app
     redeploy: (split $redeploy $service).wall
     redeploy_execs: (execs-of $redeploy.stderr $ports | values | uniq | sort | str join ",")
+    redeploy_legs: (legs-of $redeploy.stderr $ports | values | uniq | sort | str join ",")
   }
 }
 
@@ -174,7 +189,7 @@ def main [--runs: int = 3] {
   $two | values | each {|n| guest down $n } | ignore
   let ms = {|d| $"($d / 1ms | math round) ms" }
   for r in $results {
-    print $"($r.hosts) host\(s\): deploy (do $ms $r.deploy) = upload (do $ms $r.upload) + health wait (do $ms $r.health) + drain (do $ms $r.drain) + the rest (do $ms $r.rest); machine CPU (do $ms $r.cpu), hk's (do $ms $r.hk_cpu); per host: SSH connections ($r.connections_per_host), execs ($r.execs_per_host), processes started ($r.processes_per_host) \(the app's own restart: ($r.app_start)\); redeploy of the live version (do $ms $r.redeploy), execs per host ($r.redeploy_execs)"
+    print $"($r.hosts) host\(s\): deploy (do $ms $r.deploy) = upload (do $ms $r.upload) + health wait (do $ms $r.health) + drain (do $ms $r.drain) + the rest (do $ms $r.rest); machine CPU (do $ms $r.cpu), hk's (do $ms $r.hk_cpu); per host: SSH connections ($r.connections_per_host), execs ($r.execs_per_host), round trips ($r.legs_per_host), processes started ($r.processes_per_host) \(the app's own restart: ($r.app_start)\); redeploy of the live version (do $ms $r.redeploy), execs per host ($r.redeploy_execs), round trips ($r.redeploy_legs)"
   }
   let ratio = $results.1.deploy / $results.0.deploy
   # The guests run on this machine's cores, beside hk: a 2-host deploy cannot take less than its
@@ -183,5 +198,5 @@ def main [--runs: int = 3] {
   let bound = [($results.1.cpu / $cores) $results.0.deploy] | math max
   print $"2 hosts / 1 host: ($ratio | math round -p 2)× \(target ≤ 1.3×\); the machine's bound for 2 hosts \(its CPU work over ($cores) cores, at least one host's time\): ($bound / 1ms | math round) ms = ($bound / $results.0.deploy | math round -p 2)× one host; hk at ($results.1.deploy / $bound | math round -p 2)× that bound"
   print $"SSH connections per host per deploy: ($results | get connections_per_host | uniq | str join ', ') \(target 1\)"
-  print $"execs per host per deploy: ($results | get execs_per_host | uniq | str join ', ') \(target ≤ 5\)"
+  print $"execs per host per deploy: ($results | get execs_per_host | uniq | str join ', ') \(target ≤ 5\); round trips \(scripts\): ($results | get legs_per_host | uniq | str join ', ')"
 }
