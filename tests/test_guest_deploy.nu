@@ -203,3 +203,35 @@ export def "test guest deploy: Ctrl-C during a deploy releases the lock and leav
   hk deploy --version v3 --quiet | ignore
   assert equal (answer $p) v3
 }
+
+export def "test guest deploy: a deploy prunes in its retire phase, keeps the live release and the one before, and ends in one script" [] {
+  let name = $"prune-(random chars -l 6 | str lowercase)"
+  let p = project $name 5900 --extra {retain: 2}
+  cd $p.dir
+  hk setup --version v1 --quiet | ignore
+  let on_host = {|| guest sh --on $p.instance $"ls /opt/hk/($name)/releases; echo; ls /opt/hk/($name)/artifacts" | split row "\n\n" | each { lines } }
+  for v in [v2 v3 v4] {
+    hk deploy --version $v --quiet | ignore
+  }
+  # v4 live, v3 the one before it: v1 and v2 went, folders and artifacts alike.
+  let left = do $on_host
+  assert equal ($left.0 | sort) [v3 v4]
+  assert equal ($left.1 | sort) [$"($name)-v3.tar.gz" $"($name)-v4.tar.gz"]
+  assert equal (answer $p) v4
+  # The removal rode in the retire phase (after the old instance stopped), no prune plan of its
+  # own; the end (audit, runs, lock) is one script.
+  let deployed = hk deploy --version v5 --quiet
+  let retire = $deployed | where phase == retire | get steps | flatten | get step
+  assert ($"release_unpack:/opt/hk/($name)/releases/v3" in $retire) $"retire steps: ($retire | to nuon)"
+  assert ($"service:hk-($name)@5900.service" in $retire or $"service:hk-($name)@5901.service" in $retire) $"retire steps: ($retire | to nuon)"
+  assert equal ($deployed | where phase == prune | get steps | flatten | get step | where $it =~ release | length) 0
+  assert equal ((do $on_host).0 | sort) [v4 v5]
+  assert equal (hk lock status | get locked) false
+  assert equal (hk audit | where action == deploy and result == ok | get version) [v5 v4 v3 v2]
+  # Runs beyond about the last `retain` deploys went too (four per deploy at most).
+  let runs = hk config | hk runs guest --runs-root $"/opt/hk/($name)/runs" --all-projects
+  assert (($runs | length) <= 8) $"($runs | length) runs kept"
+  # A rollback goes to the one before, which the prune kept.
+  hk rollback --quiet | ignore
+  assert equal (answer $p) v4
+}

@@ -405,3 +405,21 @@ export def "test release: from a URL or a tarball hk did not build, pinned by sh
   }
   ^kill $server
 }
+
+export def "test release: hk release stale keeps the newest, the live one, the one before it and what ports run" [] {
+  let at = {|v, s| {version: $v, unpacked_at: (2026-01-01 + ($s * 1sec))} }
+  let releases = [(do $at 1.0.0 1) (do $at 2.0.0 2) (do $at 10.0.0 3) (do $at 3.0.0 4)]
+  # Semantic versions order by version, not by time: 10.0.0 is the newest.
+  assert equal ($releases | hk release stale --keep 1 --current 10.0.0) [1.0.0 2.0.0]
+  # After a rollback the live one is old: it and the one before stay, the newer ones above `keep` go.
+  assert equal ($releases | hk release stale --keep 1 --current 2.0.0) [3.0.0]
+  # A release a port's instance may still run is never stale.
+  assert equal ($releases | hk release stale --keep 1 --current 10.0.0 --linked [1.0.0]) [2.0.0]
+  # Not semantic versions: by unpack time (seconds work as well as dates).
+  let shas = [[version unpacked_at]; [c3 30] [a1 10] [b2 20] [d4 40]]
+  assert equal ($shas | hk release stale --keep 2 --current d4) [a1 b2]
+  assert equal ($shas | hk release stale --keep 1 --current b2) [c3]
+  assert equal ([] | hk release stale --keep 3) []
+  let err = error-of { $shas | hk release stale --keep 0 }
+  has $err "--keep must be at least 1"
+}

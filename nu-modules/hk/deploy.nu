@@ -230,7 +230,9 @@ export def --env roll [ctx: record, version: string, artifact: oneof<string, not
       $ctx.web | group-by --to-table {|h| $stale | get -o $h | default [] | to nuon } | each {|g|
         let gone = $stale | get -o ($g.items | first) | default []
         apply-by-roles ($ctx | update servers $g.items) retire $g.items {|rc|
-          if (proxied $rc $rc.role) { retire $rc $p.old | append (releases-absent $rc $gone) } else { [] }
+          # First in the list, so that among the removals they come last (apply removes in
+          # reverse order): a release that cannot go leaves the retire itself done.
+          if (proxied $rc $rc.role) { releases-absent $rc $gone | append (retire $rc $p.old) } else { [] }
         }
       } | flatten
     } catch {|e|
