@@ -90,7 +90,8 @@ def legs-of [stderr: string, ports: record]: nothing -> record {
 
 # How many `hk trace: ssh <what>` lines each instance's port has.
 def traced [stderr: string, ports: record, what: string]: nothing -> record {
-  let seen = $stderr | lines | parse --regex $'hk trace: ssh ($what)\s+[\d.]+ ms \S+@[^:]+:(?<port>\d+) ' | get port
+  let pattern = 'hk trace: ssh ' + $what + '\s+[\d.]+ ms \S+@[^:]+:(?<port>\d+) '
+  let seen = $stderr | lines | parse --regex $pattern | get port
   $ports | items {|n, port| {$n: ($seen | where $it == ($port | into string) | length)} } | into record
 }
 

@@ -128,7 +128,7 @@ def role-hosts [ctx: record]: nothing -> list<string> {
 const HOOKS_BEFORE_ROLL = [pre-build post-build pre-deploy]
 
 # The app's facts at the start of a roll: the primary's as the lock read them (taken and read in
-# one exec, `lock_facts`), unless a hook ran since; the other hosts' read now. Rows in the order
+# one script, `lock_facts`), unless a hook ran since; the other hosts' read now. Rows in the order
 # of the context's servers, as `facts` gives them. A step that changes the hosts between the lock
 # and the roll (setup's bootstrap) drops `lock_facts`.
 export def facts-at-start [ctx: record]: nothing -> table {

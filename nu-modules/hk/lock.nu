@@ -20,7 +20,7 @@ def holder [version: string, message: string]: nothing -> record {
 }
 
 # Take the app's lock; the record to release it with. `wait`: keep trying this long. `--facts`: the
-# primary's facts too, read in the same exec once the lock is taken (a `facts` column).
+# primary's facts too, read in the same script once the lock is taken (a `facts` column).
 export def take [ctx: record, message: string, wait: oneof<duration, nothing>, --facts]: nothing -> record {
   let wait = $wait | default 0sec
   hk-config $ctx | hk deployment lock $ctx.primary --app $ctx.app --root $ctx.root --holder (holder $ctx.version $message) --wait $wait --facts=$facts
@@ -33,7 +33,7 @@ export def give-back [ctx: record, held: record]: nothing -> record {
 
 # Run `work` holding the app's lock; the lock is released however `work` ends (error, Ctrl-C).
 # `work` gets the context with `holding_lock` set, `held` (what `take` gave) and `lock_facts`:
-# the primary's facts as the lock read them (one exec for both; see `facts-at-start` in deploy.nu).
+# the primary's facts as the lock read them (one script for both; see `facts-at-start` in deploy.nu).
 # When `work` released the lock itself (`finish`), it is not released again. Inside a hook of a
 # command holding this app's lock (`HK_LOCK` true, `HK_APP` this app), the lock is already held:
 # `work` runs without waiting.
@@ -51,12 +51,12 @@ export def holding [ctx: record, message: string, wait: oneof<duration, nothing>
 }
 
 # How many of an app's newest runs a deploy keeps: those of about its last `retain` deploys (a
-# deploy records four: prepare, switch, retire, prune).
+# deploy records three or four: prepare, switch, retire with its prune — or a prune of its own).
 export def runs-kept [ctx: record]: nothing -> int {
   $ctx.retain * 4
 }
 
-# The end of a deploy that went through, one exec per host: the audit entry `action` ok, with
+# The end of a deploy that went through, one script per host: the audit entry `action` ok, with
 # `--prune-runs` the app's older runs pruned, and the lock released on the primary host — unless a
 # post-deploy hook still has to run with it held (`holding` releases it then). Progress rows.
 export def --env finish [ctx: record, action: string, version: oneof<string, nothing>, --prune-runs]: nothing -> table {

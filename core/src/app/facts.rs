@@ -215,7 +215,7 @@ pub fn parse(text: &str, nonce: &str, layout: &AppLayout) -> Result<AppFacts> {
     Ok(facts)
 }
 
-/// Read an app's facts on one host (one exec).
+/// Read an app's facts on one host (one script).
 pub fn read(transport: &mut dyn Transport, layout: &AppLayout) -> Result<AppFacts> {
     let nonce = crate::script::nonce();
     let out = run(transport, &script(layout, &nonce)?, "reading the app's state")?;

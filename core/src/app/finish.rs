@@ -1,6 +1,5 @@
 //! The end of a deploy on one host, in one script: its audit entry appended, the app's older runs
-//! pruned, and — on the primary host — the deploy lock released. Three execs would cost three times
-//! what the work does on a slow host.
+//! pruned, and — on the primary host — the deploy lock released: one round trip, not three.
 
 use anyhow::{Result, bail};
 
@@ -60,7 +59,7 @@ pub fn parse(out: &str, nonce: &str, finish: &Finish<'_>) -> Result<Finished> {
     Ok(Finished { audited, runs_removed, lock })
 }
 
-/// Finish on one host (one exec).
+/// Finish on one host (one script).
 pub fn finish(transport: &mut dyn Transport, layout: &AppLayout, finish: &Finish<'_>) -> Result<Finished> {
     let nonce = crate::script::nonce();
     let out = run(transport, &script(layout, finish, &nonce)?, "finishing the deploy")?;

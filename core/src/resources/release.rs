@@ -301,20 +301,29 @@ impl ResourceKind for ReleaseArtifact {
         // after the hash matched, make real.
         let partial = q(&self.partial())?;
         let sum = q(&format!("{}.sum", self.partial()))?;
+        // The folders usually exist, and what a last upload left goes in one `rm` (a process costs
+        // on a slow host). A `.partial` is removed before `cat` writes it: it may be a hard link.
+        let unpack = self.unpack_to.as_ref().map(|dir| format!("{dir}.partial"));
+        let mut folders = vec![q(parent(&self.path))?];
+        let mut leftovers = format!("{partial} {sum}");
+        if let (Some(version_dir), Some(unpack)) = (&self.unpack_to, &unpack) {
+            folders.push(q(parent(version_dir))?);
+            leftovers.push_str(&format!(" {}", q(unpack)?));
+        }
+        let exist = folders.iter().map(|f| format!("[ -d {f} ]")).collect::<Vec<_>>().join(" && ");
         let mut script = format!(
-            "set -eu\numask 022\nmkdir -p -- {dir}\nrm -f -- {partial} {sum}\ncat > {partial}\n",
-            dir = q(parent(&self.path))?
+            "set -eu\numask 022\n{exist} || mkdir -p -- {}\nrm -rf -- {leftovers}\ncat > {partial}\n",
+            folders.join(" ")
         );
-        match &self.unpack_to {
-            Some(version_dir) => {
-                let unpack = q(&format!("{version_dir}.partial"))?;
+        match &unpack {
+            Some(unpack) => {
+                let unpack = q(unpack)?;
                 // Bytes that do not unpack are most likely not the artifact's: say so when their hash
                 // tells, after the decoder's own words.
                 script.push_str(&format!(
-                    "mkdir -p -- {}\nrm -rf -- {unpack}\nmkdir -- {unpack}\n{SHA256_STDIN} < {partial} > {sum} &\n\
+                    "mkdir -- {unpack}\n{SHA256_STDIN} < {partial} > {sum} &\n\
                      if ! {{ {GUNZIP_STDIN} < {partial} | tar -xf - -C {unpack} --no-same-owner{strip}; }}; then\n\
                      wait $!\n{verify}\nexit 1\nfi\nwait $!\n",
-                    q(parent(version_dir))?,
                     verify = self.verify_upload()?,
                     strip = strip_flag(self.strip_components),
                 ));

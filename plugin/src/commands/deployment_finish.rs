@@ -1,4 +1,4 @@
-//! `hk deployment finish`: the end of a deploy on every host in one exec each — the audit entry, the
+//! `hk deployment finish`: the end of a deploy on every host in one script each — the audit entry, the
 //! older runs pruned, and the deploy lock released on the primary host.
 
 use hk_core::app::finish::{self, Finish};
@@ -48,7 +48,7 @@ impl PluginCommand for AppFinish {
     fn examples(&self) -> Vec<Example<'_>> {
         vec![Example {
             example: "hk deployment finish [web1 web2] --app hello --entry {action: deploy, version: v2, result: ok} --keep-runs 20 --runs-root /opt/hk/hello/runs --backups-root /opt/hk/hello/runs/backups --holder $held.holder",
-            description: "Record the deploy, prune old runs and release the lock, one exec per host",
+            description: "Record the deploy, prune old runs and release the lock, one script per host",
             result: None,
         }]
     }
