@@ -206,7 +206,7 @@ export def "test guest deploy: Ctrl-C during a deploy releases the lock and leav
 
 export def "test guest deploy: a deploy prunes in its retire phase, keeps the live release and the one before, and ends in one script" [] {
   let name = $"prune-(random chars -l 6 | str lowercase)"
-  let p = project $name 5900 --extra {retain: 2}
+  let p = project $name 6400 --extra {retain: 2}
   cd $p.dir
   hk setup --version v1 --quiet | ignore
   let on_host = {|| guest sh --on $p.instance $"ls /opt/hk/($name)/releases; echo; ls /opt/hk/($name)/artifacts" | split row "\n\n" | each { lines } }
@@ -223,7 +223,7 @@ export def "test guest deploy: a deploy prunes in its retire phase, keeps the li
   let deployed = hk deploy --version v5 --quiet
   let retire = $deployed | where phase == retire | get steps | flatten | get step
   assert ($"release_unpack:/opt/hk/($name)/releases/v3" in $retire) $"retire steps: ($retire | to nuon)"
-  assert ($"service:hk-($name)@5900.service" in $retire or $"service:hk-($name)@5901.service" in $retire) $"retire steps: ($retire | to nuon)"
+  assert ($"service:hk-($name)@6400.service" in $retire or $"service:hk-($name)@6401.service" in $retire) $"retire steps: ($retire | to nuon)"
   assert equal ($deployed | where phase == prune | get steps | flatten | get step | where $it =~ release | length) 0
   assert equal ((do $on_host).0 | sort) [v4 v5]
   assert equal (hk lock status | get locked) false
