@@ -688,17 +688,6 @@ impl Transport for SshTransport {
     ) -> Result<ScriptOutput> {
         // One line per round trip: bench/deploy.nu counts a deploy's execs per host from these.
         let timer = crate::trace::Timer::start("ssh exec");
-        let mut input = input;
-        if let Some(dir) = std::env::var_os("HK_DUMP_SCRIPTS") {
-            let mut all = Vec::new();
-            let _ = input.read_to_end(&mut all);
-            let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
-            let _ = std::fs::write(
-                std::path::Path::new(&dir).join(format!("{n:03}.sh")),
-                [command_line.as_bytes(), b"\n#----\n", &all[..all.len().min(200_000)]].concat(),
-            );
-            input = Box::new(std::io::Cursor::new(all));
-        }
         let out = self.run_channel(command_line, input, on_line, None);
         timer.done(&format!("{} {} bytes", self.label, command_line.len()));
         Ok(out?.1)
