@@ -118,49 +118,35 @@ printf '%s end\n' "$HK"
     ))
 }
 
-/// The version a link into `releases/` names.
-fn version_in(target: &str) -> Option<String> {
-    let (_, version) = target.trim_end_matches('/').rsplit_once("releases/")?;
-    (!version.is_empty() && !version.contains('/')).then(|| version.to_string())
-}
-
 pub fn parse(text: &str, nonce: &str, layout: &AppLayout) -> Result<AppFacts> {
     let found = sections(text, nonce);
     if !found.iter().any(|(name, _)| *name == "end") {
         anyhow::bail!("the app's state could not be read in full");
     }
-    let (current, lock) = (layout.path("current"), layout.path("lock"));
-    let (releases, ports) = (layout.path("releases/"), layout.path("ports/"));
     let mut facts = AppFacts::default();
     let mut linked: Vec<(u16, String)> = Vec::new();
-    let mut holder: Option<String> = None;
+    let mut holder: Option<serde_json::Value> = None;
     for (name, lines) in found {
         let mut words = lines.iter().filter(|l| !l.trim().is_empty()).map(|l| l.trim());
         match name {
             "active_port" => facts.active_port = words.next().and_then(|w| w.parse().ok()),
             "paths" => {
-                for stat in lines.iter().filter_map(|l| stat_list::parse_line(l)) {
-                    let link = stat.is_link();
-                    if stat.path == current && link {
-                        facts.current = stat.target.and_then(version_in);
-                    } else if stat.path == lock && stat.is_dir() {
-                        facts.locked_at = Some(stat.time);
-                    } else if let Some(version) = stat.path.strip_prefix(&releases) {
-                        if stat.is_dir() && !version.ends_with(".partial") {
-                            facts
-                                .releases
-                                .push(Release { version: version.to_string(), unpacked_at: stat.time });
-                        }
-                    } else if let (Some(port), true, Some(target)) =
-                        (stat.path.strip_prefix(&ports), link, stat.target)
-                        && let Ok(port) = port.parse()
-                    {
-                        linked.push((port, target.to_string()));
-                    }
-                }
+                let listing = stat_list::app_listing(&lines, &layout.dir());
+                facts.current = listing.current;
+                facts.locked_at = listing.locked_at;
+                facts.releases = listing
+                    .releases
+                    .into_iter()
+                    .map(|(version, unpacked_at)| Release { version, unpacked_at })
+                    .collect();
                 facts
                     .releases
                     .sort_by(|a, b| a.unpacked_at.cmp(&b.unpacked_at).then(a.version.cmp(&b.version)));
+                linked = listing
+                    .ports
+                    .into_iter()
+                    .filter_map(|(port, target)| Some((port.parse().ok()?, target)))
+                    .collect();
             }
             "instances" => {
                 // The ports in the order their units were asked about, one word each, then Caddy's.
@@ -176,14 +162,14 @@ pub fn parse(text: &str, nonce: &str, layout: &AppLayout) -> Result<AppFacts> {
                     let Some((_, target)) = linked.iter().find(|(p, _)| p == port) else { continue };
                     facts.ports.push(Port {
                         port: *port,
-                        version: version_in(target).unwrap_or_else(|| target.clone()),
+                        version: stat_list::release_version(target).unwrap_or_else(|| target.clone()),
                         instance: states.get(i).map(|s| s.to_string()).unwrap_or_default(),
                     });
                 }
                 facts.caddy.running =
                     states.len() == asked.len() + 1 && states.last().is_some_and(|s| *s == "active");
             }
-            "holder" => holder = Some(lines.join("\n")),
+            "holder" => holder = Some(super::lock::holder_of(&lines)),
             "claims" => {
                 for line in words {
                     if let Some((app, port)) = line.split_once(' ')
@@ -209,8 +195,7 @@ pub fn parse(text: &str, nonce: &str, layout: &AppLayout) -> Result<AppFacts> {
         }
     }
     if facts.locked_at.is_some() {
-        let holder = holder.unwrap_or_default();
-        facts.lock = Some(serde_json::from_str(holder.trim()).unwrap_or_else(|_| serde_json::json!({})));
+        facts.lock = Some(holder.unwrap_or_else(|| serde_json::json!({})));
     }
     Ok(facts)
 }

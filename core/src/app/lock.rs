@@ -36,7 +36,8 @@ fn holder_json(holder: &serde_json::Value) -> Result<String> {
     Ok(serde_json::to_string(holder)?)
 }
 
-fn holder_of(lines: &[&str]) -> serde_json::Value {
+/// A holder record from its lines (`{}` when it cannot be read).
+pub(super) fn holder_of(lines: &[&str]) -> serde_json::Value {
     serde_json::from_str(lines.join("\n").trim()).unwrap_or_else(|_| serde_json::json!({}))
 }
 

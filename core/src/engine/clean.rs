@@ -83,23 +83,14 @@ fn list_script(bases: &[(String, u64)], nonce: &str) -> Result<String> {
 
 /// What the listing says of one base: the active version, the releases, the versions ports link to.
 fn read_base(lines: &[&str], base: &str) -> (Option<String>, Vec<Installed>, Vec<String>) {
-    let (current, releases, ports) =
-        (format!("{base}/current"), format!("{base}/releases/"), format!("{base}/ports/"));
-    let mut active = None;
-    let mut installed = Vec::new();
-    let mut linked = Vec::new();
-    for stat in lines.iter().filter_map(|l| stat_list::parse_line(l)) {
-        if stat.path == current && stat.is_link() {
-            active = stat.target.and_then(version_of);
-        } else if let Some(version) = stat.path.strip_prefix(&releases) {
-            if stat.is_dir() && !version.ends_with(".partial") {
-                installed.push(Installed { version: version.to_string(), unpacked_at: stat.time });
-            }
-        } else if stat.path.starts_with(&ports) && stat.is_link() {
-            linked.extend(stat.target.and_then(version_of));
-        }
-    }
-    (active, installed, linked)
+    let listing = stat_list::app_listing(lines, base);
+    let installed = listing
+        .releases
+        .into_iter()
+        .map(|(version, unpacked_at)| Installed { version, unpacked_at })
+        .collect();
+    let linked = listing.ports.iter().filter_map(|(_, target)| stat_list::release_version(target)).collect();
+    (listing.current, installed, linked)
 }
 
 /// Plan the cleanup of the releases under `bases` (`<root>/<name>` with its `keep`) on these hosts,
@@ -204,12 +195,6 @@ fn clean_host(
     Ok((host_plan, rows))
 }
 
-/// The version a link target names: `releases/V`, `../releases/V` or `<base>/releases/V`.
-fn version_of(target: &str) -> Option<String> {
-    let (_, version) = target.trim_end_matches('/').rsplit_once("releases/")?;
-    (!version.is_empty() && !version.contains('/')).then(|| version.to_string())
-}
-
 /// What made a clean, as its run will say: `clean`, or what the caller names (a deploy's prune).
 fn made_by(options: &PlanOptions) -> &str {
     if options.made_by.is_empty() { "clean" } else { &options.made_by }
@@ -250,9 +235,6 @@ mod tests {
     fn never_one_a_port_still_runs() {
         let ordered = order_versions(vec![v("1.0.0", 1), v("2.0.0", 2), v("3.0.0", 3), v("4.0.0", 4)]);
         assert_eq!(removable(&ordered, Some("4.0.0"), &["1.0.0".into()], 1), ["2.0.0"]);
-        assert_eq!(version_of("/opt/hk/app/releases/1.0.0").as_deref(), Some("1.0.0"));
-        assert_eq!(version_of("../releases/abc-dirty/").as_deref(), Some("abc-dirty"));
-        assert_eq!(version_of("/elsewhere"), None);
     }
 
     /// The listing script against a real folder here (local transport).
