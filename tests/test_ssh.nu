@@ -218,3 +218,57 @@ export def "test ssh: a server that never answers times out with a clear error" 
   has $err "Timed out"
   assert (((date now) - $started) < 10sec) "the timeout was not applied"
 }
+
+# The file helpers (perl) of user hktest's sessions and the folders they serve, by pid.
+def file-helpers []: nothing -> record {
+  ^ps -u hktest -o pid=,args= | lines | parse --regex '^\s*(?<pid>\d+) perl -e .* (?<dir>\S+/hk-session\.\S+)$'
+  | each {|h| {$h.pid: $h.dir} } | into record
+}
+
+# Temp folders an apply left behind for user hktest.
+def apply-temps []: nothing -> list<string> {
+  glob /tmp/hk-apply.* | where {|p| (ls -lD $p | get 0.user) == hktest }
+}
+
+export def "test ssh: one file helper serves every apply of a session, and a dead one is replaced" [] {
+  let server = sshd start
+  let root = (sshd remote-scratch | path join helper)
+  let host = sshd host $server
+  let config = {|n| {hosts: {box: $host}, resources: [
+    {type: dir, path: $root, mode: "0750"}
+    {type: file, path: ($root | path join $"f($n).conf"), content: $"($n)\n", mode: "0600"}
+    {type: link, path: ($root | path join current), target: $"f($n).conf"}
+  ]} }
+  let before = file-helpers
+  do $config 1 | hk plan box | hk apply --confirm | ignore
+  let started = file-helpers | reject ...($before | columns)
+  assert equal ($started | columns | length) 1 "the session started one file helper"
+  assert equal (apply-temps) [] "the apply's temp folder went"
+  do $config 2 | hk plan box | hk apply --confirm | ignore
+  assert equal (file-helpers | reject ...($before | columns)) $started "the second apply used the same helper"
+  assert equal (^readlink ($root | path join current)) f2.conf
+  # A helper that died: the next apply falls back to one of its own.
+  ^kill ($started | columns | first)
+  sleep 200ms
+  let events = do $config 3 | hk plan box | hk apply --confirm
+  assert equal ($events.status | uniq) [ok]
+  assert equal (open --raw ($root | path join f3.conf)) "3\n"
+  assert equal (ls -lD ($root | path join f3.conf) | get 0.mode) rw-------
+  assert equal (ls -lD $root | get 0.mode) rwxr-x---
+  assert equal (^readlink ($root | path join current)) f3.conf
+  assert equal (apply-temps) [] "no temp folder is left"
+  assert equal ((do $config 3 | hk plan box).action | uniq) [noop]
+  sshd stop $server
+  # A killed helper leaves its fifos' folder.
+  rm -rf ($started | values | first)
+  # The end of a session ends its helper, which removes its folder.
+  let other = sshd start
+  let before = file-helpers
+  do $config 4 | update hosts.box (sshd host $other) | hk plan box | hk apply --confirm | ignore
+  let dir = file-helpers | reject ...($before | columns) | values
+  assert equal ($dir | length) 1
+  sshd stop $other
+  sleep 500ms
+  assert not ($dir.0 | path exists) $"($dir.0) is left"
+  assert equal (file-helpers | reject ...($before | columns)) {}
+}

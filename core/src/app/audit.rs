@@ -21,7 +21,7 @@ pub fn append_script(layout: &AppLayout, record: &serde_json::Value) -> Result<S
     }
     let line = serde_json::to_string(record)?;
     Ok(format!(
-        "umask 027\nmkdir -p -- {dir} && printf '%s\\n' {line} >> {log}\n",
+        "umask 027\n{{ [ -d {dir} ] || mkdir -p -- {dir}; }} && printf '%s\\n' {line} >> {log}\n",
         dir = q(&layout.dir())?,
         line = q(&line)?,
         log = q(&layout.path("audit.log"))?,

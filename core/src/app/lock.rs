@@ -66,20 +66,27 @@ pub fn acquire_reading(
         acquire_script(layout, holder, &lock_nonce)?,
         super::facts::script(layout, &facts_nonce)?
     );
-    let out = run(transport, &script, "taking the deploy lock and reading the app's state")?;
+    // The session's file helper starts here, for the lock's folder and every apply that follows.
+    let out = super::run_with_setup(
+        transport,
+        crate::script::steps::SESSION_FILE_HELPER.as_str(),
+        &script,
+        "taking the deploy lock and reading the app's state",
+    )?;
     Ok((acquired(&out, &lock_nonce, transport)?, super::facts::parse(&out, &facts_nonce, layout)?))
 }
 
 fn acquire_script(layout: &AppLayout, holder: &serde_json::Value, nonce: &str) -> Result<String> {
     let lock = layout.path("lock");
     Ok(format!(
-        "set -u\nHK={nonce}\numask 022\n[ -d {dir} ] || mkdir -p -- {dir}\n\
-         if mkdir -m 0700 -- {lock} 2>/dev/null; then\n\
+        "set -u\nHK={nonce}\numask 022\n{ops}[ -d {dir} ] || mkdir -p -- {dir}\n\
+         if hk_dir_new {lock} 0700 2>/dev/null; then\n\
            printf '%s' {holder} > {lock}/holder.json && printf '%s taken\\n' \"$HK\"\n\
          else\n\
            printf '%s held\\n' \"$HK\"; stat -c %Y -- {lock} 2>/dev/null || echo; cat -- {lock}/holder.json 2>/dev/null || :; echo\n\
          fi\nprintf '%s end\\n' \"$HK\"\n",
         nonce = q(nonce)?,
+        ops = crate::script::steps::DIR_OPS.as_str(),
         dir = q(&layout.dir())?,
         lock = q(&lock)?,
         holder = q(&holder_json(holder)?)?,
@@ -137,11 +144,12 @@ pub fn release_script(
         (None, false) => bail!("say whose lock to release (the holder record), or force it"),
     };
     Ok(format!(
-        "HK_L={nonce}\n\
+        "HK_L={nonce}\nHK=${{HK:-$HK_L}}\n{ops}\
          if [ ! -d {lock} ]; then printf '%s free\\n' \"$HK_L\"\n\
-         elif {ours}; then mv -T -- {lock} {gone} && rm -rf -- {gone} && printf '%s released\\n' \"$HK_L\"\n\
+         elif {ours}; then hk_dir_move {lock} {gone} && hk_dir_drop {gone} && printf '%s released\\n' \"$HK_L\"\n\
          else printf '%s other\\n' \"$HK_L\"; cat -- {lock}/holder.json 2>/dev/null || :; echo; fi\n",
         nonce = q(nonce)?,
+        ops = crate::script::steps::DIR_OPS.as_str(),
         lock = q(&lock)?,
         gone = q(&gone)?,
     ))

@@ -61,6 +61,21 @@ impl AppLayout {
 /// Run `script` on a host; its stdout, or an error naming what failed.
 pub(crate) fn run(transport: &mut dyn Transport, script: &str, what: &str) -> Result<String> {
     let out = transport.run_script(script.as_bytes(), &mut |_| {})?;
+    output_of(transport, out, what)
+}
+
+/// [`run`] after `setup` in the session's resident shell (see [`Transport::run_script_with_setup`]).
+pub(crate) fn run_with_setup(
+    transport: &mut dyn Transport,
+    setup: &'static str,
+    script: &str,
+    what: &str,
+) -> Result<String> {
+    let out = transport.run_script_with_setup(setup, script.as_bytes(), &mut |_| {})?;
+    output_of(transport, out, what)
+}
+
+fn output_of(transport: &dyn Transport, out: crate::transport::ScriptOutput, what: &str) -> Result<String> {
     if out.status != 0 {
         bail!("{what} failed on {}: {}", transport.describe(), out.stderr_text());
     }

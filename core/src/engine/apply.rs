@@ -330,7 +330,8 @@ fn apply_host(
     let mut last = Instant::now();
     let prefix = format!("{nonce} ");
     let timer = crate::trace::Timer::start("apply script");
-    let run = transport.run_script(script.as_bytes(), &mut |line| {
+    let session_helper: &'static str = super::script::SESSION_FILE_HELPER.as_str();
+    let run = transport.run_script_with_setup(session_helper, script.as_bytes(), &mut |line| {
         let Some(rest) = line.strip_prefix(prefix.as_bytes()) else {
             return;
         };

@@ -9,22 +9,30 @@ use crate::quote::{q, quote_bytes};
 /// Payloads larger than this, or holding NUL bytes, travel as base64 in a here-document.
 const INLINE_PAYLOAD_MAX: usize = 256 * 1024;
 
-/// `hk_mv FROM TO` (rename, as `mv -fT`), `hk_ln TARGET PATH` (a new symlink),
-/// `hk_mkdir PATH MODE` (a new directory with exactly MODE), `hk_chmod MODE PATH` (an octal mode) and
-/// `hk_chown UID:GID PATH` (numeric ids, either may be empty), `hk_rm FILE` (as `rm -f`),
-/// `hk_sleep SECONDS`; `hk_now` sets `hk_when` to the UTC time and `hk_conns PORT_HEX` sets `hk_n`
-/// to the established TCP connections on that local port. Where the host has perl, one perl
-/// process serves them over two fifos, so these operations cost no process each, and it removes
-/// the script's temp folder when the script closes them; otherwise they are the coreutils commands
-/// (also when `HK_NO_PERL` is set on the host).
-const FS_OPS: &str = r#"hk_fs=
-if [ -z "${HK_NO_PERL:-}" ] && command -v perl >/dev/null 2>&1 && mkfifo "$hk_tmp/req" "$hk_tmp/resp" 2>/dev/null; then
-  # The shell opens the fifos for perl, so a perl that fails to start ends the replies (EOF) instead
-  # of leaving this script waiting on a fifo.
-  perl -e '
+/// The file helper (perl): it reads requests of three NUL-ended fields (op, a, b) on stdin and
+/// answers each with one line. `mv`, `ln`, `mkdir`, `chmod`, `chown`, `rm` and `sleep` answer `ok`
+/// or the coreutils command's message; `now` the UTC time; `conns PORT_HEX` the established TCP
+/// connections on that local port; `sync TOKEN` the token (a script's first request, so a reply a
+/// killed script left unread is never taken for its own); `mktemp DIR` `ok` and a new private
+/// folder in DIR; `rmtemp DIR` removes that folder and its files. When its input ends it removes
+/// the folder it was given (its fifos, or a script's temp files).
+const FILE_HELPER: &str = r#"
     $| = 1; $/ = "\0";
+    sub clear { my $d = shift; if (opendir(my $dir, $d)) { unlink(map { "$d/$_" } grep { $_ ne "." && $_ ne ".." } readdir($dir)); closedir($dir); } rmdir($d); }
     while (defined(my $op = <STDIN>)) {
       my $a = <STDIN>; my $b = <STDIN>; chomp($op, $a, $b);
+      if ($op eq "sync") { print("$a\n"); next; }
+      if ($op eq "mktemp") {
+        my $made;
+        for (1 .. 100) {
+          my $p = sprintf("%s/hk-apply.%08x", $a, int(rand(4294967296)));
+          if (mkdir($p, 0700)) { $made = $p; last; }
+          last unless -e $p;
+        }
+        print(defined $made ? "ok $made\n" : "mktemp: cannot create a folder in \x27$a\x27: $!\n");
+        next;
+      }
+      if ($op eq "rmtemp") { clear($a); print("ok\n"); next; }
       if ($op eq "now") {
         my $t = eval { require Time::HiRes; Time::HiRes::time() } // time;
         my @g = gmtime(int $t);
@@ -62,43 +70,121 @@ if [ -z "${HK_NO_PERL:-}" ] && command -v perl >/dev/null 2>&1 && mkfifo "$hk_tm
         : "mkdir: cannot create directory \x27$a\x27";
       print(($ok ? "ok" : "$what: $!") . "\n");
     }
-    # The script closed its end: its temp folder (files only) goes.
-    if (opendir(my $dir, $ARGV[0])) {
-      unlink(map { "$ARGV[0]/$_" } grep { $_ ne "." && $_ ne ".." } readdir($dir));
-      closedir($dir);
-      rmdir($ARGV[0]);
-    }' "$hk_tmp" < "$hk_tmp/req" > "$hk_tmp/resp" 2>/dev/null &
-  exec 3>"$hk_tmp/req" 4<"$hk_tmp/resp"
-  hk_fs=perl
-fi
-hk_op() {
+    clear($ARGV[0]);"#;
+
+/// Top-level commands of a session's resident shell (see `transport/ssh.rs`): one file helper for
+/// every apply script of the session, on fds 3 and 4, so an apply starts no helper (nor `mktemp`,
+/// nor `mkfifo`) of its own. fd 3 is opened read-write, so a helper that died makes the next
+/// request read an end of file instead of killing the script with SIGPIPE.
+pub static SESSION_FILE_HELPER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        r#"if [ -z "${{HK_NO_PERL:-}}" ] && command -v perl >/dev/null 2>&1 && hk_sdir=$(mktemp -d "${{TMPDIR:-/tmp}}/hk-session.XXXXXX"); then
+  if mkfifo "$hk_sdir/req" "$hk_sdir/resp"; then
+    perl -e '{FILE_HELPER}' "$hk_sdir" < "$hk_sdir/req" > "$hk_sdir/resp" 2>/dev/null &
+    exec 3<>"$hk_sdir/req" 4<"$hk_sdir/resp" && hk_session_fs=1
+  else rmdir -- "$hk_sdir"; fi
+fi"#
+    )
+});
+
+/// A request to the file helper on fds 3 and 4; its answer in `hk_r`, its error on stderr.
+const HK_OP: &str = r#"hk_op() {
   printf '%s\0%s\0%s\0' "$1" "$2" "$3" >&3 && IFS= read -r hk_r <&4 || { printf 'hk: the file helper stopped\n' >&2; return 1; }
   [ "$hk_r" = ok ] || { printf '%s\n' "$hk_r" >&2; return 1; }
-}
-if [ "$hk_fs" = perl ]; then
-  hk_mv() { hk_op mv "$1" "$2"; }
-  hk_ln() { hk_op ln "$1" "$2"; }
-  hk_mkdir() { hk_op mkdir "$1" "$2"; }
-  hk_chmod() { hk_op chmod "$1" "$2"; }
-  hk_chown() { hk_op chown "$1" "$2"; }
-  hk_rm() { hk_op rm "$1" ""; }
-  hk_sleep() { hk_op sleep "$1" ""; }
-  hk_now() { printf 'now\0\0\0' >&3 && IFS= read -r hk_when <&4 || hk_when=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ); }
-  hk_conns() { printf 'conns\0%s\0\0' "$1" >&3 && IFS= read -r hk_n <&4; }
-else
-  hk_mv() { mv -fT -- "$1" "$2"; }
-  hk_ln() { ln -s -- "$1" "$2"; }
-  hk_mkdir() { mkdir -m "$2" -- "$1"; }
-  hk_chmod() { chmod "$1" -- "$2"; }
-  hk_chown() { chown "$1" -- "$2"; }
-  hk_rm() { rm -f -- "$1"; }
-  hk_sleep() { sleep "$1"; }
-  hk_now() { hk_when=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ); }
-  hk_conns() {
-    hk_n=$(awk -v p="$1" 'FNR > 1 && $4 == "01" { n = split($2, a, ":"); if (a[n] == p) c++ } END { print c + 0 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null)
-  }
+}"#;
+
+/// For scripts other than an apply's (which has all of `FS_OPS`): `hk_dir_new PATH MODE` (a new
+/// directory with exactly MODE; fails when it exists), `hk_dir_move FROM TO` (rename a directory)
+/// and `hk_dir_drop DIR` (remove a folder of files). Through the session's file helper when the
+/// resident shell has one (see [`SESSION_FILE_HELPER`]), so they start no process; the coreutils
+/// commands otherwise. Defined once however many parts of a script ask; `$HK` must be set.
+pub static DIR_OPS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        r#"if [ -z "${{hk_dir_ops:-}}" ]; then
+hk_dir_ops=1 hk_shared=
+{HK_OP}
+if [ -n "${{hk_session_fs:-}}" ] && printf 'sync\0%s\0\0' "$HK" >&3; then
+  while IFS= read -r hk_r <&4; do [ "$hk_r" = "$HK" ] && {{ hk_shared=1; break; }}; done
 fi
-"#;
+if [ -n "$hk_shared" ]; then
+  hk_dir_new() {{ hk_op mkdir "$1" "$2"; }}
+  hk_dir_move() {{ hk_op mv "$1" "$2"; }}
+  hk_dir_drop() {{ hk_op rmtemp "$1" ""; [ ! -e "$1" ] || rm -rf -- "$1"; }}
+else
+  hk_dir_new() {{ mkdir -m "$2" -- "$1"; }}
+  hk_dir_move() {{ mv -T -- "$1" "$2"; }}
+  hk_dir_drop() {{ rm -rf -- "$1"; }}
+fi
+fi
+"#
+    )
+});
+
+/// `hk_mv FROM TO` (rename, as `mv -fT`), `hk_ln TARGET PATH` (a new symlink),
+/// `hk_mkdir PATH MODE` (a new directory with exactly MODE), `hk_chmod MODE PATH` (an octal mode) and
+/// `hk_chown UID:GID PATH` (numeric ids, either may be empty), `hk_rm FILE` (as `rm -f`),
+/// `hk_sleep SECONDS`; `hk_now` sets `hk_when` to the UTC time and `hk_conns PORT_HEX` sets `hk_n`
+/// to the established TCP connections on that local port. They go to a file helper where the host
+/// has perl, so they cost no process each: the session's (`SESSION_FILE_HELPER`), which also makes
+/// the script's temp folder `hk_tmp`, or else one of the script's own, which removes that folder
+/// when the script closes it. Otherwise they are the coreutils commands (also when `HK_NO_PERL` is
+/// set on the host).
+static FS_OPS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        r#"{HK_OP}
+# The session's helper, in step with this script first, makes its temp folder.
+hk_session() {{
+  [ -n "${{hk_session_fs:-}}" ] && printf 'sync\0%s\0\0' "$HK" >&3 || return 1
+  while IFS= read -r hk_r <&4; do
+    [ "$hk_r" = "$HK" ] || continue
+    printf 'mktemp\0%s\0\0' "${{TMPDIR:-/tmp}}" >&3 && IFS= read -r hk_r <&4 || return 1
+    case $hk_r in "ok "?*) hk_tmp=${{hk_r#ok }}; return 0;; esac
+    return 1
+  done
+  return 1
+}}
+hk_fs= hk_tmp= hk_shared=
+if hk_session; then hk_fs=perl hk_shared=1
+else
+  hk_tmp=$(mktemp -d "${{TMPDIR:-/tmp}}/hk-apply.XXXXXX")
+  if [ -z "${{HK_NO_PERL:-}}" ] && command -v perl >/dev/null 2>&1 && mkfifo "$hk_tmp/req" "$hk_tmp/resp" 2>/dev/null; then
+    # The shell opens the fifos for perl, so a perl that fails to start ends the replies (EOF)
+    # instead of leaving this script waiting on a fifo.
+    perl -e '{FILE_HELPER}' "$hk_tmp" < "$hk_tmp/req" > "$hk_tmp/resp" 2>/dev/null &
+    exec 3>"$hk_tmp/req" 4<"$hk_tmp/resp"
+    hk_fs=perl
+  fi
+fi
+hk_err="$hk_tmp/err"
+# The session's helper removes the temp folder when asked; a script's own when the script closes
+# it; `rm` is for a script without one.
+trap '[ -z "$hk_shared" ] || hk_op rmtemp "$hk_tmp" "" 2>/dev/null || :; exec 3>&- 4<&- 2>/dev/null; wait; [ ! -d "$hk_tmp" ] || rm -rf "$hk_tmp"' EXIT
+if [ "$hk_fs" = perl ]; then
+  hk_mv() {{ hk_op mv "$1" "$2"; }}
+  hk_ln() {{ hk_op ln "$1" "$2"; }}
+  hk_mkdir() {{ hk_op mkdir "$1" "$2"; }}
+  hk_chmod() {{ hk_op chmod "$1" "$2"; }}
+  hk_chown() {{ hk_op chown "$1" "$2"; }}
+  hk_rm() {{ hk_op rm "$1" ""; }}
+  hk_sleep() {{ hk_op sleep "$1" ""; }}
+  hk_now() {{ printf 'now\0\0\0' >&3 && IFS= read -r hk_when <&4 || hk_when=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ); }}
+  hk_conns() {{ printf 'conns\0%s\0\0' "$1" >&3 && IFS= read -r hk_n <&4; }}
+else
+  hk_mv() {{ mv -fT -- "$1" "$2"; }}
+  hk_ln() {{ ln -s -- "$1" "$2"; }}
+  hk_mkdir() {{ mkdir -m "$2" -- "$1"; }}
+  hk_chmod() {{ chmod "$1" -- "$2"; }}
+  hk_chown() {{ chown "$1" -- "$2"; }}
+  hk_rm() {{ rm -f -- "$1"; }}
+  hk_sleep() {{ sleep "$1"; }}
+  hk_now() {{ hk_when=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ); }}
+  hk_conns() {{
+    hk_n=$(awk -v p="$1" 'FNR > 1 && $4 == "01" {{ n = split($2, a, ":"); if (a[n] == p) c++ }} END {{ print c + 0 }}' /proc/net/tcp /proc/net/tcp6 2>/dev/null)
+  }}
+fi
+"#
+    )
+});
 
 /// Rename `from` over `to` atomically (like `mv -fT`).
 pub fn rename(from: &str, to: &str) -> Result<String> {
@@ -149,19 +235,13 @@ impl ApplyScript {
         // -C: `>` never follows or clobbers an existing file, so temp files cannot be redirected.
         text.push_str("set -euC\numask 077\nexport LC_ALL=C\n");
         text.push_str(&format!("HK={}\n", q(nonce)?));
-        text.push_str("hk_tmp=$(mktemp -d \"${TMPDIR:-/tmp}/hk-apply.XXXXXX\")\nhk_err=\"$hk_tmp/err\"\n");
-        // The file helper removes the temp folder once the script closes it; `rm` is for a script
-        // without one.
-        text.push_str(
-            "trap 'exec 3>&- 4<&- 2>/dev/null; wait; [ ! -d \"$hk_tmp\" ] || rm -rf \"$hk_tmp\"' EXIT\n",
-        );
+        text.push_str(&FS_OPS);
         text.push_str(concat!(
             "hk_step() {\n",
             "  if \"$1\" 2>|\"$hk_err\"; then printf '%s ok %s\\n' \"$HK\" \"$2\"\n",
             "  else cat \"$hk_err\" >&2; printf '%s failed %s\\n' \"$HK\" \"$2\"; exit 1; fi\n",
             "}\n"
         ));
-        text.push_str(FS_OPS);
         Ok(ApplyScript { text })
     }
 

@@ -78,9 +78,10 @@ impl Tree {
 }
 
 /// Shell setting `hk_l` to `dir`'s sorted listing (see the module's words); empty when unreadable.
+/// A missing directory costs no process.
 pub fn listing_command(dir: &str) -> Result<String> {
     Ok(format!(
-        "hk_l=$(cd -- {} 2>/dev/null && find . -mindepth 1 \\( -type f -printf 'f\\t%P\\t%s\\n' \\) -o \\( -type l -printf 'l\\t%P\\t%l\\n' \\) 2>/dev/null | LC_ALL=C sort)",
+        "hk_l=; [ ! -d {0} ] || hk_l=$(cd -- {0} 2>/dev/null && find . -mindepth 1 \\( -type f -printf 'f\\t%P\\t%s\\n' \\) -o \\( -type l -printf 'l\\t%P\\t%l\\n' \\) 2>/dev/null | LC_ALL=C sort)",
         q(dir)?
     ))
 }
@@ -89,7 +90,7 @@ pub fn listing_command(dir: &str) -> Result<String> {
 const EMPTY_DIGEST: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// Shell setting `hk_l` to `dir`'s listing, `hk_d` to its digest and `hk_n` to how many regular
-/// files it holds; a missing directory costs one process, and the count none.
+/// files it holds; a missing directory costs no process, and the count none.
 pub fn summary_command(dir: &str) -> Result<String> {
     Ok(format!(
         "{}\n\

@@ -247,6 +247,19 @@ pub trait Transport: Send {
         self.exec(SCRIPT_SHELL, Box::new(std::io::Cursor::new(script.to_vec())), on_line)
     }
 
+    /// `run_script`, where a resident shell first runs `setup` at its top level, once per shell:
+    /// what it leaves (variables, open fds, a helper process) serves every later script of the
+    /// session. Without a resident shell, `setup` is not run: a script must work without it.
+    fn run_script_with_setup(
+        &mut self,
+        setup: &'static str,
+        script: &[u8],
+        on_line: &mut dyn FnMut(&[u8]),
+    ) -> Result<ScriptOutput> {
+        let _ = setup;
+        self.run_script(script, on_line)
+    }
+
     /// Stream a local file into `command` (a shell command line reading stdin) on one exec channel,
     /// in large writes; `progress(sent, total)` after every read, which stops the upload by
     /// answering `false`.

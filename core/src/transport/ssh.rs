@@ -164,6 +164,8 @@ pub struct SshTransport {
     /// The session's resident shell: a `sh -s` that runs every script of [`Transport::run_script`],
     /// each in a subshell framed by markers, waiting on its open stdin in between.
     resident: Option<ssh2::Channel>,
+    /// The setups (see [`Transport::run_script_with_setup`]) the resident shell has run.
+    setups: Vec<&'static str>,
 }
 
 impl SshTransport {
@@ -184,6 +186,7 @@ impl SshTransport {
                         label,
                         timeout: Duration::from_millis(target.timeout_ms.max(1)),
                         resident: None,
+                        setups: Vec::new(),
                     });
                 }
                 Err(Failure::Permanent(e)) => return Err(e.context(format!("ssh to {label}"))),
@@ -655,13 +658,26 @@ enum Leg<'a> {
     Resident(ssh2::Channel),
 }
 
-impl Transport for SshTransport {
-    /// Every script runs in the session's resident shell (opened by the first), in a subshell of
-    /// its own, followed by markers on stdout (with its status) and stderr: after the first, a
-    /// script costs the host a fork, not an exec — no sshd session, login shell or `sudo`.
-    fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
+impl SshTransport {
+    /// A script in the resident shell (opened if there is none), after `setup` at the shell's top
+    /// level unless this shell already ran it. A setup's output is dropped and it reads no input.
+    fn run_framed(
+        &mut self,
+        setup: Option<&'static str>,
+        script: &[u8],
+        on_line: &mut dyn FnMut(&[u8]),
+    ) -> Result<ScriptOutput> {
         let nonce = crate::script::nonce();
         let mut framed = Vec::with_capacity(script.len() + 128);
+        if self.resident.is_none() {
+            self.setups.clear();
+        }
+        let setup = setup.filter(|s| !self.setups.contains(s));
+        if let Some(setup) = setup {
+            framed.extend_from_slice(b"{\n");
+            framed.extend_from_slice(setup.as_bytes());
+            framed.extend_from_slice(b"\n} >/dev/null 2>&1 </dev/null\n");
+        }
         framed.extend_from_slice(b"(\n");
         framed.extend_from_slice(script);
         framed.extend_from_slice(
@@ -677,7 +693,30 @@ impl Transport for SshTransport {
         timer.done(&format!("{} {} bytes", self.label, script.len()));
         let (_, output, channel) = out?;
         self.resident = channel;
+        match (&self.resident, setup) {
+            (Some(_), Some(setup)) => self.setups.push(setup),
+            (None, _) => self.setups.clear(),
+            _ => {}
+        }
         Ok(output)
+    }
+}
+
+impl Transport for SshTransport {
+    /// Every script runs in the session's resident shell (opened by the first), in a subshell of
+    /// its own, followed by markers on stdout (with its status) and stderr: after the first, a
+    /// script costs the host a fork, not an exec — no sshd session, login shell or `sudo`.
+    fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
+        self.run_framed(None, script, on_line)
+    }
+
+    fn run_script_with_setup(
+        &mut self,
+        setup: &'static str,
+        script: &[u8],
+        on_line: &mut dyn FnMut(&[u8]),
+    ) -> Result<ScriptOutput> {
+        self.run_framed(Some(setup), script, on_line)
     }
 
     fn exec(
