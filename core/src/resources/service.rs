@@ -231,7 +231,11 @@ impl ResourceKind for Service {
         }
         let path = self.unit_path();
         batch.stat(&path);
-        batch.sha256(&path);
+        // Only a unit hk writes (or removes, to show what goes) is compared by content: hashing one
+        // it manages as it is costs a process and tells nothing.
+        if self.unit.is_some() || self.state == ServiceState::Absent {
+            batch.sha256(&path);
+        }
     }
 
     fn observe(&self, facts: &Facts) -> Observed {
