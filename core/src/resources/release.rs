@@ -204,8 +204,10 @@ const SHA256_STDIN: &str =
 
 /// Decompresses gzip from stdin with the fastest decoder the host has: zstd (through zlib, ten
 /// times GNU gzip's speed on large artifacts) when it reads gzip — tried on an empty gzip member
-/// first, since a zstd built without zlib does not — else pigz, else gzip.
-const GUNZIP_STDIN: &str = "{ if command -v zstd >/dev/null 2>&1 && printf '\\037\\213\\010\\000\\000\\000\\000\\000\\000\\003\\003\\000\\000\\000\\000\\000\\000\\000\\000\\000' | zstd -dcq >/dev/null 2>&1; then zstd -dcq; elif command -v pigz >/dev/null 2>&1; then pigz -dc; else gzip -dc; fi; }";
+/// first, since a zstd built without zlib does not — else pigz, else gzip. Only as the left side of
+/// a pipeline: that runs in a subshell of its own, which the decoder replaces (`exec`), one process
+/// fewer.
+const GUNZIP_STDIN: &str = "{ if command -v zstd >/dev/null 2>&1 && printf '\\037\\213\\010\\000\\000\\000\\000\\000\\000\\003\\003\\000\\000\\000\\000\\000\\000\\000\\000\\000' | zstd -dcq >/dev/null 2>&1; then exec zstd -dcq; elif command -v pigz >/dev/null 2>&1; then exec pigz -dc; else exec gzip -dc; fi; }";
 
 fn parent(path: &str) -> &str {
     path.rsplit_once('/').map(|(d, _)| d).filter(|d| !d.is_empty()).unwrap_or("/")
@@ -312,7 +314,9 @@ impl ResourceKind for ReleaseArtifact {
         }
         let exist = folders.iter().map(|f| format!("[ -d {f} ]")).collect::<Vec<_>>().join(" && ");
         let mut script = format!(
-            "set -eu\numask 022\n{exist} || mkdir -p -- {}\nrm -rf -- {leftovers}\ncat > {partial}\n",
+            "set -eu\numask 022\n{exist} || mkdir -p -- {}\n\
+             for hk_p in {leftovers}; do if [ -e \"$hk_p\" ] || [ -L \"$hk_p\" ]; then rm -rf -- {leftovers}; break; fi; done\n\
+             cat > {partial}\n",
             folders.join(" ")
         );
         match &unpack {

@@ -290,7 +290,12 @@ impl ProbeBatch {
         }
         s.push_str("printf '\\n%s sha256\\n' \"$HK\"\n");
         for chunk in arg_chunks(&self.sha256) {
-            s.push_str("sha256sum -z --");
+            // No process when none of them is a file (an artifact not uploaded yet).
+            s.push_str("hk_f=; for hk_p in");
+            push_words(&mut s, chunk)?;
+            s.push_str(
+                "; do [ ! -f \"$hk_p\" ] || { hk_f=1; break; }; done\n[ -z \"$hk_f\" ] || sha256sum -z --",
+            );
             push_words(&mut s, chunk)?;
             s.push_str(" 2>/dev/null || :\n");
         }
