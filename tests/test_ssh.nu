@@ -272,3 +272,18 @@ export def "test ssh: one file helper serves every apply of a session, and a dea
   assert not ($dir.0 | path exists) $"($dir.0) is left"
   assert equal (file-helpers | reject ...($before | columns)) {}
 }
+
+export def "test ssh: a probe run in the resident shell leaves its environment as it was" [] {
+  let server = sshd start
+  let root = (sshd remote-scratch | path join env)
+  let seen = $root | path join seen
+  let config = {hosts: {box: (sshd host $server)}, resources: [
+    {type: dir, path: $root, mode: "0755"}
+    {type: command, name: env, run: $"printf '%s\\n' \"${QUOTING_STYLE-unset}\" > ($seen)", creates: $seen, after: [$"dir:($root)"]}
+  ]}
+  # The probes run in place in the session's resident shell; the command runs after them.
+  $config | hk plan box | hk apply --confirm | ignore
+  assert equal (open --raw $seen) "unset\n"
+  assert equal (($config | hk plan box).action | uniq) [noop]
+  sshd stop $server
+}

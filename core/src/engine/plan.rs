@@ -145,7 +145,11 @@ pub fn probe_host_cached(
     let nonce = nonce();
     let script = batch.script(&nonce)?;
     let timer = crate::trace::Timer::start("probe script");
-    let out = transport.run_script(script.as_bytes(), &mut |_| {})?;
+    let out = if batch.contained() {
+        transport.run_contained(script.as_bytes(), &mut |_| {})?
+    } else {
+        transport.run_script(script.as_bytes(), &mut |_| {})?
+    };
     timer.done(&format!(
         "{} bytes in, {} out, {} hashes remembered",
         script.len(),

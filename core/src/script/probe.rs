@@ -264,18 +264,31 @@ impl ProbeBatch {
         self.clock = true;
     }
 
+    /// Whether the probe runs only commands hk knows, each setting what it needs, so that its
+    /// script may run in the caller's shell rather than a subshell (see
+    /// [`crate::transport::Transport::run_contained`]): no guards, packages or accounts.
+    pub fn contained(&self) -> bool {
+        self.guards.is_empty() && self.packages.is_empty() && !self.accounts
+    }
+
     /// The probe script: sections start with a line `<nonce> <section>` so that anything a login
     /// shell prints on its own cannot be mistaken for facts.
     pub fn script(&self, nonce: &str) -> Result<String> {
         let mut s = String::with_capacity(256 + 64 * (self.stat.len() + self.sha256.len()));
-        s.push_str("set -u\nexport LC_ALL=C QUOTING_STYLE=literal\n");
+        // A contained probe leaves the shell's options and environment as they were: `stat` gets
+        // the locale and quoting it needs for itself.
+        if !self.contained() {
+            s.push_str("set -u\nexport LC_ALL=C QUOTING_STYLE=literal\n");
+        }
         s.push_str(&format!("HK={}\n", q(nonce)?));
         s.push_str("printf '\\n%s host\\n' \"$HK\"\n");
         s.push_str("h=; m=\nread -r h < /proc/sys/kernel/hostname 2>/dev/null || h=$(uname -n)\n");
         s.push_str("read -r m < /etc/machine-id 2>/dev/null || m=\nprintf '%s\\n%s\\n' \"$h\" \"$m\"\n");
         s.push_str("printf '\\n%s stat\\n' \"$HK\"\n");
         let names = if self.names { "%U\\0%G" } else { "-\\0-" };
-        let stat = format!("stat --printf '%n\\0%F\\0%a\\0{names}\\0%u\\0%g\\0%s\\0%i\\0%.9Z\\0%N\\0' --");
+        let stat = format!(
+            "LC_ALL=C QUOTING_STYLE=literal stat --printf '%n\\0%F\\0%a\\0{names}\\0%u\\0%g\\0%s\\0%i\\0%.9Z\\0%N\\0' --"
+        );
         // The clock: `/proc/self/` is the stat process's own entry, made (and dated by the kernel's
         // file clock) when stat looks it up, before anything is hashed.
         let clock = if self.clock { format!(" {CLOCK_PATH}") } else { String::new() };

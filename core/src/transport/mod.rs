@@ -260,6 +260,13 @@ pub trait Transport: Send {
         self.run_script(script, on_line)
     }
 
+    /// `run_script` for a script that only reads, never exits, and leaves nothing behind but shell
+    /// variables of its own (a contained probe): a resident shell runs it in place, without the
+    /// subshell (a process) that keeps any other script's options, traps and exports to itself.
+    fn run_contained(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
+        self.run_script(script, on_line)
+    }
+
     /// Stream a local file into `command` (a shell command line reading stdin) on one exec channel,
     /// in large writes; `progress(sent, total)` after every read, which stops the upload by
     /// answering `false`.

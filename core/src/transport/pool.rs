@@ -177,6 +177,15 @@ impl Transport for Pooled {
         result
     }
 
+    fn run_contained(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
+        let Some(inner) = self.inner.as_mut() else { anyhow::bail!("the SSH session was closed") };
+        let result = inner.run_contained(script, on_line);
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+
     fn describe(&self) -> String {
         self.inner.as_ref().map(|t| t.describe()).unwrap_or_default()
     }

@@ -650,6 +650,13 @@ fn stdout_end(all: &[u8], seen: usize, marker: &str) -> (Option<usize>, Option<i
     (status.map(|_| at), status)
 }
 
+/// How the resident shell runs a script: in a subshell of its own, or in place (a contained one).
+#[derive(Clone, Copy)]
+enum Frame {
+    Subshell,
+    InPlace,
+}
+
 /// Where a [`SshTransport::pump`] sends its input.
 enum Leg<'a> {
     /// A new channel running this command line.
@@ -664,6 +671,7 @@ impl SshTransport {
     fn run_framed(
         &mut self,
         setup: Option<&'static str>,
+        frame: Frame,
         script: &[u8],
         on_line: &mut dyn FnMut(&[u8]),
     ) -> Result<ScriptOutput> {
@@ -678,10 +686,15 @@ impl SshTransport {
             framed.extend_from_slice(setup.as_bytes());
             framed.extend_from_slice(b"\n} >/dev/null 2>&1 </dev/null\n");
         }
-        framed.extend_from_slice(b"(\n");
+        let (open, close) = match frame {
+            Frame::Subshell => ("(", ")"),
+            Frame::InPlace => ("{", "}"),
+        };
+        framed.extend_from_slice(format!("{open}\n").as_bytes());
         framed.extend_from_slice(script);
         framed.extend_from_slice(
-            format!("\n)\nprintf '\\n%s %s\\n' {nonce} \"$?\"\nprintf '\\n%s\\n' {nonce} >&2\n").as_bytes(),
+            format!("\n{close}\nprintf '\\n%s %s\\n' {nonce} \"$?\"\nprintf '\\n%s\\n' {nonce} >&2\n")
+                .as_bytes(),
         );
         let (leg, what) = match self.resident.take() {
             Some(channel) => (Leg::Resident(channel), "ssh continue"),
@@ -707,7 +720,11 @@ impl Transport for SshTransport {
     /// its own, followed by markers on stdout (with its status) and stderr: after the first, a
     /// script costs the host a fork, not an exec — no sshd session, login shell or `sudo`.
     fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
-        self.run_framed(None, script, on_line)
+        self.run_framed(None, Frame::Subshell, script, on_line)
+    }
+
+    fn run_contained(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
+        self.run_framed(None, Frame::InPlace, script, on_line)
     }
 
     fn run_script_with_setup(
@@ -716,7 +733,7 @@ impl Transport for SshTransport {
         script: &[u8],
         on_line: &mut dyn FnMut(&[u8]),
     ) -> Result<ScriptOutput> {
-        self.run_framed(Some(setup), script, on_line)
+        self.run_framed(Some(setup), Frame::Subshell, script, on_line)
     }
 
     fn exec(
