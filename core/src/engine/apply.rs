@@ -298,7 +298,7 @@ fn apply_host(
             && let Some(path) = row.resource.path()
         {
             let (path, backup) = (q(path)?, q(&backup)?);
-            let copy = format!("cp -p -- {path} {backup}");
+            let copy = format!("hk_cp {path} {backup}");
             step.commands.insert(
                 0,
                 if row.resource.kind().backs_up_by_link() {

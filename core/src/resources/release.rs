@@ -14,7 +14,7 @@ use crate::quote::q;
 use crate::release::{check_artifact, valid_component};
 use crate::script::probe::{Facts, PathKind, ProbeBatch};
 use crate::script::steps::{self, Step};
-use crate::script::tree::{marker_line, marker_path, parse_marker, summary_command};
+use crate::script::tree::{digest_command, marker_line, marker_path, parse_marker};
 
 /// Expand a `release` config entry into its rows' resources.
 pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
@@ -427,7 +427,7 @@ impl ReleaseUnpack {
         ))?;
         Ok(format!(
             "{{ {}; [ \"$hk_d\" = {} ] || {{ printf '%s\\n' {message} >&2; false; }}; }}",
-            summary_command(dir)?,
+            digest_command(dir)?,
             q(&self.tree)?
         ))
     }

@@ -10,7 +10,7 @@ use crate::quote::{q, quote_bytes};
 const INLINE_PAYLOAD_MAX: usize = 256 * 1024;
 
 /// The file helper (perl): it reads requests of three NUL-ended fields (op, a, b) on stdin and
-/// answers each with one line. `mv`, `ln`, `mkdir`, `chmod`, `chown`, `rm` and `sleep` answer `ok`
+/// answers each with one line. `mv`, `ln`, `mkdir`, `chmod`, `chown`, `rm`, `copy` and `sleep` answer `ok`
 /// or the coreutils command's message; `now` the UTC time; `conns PORT_HEX` the established TCP
 /// connections on that local port; `sync TOKEN` the token (a script's first request, so a reply a
 /// killed script left unread is never taken for its own); `mktemp DIR` `ok` and a new private
@@ -33,6 +33,20 @@ const FILE_HELPER: &str = r#"
         next;
       }
       if ($op eq "rmtemp") { clear($a); print("ok\n"); next; }
+      if ($op eq "copy") {
+        my ($ok, $in, $out, $buf, $n) = (0);
+        if (open($in, "<", $a) && open($out, ">", $b)) {
+          binmode($in); binmode($out);
+          my @st = stat($in);
+          $ok = 1;
+          while ($ok && ($n = sysread($in, $buf, 1 << 20))) { $ok = defined(syswrite($out, $buf)); }
+          $ok = $ok && defined($n) && close($out);
+          chown($st[4], $st[5], $b) if $ok;
+          $ok = $ok && chmod($st[2] & 07777, $b) && utime($st[8], $st[9], $b);
+        }
+        print($ok ? "ok\n" : "cp: cannot copy \x27$a\x27 to \x27$b\x27: $!\n");
+        next;
+      }
       if ($op eq "now") {
         my $t = eval { require Time::HiRes; Time::HiRes::time() } // time;
         my @g = gmtime(int $t);
@@ -123,7 +137,7 @@ fi
 /// `hk_mv FROM TO` (rename, as `mv -fT`), `hk_ln TARGET PATH` (a new symlink),
 /// `hk_mkdir PATH MODE` (a new directory with exactly MODE), `hk_chmod MODE PATH` (an octal mode) and
 /// `hk_chown UID:GID PATH` (numeric ids, either may be empty), `hk_rm FILE` (as `rm -f`),
-/// `hk_sleep SECONDS`; `hk_now` sets `hk_when` to the UTC time and `hk_conns PORT_HEX` sets `hk_n`
+/// `hk_sleep SECONDS`, `hk_cp FROM TO` (a copy keeping mode, owner and times, as `cp -p`); `hk_now` sets `hk_when` to the UTC time and `hk_conns PORT_HEX` sets `hk_n`
 /// to the established TCP connections on that local port. They go to a file helper where the host
 /// has perl, so they cost no process each: the session's (`SESSION_FILE_HELPER`), which also makes
 /// the script's temp folder `hk_tmp`, or else one of the script's own, which removes that folder
@@ -167,6 +181,7 @@ if [ "$hk_fs" = perl ]; then
   hk_chown() {{ hk_op chown "$1" "$2"; }}
   hk_rm() {{ hk_op rm "$1" ""; }}
   hk_sleep() {{ hk_op sleep "$1" ""; }}
+  hk_cp() {{ hk_op copy "$1" "$2"; }}
   hk_now() {{ printf 'now\0\0\0' >&3 && IFS= read -r hk_when <&4 || hk_when=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ); }}
   hk_conns() {{ printf 'conns\0%s\0\0' "$1" >&3 && IFS= read -r hk_n <&4; }}
 else
@@ -177,6 +192,7 @@ else
   hk_chown() {{ chown "$1" -- "$2"; }}
   hk_rm() {{ rm -f -- "$1"; }}
   hk_sleep() {{ sleep "$1"; }}
+  hk_cp() {{ cp -p -- "$1" "$2"; }}
   hk_now() {{ hk_when=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ); }}
   hk_conns() {{
     hk_n=$(awk -v p="$1" 'FNR > 1 && $4 == "01" {{ n = split($2, a, ":"); if (a[n] == p) c++ }} END {{ print c + 0 }}' /proc/net/tcp /proc/net/tcp6 2>/dev/null)

@@ -100,6 +100,16 @@ pub fn summary_command(dir: &str) -> Result<String> {
     ))
 }
 
+/// Shell setting `hk_d` to `dir`'s digest inside an apply script: the listing is hashed from a
+/// file in the script's temp folder (`$hk_tmp`), which costs one process where a pipe costs three.
+pub fn digest_command(dir: &str) -> Result<String> {
+    Ok(format!(
+        "{}
+         if [ -n \"$hk_l\" ]; then printf '%s' \"$hk_l\" >| \"$hk_tmp/tree\"; hk_d=$(sha256sum < \"$hk_tmp/tree\"); hk_d=${{hk_d%% *}}; else hk_d={EMPTY_DIGEST}; fi",
+        listing_command(dir)?
+    ))
+}
+
 /// Where hk notes which bytes a release directory was unpacked from (`<releases>/.<version>.unpacked`):
 /// beside it, so that it is not part of what it describes, and hidden from `releases/*`.
 pub fn marker_path(dir: &str) -> String {
@@ -181,6 +191,17 @@ mod tests {
             let out = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh");
             String::from_utf8_lossy(&out.stdout).into_owned()
         };
+        // The apply's form, with a temp folder.
+        let digest = |path: &str| {
+            let script = format!(
+                "hk_tmp=$(mktemp -d)\n{}\nprintf '%s' \"$hk_d\"; rm -rf \"$hk_tmp\"",
+                digest_command(path).expect("command")
+            );
+            let out = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert_eq!(digest(&dir.to_string_lossy()), tree.digest());
+        assert_eq!(digest(&dir.join("nothing").to_string_lossy()), Tree::default().digest());
         let here = summary(&dir.to_string_lossy());
         let missing = summary(&dir.join("nothing").to_string_lossy());
         let _ = std::fs::remove_dir_all(&dir);
