@@ -15,7 +15,7 @@ const INLINE_PAYLOAD_MAX: usize = 256 * 1024;
 /// connections on that local port; `sync TOKEN` the token (a script's first request, so a reply a
 /// killed script left unread is never taken for its own); `mktemp DIR` `ok` and a new private
 /// folder in DIR; `rmtemp DIR` removes that folder and its files. When its input ends it removes
-/// the folder it was given (its fifos, or a script's temp files).
+/// what it was given: its fifos, or the folder holding them (or a script's temp files).
 const FILE_HELPER: &str = r#"
     $| = 1; $/ = "\0";
     sub clear { my $d = shift; if (opendir(my $dir, $d)) { unlink(map { "$d/$_" } grep { $_ ne "." && $_ ne ".." } readdir($dir)); closedir($dir); } rmdir($d); }
@@ -84,19 +84,29 @@ const FILE_HELPER: &str = r#"
         : "mkdir: cannot create directory \x27$a\x27";
       print(($ok ? "ok" : "$what: $!") . "\n");
     }
-    clear($ARGV[0]);"#;
+    -d $_ ? clear($_) : unlink($_) for @ARGV;"#;
 
 /// Top-level commands of a session's resident shell (see `transport/ssh.rs`): one file helper for
 /// every apply script of the session, on fds 3 and 4, so an apply starts no helper (nor `mktemp`,
 /// nor `mkfifo`) of its own. fd 3 is opened read-write, so a helper that died makes the next
 /// request read an end of file instead of killing the script with SIGPIPE.
 pub static SESSION_FILE_HELPER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    // Its fifos go in the user's private runtime folder, named by the shell's pid (no `mktemp`:
+    // a process less), or else in a new temp folder.
     format!(
-        r#"if [ -z "${{HK_NO_PERL:-}}" ] && command -v perl >/dev/null 2>&1 && hk_sdir=$(mktemp -d "${{TMPDIR:-/tmp}}/hk-session.XXXXXX"); then
-  if mkfifo "$hk_sdir/req" "$hk_sdir/resp"; then
-    perl -e '{FILE_HELPER}' "$hk_sdir" < "$hk_sdir/req" > "$hk_sdir/resp" 2>/dev/null &
-    exec 3<>"$hk_sdir/req" 4<"$hk_sdir/resp" && hk_session_fs=1
-  else rmdir -- "$hk_sdir"; fi
+        r#"if [ -z "${{HK_NO_PERL:-}}" ] && command -v perl >/dev/null 2>&1; then
+  hk_sp= hk_sgone=
+  if [ -n "${{XDG_RUNTIME_DIR:-}}" ] && [ -d "$XDG_RUNTIME_DIR" ] && [ -O "$XDG_RUNTIME_DIR" ] && mkfifo -m 0600 "$XDG_RUNTIME_DIR/hk-session.$$.req" "$XDG_RUNTIME_DIR/hk-session.$$.resp" 2>/dev/null; then
+    hk_sp=$XDG_RUNTIME_DIR/hk-session.$$. hk_sgone=1
+  elif hk_sdir=$(mktemp -d "${{TMPDIR:-/tmp}}/hk-session.XXXXXX"); then
+    if mkfifo "$hk_sdir/req" "$hk_sdir/resp"; then hk_sp=$hk_sdir/; else rmdir -- "$hk_sdir"; fi
+  fi
+  if [ -n "$hk_sp" ]; then
+    if [ -n "$hk_sgone" ]; then set -- "${{hk_sp}}req" "${{hk_sp}}resp"; else set -- "$hk_sdir"; fi
+    perl -e '{FILE_HELPER}' "$@" < "${{hk_sp}}req" > "${{hk_sp}}resp" 2>/dev/null &
+    exec 3<>"${{hk_sp}}req" 4<"${{hk_sp}}resp" && hk_session_fs=1
+    set --
+  fi
 fi"#
     )
 });
