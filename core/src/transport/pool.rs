@@ -115,6 +115,18 @@ impl Pooled {
     }
 }
 
+impl Pooled {
+    /// `work` on the session; one that fails may have broken it, so it is not given back.
+    fn on_inner<T>(&mut self, work: impl FnOnce(&mut SshTransport) -> Result<T>) -> Result<T> {
+        let Some(inner) = self.inner.as_mut() else { anyhow::bail!("the SSH session was closed") };
+        let result = work(inner);
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+}
+
 impl Drop for Pooled {
     fn drop(&mut self) {
         if let Some(transport) = self.inner.take()
@@ -132,12 +144,7 @@ impl Transport for Pooled {
         input: Box<dyn std::io::Read + Send>,
         on_line: &mut dyn FnMut(&[u8]),
     ) -> Result<ScriptOutput> {
-        let Some(inner) = self.inner.as_mut() else { anyhow::bail!("the SSH session was closed") };
-        let result = inner.exec(command, input, on_line);
-        if result.is_err() {
-            self.broken = true;
-        }
-        result
+        self.on_inner(|inner| inner.exec(command, input, on_line))
     }
 
     fn follow(
@@ -146,21 +153,11 @@ impl Transport for Pooled {
         on_line: &mut dyn FnMut(&[u8]),
         keep_going: &dyn Fn() -> bool,
     ) -> Result<Option<i32>> {
-        let Some(inner) = self.inner.as_mut() else { anyhow::bail!("the SSH session was closed") };
-        let result = inner.follow(command, on_line, keep_going);
-        if result.is_err() {
-            self.broken = true;
-        }
-        result
+        self.on_inner(|inner| inner.follow(command, on_line, keep_going))
     }
 
     fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
-        let Some(inner) = self.inner.as_mut() else { anyhow::bail!("the SSH session was closed") };
-        let result = inner.run_script(script, on_line);
-        if result.is_err() {
-            self.broken = true;
-        }
-        result
+        self.on_inner(|inner| inner.run_script(script, on_line))
     }
 
     fn run_script_with_setup(
@@ -169,21 +166,11 @@ impl Transport for Pooled {
         script: &[u8],
         on_line: &mut dyn FnMut(&[u8]),
     ) -> Result<ScriptOutput> {
-        let Some(inner) = self.inner.as_mut() else { anyhow::bail!("the SSH session was closed") };
-        let result = inner.run_script_with_setup(setup, script, on_line);
-        if result.is_err() {
-            self.broken = true;
-        }
-        result
+        self.on_inner(|inner| inner.run_script_with_setup(setup, script, on_line))
     }
 
     fn run_contained(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
-        let Some(inner) = self.inner.as_mut() else { anyhow::bail!("the SSH session was closed") };
-        let result = inner.run_contained(script, on_line);
-        if result.is_err() {
-            self.broken = true;
-        }
-        result
+        self.on_inner(|inner| inner.run_contained(script, on_line))
     }
 
     fn describe(&self) -> String {
