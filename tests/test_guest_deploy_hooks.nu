@@ -96,6 +96,17 @@ export def "test guest deploy hooks: every hook in order with its variables, a .
     hk deploy --version v3 --quiet -H | ignore
     assert equal (answer $p) v3
     assert not ($log | path exists) "a hook ran with -H"
+    # A failing build, with no hook around it, runs while the lock is taken: nothing changes on
+    # the host, the lock is free again, and the audit log has the failure.
+    rm dist/VERSION
+    mkdir dist/VERSION
+    let err = error-of { hk deploy --version v4 --quiet -H }
+    has $err "the build of"
+    has $err "stopped before anything changed on the hosts"
+    rm -r dist/VERSION
+    assert equal (answer $p) v3
+    assert equal (hk lock status | get locked) false
+    assert equal (hk audit | first | select action version result) {action: deploy, version: v4, result: failed}
   }
 }
 

@@ -9,6 +9,7 @@
 
 use config.nu [load fail why facts app-path hk-config count]
 use lock.nu [holding finish]
+use errors.nu [unwrap]
 use audit.nu [write]
 use secrets.nu [with-secrets]
 use hooks.nu
@@ -272,10 +273,11 @@ export def plan-roll [ctx: record, version: string, artifact: oneof<string, noth
 # `pre-connect` hook, the lock taken, then `post-deploy` (with the lock still held, and the runtime)
 # once `work` went through (its `roll` ends with `finish`, which releases the lock when no
 # post-deploy hook is left to run). A failure before anything was prepared is in the audit log too.
-export def deploying [ctx: record, message: string, wait: oneof<duration, nothing>, work: closure]: nothing -> table {
+# `meanwhile`: work needing no host, done while the lock is taken (see `holding`).
+export def deploying [ctx: record, message: string, wait: oneof<duration, nothing>, work: closure, --meanwhile: closure]: nothing -> table {
   let started = date now
   hooks fire $ctx pre-connect
-  holding $ctx $message $wait {|ctx|
+  holding $ctx $message $wait --meanwhile=$meanwhile {|ctx|
     # --env: a `finish` in `work` may have released the lock (`holding` then does not).
     let rows = do --env $work $ctx
     let runtime = ((date now) - $started) / 1sec | math floor
@@ -285,11 +287,14 @@ export def deploying [ctx: record, message: string, wait: oneof<duration, nothin
 }
 
 # Hooks and the build before a roll: pre-build, the build, post-build, pre-deploy. A failure is
-# written to the audit log (nothing was touched on the hosts) and raised.
+# written to the audit log (nothing was touched on the hosts) and raised. A build done while the
+# lock was taken (`early-build`) is in the context's `meanwhile`.
 export def before-roll [ctx: record, action: string]: nothing -> record {
   try {
     let built = if ($ctx.skip_build? | default false) {
       {artifact: (prebuilt $ctx), row: (progress build local $"release ($ctx.version)" ok 0sec "built before \(--skip-build\)" --quiet=($ctx.quiet? | default false))}
+    } else if ($ctx.meanwhile? != null) {
+      unwrap $ctx.meanwhile
     } else {
       hooks fire $ctx pre-build
       let built = build $ctx
@@ -304,6 +309,13 @@ export def before-roll [ctx: record, action: string]: nothing -> record {
   }
 }
 
+# The build, when it can run while the lock is taken: it needs no host, and no pre-build or
+# post-build hook has to run around it with the lock held. Null otherwise.
+def early-build [ctx: record]: nothing -> oneof<closure, nothing> {
+  if ($ctx.skip_build? | default false) or (hooks exists $ctx pre-build) or (hooks exists $ctx post-build) { return null }
+  {|| build $ctx }
+}
+
 # What every deploying command adds to its context: which command it is and how it runs.
 export def running [ctx: record, command: string, --quiet, --skip-hooks]: nothing -> record {
   $ctx | merge {command: $command, subcommand: $command, quiet: $quiet, skip_hooks: $skip_hooks}
@@ -316,7 +328,7 @@ def deploy-with [ctx: record, action: string, message: string, wait: oneof<durat
     let artifact = if ($ctx.skip_build? | default false) { prebuilt $ctx } else { (build ($ctx | upsert quiet true)).artifact }
     return (plan-roll $ctx $ctx.version $artifact)
   }
-  deploying $ctx $message $wait {|ctx|
+  deploying $ctx $message $wait --meanwhile=(early-build $ctx) {|ctx|
     let built = before-roll $ctx $action
     [$built.row] | append (roll $ctx $ctx.version $built.artifact $action --prune=$prune)
   } | by-phase

@@ -28,3 +28,13 @@ def words [details: record]: nothing -> string {
   let detail = $labels | where {|t| not ($details.msg | str contains $t) } | str join "; "
   if $detail == "" { $details.msg } else { $"($details.msg): ($detail)" }
 }
+
+# How a closure ended, kept to be raised later: `{value}`, or `{error}` (the caught error).
+export def outcome [work: closure]: nothing -> record {
+  try { {value: (do $work)} } catch {|e| {error: $e} }
+}
+
+# What `outcome` kept: the value, or its error raised again as it was.
+export def unwrap [kept: record]: nothing -> any {
+  if ($kept.error? != null) { $kept.error.raw } else { $kept.value }
+}

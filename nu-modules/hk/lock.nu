@@ -3,6 +3,7 @@
 
 use listing.nu [commands-matching]
 use config.nu [load hk-config facts fail why app-path runs-root count]
+use errors.nu [outcome unwrap]
 use audit.nu [write entry]
 use phases.nu [by-phase progress]
 use hooks.nu
@@ -36,12 +37,22 @@ export def give-back [ctx: record, held: record]: nothing -> record {
 # the primary's facts as the lock read them (one script for both; see `facts-at-start` in deploy.nu).
 # When `work` released the lock itself (`finish`), it is not released again. Inside a hook of a
 # command holding this app's lock (`HK_LOCK` true, `HK_APP` this app), the lock is already held:
-# `work` runs without waiting.
-export def holding [ctx: record, message: string, wait: oneof<duration, nothing>, work: closure]: nothing -> any {
+# `work` runs without waiting. `meanwhile`: work that needs no host (a build here), run while the
+# lock is taken; `work` finds how it ended in the context's `meanwhile`, as `outcome` gives it.
+export def holding [ctx: record, message: string, wait: oneof<duration, nothing>, work: closure, --meanwhile: closure]: nothing -> any {
   let inside = ($env.HK_LOCK? == "true") and ($env.HK_APP? == $ctx.app)
   let ctx = $ctx | upsert holding_lock true
-  if $inside { return (do $work $ctx) }
-  let held = take $ctx $message $wait --facts
+  if $inside {
+    let ctx = if $meanwhile == null { $ctx } else { $ctx | upsert meanwhile (outcome $meanwhile) }
+    return (do $work $ctx)
+  }
+  let held = if $meanwhile == null { {lock: (take $ctx $message $wait --facts)} } else {
+    let both = [{|| take $ctx $message $wait --facts } $meanwhile] | par-each --keep-order {|f| outcome $f }
+    # A lock not taken is the error, whatever the other work did.
+    {lock: (unwrap $both.0), meanwhile: $both.1}
+  }
+  let ctx = if $meanwhile == null { $ctx } else { $ctx | upsert meanwhile $held.meanwhile }
+  let held = $held.lock
   $env.hk_lock_released = false
   try { do --env $work ($ctx | upsert held $held | upsert lock_facts $held.facts) } finally {
     if not $env.hk_lock_released {

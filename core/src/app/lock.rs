@@ -76,17 +76,18 @@ pub fn acquire_reading(
     Ok((acquired(&out, &lock_nonce, transport)?, super::facts::parse(&out, &facts_nonce, layout)?))
 }
 
+/// The lock is a new folder: `mkdir` takes it at once, while the session's file helper (which the
+/// rest of the deploy uses) is still starting beside it.
 fn acquire_script(layout: &AppLayout, holder: &serde_json::Value, nonce: &str) -> Result<String> {
     let lock = layout.path("lock");
     Ok(format!(
-        "set -u\nHK={nonce}\numask 022\n{ops}[ -d {dir} ] || mkdir -p -- {dir}\n\
-         if hk_dir_new {lock} 0700 2>/dev/null; then\n\
+        "set -u\nHK={nonce}\numask 022\n[ -d {dir} ] || mkdir -p -- {dir}\n\
+         if mkdir -m 0700 -- {lock} 2>/dev/null; then\n\
            printf '%s' {holder} > {lock}/holder.json && printf '%s taken\\n' \"$HK\"\n\
          else\n\
            printf '%s held\\n' \"$HK\"; stat -c %Y -- {lock} 2>/dev/null || echo; cat -- {lock}/holder.json 2>/dev/null || :; echo\n\
          fi\nprintf '%s end\\n' \"$HK\"\n",
         nonce = q(nonce)?,
-        ops = crate::script::steps::DIR_OPS.as_str(),
         dir = q(&layout.dir())?,
         lock = q(&lock)?,
         holder = q(&holder_json(holder)?)?,
