@@ -198,6 +198,29 @@ export def "test guest system: a service restarts exactly when its env file chan
   assert equal (guest sh $"systemctl is-active ($name) || true; test -e /etc/systemd/system/($name).service || echo no-unit; test -e ($env_path) || echo no-env") "inactive\nno-unit\nno-env\n"
 }
 
+export def "test guest system: the file helper of a session reads units from systemd as systemctl does" [] {
+  let missing = $"hk-missing-(random chars -l 6 | str lowercase).service"
+  let units = [
+    {type: service, name: caddy.service, state: running}
+    {type: service, name: ssh.service, state: stopped}
+    {type: service, name: $missing, state: stopped}
+    {type: service, name: "getty@tty9.service", state: running}
+  ]
+  # This process's first plan of the guest: its session has no file helper yet, so systemctl reads.
+  let by_systemctl = plan-of $units | select id action fingerprint changes
+  # A nu of its own whose apply starts the session's helper; its plan after that reads through it.
+  let dir = $"/tmp/hk-helper-(random chars -l 6 | str lowercase)"
+  let script = $"use r#'($env.HK_TEST_ROOT)/tests/lib/guest.nu'#
+guest config | insert resources [{type: dir, path: ($dir), mode: '0755'}] | hk apply guest --confirm | ignore
+guest config | insert resources (($units | to nuon)) | hk plan guest | select id action fingerprint changes | to nuon"
+  let run = with-env {HK_TRACE: "1"} { ^$nu.current-exe -n --plugins $env.HK_PLUGIN -c $script | complete }
+  assert equal $run.exit_code 0 $run.stderr
+  has $run.stderr $"units read by the session's file helper: caddy.service ssh.service ($missing) getty@tty9.service"
+  assert equal ($run.stdout | from nuon) $by_systemctl
+  assert equal ($by_systemctl | get action) [noop update update update]
+  guest sh $"rmdir ($dir)" | ignore
+}
+
 export def "test guest system: commands run unless guarded, and run their down" [] {
   let roots = guest roots
   let mark = $"/tmp/hk-cmd-(random chars -l 6)"

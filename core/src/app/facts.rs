@@ -66,9 +66,9 @@ pub struct AppFacts {
     pub caddy: CaddyFacts,
 }
 
-/// Builtins and two processes on a set-up host — one `stat` for the links, releases and lock, one
-/// `systemctl is-active` for every port's instance and Caddy — since on a slow host each process
-/// costs more than the reading itself. Caddy's package checksum is only looked at when its main file
+/// Builtins and one or two processes on a set-up host — one `stat` for the links, releases and
+/// lock, and for every port's instance and Caddy the session's file helper asking systemd (or one
+/// `systemctl show`) — since on a slow host each process costs more than the reading itself. Caddy's package checksum is only looked at when its main file
 /// does not import the apps' sites yet (setup is then the one reader that needs it).
 pub fn script(layout: &AppLayout, nonce: &str) -> Result<String> {
     let import = format!("import {}/*/Caddyfile", layout.root);
@@ -88,9 +88,8 @@ printf '%s instances\n' "$HK"
 units=; ports=
 for l in "$A"/ports/*; do [ -L "$l" ] || continue; ports="$ports ${{l##*/}}"; units="$units hk-$APP@${{l##*/}}.service"; done
 printf '%s\n' "$ports"
-# One word per unit, in order; Caddy's last.
-systemctl is-active -- $units caddy.service 2>/dev/null || :
-printf '%s holder\n' "$HK"
+# Each unit's state, in order; Caddy's last.
+{states}printf '%s holder\n' "$HK"
 if [ -d "$A/lock" ]; then while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "$A/lock/holder.json" 2>/dev/null || :; fi
 printf '%s claims\n' "$HK"
 for l in "$R"/*/ports/*; do [ -L "$l" ] || continue; a=${{l%/ports/*}}; a=${{a##*/}}; [ "$a" = "$APP" ] && continue; printf '%s %s\n' "$a" "${{l##*/}}"; done
@@ -114,6 +113,12 @@ printf '%s end\n' "$HK"
         app = q(&layout.app)?,
         main = q(MAIN_CADDYFILE)?,
         import = q(&import)?,
+        states = crate::script::steps::unit_query(
+            "ActiveState",
+            r#""ActiveState $units caddy.service""#,
+            "$units caddy.service",
+            nonce
+        )?,
         paths = stat_list::command(r#""$A/current" "$A/lock" "$A"/releases/* "$A"/ports/*"#),
     ))
 }
@@ -149,7 +154,7 @@ pub fn parse(text: &str, nonce: &str, layout: &AppLayout) -> Result<AppFacts> {
                     .collect();
             }
             "instances" => {
-                // The ports in the order their units were asked about, one word each, then Caddy's.
+                // The ports in the order their units were asked about, then each unit's state, Caddy's last.
                 let mut lines = lines.iter().map(|l| l.trim());
                 let asked: Vec<u16> = lines
                     .next()
@@ -157,7 +162,8 @@ pub fn parse(text: &str, nonce: &str, layout: &AppLayout) -> Result<AppFacts> {
                     .split_whitespace()
                     .filter_map(|p| p.parse().ok())
                     .collect();
-                let states: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
+                // `ActiveState=…`, a blank line after each unit.
+                let states: Vec<&str> = lines.filter_map(|l| l.strip_prefix("ActiveState=")).collect();
                 for (i, port) in asked.iter().enumerate() {
                     let Some((_, target)) = linked.iter().find(|(p, _)| p == port) else { continue };
                     facts.ports.push(Port {
@@ -223,7 +229,7 @@ mod tests {
                    regular file\t30\t/opt/hk/a/releases/stray\n\
                    symbolic link\t7\t/opt/hk/a/ports/4000 -> /opt/hk/a/releases/v1\n\
                    symbolic link\t8\t/opt/hk/a/ports/4001 -> /opt/hk/a/releases/v2\n\
-                   N instances\n 4000 4001\ninactive\nactive\nactive\n\
+                   N instances\n 4000 4001\nActiveState=inactive\n\nActiveState=active\n\nActiveState=active\n\n\
                    N holder\n{\"who\": \"me\"}\nN claims\nb 4002\nN facts\ntemplate\ncaddy_installed\ncaddy_main\nN end\n";
         let facts = parse(out, "N", &layout).expect("parse");
         assert_eq!(facts.active_port, Some(4001));

@@ -379,7 +379,7 @@ impl ResourceKind for File {
             }
             Action::Update => step.commands.extend(self.attrs.commands(&diff.changes, &self.path, false)?),
             Action::Delete => {
-                step.run(format!("rm -f -- {}", q(&self.path)?));
+                step.run(steps::remove_file(&self.path)?);
             }
             Action::Create | Action::Noop | Action::Read | Action::Error => {}
         }

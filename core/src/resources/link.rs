@@ -122,7 +122,7 @@ impl ResourceKind for Link {
                     .cleanup(format!("rm -f -- {}", q(&tmp)?));
             }
             Action::Delete => {
-                step.run(format!("rm -f -- {}", q(&self.path)?));
+                step.run(steps::remove_file(&self.path)?);
             }
             Action::Noop | Action::Read | Action::Error => {}
         }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use anyhow::{Context, Result, bail};
 
 use crate::quote::q;
+use crate::script::steps;
 
 /// Bytes of paths handed to one `stat`/`sha256sum`/`find` call: well under the argument limit of
 /// every kernel hk targets (Linux 2 MiB, the BSDs and macOS 256 KiB+), so one process serves a
@@ -331,7 +332,7 @@ impl ProbeBatch {
                 ));
             }
         }
-        self.system_sections(&mut s)?;
+        self.system_sections(&mut s, nonce)?;
         if let Some(roots) = &self.roots {
             s.push_str(&roots.snippet()?);
             s.push_str("printf '\\n%s roots\\n%s\\n%s\\n' \"$HK\" \"$hk_runs\" \"$hk_backups\"\n");
@@ -365,7 +366,7 @@ elif command -v pacman >/dev/null 2>&1; then
 fi"#;
 
 impl ProbeBatch {
-    fn system_sections(&self, s: &mut String) -> Result<()> {
+    fn system_sections(&self, s: &mut String, nonce: &str) -> Result<()> {
         if !self.packages.is_empty() {
             s.push_str("printf '\\n%s os\\n' \"$HK\"\n");
             s.push_str(OS_RELEASE);
@@ -381,9 +382,7 @@ impl ProbeBatch {
         }
         if !self.units.is_empty() {
             s.push_str("printf '\\n%s units\\n' \"$HK\"\n");
-            s.push_str("command -v systemctl >/dev/null 2>&1 && systemctl show --property=Id,LoadState,ActiveState,UnitFileState,FragmentPath --");
-            push_words(s, &self.units)?;
-            s.push_str(" 2>/dev/null || :\n");
+            s.push_str(&steps::unit_properties("LoadState,ActiveState,UnitFileState", &self.units, nonce)?);
         }
         if !self.guards.is_empty() {
             s.push_str("printf '\\n%s guards\\n' \"$HK\"\n");
@@ -441,6 +440,11 @@ fn parse_system(sections: &HashMap<String, &[u8]>, facts: &mut Facts, units_aske
             .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
             .collect();
         facts.units.insert(unit.clone(), props);
+    }
+    if crate::trace::enabled() && !units_asked.is_empty() {
+        let by =
+            if units.lines().any(|l| l == "#helper") { "the session's file helper" } else { "systemctl" };
+        eprintln!("hk trace: units read by {by}: {}", units_asked.join(" "));
     }
     for line in text("guards").unwrap_or_default().lines() {
         if let Some((key, code)) = line.rsplit_once('=') {

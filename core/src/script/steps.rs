@@ -14,14 +14,88 @@ const INLINE_PAYLOAD_MAX: usize = 256 * 1024;
 /// or the coreutils command's message; `now` the UTC time; `conns PORT_HEX` the established TCP
 /// connections on that local port; `sync TOKEN` the token (a script's first request, so a reply a
 /// killed script left unread is never taken for its own); `mktemp DIR` `ok` and a new private
-/// folder in DIR; `rmtemp DIR` removes that folder and its files. When its input ends it removes
-/// what it was given: its fifos, or the folder holding them (or a script's temp files).
+/// folder in DIR; `rmtemp DIR` removes that folder and its files; `units "PROPS UNIT…" TOKEN` the
+/// units' properties as `systemctl show` prints them, then `TOKEN ok` (or only `TOKEN no`: the
+/// caller runs `systemctl` then) — see [`unit_properties`]. When its input ends it removes what it
+/// was given: its fifos, or the folder holding them (or a script's temp files).
 const FILE_HELPER: &str = r#"
     $| = 1; $/ = "\0";
     sub clear { my $d = shift; if (opendir(my $dir, $d)) { unlink(map { "$d/$_" } grep { $_ ne "." && $_ ne ".." } readdir($dir)); closedir($dir); } rmdir($d); }
+    sub al { my ($x, $n) = @_; ($x + $n - 1) & ~($n - 1) }
+    sub dstr { my ($b, $s) = @_; $$b .= "\0" x (al(length $$b, 4) - length $$b); $$b .= pack("V", length $s) . "$s\0"; }
+    sub dbus_get {
+      my ($serial, $path, $prop) = @_;
+      my $f = "";
+      for ([1, "o", $path], [6, "s", "org.freedesktop.systemd1"], [2, "s", "org.freedesktop.DBus.Properties"], [3, "s", "Get"], [8, "g", "ss"]) {
+        my ($code, $sig, $val) = @$_;
+        $f .= "\0" x (al(length $f, 8) - length $f);
+        $f .= pack("CC", $code, 1) . "$sig\0";
+        if ($sig eq "g") { $f .= pack("C", length $val) . "$val\0"; } else { dstr(\$f, $val); }
+      }
+      my $body = "";
+      dstr(\$body, "org.freedesktop.systemd1.Unit");
+      dstr(\$body, $prop);
+      my $m = pack("aCCCVVV", "l", 1, 0, 1, length $body, $serial, length $f) . $f;
+      $m . ("\0" x (al(length $m, 8) - length $m)) . $body;
+    }
+    sub dbus_units {
+      my ($props, @names) = split(" ", shift);
+      my @props = split(/,/, $props);
+      return undef if $< != 0 || !@names || !@props || grep { !/^[A-Za-z0-9:_.\@-]+$/ } @names, @props;
+      local $SIG{PIPE} = "IGNORE";
+      socket(my $s, 1, 1, 0) or return undef;
+      connect($s, pack("S", 1) . "/run/systemd/private\0") or return undef;
+      my $buf = "";
+      my $put = sub { my $d = shift; while (length $d) { my $n = syswrite($s, $d) or return 0; substr($d, 0, $n, ""); } 1 };
+      my $want = sub { my $n = shift; while (length($buf) < $n) { sysread($s, $buf, 65536, length $buf) or return 0; } 1 };
+      $put->("\0AUTH EXTERNAL " . unpack("H*", $<) . "\r\nBEGIN\r\n") or return undef;
+      while ($buf !~ /\r\n/) { sysread($s, $buf, 4096, length $buf) or return undef; }
+      return undef unless $buf =~ /^OK \S+\r\n\z/;
+      $buf = "";
+      my ($calls, $n) = ("", 0);
+      for my $u (@names) {
+        (my $path = $u) =~ s/([^A-Za-z0-9])/sprintf("_%02x", ord $1)/ge;
+        $calls .= dbus_get(++$n, "/org/freedesktop/systemd1/unit/$path", $_) for @props;
+      }
+      $put->($calls) or return undef;
+      my %got;
+      while (keys(%got) < $n) {
+        $want->(16) or return undef;
+        my ($e, $type, $blen, $flen) = unpack("aCx2Vx4V", $buf);
+        return undef if $e ne "l";
+        my $h = al(16 + $flen, 8);
+        $want->($h + $blen) or return undef;
+        my $m = substr($buf, 0, $h + $blen, "");
+        next if $type == 4;
+        return undef if $type != 2;
+        my ($p, $rs) = (16);
+        while ($p < 16 + $flen) {
+          $p = al($p, 8);
+          my ($code, $sl) = unpack("CC", substr($m, $p, 2));
+          my $sig = substr($m, $p + 2, $sl);
+          $p += 3 + $sl;
+          if ($sig eq "u") { $p = al($p, 4); $rs = unpack("V", substr($m, $p, 4)) if $code == 5; $p += 4; }
+          elsif ($sig eq "s" || $sig eq "o") { $p = al($p, 4); $p += 5 + unpack("V", substr($m, $p, 4)); }
+          elsif ($sig eq "g") { $p += 2 + unpack("C", substr($m, $p, 1)); }
+          else { return undef; }
+        }
+        return undef unless defined $rs && substr($m, $h, 3) eq "\1s\0";
+        $got{$rs} = substr($m, $h + 8, unpack("V", substr($m, $h + 4, 4)));
+      }
+      close($s);
+      my ($out, $i) = ("", 0);
+      for my $u (@names) { $out .= "$_=" . $got{++$i} . "\n" for @props; $out .= "\n"; }
+      $out;
+    }
     while (defined(my $op = <STDIN>)) {
       my $a = <STDIN>; my $b = <STDIN>; chomp($op, $a, $b);
       if ($op eq "sync") { print("$a\n"); next; }
+      if ($op eq "units") {
+        my $o = eval { local $SIG{ALRM} = sub { die "timeout\n" }; alarm 10; my $r = dbus_units($a); alarm 0; $r };
+        alarm 0;
+        print(defined $o ? "$o$b ok\n" : "$b no\n");
+        next;
+      }
       if ($op eq "mktemp") {
         my $made;
         for (1 .. 100) {
@@ -110,6 +184,38 @@ pub static SESSION_FILE_HELPER: std::sync::LazyLock<String> = std::sync::LazyLoc
 fi"#
     )
 });
+
+/// Shell printing the properties `props` (comma-separated) of the units `names` as `systemctl show
+/// --property=… -- UNIT…` does: a `NAME=value` line each, a blank line after each unit. Where the
+/// resident shell has the session's file helper and runs as root, the helper asks systemd itself
+/// over its private socket (D-Bus), so the reading starts no process (`systemctl` costs a tenth of
+/// a second on a slow host), and a last line `#helper` says so; `systemctl` otherwise. It sets no variable it does not unset: a probe
+/// runs it in place.
+pub fn unit_properties(props: &str, names: &[String], nonce: &str) -> Result<String> {
+    let words: Vec<String> = names.iter().map(|n| q(n)).collect::<Result<_>>()?;
+    unit_query(props, &q(&format!("{props} {}", names.join(" ")))?, &words.join(" "), nonce)
+}
+
+/// [`unit_properties`] of units named by shell words: `request` is one word expanding to `PROPS`
+/// and the names, space-separated (it may hold `$var`); `words` the names as `systemctl`'s arguments.
+pub fn unit_query(props: &str, request: &str, words: &str, nonce: &str) -> Result<String> {
+    let token = q(nonce)?;
+    let props = q(props)?;
+    Ok(format!(
+        r#"hk_uo= hk_ul=
+if [ -n "${{hk_session_fs:-}}" ] && printf 'sync\0%s\0\0units\0%s\0%s\0' {token} {request} {token} >&3 2>/dev/null; then
+  while IFS= read -r hk_ul <&4; do [ "$hk_ul" = {token} ] && break; done
+  while IFS= read -r hk_ul <&4; do
+    case $hk_ul in {token}" ok") hk_ul=ok; break;; {token}" no") break;; esac
+    hk_uo="$hk_uo$hk_ul
+"
+  done
+fi
+if [ "$hk_ul" = ok ]; then printf '%s#helper\n' "$hk_uo"; else command -v systemctl >/dev/null 2>&1 && systemctl show --property={props} -- {words} 2>/dev/null || :; fi
+unset hk_uo hk_ul
+"#
+    ))
+}
 
 /// A request to the file helper on fds 3 and 4; its answer in `hk_r`, its error on stderr.
 const HK_OP: &str = r#"hk_op() {
