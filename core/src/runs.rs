@@ -208,7 +208,8 @@ pub fn write_file_script(path: &str, bytes: &[u8]) -> Result<String> {
 
 /// Shell removing all but the newest `keep` runs under the roots (set by [`Roots::snippet`]), with
 /// their artifacts and backups, choosing by the time their ids start with (a run id's leading
-/// `%Y%m%dT%H%M%SZ` sorts as its start): one `rm` for all, none when nothing goes. It says
+/// `%Y%m%dT%H%M%SZ` sorts as its start): through the session's file helper when a script's
+/// `DIR_OPS` found it, else one `rm` for all; none when nothing goes. It says
 /// `<nonce> pruned N`. A file whose name is not a run id is left alone.
 pub fn prune_oldest_script(keep: usize, nonce: &str) -> Result<String> {
     Ok(format!(
@@ -223,7 +224,10 @@ pub fn prune_oldest_script(keep: usize, nonce: &str) -> Result<String> {
            [ \"$hk_gone\" -lt \"$hk_drop\" ] || break\n\
            hk_paths=\"$hk_paths\n$hk_runs/$hk_id.json\n$hk_runs/artifacts/$hk_id\n$hk_backups/$hk_id\"; hk_gone=$((hk_gone + 1))\n\
          done\n\
-         if [ -n \"$hk_paths\" ]; then hk_ifs=$IFS; IFS='\n'; set -f; rm -rf -- $hk_paths; set +f; IFS=$hk_ifs; fi\n\
+         if [ -n \"$hk_paths\" ]; then hk_ifs=$IFS; IFS='\n'; set -f\n\
+           if [ -n \"${{hk_shared:-}}\" ]; then for hk_p in $hk_paths; do hk_dir_drop \"$hk_p\" || break; done; else rm -rf -- $hk_paths; fi\n\
+           set +f; IFS=$hk_ifs\n\
+         fi\n\
          printf '%s pruned %s\\n' \"$HK_P\" \"$hk_gone\"\n",
         nonce = q(nonce)?,
     ))

@@ -28,6 +28,9 @@ pub struct Finished {
 
 pub fn script(layout: &AppLayout, finish: &Finish<'_>, nonce: &str) -> Result<String> {
     let mut s = format!("set -u\nHK={}\n", q(nonce)?);
+    if finish.prune_runs.is_some() || finish.unlock.is_some() {
+        s.push_str(crate::script::steps::DIR_OPS.as_str());
+    }
     if let Some(entry) = finish.entry {
         s.push_str(&format!(
             "{{\n{}}} && printf '%s audited\\n' \"$HK\"\n",

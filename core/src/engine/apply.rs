@@ -303,7 +303,7 @@ fn apply_host(
                 0,
                 if row.resource.kind().backs_up_by_link() {
                     // Across file systems a link cannot be made: copy then.
-                    format!("{{ ln -f -- {path} {backup} 2>/dev/null || {copy}; }}")
+                    format!("{{ hk_link {path} {backup} 2>/dev/null || {copy}; }}")
                 } else {
                     copy
                 },

@@ -258,7 +258,6 @@ impl ResourceKind for ReleaseArtifact {
 
     fn step(&self, diff: &Diff, seen: &Observed, _cx: &StepContext) -> Result<Step> {
         let mut step = Step::new();
-        let path = q(&self.path)?;
         match diff.action {
             Action::Create | Action::Update => {
                 if !matches!(text(seen, "kind").as_deref(), Some("missing" | "file")) {
@@ -274,7 +273,7 @@ impl ResourceKind for ReleaseArtifact {
                     .run(steps::rename(&partial, &self.path)?);
             }
             Action::Delete => {
-                step.run(format!("rm -f -- {path}"));
+                step.run(steps::remove_file(&self.path)?);
             }
             Action::Noop | Action::Read | Action::Error => {}
         }
@@ -520,7 +519,7 @@ impl ResourceKind for ReleaseUnpack {
         let marker = q(&marker_path(&self.path))?;
         if !matches!(diff.action, Action::Create | Action::Update) {
             if diff.action == Action::Delete {
-                step.run(format!("rm -rf -- {path}")).run(format!("rm -f -- {marker}"));
+                step.run(format!("hk_rmtree {path}")).run(format!("hk_rm {marker}"));
             }
             return Ok(step);
         }

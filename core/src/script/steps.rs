@@ -10,7 +10,8 @@ use crate::quote::{q, quote_bytes};
 const INLINE_PAYLOAD_MAX: usize = 256 * 1024;
 
 /// The file helper (perl): it reads requests of three NUL-ended fields (op, a, b) on stdin and
-/// answers each with one line. `mv`, `ln`, `mkdir`, `chmod`, `chown`, `rm`, `copy` and `sleep` answer `ok`
+/// answers each with one line. `mv`, `ln`, `link` (a hard link), `mkdir`, `chmod`, `chown`, `rm`,
+/// `rmtree` (as `rm -rf`, never following a link), `copy` and `sleep` answer `ok`
 /// or the coreutils command's message; `now` the UTC time; `conns PORT_HEX` the established TCP
 /// connections on that local port; `sync TOKEN` the token (a script's first request, so a reply a
 /// killed script left unread is never taken for its own); `mktemp DIR` `ok` and a new private
@@ -21,6 +22,7 @@ const INLINE_PAYLOAD_MAX: usize = 256 * 1024;
 const FILE_HELPER: &str = r#"
     $| = 1; $/ = "\0";
     sub clear { my $d = shift; if (opendir(my $dir, $d)) { unlink(map { "$d/$_" } grep { $_ ne "." && $_ ne ".." } readdir($dir)); closedir($dir); } rmdir($d); }
+    sub rmtree { my $p = shift; if (!-l $p && -d _) { opendir(my $d, $p) or return 0; my @e = grep { $_ ne "." && $_ ne ".." } readdir($d); closedir($d); rmtree("$p/$_") or return 0 for @e; return rmdir($p); } unlink($p) || !(-e $p || -l $p); }
     sub al { my ($x, $n) = @_; ($x + $n - 1) & ~($n - 1) }
     sub dstr { my ($b, $s) = @_; $$b .= "\0" x (al(length $$b, 4) - length $$b); $$b .= pack("V", length $s) . "$s\0"; }
     sub dbus_get {
@@ -149,12 +151,15 @@ const FILE_HELPER: &str = r#"
         : $op eq "chmod" ? chmod(oct($a), $b)
         : $op eq "chown" ? chown(length($u) ? $u : -1, defined($g) && length($g) ? $g : -1, $b)
         : $op eq "rm" ? (unlink($a) || !(-e $a || -l $a))
+        : $op eq "rmtree" ? rmtree($a)
+        : $op eq "link" ? ((unlink($b) || 1) && link($a, $b))
         : $op eq "sleep" ? (select(undef, undef, undef, $a), 1) : 0;
       my $what = $op eq "mv" ? "mv: cannot move \x27$a\x27 to \x27$b\x27"
         : $op eq "ln" ? "ln: failed to create symbolic link \x27$b\x27"
         : $op eq "chmod" ? "chmod: changing permissions of \x27$b\x27"
         : $op eq "chown" ? "chown: changing ownership of \x27$b\x27"
-        : $op eq "rm" ? "rm: cannot remove \x27$a\x27"
+        : $op eq "rm" || $op eq "rmtree" ? "rm: cannot remove \x27$a\x27"
+        : $op eq "link" ? "ln: failed to create hard link \x27$b\x27"
         : "mkdir: cannot create directory \x27$a\x27";
       print(($ok ? "ok" : "$what: $!") . "\n");
     }
@@ -225,7 +230,7 @@ const HK_OP: &str = r#"hk_op() {
 
 /// For scripts other than an apply's (which has all of `FS_OPS`): `hk_dir_new PATH MODE` (a new
 /// directory with exactly MODE; fails when it exists), `hk_dir_move FROM TO` (rename a directory)
-/// and `hk_dir_drop DIR` (remove a folder of files). Through the session's file helper when the
+/// and `hk_dir_drop PATH` (remove a file or a folder tree, as `rm -rf`). Through the session's file helper when the
 /// resident shell has one (see [`SESSION_FILE_HELPER`]), so they start no process; the coreutils
 /// commands otherwise. Defined once however many parts of a script ask; `$HK` must be set.
 pub static DIR_OPS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -239,7 +244,7 @@ fi
 if [ -n "$hk_shared" ]; then
   hk_dir_new() {{ hk_op mkdir "$1" "$2"; }}
   hk_dir_move() {{ hk_op mv "$1" "$2"; }}
-  hk_dir_drop() {{ hk_op rmtemp "$1" ""; [ ! -e "$1" ] || rm -rf -- "$1"; }}
+  hk_dir_drop() {{ hk_op rmtree "$1" ""; }}
 else
   hk_dir_new() {{ mkdir -m "$2" -- "$1"; }}
   hk_dir_move() {{ mv -T -- "$1" "$2"; }}
@@ -252,7 +257,8 @@ fi
 
 /// `hk_mv FROM TO` (rename, as `mv -fT`), `hk_ln TARGET PATH` (a new symlink),
 /// `hk_mkdir PATH MODE` (a new directory with exactly MODE), `hk_chmod MODE PATH` (an octal mode) and
-/// `hk_chown UID:GID PATH` (numeric ids, either may be empty), `hk_rm FILE` (as `rm -f`),
+/// `hk_chown UID:GID PATH` (numeric ids, either may be empty), `hk_rm FILE` (as `rm -f`), `hk_rmtree
+/// PATH` (as `rm -rf`), `hk_link FROM TO` (a hard link, as `ln -f`),
 /// `hk_sleep SECONDS`, `hk_cp FROM TO` (a copy keeping mode, owner and times, as `cp -p`); `hk_now` sets `hk_when` to the UTC time and `hk_conns PORT_HEX` sets `hk_n`
 /// to the established TCP connections on that local port. They go to a file helper where the host
 /// has perl, so they cost no process each: the session's (`SESSION_FILE_HELPER`), which also makes
@@ -296,6 +302,8 @@ if [ "$hk_fs" = perl ]; then
   hk_chmod() {{ hk_op chmod "$1" "$2"; }}
   hk_chown() {{ hk_op chown "$1" "$2"; }}
   hk_rm() {{ hk_op rm "$1" ""; }}
+  hk_rmtree() {{ hk_op rmtree "$1" ""; }}
+  hk_link() {{ hk_op link "$1" "$2"; }}
   hk_sleep() {{ hk_op sleep "$1" ""; }}
   hk_cp() {{ hk_op copy "$1" "$2"; }}
   hk_now() {{ printf 'now\0\0\0' >&3 && IFS= read -r hk_when <&4 || hk_when=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ); }}
@@ -307,6 +315,8 @@ else
   hk_chmod() {{ chmod "$1" -- "$2"; }}
   hk_chown() {{ chown "$1" -- "$2"; }}
   hk_rm() {{ rm -f -- "$1"; }}
+  hk_rmtree() {{ rm -rf -- "$1"; }}
+  hk_link() {{ ln -f -- "$1" "$2"; }}
   hk_sleep() {{ sleep "$1"; }}
   hk_cp() {{ cp -p -- "$1" "$2"; }}
   hk_now() {{ hk_when=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ); }}
@@ -467,5 +477,68 @@ impl Step {
             self.heredoc = Some(doc);
         }
         Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+
+    /// The helper's answers to `requests` (op, a, b each), run here with the system's perl.
+    fn ask_helper(requests: &[(&str, &str, &str)]) -> Vec<String> {
+        let mut child = std::process::Command::new("perl")
+            .arg("-e")
+            .arg(FILE_HELPER)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("perl starts");
+        let mut input = child.stdin.take().expect("stdin");
+        for (op, a, b) in requests {
+            write!(input, "{op}\0{a}\0{b}\0").expect("request");
+        }
+        drop(input);
+        let out = child.wait_with_output().expect("helper ends");
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn helper_removes_trees_without_following_links_and_makes_hard_links() {
+        let dir = std::env::temp_dir().join(format!("hk-helper-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (tree, outside) = (dir.join("tree"), dir.join("outside"));
+        std::fs::create_dir_all(tree.join("a/b")).expect("tree");
+        std::fs::create_dir_all(&outside).expect("outside");
+        std::fs::write(tree.join("a/b/f"), "x").expect("file");
+        std::fs::write(outside.join("keep"), "k").expect("kept file");
+        std::os::unix::fs::symlink(&outside, tree.join("a/to-outside")).expect("link");
+        let (from, to) = (dir.join("from"), dir.join("to"));
+        std::fs::write(&from, "content").expect("from");
+        std::fs::write(&to, "old").expect("to");
+        let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        let answers = ask_helper(&[
+            ("rmtree", &path(&tree), ""),
+            ("rmtree", &path(&dir.join("missing")), ""),
+            ("link", &path(&from), &path(&to)),
+        ]);
+        assert_eq!(answers, ["ok", "ok", "ok"]);
+        assert!(!tree.exists(), "the tree is still there");
+        assert!(outside.join("keep").exists(), "a link inside the tree was followed");
+        let meta = |p: &std::path::Path| std::fs::metadata(p).expect("stat").ino();
+        assert_eq!(meta(&from), meta(&to), "not a hard link");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Without systemd's private socket (or with a name systemd would refuse) the helper says `no`
+    /// at once, and the shell asks `systemctl`.
+    #[test]
+    fn helper_declines_units_it_cannot_read() {
+        let bad = ask_helper(&[("units", "ActiveState bad$name.service", "T")]);
+        assert_eq!(bad, ["T no"]);
+        if !std::path::Path::new("/run/systemd/private").exists() {
+            assert_eq!(ask_helper(&[("units", "ActiveState ssh.service", "T")]), ["T no"]);
+        }
     }
 }
