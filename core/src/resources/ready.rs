@@ -102,10 +102,24 @@ impl Check {
                     Some(h) => format!(" without \"{}", q(h)?),
                     None => "\"".into(),
                 };
-                format!(
+                let curl = format!(
                     "{{ command -v curl >/dev/null 2>&1 || {{ hk_last='curl is not installed on the host (http checks need it)'; false; }}; }} && \
-                     {{ hk_code=$(curl -sS -o \"$hk_tmp/ready.body\" -D \"$hk_tmp/ready.head\" -w '%{{http_code}}' --max-time 5{flags} {url} 2>&1); \
-                     [ \"$hk_code\" = {status} ] && {body_ok} && {{ {header_ok} || {{ hk_code=\"$hk_code{seen}; false; }}; }} || {{ hk_last=\"GET \"{url}\": $hk_code $(head -c 300 \"$hk_tmp/ready.body\" 2>/dev/null)\"; false; }}; }}"
+                     {{ hk_code=$(curl -sS -o \"$hk_tmp/ready.body\" -D \"$hk_tmp/ready.head\" -w '%{{http_code}}' --max-time 5{flags} {url} 2>&1) || :; }}"
+                );
+                // A plain GET to an IPv4 address goes through the file helper where the script has
+                // one: no curl process for each attempt.
+                let fetch = match helper_request(url_text, headers, connect_to.as_deref(), *insecure) {
+                    Some((ip, port, path, lines)) => format!(
+                        "if [ \"$hk_fs\" = perl ]; then hk_http {} {port} {} {}; else {curl}; fi",
+                        q(&ip)?,
+                        q(&path)?,
+                        q(&lines)?
+                    ),
+                    None => curl,
+                };
+                format!(
+                    "{{ {fetch} && \
+                     {{ [ \"$hk_code\" = {status} ] && {body_ok} && {{ {header_ok} || {{ hk_code=\"$hk_code{seen}; false; }}; }} || {{ hk_last=\"GET \"{url}\": $hk_code $(head -c 300 \"$hk_tmp/ready.body\" 2>/dev/null)\"; false; }}; }}; }}"
                 )
             }
             Check::Tcp { host, port } => {
@@ -147,6 +161,40 @@ fn any_case_pattern(text: &str) -> Result<String> {
         pattern.push_str(&q(&literal)?);
     }
     Ok(pattern)
+}
+
+/// What the file helper needs for a plain GET: the IPv4 address to connect to, the port, the path
+/// (with its query) and the request's header lines, `Host` first (the URL's, as curl sends it,
+/// unless `headers` give one). None where curl must do it: https, another kind of address.
+fn helper_request(
+    url: &str,
+    headers: &indexmap::IndexMap<String, String>,
+    connect_to: Option<&str>,
+    insecure: bool,
+) -> Option<(String, u16, String, String)> {
+    let rest = url.strip_prefix("http://")?;
+    if insecure {
+        return None;
+    }
+    let (host, port) = url_host_port(url)?;
+    let address = connect_to.unwrap_or(&host);
+    address.parse::<std::net::Ipv4Addr>().ok()?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.contains('@') {
+        return None;
+    }
+    let after = &rest[authority.len()..];
+    let path = after.split('#').next().unwrap_or_default();
+    let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+    if path.contains(|c: char| c.is_ascii_whitespace() || c.is_ascii_control()) {
+        return None;
+    }
+    let mut lines = Vec::new();
+    if !headers.keys().any(|k| k.eq_ignore_ascii_case("host")) {
+        lines.push(format!("Host: {authority}"));
+    }
+    lines.extend(headers.iter().map(|(k, v)| format!("{k}: {v}")));
+    Some((address.to_string(), port, path, lines.join("\n")))
 }
 
 /// `host` and `port` of an http(s) URL (the scheme's port when none is given).
@@ -442,6 +490,24 @@ mod tests {
     }
 
     /// The header check matches as `grep -qixF` did: the whole line, any case, a CR dropped.
+    #[test]
+    fn plain_gets_to_an_ipv4_address_go_through_the_helper() {
+        let none = indexmap::IndexMap::new();
+        let host: indexmap::IndexMap<String, String> = [("host".to_string(), "app.test".to_string())].into();
+        assert_eq!(
+            helper_request("http://127.0.0.1:4001/up?a=b#frag", &none, None, false),
+            Some(("127.0.0.1".into(), 4001, "/up?a=b".into(), "Host: 127.0.0.1:4001".into()))
+        );
+        assert_eq!(
+            helper_request("http://app.test", &host, Some("127.0.0.1"), false),
+            Some(("127.0.0.1".into(), 80, "/".into(), "host: app.test".into()))
+        );
+        assert_eq!(helper_request("https://127.0.0.1/", &none, None, false), None);
+        assert_eq!(helper_request("http://localhost/", &none, None, false), None);
+        assert_eq!(helper_request("http://127.0.0.1/", &none, None, true), None);
+        assert_eq!(helper_request("http://u@127.0.0.1/", &none, None, false), None);
+    }
+
     #[test]
     fn header_lines_match_whole_in_any_case() {
         let pattern = any_case_pattern("X-Hk-Upstream: 127.0.0.1:4001").expect("pattern");

@@ -17,12 +17,60 @@ const INLINE_PAYLOAD_MAX: usize = 256 * 1024;
 /// killed script left unread is never taken for its own); `mktemp DIR` `ok` and a new private
 /// folder in DIR; `rmtemp DIR` removes that folder and its files; `units "PROPS UNIT…" TOKEN` the
 /// units' properties as `systemctl show` prints them, then `TOKEN ok` (or only `TOKEN no`: the
-/// caller runs `systemctl` then) — see [`unit_properties`]. When its input ends it removes what it
+/// caller runs `systemctl` then) — see [`unit_properties`]; `http "IPV4 PORT PATH OUT" HEADERS` a
+/// GET (HEADERS: `Name: value` lines), the answer's head and body in `OUT.head` and `OUT.body` as
+/// `curl -D -o` write them, and `ok CODE`, or `000 what went wrong`. When its input ends it removes what it
 /// was given: its fifos, or the folder holding them (or a script's temp files).
 const FILE_HELPER: &str = r#"
     $| = 1; $/ = "\0";
     sub clear { my $d = shift; if (opendir(my $dir, $d)) { unlink(map { "$d/$_" } grep { $_ ne "." && $_ ne ".." } readdir($dir)); closedir($dir); } rmdir($d); }
     sub rmtree { my $p = shift; if (!-l $p && -d _) { opendir(my $d, $p) or return 0; my @e = grep { $_ ne "." && $_ ne ".." } readdir($d); closedir($d); rmtree("$p/$_") or return 0 for @e; return rmdir($p); } unlink($p) || !(-e $p || -l $p); }
+    sub http_get {
+      my ($host, $port, $path, $out) = split(" ", shift, 4);
+      my $extra = shift;
+      my @ip = split(/\./, $host);
+      return "000 not an IPv4 address: $host" unless @ip == 4 && !grep { !/^\d+$/ || $_ > 255 } @ip;
+      local $SIG{PIPE} = "IGNORE";
+      my ($head, $body) = ("", "");
+      my $got = eval {
+        local $SIG{ALRM} = sub { die "timed out after 5 s\n" };
+        alarm 5;
+        socket(my $s, 2, 1, 6) or die "socket: $!\n";
+        connect($s, pack("S n C4 x8", 2, $port, @ip)) or die "failed to connect to $host port $port: $!\n";
+        my $req = "GET $path HTTP/1.1\r\n" . ($extra =~ /^host:/mi ? "" : "Host: $host:$port\r\n")
+          . "User-Agent: hk\r\nAccept: */*\r\nConnection: close\r\n" . join("", map { "$_\r\n" } grep { length } split(/\n/, $extra)) . "\r\n";
+        while (length $req) { my $n = syswrite($s, $req) or die "sending: $!\n"; substr($req, 0, $n, ""); }
+        my $all = "";
+        # Read to the end of the answer: its length, its last chunk, or the connection closed.
+        while (1) {
+          my $n = sysread($s, $all, 65536, length $all);
+          die "reading: $!\n" unless defined $n;
+          last unless $n;
+          my $at = index($all, "\r\n\r\n");
+          next if $at < 0;
+          my ($h, $b) = (substr($all, 0, $at), substr($all, $at + 4));
+          last if $h =~ /^HTTP\/\S+ (?:1\d\d|204|304)/;
+          last if $h =~ /^content-length:[ \t]*(\d+)/mi && length($b) >= $1;
+          last if $h =~ /^transfer-encoding:[ \t]*chunked/mi && $b =~ /(?:^|\r\n)0\r\n(?:[^\r\n]+\r\n)*\r\n\z/;
+        }
+        alarm 0;
+        ($head, $body) = split(/\r\n\r\n/, $all, 2);
+        $body //= "";
+        $head .= "\r\n\r\n";
+        1;
+      };
+      alarm 0;
+      unless ($got) { (my $e = $@) =~ s/\s+\z//; $e =~ s/\n/ /g; return "000 $e"; }
+      return "000 not an HTTP answer" unless $head =~ /^HTTP\/\S+ (\d{3})/;
+      my $code = $1;
+      if ($head =~ /^transfer-encoding:[ \t]*chunked[ \t]*\r?$/mi) {
+        my $d = "";
+        while ($body =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) { my $n = hex $1; last if $n == 0; $d .= substr($body, 0, $n, ""); $body =~ s/^\r\n//; }
+        $body = $d;
+      }
+      for (["head", $head], ["body", $body]) { open(my $f, ">", "$out.$$_[0]") or return "000 $out.$$_[0]: $!"; binmode($f); print $f $$_[1]; close($f); }
+      "ok $code";
+    }
     sub al { my ($x, $n) = @_; ($x + $n - 1) & ~($n - 1) }
     sub dstr { my ($b, $s) = @_; $$b .= "\0" x (al(length $$b, 4) - length $$b); $$b .= pack("V", length $s) . "$s\0"; }
     sub dbus_get {
@@ -92,6 +140,7 @@ const FILE_HELPER: &str = r#"
     while (defined(my $op = <STDIN>)) {
       my $a = <STDIN>; my $b = <STDIN>; chomp($op, $a, $b);
       if ($op eq "sync") { print("$a\n"); next; }
+      if ($op eq "http") { print(http_get($a, $b), "\n"); next; }
       if ($op eq "units") {
         my $o = eval { local $SIG{ALRM} = sub { die "timeout\n" }; alarm 10; my $r = dbus_units($a); alarm 0; $r };
         alarm 0;
@@ -258,7 +307,9 @@ fi
 /// `hk_mv FROM TO` (rename, as `mv -fT`), `hk_ln TARGET PATH` (a new symlink),
 /// `hk_mkdir PATH MODE` (a new directory with exactly MODE), `hk_chmod MODE PATH` (an octal mode) and
 /// `hk_chown UID:GID PATH` (numeric ids, either may be empty), `hk_rm FILE` (as `rm -f`), `hk_rmtree
-/// PATH` (as `rm -rf`), `hk_link FROM TO` (a hard link, as `ln -f`),
+/// PATH` (as `rm -rf`), `hk_link FROM TO` (a hard link, as `ln -f`), `hk_http IPV4 PORT PATH
+/// HEADERS` (a GET, only with perl: `hk_code` the status, the answer in `$hk_tmp/ready.head` and
+/// `.body`),
 /// `hk_sleep SECONDS`, `hk_cp FROM TO` (a copy keeping mode, owner and times, as `cp -p`); `hk_now` sets `hk_when` to the UTC time and `hk_conns PORT_HEX` sets `hk_n`
 /// to the established TCP connections on that local port. They go to a file helper where the host
 /// has perl, so they cost no process each: the session's (`SESSION_FILE_HELPER`), which also makes
@@ -304,6 +355,7 @@ if [ "$hk_fs" = perl ]; then
   hk_rm() {{ hk_op rm "$1" ""; }}
   hk_rmtree() {{ hk_op rmtree "$1" ""; }}
   hk_link() {{ hk_op link "$1" "$2"; }}
+  hk_http() {{ printf 'http\0%s %s %s %s\0%s\0' "$1" "$2" "$3" "$hk_tmp/ready" "$4" >&3 && IFS= read -r hk_code <&4 || hk_code='000 the file helper stopped'; hk_code=${{hk_code#ok }}; }}
   hk_sleep() {{ hk_op sleep "$1" ""; }}
   hk_cp() {{ hk_op copy "$1" "$2"; }}
   hk_now() {{ printf 'now\0\0\0' >&3 && IFS= read -r hk_when <&4 || hk_when=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ); }}
@@ -528,6 +580,58 @@ mod tests {
         assert!(outside.join("keep").exists(), "a link inside the tree was followed");
         let meta = |p: &std::path::Path| std::fs::metadata(p).expect("stat").ino();
         assert_eq!(meta(&from), meta(&to), "not a hard link");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A GET through the helper: the request's lines as given, a chunked answer decoded into the
+    /// body file, the head as curl writes it, and a refused connection said as such.
+    #[test]
+    fn helper_gets_over_http() {
+        use std::io::{BufRead, BufReader, Read};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let port = listener.local_addr().expect("address").port();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut request = Vec::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).expect("line");
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                request.push(line.trim_end().to_string());
+            }
+            let answer = "HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\nX-Port: 7\r\n\r\n\
+                          5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+            stream.write_all(answer.as_bytes()).expect("answer");
+            // The connection stays open: the helper stops at the answer's last chunk.
+            let _ = reader.read_to_end(&mut Vec::new());
+            request
+        });
+        let dir = std::env::temp_dir().join(format!("hk-http-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let out = dir.join("ready").to_string_lossy().into_owned();
+        let spec = format!("127.0.0.1 {port} /up?x=1 {out}");
+        let answers = ask_helper(&[("http", &spec, "Host: app.test\nX-Try: 1")]);
+        assert_eq!(answers, ["ok 503"]);
+        let request = server.join().expect("server");
+        assert_eq!(request[0], "GET /up?x=1 HTTP/1.1");
+        assert!(request.contains(&"Host: app.test".to_string()), "{request:?}");
+        assert!(request.contains(&"X-Try: 1".to_string()), "{request:?}");
+        assert_eq!(std::fs::read_to_string(dir.join("ready.body")).expect("body"), "hello world");
+        let head = std::fs::read_to_string(dir.join("ready.head")).expect("head");
+        assert!(
+            head.starts_with("HTTP/1.1 503") && head.contains("X-Port: 7\r\n") && head.ends_with("\r\n\r\n"),
+            "{head:?}"
+        );
+        // Nothing listens there any more.
+        let refused = ask_helper(&[("http", &spec, ""), ("sleep", "0", "")]);
+        assert_eq!(refused[1..], ["ok"], "one line for each answer");
+        assert!(
+            refused[0].starts_with(&format!("000 failed to connect to 127.0.0.1 port {port}")),
+            "{refused:?}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
