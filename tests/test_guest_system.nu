@@ -252,9 +252,10 @@ export def "test guest system: readiness checks pass on a healthy host and fail 
   assert equal ($events | select id status) [{id: "ready:web", status: ok}]
   let name = $"hk-broken-(random chars -l 5 | str lowercase)"
   let failing = [
-    # Starts (a simple service starts at once) and exits with an error right after.
+    # Starts (a simple service starts at once) and exits with an error right after: the check
+    # waits a second first, so that it never sees the moment the service was up.
     {type: service, name: $name, unit: "[Service]\nExecStart=/bin/sh -c 'echo broken-on-purpose; exit 1'\n", enabled: false}
-    {type: ready, name: broken, checks: [{systemd: {unit: $name}}], timeout: 3sec, interval: 500ms}
+    {type: ready, name: broken, checks: [{systemd: {unit: $name}}], delay: 1sec, timeout: 3sec, interval: 500ms}
   ]
   let err = error-of { guest apply $failing $roots }
   has $err "ready:broken failed after 3 s"
