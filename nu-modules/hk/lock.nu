@@ -42,17 +42,14 @@ export def give-back [ctx: record, held: record]: nothing -> record {
 export def holding [ctx: record, message: string, wait: oneof<duration, nothing>, work: closure, --meanwhile: closure]: nothing -> any {
   let inside = ($env.HK_LOCK? == "true") and ($env.HK_APP? == $ctx.app)
   let ctx = $ctx | upsert holding_lock true
-  if $inside {
-    let ctx = if $meanwhile == null { $ctx } else { $ctx | upsert meanwhile (outcome $meanwhile) }
-    return (do $work $ctx)
+  let take_lock = if $inside { {|| null } } else { {|| take $ctx $message $wait --facts } }
+  let done = if $meanwhile == null { [{value: (do $take_lock)}] } else {
+    [$take_lock $meanwhile] | par-each --keep-order {|f| outcome $f }
   }
-  let held = if $meanwhile == null { {lock: (take $ctx $message $wait --facts)} } else {
-    let both = [{|| take $ctx $message $wait --facts } $meanwhile] | par-each --keep-order {|f| outcome $f }
-    # A lock not taken is the error, whatever the other work did.
-    {lock: (unwrap $both.0), meanwhile: $both.1}
-  }
-  let ctx = if $meanwhile == null { $ctx } else { $ctx | upsert meanwhile $held.meanwhile }
-  let held = $held.lock
+  let ctx = if $meanwhile == null { $ctx } else { $ctx | upsert meanwhile $done.1 }
+  if $inside { return (do $work $ctx) }
+  # A lock not taken is the error, whatever the other work did.
+  let held = unwrap $done.0
   $env.hk_lock_released = false
   try { do --env $work ($ctx | upsert held $held | upsert lock_facts $held.facts) } finally {
     if not $env.hk_lock_released {

@@ -68,8 +68,9 @@ pub struct AppFacts {
 
 /// Builtins and one or two processes on a set-up host — one `stat` for the links, releases and
 /// lock, and for every port's instance and Caddy the session's file helper asking systemd (or one
-/// `systemctl show`) — since on a slow host each process costs more than the reading itself. Caddy's package checksum is only looked at when its main file
-/// does not import the apps' sites yet (setup is then the one reader that needs it).
+/// `systemctl show`) — since on a slow host each process costs more than the reading itself.
+/// Caddy's package checksum is only looked at when its main file does not import the apps' sites
+/// yet (setup is then the one reader that needs it).
 pub fn script(layout: &AppLayout, nonce: &str) -> Result<String> {
     let import = format!("import {}/*/Caddyfile", layout.root);
     Ok(format!(
@@ -154,7 +155,8 @@ pub fn parse(text: &str, nonce: &str, layout: &AppLayout) -> Result<AppFacts> {
                     .collect();
             }
             "instances" => {
-                // The ports in the order their units were asked about, then each unit's state, Caddy's last.
+                // The ports in the order their units were asked about, then each unit's state,
+                // Caddy's last.
                 let mut lines = lines.iter().map(|l| l.trim());
                 let asked: Vec<u16> = lines
                     .next()

@@ -15,15 +15,14 @@ const INLINE_PAYLOAD_MAX: usize = 256 * 1024;
 /// or the coreutils command's message; `now` the UTC time; `conns PORT_HEX` the established TCP
 /// connections on that local port; `sync TOKEN` the token (a script's first request, so a reply a
 /// killed script left unread is never taken for its own); `mktemp DIR` `ok` and a new private
-/// folder in DIR; `rmtemp DIR` removes that folder and its files; `units "PROPS UNIT…" TOKEN` the
+/// folder in DIR (which `rmtree` removes at the script's end); `units "PROPS UNIT…" TOKEN` the
 /// units' properties as `systemctl show` prints them, then `TOKEN ok` (or only `TOKEN no`: the
 /// caller runs `systemctl` then) — see [`unit_properties`]; `http "IPV4 PORT PATH OUT" HEADERS` a
 /// GET (HEADERS: `Name: value` lines), the answer's head and body in `OUT.head` and `OUT.body` as
-/// `curl -D -o` write them, and `ok CODE`, or `000 what went wrong`. When its input ends it removes what it
-/// was given: its fifos, or the folder holding them (or a script's temp files).
+/// `curl -D -o` write them, and `ok CODE`, or `000 what went wrong`. When its input ends it
+/// removes what it was given: its fifos, or the folder holding them (or a script's temp files).
 const FILE_HELPER: &str = r#"
     $| = 1; $/ = "\0";
-    sub clear { my $d = shift; if (opendir(my $dir, $d)) { unlink(map { "$d/$_" } grep { $_ ne "." && $_ ne ".." } readdir($dir)); closedir($dir); } rmdir($d); }
     sub rmtree { my $p = shift; if (!-l $p && -d _) { opendir(my $d, $p) or return 0; my @e = grep { $_ ne "." && $_ ne ".." } readdir($d); closedir($d); rmtree("$p/$_") or return 0 for @e; return rmdir($p); } unlink($p) || !(-e $p || -l $p); }
     sub http_get {
       my ($host, $port, $path, $out) = split(" ", shift, 4);
@@ -32,9 +31,7 @@ const FILE_HELPER: &str = r#"
       return "000 not an IPv4 address: $host" unless @ip == 4 && !grep { !/^\d+$/ || $_ > 255 } @ip;
       local $SIG{PIPE} = "IGNORE";
       my ($head, $body) = ("", "");
-      my $got = eval {
-        local $SIG{ALRM} = sub { die "timed out after 5 s\n" };
-        alarm 5;
+      my $got = timed(5, sub {
         socket(my $s, 2, 1, 6) or die "socket: $!\n";
         connect($s, pack("S n C4 x8", 2, $port, @ip)) or die "failed to connect to $host port $port: $!\n";
         my $req = "GET $path HTTP/1.1\r\n" . ($extra =~ /^host:/mi ? "" : "Host: $host:$port\r\n")
@@ -53,13 +50,11 @@ const FILE_HELPER: &str = r#"
           last if $h =~ /^content-length:[ \t]*(\d+)/mi && length($b) >= $1;
           last if $h =~ /^transfer-encoding:[ \t]*chunked/mi && $b =~ /(?:^|\r\n)0\r\n(?:[^\r\n]+\r\n)*\r\n\z/;
         }
-        alarm 0;
         ($head, $body) = split(/\r\n\r\n/, $all, 2);
         $body //= "";
         $head .= "\r\n\r\n";
         1;
-      };
-      alarm 0;
+      });
       unless ($got) { (my $e = $@) =~ s/\s+\z//; $e =~ s/\n/ /g; return "000 $e"; }
       return "000 not an HTTP answer" unless $head =~ /^HTTP\/\S+ (\d{3})/;
       my $code = $1;
@@ -71,6 +66,7 @@ const FILE_HELPER: &str = r#"
       for (["head", $head], ["body", $body]) { open(my $f, ">", "$out.$$_[0]") or return "000 $out.$$_[0]: $!"; binmode($f); print $f $$_[1]; close($f); }
       "ok $code";
     }
+    sub timed { my ($secs, $work) = @_; my $r = eval { local $SIG{ALRM} = sub { die "timed out after $secs s\n" }; alarm $secs; my $v = $work->(); alarm 0; $v }; alarm 0; $r }
     sub al { my ($x, $n) = @_; ($x + $n - 1) & ~($n - 1) }
     sub dstr { my ($b, $s) = @_; $$b .= "\0" x (al(length $$b, 4) - length $$b); $$b .= pack("V", length $s) . "$s\0"; }
     sub dbus_get {
@@ -142,8 +138,7 @@ const FILE_HELPER: &str = r#"
       if ($op eq "sync") { print("$a\n"); next; }
       if ($op eq "http") { print(http_get($a, $b), "\n"); next; }
       if ($op eq "units") {
-        my $o = eval { local $SIG{ALRM} = sub { die "timeout\n" }; alarm 10; my $r = dbus_units($a); alarm 0; $r };
-        alarm 0;
+        my $o = timed(10, sub { dbus_units($a) });
         print(defined $o ? "$o$b ok\n" : "$b no\n");
         next;
       }
@@ -157,7 +152,6 @@ const FILE_HELPER: &str = r#"
         print(defined $made ? "ok $made\n" : "mktemp: cannot create a folder in \x27$a\x27: $!\n");
         next;
       }
-      if ($op eq "rmtemp") { clear($a); print("ok\n"); next; }
       if ($op eq "copy") {
         my ($ok, $in, $out, $buf, $n) = (0);
         if (open($in, "<", $a) && open($out, ">", $b)) {
@@ -212,7 +206,7 @@ const FILE_HELPER: &str = r#"
         : "mkdir: cannot create directory \x27$a\x27";
       print(($ok ? "ok" : "$what: $!") . "\n");
     }
-    -d $_ ? clear($_) : unlink($_) for @ARGV;"#;
+    rmtree($_) for @ARGV;"#;
 
 /// Top-level commands of a session's resident shell (see `transport/ssh.rs`): one file helper for
 /// every apply script of the session, on fds 3 and 4, so an apply starts no helper (nor `mktemp`,
@@ -243,8 +237,8 @@ fi"#
 /// --property=… -- UNIT…` does: a `NAME=value` line each, a blank line after each unit. Where the
 /// resident shell has the session's file helper and runs as root, the helper asks systemd itself
 /// over its private socket (D-Bus), so the reading starts no process (`systemctl` costs a tenth of
-/// a second on a slow host), and a last line `#helper` says so; `systemctl` otherwise. It sets no variable it does not unset: a probe
-/// runs it in place.
+/// a second on a slow host), and a last line `#helper` says so; `systemctl` otherwise. It sets no
+/// variable it does not unset: a probe runs it in place.
 pub fn unit_properties(props: &str, names: &[String], nonce: &str) -> Result<String> {
     let words: Vec<String> = names.iter().map(|n| q(n)).collect::<Result<_>>()?;
     unit_query(props, &q(&format!("{props} {}", names.join(" ")))?, &words.join(" "), nonce)
@@ -345,7 +339,7 @@ fi
 hk_err="$hk_tmp/err"
 # The session's helper removes the temp folder when asked; a script's own when the script closes
 # it; `rm` is for a script without one.
-trap '[ -z "$hk_shared" ] || hk_op rmtemp "$hk_tmp" "" 2>/dev/null || :; exec 3>&- 4<&- 2>/dev/null; wait; [ ! -d "$hk_tmp" ] || rm -rf "$hk_tmp"' EXIT
+trap '[ -z "$hk_shared" ] || hk_op rmtree "$hk_tmp" "" 2>/dev/null || :; exec 3>&- 4<&- 2>/dev/null; wait; [ ! -d "$hk_tmp" ] || rm -rf "$hk_tmp"' EXIT
 if [ "$hk_fs" = perl ]; then
   hk_mv() {{ hk_op mv "$1" "$2"; }}
   hk_ln() {{ hk_op ln "$1" "$2"; }}
