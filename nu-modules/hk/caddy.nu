@@ -122,11 +122,17 @@ def pages [ctx: record]: nothing -> list<string> {
     "\t\t}"
     $"\t\tnot header ($CHECK_HEADER) ($ctx.app)"
     "\t}"
+    # A page removed between the matcher and the file server (`hk app live` as the request
+    # arrives) passes the request on to the app, as it was, instead of a 404.
     $"\thandle @hk_($page) {"
-    $"\t\troot * ($dir)"
-    $"\t\trewrite * /($page).html"
-    "\t\tfile_server {"
-    "\t\t\tstatus 503"
+    "\t\troute {"
+    $"\t\t\troot * ($dir)"
+    $"\t\t\trewrite * /($page).html"
+    "\t\t\tfile_server {"
+    "\t\t\t\tstatus 503"
+    "\t\t\t\tpass_thru"
+    "\t\t\t}"
+    "\t\t\trewrite * {http.request.orig_uri}"
     "\t\t}"
     "\t}"
   ] } | flatten
