@@ -38,8 +38,10 @@ const SECOND: i64 = 1_000_000_000;
 const CTIME_MARGIN: i64 = SECOND / 100;
 
 /// How much older than the clock `ctime` must be: twice the granularity its trailing zeros suggest
-/// (a file system keeping whole seconds gives a whole second), at least [`CTIME_MARGIN`].
-fn margin_for(ctime_ns: i64) -> i64 {
+/// (a file system keeping whole seconds gives a whole second), at least [`CTIME_MARGIN`]. The
+/// session's file helper waits for a file's margin by the same rule before it reads the clock
+/// (`lstat` in `script/steps.rs`).
+pub(crate) fn margin_for(ctime_ns: i64) -> i64 {
     let mut granularity = SECOND;
     let fraction = ctime_ns.rem_euclid(SECOND);
     if fraction != 0 {

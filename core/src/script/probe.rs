@@ -293,14 +293,21 @@ impl ProbeBatch {
         // The clock: `/proc/self/` is the stat process's own entry, made (and dated by the kernel's
         // file clock) when stat looks it up, before anything is hashed.
         let clock = if self.clock { format!(" {CLOCK_PATH}") } else { String::new() };
+        let mut fallback = String::new();
         if self.stat.is_empty() && self.clock {
-            s.push_str(&format!("{stat}{clock} 2>/dev/null || :\n"));
+            fallback.push_str(&format!("{stat}{clock} 2>/dev/null || :\n"));
         }
         for (i, chunk) in arg_chunks(&self.stat).into_iter().enumerate() {
-            s.push_str(&stat);
-            push_words(&mut s, chunk)?;
-            s.push_str(if i == 0 { &clock } else { "" });
-            s.push_str(" 2>/dev/null || :\n");
+            fallback.push_str(&stat);
+            push_words(&mut fallback, chunk)?;
+            fallback.push_str(if i == 0 { &clock } else { "" });
+            fallback.push_str(" 2>/dev/null || :\n");
+        }
+        if !fallback.is_empty() {
+            let mut words = String::new();
+            push_words(&mut words, &self.stat)?;
+            let flags = format!("{}{}", if self.names { "n" } else { "" }, if self.clock { "c" } else { "" });
+            s.push_str(&super::steps::helper_lstat(&flags, &words, fallback.trim_end()));
         }
         s.push_str("printf '\\n%s sha256\\n' \"$HK\"\n");
         for chunk in arg_chunks(&self.sha256) {

@@ -4,8 +4,13 @@
 //! listing reads as an [`AppListing`].
 
 /// The shell command listing `paths` (already quoted, or globs), one line each, missing ones skipped.
+/// Through the session's file helper where the script has one (see [`super::steps::helper_lstat`]).
 pub fn command(paths: &str) -> String {
-    format!("stat --printf '%F\\t%Y\\t%N\\n' -- {paths} 2>/dev/null || :")
+    super::steps::helper_lstat(
+        "l",
+        paths,
+        &format!("stat --printf '%F\\t%Y\\t%N\\n' -- {paths} 2>/dev/null || :"),
+    )
 }
 
 /// One line of [`command`]'s output.

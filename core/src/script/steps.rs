@@ -17,12 +17,47 @@ const INLINE_PAYLOAD_MAX: usize = 256 * 1024;
 /// killed script left unread is never taken for its own); `mktemp DIR` `ok` and a new private
 /// folder in DIR (which `rmtree` removes at the script's end); `units "PROPS UNIT…" TOKEN` the
 /// units' properties as `systemctl show` prints them, then `TOKEN ok` (or only `TOKEN no`: the
-/// caller runs `systemctl` then) — see [`unit_properties`]; `http "IPV4 PORT PATH OUT" HEADERS` a
+/// caller runs `systemctl` then) — see [`unit_properties`]; `lstat FLAGS ""` then paths, each
+/// NUL-ended, and an empty one: what `stat` prints of them (see [`helper_lstat`]), written to the
+/// session's channel, then `ok` (or only `no`: the caller runs `stat` then); `http "IPV4 PORT PATH OUT" HEADERS` a
 /// GET (HEADERS: `Name: value` lines), the answer's head and body in `OUT.head` and `OUT.body` as
 /// `curl -D -o` write them, and `ok CODE`, or `000 what went wrong`. When its input ends it
 /// removes what it was given: its fifos, or the folder holding them (or a script's temp files).
 const FILE_HELPER: &str = r#"
     $| = 1; $/ = "\0";
+    # The session channel (its stdout), where `lstat` writes what it read: given by the shell.
+    my ($chan, $statx);
+    if ($ENV{HK_CHANNEL}) { open($chan, ">&=", $ENV{HK_CHANNEL}) or undef $chan; delete $ENV{HK_CHANNEL}; }
+    my $clock = @ARGV && -p $ARGV[0] ? $ARGV[0] : "$ARGV[0]/req";
+    # statx(2) gives whole nanoseconds, as stat(1) prints them (the stat of perl has whole seconds,
+    # Time::HiRes a double): its number is that of the architecture, read from the ELF header of perl.
+    sub statx_nr {
+      return $statx if defined $statx;
+      $statx = 0;
+      return 0 unless length(pack("j", 0)) == 8 && open(my $e, "<", "/proc/self/exe");
+      binmode($e);
+      return 0 unless read($e, my $h, 20) == 20;
+      my ($class, $data) = unpack("x4 C C", $h);
+      my $nr = {62 => 332, 183 => 291, 243 => 291, 258 => 291, 21 => 383, 22 => 379}->{unpack($data == 2 ? "x18 n" : "x18 v", $h)};
+      my ($root, $buf) = ("/", "\0" x 256);
+      $statx = $nr if $class == 2 && $nr && syscall($nr, -100, $root, 0x100, 0x7ff, $buf) == 0;
+      $statx;
+    }
+    sub lstat_line {
+      my ($p, $flags, $name) = @_;
+      my $buf = "\0" x 256;
+      return ("") if syscall($statx, -100, $p, 0x100, 0x7ff, $buf) != 0;
+      my ($uid, $gid, $mode, $ino, $size, $cs, $cn, $ms) = unpack("x20 L L S x2 Q Q x48 q L x4 q", $buf);
+      my $t = $mode & 0170000;
+      my $kind = $t == 0100000 ? ($size ? "regular file" : "regular empty file") : $t == 040000 ? "directory"
+        : $t == 0120000 ? "symbolic link" : $t == 010000 ? "fifo" : $t == 0140000 ? "socket"
+        : $t == 020000 ? "character special file" : $t == 060000 ? "block special file" : "weird file";
+      my $n = $name // $p;
+      if ($t == 0120000) { my $to = readlink($p); $n .= " -> $to" if defined $to; }
+      return ("$kind\t$ms\t$n\n", $kind) if $flags =~ /l/;
+      my ($u, $g) = $flags =~ /n/ ? (scalar(getpwuid($uid)) // "UNKNOWN", scalar(getgrgid($gid)) // "UNKNOWN") : ("-", "-");
+      (join("\0", $name // $p, $kind, sprintf("%o", $mode & 07777), $u, $g, $uid, $gid, $size, $ino, sprintf("%d.%09d", $cs, $cn), $n) . "\0", $kind, $cs * 1000000000 + $cn);
+    }
     sub rmtree { my $p = shift; if (!-l $p && -d _) { opendir(my $d, $p) or return 0; my @e = grep { $_ ne "." && $_ ne ".." } readdir($d); closedir($d); rmtree("$p/$_") or return 0 for @e; return rmdir($p); } unlink($p) || !(-e $p || -l $p); }
     sub http_get {
       my ($host, $port, $path, $out) = split(" ", shift, 4);
@@ -136,6 +171,37 @@ const FILE_HELPER: &str = r#"
     while (defined(my $op = <STDIN>)) {
       my $a = <STDIN>; my $b = <STDIN>; chomp($op, $a, $b);
       if ($op eq "sync") { print("$a\n"); next; }
+      if ($op eq "lstat") {
+        my @paths;
+        while (defined(my $p = <STDIN>)) { chomp $p; last unless length $p; push @paths, $p; }
+        unless ($chan && statx_nr()) { print("no\n"); next; }
+        my ($out, $settled) = ("", 0);
+        for (@paths) {
+          my ($line, $kind, $ns) = lstat_line($_, $a);
+          $out .= $line;
+          # When a file last changed, plus the margin engine/hash_cache.rs keeps from the clock.
+          if ($kind =~ /^regular/) {
+            my ($frac, $g) = ($ns % 1000000000, 1000000000);
+            if ($frac) { $g = 1; $g *= 10 while $frac % ($g * 10) == 0; }
+            my $m = 2 * $g < 10000000 ? 10000000 : 2 * $g;
+            $settled = $ns + $m if $ns + $m > $settled;
+          }
+        }
+        # The clock, as the ctime of a change made now: what the kernel dates the next change of a
+        # file by. A file changed just before stays unhashable by the cache until the clock is past
+        # its margin: up to 60 ms are waited for that (a process of its own took as long).
+        if ($a =~ /c/ && utime(undef, undef, $clock)) {
+          my ($line, $kind, $now) = lstat_line($clock, $a, "/proc/self/");
+          if ($now < $settled && $settled - $now <= 60000000) {
+            select(undef, undef, undef, ($settled - $now) / 1e9 + 0.001);
+            ($line) = lstat_line($clock, $a, "/proc/self/") if utime(undef, undef, $clock);
+          }
+          $out .= $line;
+        }
+        while (length $out) { my $n = syswrite($chan, $out) or last; substr($out, 0, $n, ""); }
+        print("ok\n");
+        next;
+      }
       if ($op eq "http") { print(http_get($a, $b), "\n"); next; }
       if ($op eq "units") {
         my $o = timed(10, sub { dbus_units($a) });
@@ -225,9 +291,12 @@ pub static SESSION_FILE_HELPER: std::sync::LazyLock<String> = std::sync::LazyLoc
   fi
   if [ -n "$hk_sp" ]; then
     if [ -n "$hk_sgone" ]; then set -- "${{hk_sp}}req" "${{hk_sp}}resp"; else set -- "$hk_sdir"; fi
-    perl -e '{FILE_HELPER}' "$@" < "${{hk_sp}}req" > "${{hk_sp}}resp" 2>/dev/null &
+    # fd 5, where the resident shell frames its setup with it, is the session's channel.
+    hk_chan=; {{ true >&5; }} 2>/dev/null && hk_chan=5
+    HK_CHANNEL=$hk_chan perl -e '{FILE_HELPER}' "$@" < "${{hk_sp}}req" > "${{hk_sp}}resp" 2>/dev/null &
     exec 3<>"${{hk_sp}}req" 4<"${{hk_sp}}resp" && hk_session_fs=1
     set --
+    unset hk_chan
   fi
 fi"#
     )
@@ -263,6 +332,27 @@ if [ "$hk_ul" = ok ]; then printf '%s#helper\n' "$hk_uo"; else command -v system
 unset hk_uo hk_ul
 "#
     ))
+}
+
+/// Shell printing what `stat` prints of the paths `words` (shell words: quoted paths or globs;
+/// missing ones skipped), in the format `flags` names — `l`: `%F\t%Y\t%N\n` (see
+/// `stat_list.rs`); otherwise the probe's (`probe.rs`), with owner and group names when `n`, and
+/// the host clock last when `c`. The session's file helper writes it straight to the channel (no
+/// process); `fallback`, the `stat` command, runs where it cannot. It sets no variable it does not
+/// unset (a probe runs it in place); `$HK` must be set.
+pub fn helper_lstat(flags: &str, words: &str, fallback: &str) -> String {
+    format!(
+        r#"hk_sr=
+if [ -n "${{hk_session_fs:-}}" ] && printf 'sync\0%s\0\0lstat\0{flags}\0\0' "$HK" >&3 2>/dev/null && printf '%s\0' {words} '' >&3; then
+  while IFS= read -r hk_sr <&4; do [ "$hk_sr" = "$HK" ] && break; done
+  IFS= read -r hk_sr <&4 || hk_sr=
+fi
+if [ "$hk_sr" != ok ]; then
+{fallback}
+fi
+unset hk_sr
+"#
+    )
 }
 
 /// A request to the file helper on fds 3 and 4; its answer in `hk_r`, its error on stderr.
@@ -638,5 +728,78 @@ mod tests {
         if !std::path::Path::new("/run/systemd/private").exists() {
             assert_eq!(ask_helper(&[("units", "ActiveState ssh.service", "T")]), ["T no"]);
         }
+    }
+
+    /// A script as the resident shell of a session runs it: after the session's file helper started
+    /// (framed as `ssh.rs` frames it, with fd 5 the channel), on a PATH where `stat` is missing, so
+    /// only the helper can read; or else without it, where `stat` reads.
+    fn run_in_session(script: &str, helper: bool) -> Vec<u8> {
+        let bin = std::env::temp_dir().join(format!("hk-helper-bin-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&bin);
+        let mut path = std::env::var("PATH").unwrap_or_default();
+        let mut text = String::new();
+        if helper {
+            for tool in ["perl", "mkfifo", "mktemp", "rmdir"] {
+                let found = path.split(':').map(|d| std::path::Path::new(d).join(tool)).find(|p| p.exists());
+                let _ = std::os::unix::fs::symlink(found.expect("tool"), bin.join(tool));
+            }
+            path = bin.display().to_string();
+            text.push_str(&format!(
+                "{{\n{}\n}} 5>&1 >/dev/null 2>&1 </dev/null\n",
+                SESSION_FILE_HELPER.as_str()
+            ));
+        }
+        text.push_str(script);
+        let out =
+            std::process::Command::new("/bin/sh").arg("-c").arg(text).env("PATH", path).output().expect("sh");
+        out.stdout
+    }
+
+    /// What the helper's `lstat` reads equals what `stat` reads: kinds, modes, owners, sizes, inodes,
+    /// nanosecond ctimes and link targets, for awkward names too; its clock is not before any of them.
+    #[test]
+    fn helper_lstat_reads_what_stat_reads() {
+        let dir = std::env::temp_dir().join(format!("hk-lstat-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).expect("dir");
+        std::fs::write(dir.join("file"), "content").expect("file");
+        std::fs::write(dir.join("empty"), "").expect("empty");
+        std::fs::write(dir.join("sp ace\nline"), "x").expect("odd name");
+        std::os::unix::fs::symlink("file", dir.join("link")).expect("link");
+        std::os::unix::fs::symlink("/nowhere", dir.join("dangling")).expect("dangling");
+        let names = ["file", "empty", "sp ace\nline", "sub", "link", "dangling", "missing"];
+        let paths: Vec<String> = names.iter().map(|n| dir.join(n).display().to_string()).collect();
+        let mut batch = super::super::probe::ProbeBatch::default();
+        for p in &paths {
+            batch.stat(p);
+        }
+        batch.need_names();
+        batch.remember(&[]);
+        let script = batch.script("N0NCE").expect("script");
+        let read =
+            |helper| super::super::probe::parse(&run_in_session(&script, helper), "N0NCE").expect("facts");
+        let (by_helper, by_stat) = (read(true), read(false));
+        for p in &paths {
+            assert_eq!(format!("{:?}", by_helper.path(p)), format!("{:?}", by_stat.path(p)), "{p}");
+        }
+        assert!(by_helper.path(&paths[0]).ctime > 0 && by_helper.path(&paths[6]).ctime == 0);
+        let latest = paths[..3].iter().map(|p| by_helper.path(p).ctime).max().unwrap_or(0);
+        // A file changed just before waits for its margin, so the cache may trust its hash at once.
+        let margin = crate::engine::hash_cache::margin_for(latest);
+        let clock = by_helper.clock.expect("a clock");
+        assert!(clock >= latest + margin.min(60_000_000), "clock {clock}, latest change {latest}");
+        let listing =
+            crate::script::stat_list::command(&format!("{}/*", q(&dir.display().to_string()).expect("q")));
+        let listing = format!("HK=N0NCE\nexport QUOTING_STYLE=literal LC_ALL=C\n{listing}");
+        let (helper_lines, stat_lines) = (run_in_session(&listing, true), run_in_session(&listing, false));
+        assert_eq!(String::from_utf8_lossy(&helper_lines), String::from_utf8_lossy(&stat_lines));
+        assert_eq!(stat_lines.iter().filter(|&&b| b == b'\n').count(), 7);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The helper travels inside single quotes.
+    #[test]
+    fn helper_has_no_single_quote() {
+        assert!(!FILE_HELPER.contains('\''));
     }
 }

@@ -684,7 +684,9 @@ impl SshTransport {
         if let Some(setup) = setup {
             framed.extend_from_slice(b"{\n");
             framed.extend_from_slice(setup.as_bytes());
-            framed.extend_from_slice(b"\n} >/dev/null 2>&1 </dev/null\n");
+            // fd 5 keeps the channel for what the setup starts (the session's file helper writes
+            // what it reads there).
+            framed.extend_from_slice(b"\n} 5>&1 >/dev/null 2>&1 </dev/null\n");
         }
         let (open, close) = match frame {
             Frame::Subshell => ("(", ")"),
