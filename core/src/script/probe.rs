@@ -331,12 +331,7 @@ impl ProbeBatch {
         if !self.trees.is_empty() {
             s.push_str("printf '\\n%s trees\\n' \"$HK\"\n");
             for dir in &self.trees {
-                s.push_str(&format!(
-                    "{}\nhk_m=; read -r hk_m 2>/dev/null < {} || :\nprintf '%s\\0%s\\0%s\\0%s\\0' {} \"$hk_n\" \"$hk_d\" \"$hk_m\"\n",
-                    super::tree::summary_command(dir)?,
-                    q(&super::tree::marker_path(dir))?,
-                    q(dir)?,
-                ));
+                s.push_str(&super::tree::probe_command(dir)?);
             }
         }
         self.system_sections(&mut s, nonce)?;
@@ -563,12 +558,10 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
     }
     if let Some(trees) = sections.get("trees") {
         let fields: Vec<&[u8]> = trees.split(|&b| b == 0).collect();
-        for record in fields.chunks_exact(4) {
-            let text = |i: usize| String::from_utf8_lossy(record[i]).trim().to_string();
-            facts.trees.insert(
-                String::from_utf8_lossy(record[0]).into_owned(),
-                TreeFacts { files: text(1).parse().unwrap_or(0), digest: text(2), marker: text(3) },
-            );
+        for record in fields.chunks_exact(3) {
+            let (digest, files) = super::tree::summary(record[1]);
+            let marker = String::from_utf8_lossy(record[2]).trim().to_string();
+            facts.trees.insert(String::from_utf8_lossy(record[0]).into_owned(), TreeFacts { files, digest, marker });
         }
     }
     if let Some(sums) = sections.get("sha256") {

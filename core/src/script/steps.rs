@@ -19,7 +19,9 @@ const INLINE_PAYLOAD_MAX: usize = 256 * 1024;
 /// units' properties as `systemctl show` prints them, then `TOKEN ok` (or only `TOKEN no`: the
 /// caller runs `systemctl` then) — see [`unit_properties`]; `lstat FLAGS ""` then paths, each
 /// NUL-ended, and an empty one: what `stat` prints of them (see [`helper_lstat`]), written to the
-/// session's channel, then `ok` (or only `no`: the caller runs `stat` then); `http "IPV4 PORT PATH OUT" HEADERS` a
+/// session's channel, then `ok` (or only `no`: the caller runs `stat` then); `tree DIR OUT` the
+/// listing of a release folder (see `tree.rs`) in the file OUT, or (OUT empty) NUL-ended on the
+/// session's channel, then `ok` (or `no`); `http "IPV4 PORT PATH OUT" HEADERS` a
 /// GET (HEADERS: `Name: value` lines), the answer's head and body in `OUT.head` and `OUT.body` as
 /// `curl -D -o` write them, and `ok CODE`, or `000 what went wrong`. When its input ends it
 /// removes what it was given: its fifos, or the folder holding them (or a script's temp files).
@@ -42,6 +44,19 @@ const FILE_HELPER: &str = r#"
       my ($root, $buf) = ("/", "\0" x 256);
       $statx = $nr if $class == 2 && $nr && syscall($nr, -100, $root, 0x100, 0x7ff, $buf) == 0;
       $statx;
+    }
+    # What find -printf lists of a release folder (see script/tree.rs), byte-sorted: never following a link.
+    sub tree_lines {
+      my ($root, $rel, $acc) = @_;
+      opendir(my $d, length $rel ? "$root/$rel" : $root) or return;
+      for my $e (readdir($d)) {
+        next if $e eq "." || $e eq "..";
+        my $r = length $rel ? "$rel/$e" : $e;
+        my @st = lstat("$root/$r") or next;
+        if (-l _) { my $t = readlink("$root/$r"); push(@$acc, "l\t$r\t$t") if defined $t; }
+        elsif (-f _) { push(@$acc, "f\t$r\t$st[7]"); }
+        elsif (-d _) { tree_lines($root, $r, $acc); }
+      }
     }
     sub lstat_line {
       my ($p, $flags, $name) = @_;
@@ -171,6 +186,20 @@ const FILE_HELPER: &str = r#"
     while (defined(my $op = <STDIN>)) {
       my $a = <STDIN>; my $b = <STDIN>; chomp($op, $a, $b);
       if ($op eq "sync") { print("$a\n"); next; }
+      if ($op eq "tree") {
+        my @lines;
+        tree_lines($a, "", \@lines) if -d $a && !-l $a;
+        my $list = join("\n", sort @lines);
+        if (length $b) {
+          my $f;
+          print(open($f, ">", $b) && (print $f $list) && close($f) ? "ok\n" : "$b: $!\n");
+        } elsif ($chan) {
+          $list .= "\0";
+          while (length $list) { my $n = syswrite($chan, $list) or last; substr($list, 0, $n, ""); }
+          print("ok\n");
+        } else { print("no\n"); }
+        next;
+      }
       if ($op eq "lstat") {
         my @paths;
         while (defined(my $p = <STDIN>)) { chomp $p; last unless length $p; push @paths, $p; }
@@ -338,12 +367,19 @@ unset hk_uo hk_ul
 /// missing ones skipped), in the format `flags` names — `l`: `%F\t%Y\t%N\n` (see
 /// `stat_list.rs`); otherwise the probe's (`probe.rs`), with owner and group names when `n`, and
 /// the host clock last when `c`. The session's file helper writes it straight to the channel (no
-/// process); `fallback`, the `stat` command, runs where it cannot. It sets no variable it does not
-/// unset (a probe runs it in place); `$HK` must be set.
+/// process); `fallback`, the `stat` command, runs where it cannot. `$HK` must be set.
 pub fn helper_lstat(flags: &str, words: &str, fallback: &str) -> String {
+    helper_or(&format!("printf 'lstat\\0{flags}\\0\\0' >&3 && printf '%s\\0' {words} '' >&3"), fallback)
+}
+
+/// Shell asking the session's file helper with `request` (printf commands writing to fd 3) for
+/// something it writes to the channel, after a `sync` (so no reply a killed script left unread is
+/// taken); `fallback` where there is no helper or it answers other than `ok`. It sets no variable it
+/// does not unset: a probe runs it in place. `$HK` must be set.
+pub fn helper_or(request: &str, fallback: &str) -> String {
     format!(
         r#"hk_sr=
-if [ -n "${{hk_session_fs:-}}" ] && printf 'sync\0%s\0\0lstat\0{flags}\0\0' "$HK" >&3 2>/dev/null && printf '%s\0' {words} '' >&3; then
+if [ -n "${{hk_session_fs:-}}" ] && printf 'sync\0%s\0\0' "$HK" >&3 2>/dev/null && {request}; then
   while IFS= read -r hk_sr <&4; do [ "$hk_sr" = "$HK" ] && break; done
   IFS= read -r hk_sr <&4 || hk_sr=
 fi
@@ -739,7 +775,7 @@ mod tests {
         let mut path = std::env::var("PATH").unwrap_or_default();
         let mut text = String::new();
         if helper {
-            for tool in ["perl", "mkfifo", "mktemp", "rmdir"] {
+            for tool in ["perl", "mkfifo", "mktemp", "rmdir", "rm", "sha256sum"] {
                 let found = path.split(':').map(|d| std::path::Path::new(d).join(tool)).find(|p| p.exists());
                 let _ = std::os::unix::fs::symlink(found.expect("tool"), bin.join(tool));
             }
@@ -794,6 +830,47 @@ mod tests {
         let (helper_lines, stat_lines) = (run_in_session(&listing, true), run_in_session(&listing, false));
         assert_eq!(String::from_utf8_lossy(&helper_lines), String::from_utf8_lossy(&stat_lines));
         assert_eq!(stat_lines.iter().filter(|&&b| b == b'\n').count(), 7);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The helper lists a release folder as `find | sort` do (never following a link), for a probe
+    /// on the channel and for an apply in a file, where `find` and `sort` are missing.
+    #[test]
+    fn helper_lists_trees_as_find_does() {
+        use crate::script::tree;
+        let dir = std::env::temp_dir().join(format!("hk-tree-helper-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rel = dir.join("rel");
+        std::fs::create_dir_all(rel.join("lib/deep/er")).expect("dirs");
+        std::fs::create_dir_all(rel.join("empty")).expect("empty dir");
+        std::fs::create_dir_all(dir.join("outside")).expect("outside");
+        std::fs::write(dir.join("outside/secret"), "no").expect("outside file");
+        std::fs::write(rel.join("lib/deep/er/a b"), "12345").expect("file");
+        std::fs::write(rel.join("Z"), "").expect("empty file");
+        std::fs::write(rel.join("a"), "1").expect("file");
+        std::os::unix::fs::symlink("../outside", rel.join("lib/out")).expect("link");
+        let (rel_s, missing) = (rel.display().to_string(), dir.join("none").display().to_string());
+        for path in [&rel_s, &missing] {
+            let probe = format!("HK=N0NCE\n{}", tree::probe_command(path).expect("command"));
+            let (by_helper, by_find) = (run_in_session(&probe, true), run_in_session(&probe, false));
+            assert_eq!(String::from_utf8_lossy(&by_helper), String::from_utf8_lossy(&by_find));
+        }
+        let probe = format!("HK=N0NCE\n{}", tree::probe_command(&rel_s).expect("command"));
+        let out = run_in_session(&probe, true);
+        let listing = out.split(|&b| b == 0).nth(1).expect("listing");
+        assert_eq!(
+            String::from_utf8_lossy(listing),
+            "f\tZ\t0\nf\ta\t1\nf\tlib/deep/er/a b\t5\nl\tlib/out\t../outside"
+        );
+        // An apply's check, with the script's own helper.
+        let apply = format!(
+            "set -euC\nHK=N0NCE\n{}\n{}\nprintf '%s' \"$hk_fs $hk_d\"",
+            FS_OPS.as_str(),
+            tree::digest_command(&rel_s).expect("command")
+        );
+        let out = String::from_utf8_lossy(&run_in_session(&apply, true)).into_owned();
+        let (digest, _) = tree::summary(listing);
+        assert_eq!(out, format!("perl {digest}"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -89,23 +89,43 @@ pub fn listing_command(dir: &str) -> Result<String> {
 /// The digest of an empty listing (no directory, or nothing in it).
 const EMPTY_DIGEST: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/// Shell setting `hk_l` to `dir`'s listing, `hk_d` to its digest and `hk_n` to how many regular
-/// files it holds; a missing directory costs no process, and the count none.
-pub fn summary_command(dir: &str) -> Result<String> {
+/// Shell printing, for a probe, `dir`, its listing and its marker's line, each NUL-ended: the
+/// session's file helper writes the listing straight to the channel (no process), `find | sort`
+/// otherwise; this side digests it ([`summary`]). `$HK` must be set; it leaves no variable set.
+pub fn probe_command(dir: &str) -> Result<String> {
+    let (dir_word, marker) = (q(dir)?, q(&marker_path(dir))?);
+    let fallback = format!("{}
+printf '%s\\0' \"$hk_l\"
+unset hk_l", listing_command(dir)?);
     Ok(format!(
-        "{}\n\
-         if [ -n \"$hk_l\" ]; then hk_d=$(printf '%s' \"$hk_l\" | sha256sum); hk_d=${{hk_d%% *}}; else hk_d={EMPTY_DIGEST}; fi\n\
-         hk_n=0; set -f; hk_ifs=$IFS; IFS='\n'; for hk_e in $hk_l; do case $hk_e in f*) hk_n=$((hk_n + 1));; esac; done; IFS=$hk_ifs; set +f",
-        listing_command(dir)?
+        "printf '%s\\0' {dir_word}
+{}hk_m=; read -r hk_m 2>/dev/null < {marker} || :
+printf '%s\\0' \"$hk_m\"
+unset hk_m
+",
+        super::steps::helper_or(&format!("printf 'tree\\0%s\\0\\0' {dir_word} >&3"), &fallback)
     ))
 }
 
-/// Shell setting `hk_d` to `dir`'s digest inside an apply script: the listing is hashed from a
-/// file in the script's temp folder (`$hk_tmp`), which costs one process where a pipe costs three.
+/// A listing's digest and how many regular files it names.
+pub fn summary(listing: &[u8]) -> (String, u64) {
+    if listing.is_empty() {
+        return (EMPTY_DIGEST.to_string(), 0);
+    }
+    let files = listing.split(|&b| b == b'\n').filter(|l| l.starts_with(b"f\t")).count() as u64;
+    (hex::encode(Sha256::digest(listing)), files)
+}
+
+/// Shell setting `hk_d` to `dir`'s digest inside an apply script: the listing goes to a file in
+/// the script's temp folder (`$hk_tmp`), written by the file helper where the script has one, and
+/// is hashed from there: one process (`sha256sum`), where `find | sort` and a pipe cost four.
 pub fn digest_command(dir: &str) -> Result<String> {
+    let d = q(dir)?;
     Ok(format!(
-        "{}
-         if [ -n \"$hk_l\" ]; then printf '%s' \"$hk_l\" >| \"$hk_tmp/tree\"; hk_d=$(sha256sum < \"$hk_tmp/tree\"); hk_d=${{hk_d%% *}}; else hk_d={EMPTY_DIGEST}; fi",
+        "if [ \"$hk_fs\" = perl ] && hk_op tree {d} \"$hk_tmp/tree\"; then :; else
+         {}
+         printf '%s' \"$hk_l\" >| \"$hk_tmp/tree\"; fi
+         if [ -s \"$hk_tmp/tree\" ]; then hk_d=$(sha256sum < \"$hk_tmp/tree\"); hk_d=${{hk_d%% *}}; else hk_d={EMPTY_DIGEST}; fi",
         listing_command(dir)?
     ))
 }
@@ -185,16 +205,19 @@ mod tests {
         tree.file(b"bin/run", 5);
         tree.file(b"VERSION", 3);
         tree.link(b"ALIAS", b"VERSION");
+        // The probe's form, without the session's file helper: find | sort.
         let summary = |path: &str| {
-            let script =
-                format!("{}\nprintf '%s %s' \"$hk_n\" \"$hk_d\"", summary_command(path).expect("command"));
+            let script = format!("HK=N\n{}", probe_command(path).expect("command"));
             let out = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh");
-            String::from_utf8_lossy(&out.stdout).into_owned()
+            let fields: Vec<&[u8]> = out.stdout.split(|&b| b == 0).collect();
+            assert_eq!(fields.len(), 4, "{:?}", String::from_utf8_lossy(&out.stdout));
+            let (digest, files) = super::summary(fields[1]);
+            format!("{files} {digest}")
         };
         // The apply's form, with a temp folder.
         let digest = |path: &str| {
             let script = format!(
-                "hk_tmp=$(mktemp -d)\n{}\nprintf '%s' \"$hk_d\"; rm -rf \"$hk_tmp\"",
+                "hk_fs=; hk_tmp=$(mktemp -d)\n{}\nprintf '%s' \"$hk_d\"; rm -rf \"$hk_tmp\"",
                 digest_command(path).expect("command")
             );
             let out = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh");
