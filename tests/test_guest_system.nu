@@ -264,4 +264,9 @@ export def "test guest system: readiness checks pass on a healthy host and fail 
   assert equal $run.status failed
   let record = guest runs $roots --id $run.id
   assert equal ($record.changes | where id == "ready:broken" | get 0.status) failed
+  # An HTTP check that gives up says the last status and the start of the body it was answered.
+  let unexpected = [{type: ready, name: page, checks: [{http: {url: "http://127.0.0.1/", status: 404}}], timeout: 2sec, interval: 500ms}]
+  let err = error-of { guest apply $unexpected $roots }
+  has $err "ready:page failed after 2 s"
+  has $err 'GET http://127.0.0.1/: 200 <!DOCTYPE html>'
 }

@@ -112,11 +112,13 @@ pub fn apply(plan: Plan, options: &ApplyOptions, on_event: &(dyn Fn(Event) + Syn
 }
 
 /// A probe of the content hashes a plan of `rows` reads (the files they write), with the clock.
-/// Uploaded artifacts are left out: their bytes were hashed as they arrived, and reading a large
-/// one again would double the deploy's disk reads.
-fn rehash_probe(rows: &[PlanRow], uploaded: &[String]) -> Option<ProbeBatch> {
+/// Uploaded artifacts are in it too: the probe that retires one, releases later, then needs not
+/// hash it (its renaming into place changed its ctime, so the hash taken as it arrived cannot be
+/// remembered). It is read once either way, here while it is still in the page cache, and by the
+/// sha256sum that runs anyway.
+fn rehash_probe(rows: &[PlanRow]) -> Option<ProbeBatch> {
     let mut wanted = ProbeBatch::default();
-    for row in rows.iter().filter(|r| !uploaded.contains(&r.id)) {
+    for row in rows {
         row.resource.kind().probe(&mut wanted);
     }
     let paths = wanted.sha256_paths();
@@ -317,7 +319,7 @@ fn apply_host(
         script.after_steps(&done_record_script(record, runs_root)?);
     }
     // The files written are hashed again at the end, as a probe would, so the next plan reuses them.
-    let rehash = options.hash_cache.as_ref().and_then(|_| rehash_probe(&rows, &uploaded));
+    let rehash = options.hash_cache.as_ref().and_then(|_| rehash_probe(&rows));
     let rehash_nonce = super::nonce();
     if let Some(batch) = &rehash {
         script.epilogue(&batch.script(&rehash_nonce)?);

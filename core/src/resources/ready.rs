@@ -103,7 +103,7 @@ impl Check {
                     None => "\"".into(),
                 };
                 let curl = format!(
-                    "{{ command -v curl >/dev/null 2>&1 || {{ hk_last='curl is not installed on the host (http checks need it)'; false; }}; }} && \
+                    "{{ command -v curl >/dev/null 2>&1 || {{ hk_last='curl is not installed on the host (http checks need it)'; hk_body=; false; }}; }} && \
                      {{ hk_code=$(curl -sS -o \"$hk_tmp/ready.body\" -D \"$hk_tmp/ready.head\" -w '%{{http_code}}' --max-time 5{flags} {url} 2>&1) || :; }}"
                 );
                 // A plain GET to an IPv4 address goes through the file helper where the script has
@@ -119,24 +119,24 @@ impl Check {
                 };
                 format!(
                     "{{ {fetch} && \
-                     {{ [ \"$hk_code\" = {status} ] && {body_ok} && {{ {header_ok} || {{ hk_code=\"$hk_code{seen}; false; }}; }} || {{ hk_last=\"GET \"{url}\": $hk_code $(head -c 300 \"$hk_tmp/ready.body\" 2>/dev/null)\"; false; }}; }}; }}"
+                     {{ [ \"$hk_code\" = {status} ] && {body_ok} && {{ {header_ok} || {{ hk_code=\"$hk_code{seen}; false; }}; }} || {{ hk_last=\"GET \"{url}\": $hk_code\"; hk_body=1; false; }}; }}; }}"
                 )
             }
             Check::Tcp { host, port } => {
                 let (h, p) = (q(host)?, port);
                 format!(
-                    "{{ if command -v bash >/dev/null 2>&1; then bash -c 'exec 3<>\"/dev/tcp/$0/$1\"' {h} {p} 2>/dev/null; else nc -z -w 2 {h} {p} 2>/dev/null; fi || {{ hk_last=\"tcp \"{h}\":{p}: no connection\"; false; }}; }}"
+                    "{{ if command -v bash >/dev/null 2>&1; then bash -c 'exec 3<>\"/dev/tcp/$0/$1\"' {h} {p} 2>/dev/null; else nc -z -w 2 {h} {p} 2>/dev/null; fi || {{ hk_last=\"tcp \"{h}\":{p}: no connection\"; hk_body=; false; }}; }}"
                 )
             }
             Check::Systemd { unit } => {
                 let u = q(unit)?;
                 format!(
-                    "{{ systemctl is-active --quiet -- {u} || {{ hk_last=\"unit \"{u}\" is $(systemctl is-active -- {u} 2>&1)\"; false; }}; }}"
+                    "{{ systemctl is-active --quiet -- {u} || {{ hk_last=\"unit \"{u}\" is $(systemctl is-active -- {u} 2>&1)\"; hk_body=; false; }}; }}"
                 )
             }
             // Established sockets (state 01) whose local port is PORT, from the kernel's own tables.
             Check::Drain { port } => format!(
-                "{{ hk_conns {hex}; [ \"${{hk_n:-0}}\" = 0 ] || {{ hk_last=\"$hk_n connection(s) still open on port {port}\"; false; }}; }}",
+                "{{ hk_conns {hex}; [ \"${{hk_n:-0}}\" = 0 ] || {{ hk_last=\"$hk_n connection(s) still open on port {port}\"; hk_body=; false; }}; }}",
                 hex = format_args!("{port:04X}")
             ),
         })
@@ -412,14 +412,16 @@ impl ResourceKind for Ready {
                 self.timeout_s
             )
         };
+        // An HTTP answer's body is read into the message once, when the check gives up.
+        let last_body = "[ -z \"$hk_body\" ] || hk_last=\"$hk_last $(head -c 300 \"$hk_tmp/ready.body\" 2>/dev/null)\"; ";
         let mut step = Step::new();
         // The clock from /proc/uptime by a builtin, not a `date` per attempt.
         step.run(format!(
             "{{ {delay}hk_clock() {{ read -r hk_t hk_rest 2>/dev/null < /proc/uptime && hk_t=${{hk_t%.*}} || hk_t=$(date +%s); }}; \
-             hk_clock; hk_deadline=$(( hk_t + {timeout} )); hk_last=; hk_ok=; \
+             hk_clock; hk_deadline=$(( hk_t + {timeout} )); hk_last=; hk_body=; hk_ok=; \
              while :; do \
                if {cond}; then hk_ok=1; break; fi; \
-               hk_clock; if [ \"$hk_t\" -ge \"$hk_deadline\" ]; then {give_up} fi; \
+               hk_clock; if [ \"$hk_t\" -ge \"$hk_deadline\" ]; then {last_body}{give_up} fi; \
                hk_sleep {interval}; \
              done; [ -n \"$hk_ok\" ]; }}",
             timeout = self.timeout_s,
