@@ -413,7 +413,8 @@ impl ResourceKind for Ready {
             )
         };
         // An HTTP answer's body is read into the message once, when the check gives up.
-        let last_body = "[ -z \"$hk_body\" ] || hk_last=\"$hk_last $(head -c 300 \"$hk_tmp/ready.body\" 2>/dev/null)\"; ";
+        let last_body =
+            "[ -z \"$hk_body\" ] || hk_last=\"$hk_last $(head -c 300 \"$hk_tmp/ready.body\" 2>/dev/null)\"; ";
         let mut step = Step::new();
         // The clock from /proc/uptime by a builtin, not a `date` per attempt.
         step.run(format!(

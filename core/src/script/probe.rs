@@ -561,7 +561,9 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
         for record in fields.chunks_exact(3) {
             let (digest, files) = super::tree::summary(record[1]);
             let marker = String::from_utf8_lossy(record[2]).trim().to_string();
-            facts.trees.insert(String::from_utf8_lossy(record[0]).into_owned(), TreeFacts { files, digest, marker });
+            facts
+                .trees
+                .insert(String::from_utf8_lossy(record[0]).into_owned(), TreeFacts { files, digest, marker });
         }
     }
     if let Some(sums) = sections.get("sha256") {

@@ -94,9 +94,12 @@ const EMPTY_DIGEST: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495
 /// otherwise; this side digests it ([`summary`]). `$HK` must be set; it leaves no variable set.
 pub fn probe_command(dir: &str) -> Result<String> {
     let (dir_word, marker) = (q(dir)?, q(&marker_path(dir))?);
-    let fallback = format!("{}
+    let fallback = format!(
+        "{}
 printf '%s\\0' \"$hk_l\"
-unset hk_l", listing_command(dir)?);
+unset hk_l",
+        listing_command(dir)?
+    );
     Ok(format!(
         "printf '%s\\0' {dir_word}
 {}hk_m=; read -r hk_m 2>/dev/null < {marker} || :
