@@ -268,5 +268,8 @@ export def "test guest system: readiness checks pass on a healthy host and fail 
   let unexpected = [{type: ready, name: page, checks: [{http: {url: "http://127.0.0.1/", status: 404}}], timeout: 2sec, interval: 500ms}]
   let err = error-of { guest apply $unexpected $roots }
   has $err "ready:page failed after 2 s"
-  has $err 'GET http://127.0.0.1/: 200 <!DOCTYPE html>'
+  # What answers at / depends on what earlier tests left on the guest: compare with what it answers now.
+  let body_start = guest sh "curl -s http://127.0.0.1/ | head -n 1 | head -c 12"
+  assert (($body_start | str length) > 0) "something answers at / on the guest"
+  has $err $"GET http://127.0.0.1/: 200 ($body_start)"
 }
