@@ -68,10 +68,11 @@ pub struct StepContext<'a> {
     pub uploaded: &'a [String],
 }
 
-/// Bytes to stream before the script: `local` into the shell command line `command` on the host.
+/// Bytes to stream before the script: `local` into the POSIX sh `script` on the host, which stores
+/// them with `hk_receive PATH` (defined by the transport: see [`crate::transport::Transport::upload`]).
 pub struct Upload {
     pub local: String,
-    pub command: String,
+    pub script: String,
 }
 
 pub trait ResourceKind {
