@@ -345,58 +345,6 @@ export def "test release: a connection killed mid-upload leaves current alone an
   sshd stop $server
 }
 
-# A tar.gz whose deflate blocks are stored, so its bytes hold `touch <marker>` lines as they are:
-# a shell that ever read them as commands would leave the marker.
-def shell-looking-artifact [dir: string, marker: string]: nothing -> string {
-  let tarball = $dir | path join shell-looking.tar.gz
-  let lines = 1..4000 | each { $"\ntouch ($marker)\n" } | str join
-  $lines | ^python3 -c 'import gzip, io, sys, tarfile
-data = sys.stdin.buffer.read()
-buf = io.BytesIO()
-with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as t:
-    for name, body, mode in [("bin/run", b"#!/bin/sh\necho shell-looking\n", 0o755), ("payload.txt", data, 0o644)]:
-        info = tarfile.TarInfo(name); info.size = len(body); info.mode = mode; info.mtime = 0
-        t.addfile(info, io.BytesIO(body))
-open(sys.argv[1], "wb").write(gzip.compress(buf.getvalue(), compresslevel=0, mtime=0))' $tarball
-  $tarball
-}
-
-export def "test release: over ssh the bytes travel in the resident shell, and one that cannot store them reads them all" [] {
-  let server = sshd start
-  let dir = scratch
-  ^chmod 0755 $dir
-  let root = (sshd remote-scratch | path join opt)
-  let marker = (sshd remote-scratch | path join read-as-commands)
-  let tarball = shell-looking-artifact $dir $marker
-  let release = {type: release, name: ext, version: "1.0", artifact: $tarball, sha256: (open --raw $tarball | hash sha256), root: $root}
-  let config_file = $dir | path join deploy.nuon
-  {hosts: {box: (sshd host $server)}, resources: [$release]} | to nuon | save $config_file
-  let artifacts = $root | path join ext/artifacts
-  mkdir $artifacts
-  ^chown hktest $root ($root | path join ext) $artifacts
-  # A leftover that cannot be removed stops the upload before it asks for the bytes; a folder it
-  # cannot write stops it after: tee reads every byte anyway, so the shell never runs them.
-  "left" | save ($artifacts | path join ext-1.0.tar.gz.partial)
-  ^chmod 0555 $artifacts
-  has (error-of { hk plan box $config_file | hk apply --confirm }) "Permission denied"
-  ^chmod 0755 $artifacts
-  rm ($artifacts | path join ext-1.0.tar.gz.partial)
-  ^chmod 0555 $artifacts
-  has (error-of { hk plan box $config_file | hk apply --confirm }) "tee:"
-  assert not ($marker | path exists) "the shell read the artifact's bytes as commands"
-  ^chmod 0755 $artifacts
-  # Then it goes through, on the one exec of the session: no channel of its own.
-  let traced = with-env {HK_TRACE: 1} {
-    ^$env.HK_NU -n --plugins $env.HK_PLUGIN -c $"hk plan box ($config_file) | hk apply --confirm | get status | to nuon" | complete
-  }
-  assert equal $traced.exit_code 0 $traced.stderr
-  assert equal ($traced.stdout | from nuon | uniq) [ok]
-  assert equal ($traced.stderr | lines | where $it =~ 'hk trace: ssh exec' | length) 1 $traced.stderr
-  assert equal (^($root | path join ext/current/bin/run)) "shell-looking"
-  assert not ($marker | path exists) "the shell read the artifact's bytes as commands"
-  sshd stop $server
-}
-
 export def "test release: building and uploading a large release report progress on stderr" [] {
   let dir = scratch
   let root = $dir | path join opt

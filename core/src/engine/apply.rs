@@ -241,7 +241,7 @@ fn apply_host(
                 }
                 interrupted.as_ref().is_none_or(|interrupted| !interrupted())
             });
-            let sent = transport.upload(std::path::Path::new(&upload.local), &upload.script, progress);
+            let sent = transport.upload(std::path::Path::new(&upload.local), &upload.command, progress);
             if sent.is_err() && options.is_interrupted() {
                 bail!("host {host}: {}: interrupted while uploading; the partial upload was removed", row.id);
             }

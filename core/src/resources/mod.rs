@@ -68,11 +68,10 @@ pub struct StepContext<'a> {
     pub uploaded: &'a [String],
 }
 
-/// Bytes to stream before the script: `local` into the POSIX sh `script` on the host, which stores
-/// them with `hk_receive PATH` (defined by the transport: see [`crate::transport::Transport::upload`]).
+/// Bytes to stream before the script: `local` into the shell command line `command` on the host.
 pub struct Upload {
     pub local: String,
-    pub script: String,
+    pub command: String,
 }
 
 pub trait ResourceKind {

@@ -296,14 +296,14 @@ impl ResourceKind for ReleaseArtifact {
         if self.state != State::Present {
             return Ok(None);
         }
-        // The bytes land in `.partial` through the transport's `hk_receive` (large writes; a `tee`
-        // into several pipes costs more than it overlaps). Then, from the page cache and at the same time, they are hashed
+        // The bytes land in `.partial` through `cat` (large writes; a `tee` into several pipes costs
+        // more than it overlaps). Then, from the page cache and at the same time, they are hashed
         // and, for a new version, unpacked into `<version>.partial` — which only the next steps,
         // after the hash matched, make real.
         let partial = q(&self.partial())?;
         let sum = q(&format!("{}.sum", self.partial()))?;
         // The folders usually exist, and what a last upload left goes in one `rm` (a process costs
-        // on a slow host). A `.partial` is removed before it is written: it may be a hard link.
+        // on a slow host). A `.partial` is removed before `cat` writes it: it may be a hard link.
         let unpack = self.unpack_to.as_ref().map(|dir| format!("{dir}.partial"));
         let mut folders = vec![q(parent(&self.path))?];
         let mut leftovers = format!("{partial} {sum}");
@@ -315,7 +315,7 @@ impl ResourceKind for ReleaseArtifact {
         let mut script = format!(
             "set -eu\numask 022\n{exist} || mkdir -p -- {}\n\
              for hk_p in {leftovers}; do if [ -e \"$hk_p\" ] || [ -L \"$hk_p\" ]; then rm -rf -- {leftovers}; break; fi; done\n\
-             hk_receive {partial}\n",
+             cat > {partial}\n",
             folders.join(" ")
         );
         match &unpack {
@@ -333,7 +333,7 @@ impl ResourceKind for ReleaseArtifact {
             }
             None => script.push_str(&format!("{SHA256_STDIN} < {partial} > {sum}\n")),
         }
-        Ok(Some(Upload { local: self.local.clone(), script }))
+        Ok(Some(Upload { local: self.local.clone(), command: format!("sh -c {}", q(&script)?) }))
     }
 }
 

@@ -218,9 +218,6 @@ pub(crate) fn sudo_failure(output: &ScriptOutput, host: &str) -> Result<()> {
     Ok(())
 }
 
-/// An upload's report of bytes sent and the total: answering false stops it.
-pub type Progress = Box<dyn FnMut(u64, u64) -> bool + Send>;
-
 pub trait Transport: Send {
     /// Run the shell command line `command` (under `sudo -n` when the target says so) with `input` on
     /// its stdin. `on_line` sees every complete stdout line as soon as it arrives.
@@ -270,48 +267,28 @@ pub trait Transport: Send {
         self.run_script(script, on_line)
     }
 
-    /// Stream a local file into `script` (POSIX sh, storing its stdin with `hk_receive PATH`), in
-    /// large writes; `progress(sent, total)` after every read, which stops the upload by answering
-    /// `false`. Here on an exec channel of its own, where `hk_receive` is `cat`; the SSH transport
-    /// sends the bytes through its resident shell instead (see `ssh.rs`).
-    fn upload(&mut self, local: &std::path::Path, script: &str, progress: Progress) -> Result<()> {
-        upload_on_channel(self, local, script, progress)
+    /// Stream a local file into `command` (a shell command line reading stdin) on one exec channel,
+    /// in large writes; `progress(sent, total)` after every read, which stops the upload by
+    /// answering `false`.
+    fn upload(
+        &mut self,
+        local: &std::path::Path,
+        command: &str,
+        mut progress: Box<dyn FnMut(u64, u64) -> bool + Send>,
+    ) -> Result<()> {
+        let file = std::fs::File::open(local).with_context(|| format!("cannot open {}", local.display()))?;
+        let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let reader = crate::progress::CountingReader {
+            inner: file,
+            done: 0,
+            on_read: move |done| progress(done, total),
+        };
+        let out = self.exec(command, Box::new(reader), &mut |_| {})?;
+        if out.status != 0 {
+            bail!("uploading {} to {} failed: {}", local.display(), self.describe(), out.stderr_text());
+        }
+        Ok(())
     }
-}
-
-/// [`Transport::upload`] on an exec channel of its own, where `hk_receive` is `cat`.
-pub(crate) fn upload_on_channel<T: Transport + ?Sized>(
-    transport: &mut T,
-    local: &std::path::Path,
-    script: &str,
-    progress: Progress,
-) -> Result<()> {
-    let (reader, _) = upload_reader(local, progress)?;
-    let script = format!("hk_receive() {{ cat > \"$1\"; }}\n{script}");
-    let out = transport.exec(&format!("sh -c {}", q(&script)?), Box::new(reader), &mut |_| {})?;
-    upload_ended(local, &transport.describe(), &out)
-}
-
-/// An upload's script ended: an error with what it said unless it went through.
-pub(crate) fn upload_ended(local: &std::path::Path, host: &str, out: &ScriptOutput) -> Result<()> {
-    if out.status != 0 {
-        bail!("uploading {} to {host} failed: {}", local.display(), out.stderr_text());
-    }
-    Ok(())
-}
-
-/// `local` as an upload reads it: every read reported to `progress` (which stops it by answering
-/// false), and an error rather than fewer or more bytes than its size when it was opened (a stream
-/// of a known length must end where the host expects it to). The reader and that size.
-pub(crate) fn upload_reader(
-    local: &std::path::Path,
-    mut progress: Progress,
-) -> Result<(impl Read + Send + use<>, u64)> {
-    let file = std::fs::File::open(local).with_context(|| format!("cannot open {}", local.display()))?;
-    let total = file.metadata().with_context(|| format!("cannot read {}", local.display()))?.len();
-    let counting =
-        crate::progress::CountingReader { inner: file, done: 0, on_read: move |done| progress(done, total) };
-    Ok((crate::progress::ExactReader::new(counting, total), total))
 }
 
 /// The command that reads a script on stdin.

@@ -173,10 +173,6 @@ impl Transport for Pooled {
         self.on_inner(|inner| inner.run_contained(script, on_line))
     }
 
-    fn upload(&mut self, local: &std::path::Path, script: &str, progress: super::Progress) -> Result<()> {
-        self.on_inner(|inner| inner.upload(local, script, progress))
-    }
-
     fn describe(&self) -> String {
         self.inner.as_ref().map(|t| t.describe()).unwrap_or_default()
     }

@@ -166,8 +166,6 @@ pub struct SshTransport {
     resident: Option<ssh2::Channel>,
     /// The setups (see [`Transport::run_script_with_setup`]) the resident shell has run.
     setups: Vec<&'static str>,
-    /// The host's /usr/bin/head is GNU's (an upload through the resident shell said so).
-    gnu_head: bool,
 }
 
 impl SshTransport {
@@ -189,7 +187,6 @@ impl SshTransport {
                         timeout: Duration::from_millis(target.timeout_ms.max(1)),
                         resident: None,
                         setups: Vec::new(),
-                        gnu_head: false,
                     });
                 }
                 Err(Failure::Permanent(e)) => return Err(e.context(format!("ssh to {label}"))),
@@ -439,16 +436,14 @@ impl SshTransport {
         on_line: &mut dyn FnMut(&[u8]),
         keep_going: Option<&dyn Fn() -> bool>,
     ) -> Result<(Option<i32>, ScriptOutput)> {
-        let (status, output, _) =
-            self.pump(Leg::Open(command_line), input, on_line, keep_going, None, None)?;
+        let (status, output, _) = self.pump(Leg::Open(command_line), input, on_line, keep_going, None)?;
         Ok((status, output))
     }
 
     /// Send `input` on a channel — a new one running `leg`'s command, or the resident shell — and
     /// read stdout and stderr together until it ends. With `frame` (a leg of the resident shell),
     /// its stdin stays open and the reading stops at the leg's end markers: its status is theirs,
-    /// and the channel comes back, waiting for the next leg. With `gate`, what follows `input` waits
-    /// for the leg to ask for it (see [`Gate`]).
+    /// and the channel comes back, waiting for the next leg.
     fn pump(
         &mut self,
         leg: Leg<'_>,
@@ -456,7 +451,6 @@ impl SshTransport {
         on_line: &mut dyn FnMut(&[u8]),
         keep_going: Option<&dyn Fn() -> bool>,
         frame: Option<&str>,
-        mut gate: Option<Gate>,
     ) -> Result<(Option<i32>, ScriptOutput, Option<ssh2::Channel>)> {
         self.session.set_blocking(false);
         let mut channel = match leg {
@@ -559,15 +553,6 @@ impl SshTransport {
                         break 'run Err(anyhow!("{}: reading the script's output failed: {e}", self.label));
                     }
                 }
-            }
-            if input_done
-                && pending_at == pending.len()
-                && let Some(next) = gate.as_mut().and_then(|g| g.opened(&stdout.all))
-            {
-                gate = None;
-                input = next;
-                input_done = false;
-                progress = true;
             }
             loop {
                 match channel.stderr().read(&mut buf) {
@@ -683,14 +668,12 @@ enum Leg<'a> {
 impl SshTransport {
     /// A script in the resident shell (opened if there is none), after `setup` at the shell's top
     /// level unless this shell already ran it. A setup's output is dropped and it reads no input.
-    /// With `gate`, the script reads its bytes from the shell's stdin (see [`Gate`]).
     fn run_framed(
         &mut self,
         setup: Option<&'static str>,
         frame: Frame,
         script: &[u8],
         on_line: &mut dyn FnMut(&[u8]),
-        gate: Option<(String, Box<dyn Read + Send>)>,
     ) -> Result<ScriptOutput> {
         let nonce = crate::script::nonce();
         let mut framed = Vec::with_capacity(script.len() + 128);
@@ -711,23 +694,17 @@ impl SshTransport {
         };
         framed.extend_from_slice(format!("{open}\n").as_bytes());
         framed.extend_from_slice(script);
-        framed.extend_from_slice(format!("\n{close}\n").as_bytes());
-        let markers =
-            format!("printf '\\n%s %s\\n' {nonce} \"$?\"\nprintf '\\n%s\\n' {nonce} >&2\n").into_bytes();
-        let gate = match gate {
-            Some((token, bytes)) => Some(Gate { token, bytes: Some(bytes), rest: markers }),
-            None => {
-                framed.extend_from_slice(&markers);
-                None
-            }
-        };
+        framed.extend_from_slice(
+            format!("\n{close}\nprintf '\\n%s %s\\n' {nonce} \"$?\"\nprintf '\\n%s\\n' {nonce} >&2\n")
+                .as_bytes(),
+        );
         let (leg, what) = match self.resident.take() {
             Some(channel) => (Leg::Resident(channel), "ssh continue"),
             None => (Leg::Open(super::SCRIPT_SHELL), "ssh exec"),
         };
         // bench/deploy.nu counts the execs (channels) and the legs apart.
         let timer = crate::trace::Timer::start(what);
-        let out = self.pump(leg, Box::new(std::io::Cursor::new(framed)), on_line, None, Some(&nonce), gate);
+        let out = self.pump(leg, Box::new(std::io::Cursor::new(framed)), on_line, None, Some(&nonce));
         timer.done(&format!("{} {} bytes", self.label, script.len()));
         let (_, output, channel) = out?;
         self.resident = channel;
@@ -738,73 +715,6 @@ impl SshTransport {
         }
         Ok(output)
     }
-
-    /// An upload through the resident shell: the leg defines `hk_receive` to print `<token> go`
-    /// and read exactly the file's size from the shell's stdin. GNU head reads no byte past its
-    /// count (each read asks for what is left) and tee reads to the end even when the file cannot
-    /// be written, so the shell's next command starts right after the bytes. Where /usr/bin/head
-    /// is not GNU's (busybox reads ahead), the leg exits 97 before anything else: None then, and
-    /// the bytes take an exec channel of their own.
-    fn upload_resident(
-        &mut self,
-        local: &std::path::Path,
-        script: &str,
-        progress: super::Progress,
-    ) -> Result<Option<ScriptOutput>> {
-        let (reader, size) = super::upload_reader(local, progress)?;
-        let token = crate::script::nonce();
-        let check = if self.gnu_head {
-            ""
-        } else {
-            "case $(/usr/bin/head --version 2>/dev/null) in *'GNU coreutils'*) ;; *) exit 97;; esac\n"
-        };
-        let leg = format!(
-            "trap 'printf \"%s done\\n\" {token}' EXIT\n{check}\
-             hk_receive() {{ printf '%s go\\n' {token}; /usr/bin/head -c {size} | tee -- \"$1\" > /dev/null; }}\n{script}"
-        );
-        let out = self.run_framed(
-            None,
-            Frame::Subshell,
-            leg.as_bytes(),
-            &mut |_| {},
-            Some((token, Box::new(reader))),
-        )?;
-        if out.status == 97 && !self.gnu_head {
-            return Ok(None);
-        }
-        self.gnu_head = true;
-        Ok(Some(out))
-    }
-}
-
-/// What a leg of the resident shell receives on its stdin once it asks: it prints `<token> go`
-/// right before reading exactly `bytes`, then the shell reads `rest` (the frame's end markers) as
-/// its next commands. A leg that ends without asking prints `<token> done` (its EXIT trap): only
-/// `rest` follows then. Nothing past the script is sent before, so the shell cannot have read
-/// ahead into the bytes, nor the bytes' reader into the markers.
-struct Gate {
-    token: String,
-    bytes: Option<Box<dyn Read + Send>>,
-    rest: Vec<u8>,
-}
-
-impl Gate {
-    /// The input to send next, once `stdout` shows the leg asked for it or ended.
-    fn opened(&mut self, stdout: &[u8]) -> Option<Box<dyn Read + Send>> {
-        let said = |what: &str| {
-            memchr::memmem::find(stdout, format!("{} {what}\n", self.token).as_bytes()).is_some()
-        };
-        let rest = std::io::Cursor::new(std::mem::take(&mut self.rest));
-        if said("go") {
-            let bytes = self.bytes.take()?;
-            Some(Box::new(bytes.chain(rest)))
-        } else if said("done") {
-            Some(Box::new(rest))
-        } else {
-            self.rest = rest.into_inner();
-            None
-        }
-    }
 }
 
 impl Transport for SshTransport {
@@ -812,11 +722,11 @@ impl Transport for SshTransport {
     /// its own, followed by markers on stdout (with its status) and stderr: after the first, a
     /// script costs the host a fork, not an exec — no sshd session, login shell or `sudo`.
     fn run_script(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
-        self.run_framed(None, Frame::Subshell, script, on_line, None)
+        self.run_framed(None, Frame::Subshell, script, on_line)
     }
 
     fn run_contained(&mut self, script: &[u8], on_line: &mut dyn FnMut(&[u8])) -> Result<ScriptOutput> {
-        self.run_framed(None, Frame::InPlace, script, on_line, None)
+        self.run_framed(None, Frame::InPlace, script, on_line)
     }
 
     fn run_script_with_setup(
@@ -825,23 +735,7 @@ impl Transport for SshTransport {
         script: &[u8],
         on_line: &mut dyn FnMut(&[u8]),
     ) -> Result<ScriptOutput> {
-        self.run_framed(Some(setup), Frame::Subshell, script, on_line, None)
-    }
-
-    /// Through the resident shell (no channel, no sshd session, no login shell) where the host's
-    /// head reads exactly (see [`SshTransport::upload_resident`]), else on an exec channel.
-    fn upload(&mut self, local: &std::path::Path, script: &str, progress: super::Progress) -> Result<()> {
-        // One report for both ways: the second starts from the file's beginning again.
-        let shared = std::sync::Arc::new(std::sync::Mutex::new(progress));
-        let report = |shared: &std::sync::Arc<std::sync::Mutex<super::Progress>>| {
-            let shared = shared.clone();
-            Box::new(move |done: u64, total: u64| shared.lock().map(|mut p| p(done, total)).unwrap_or(false))
-                as super::Progress
-        };
-        match self.upload_resident(local, script, report(&shared))? {
-            Some(out) => super::upload_ended(local, &self.describe(), &out),
-            None => super::upload_on_channel(self, local, script, report(&shared)),
-        }
+        self.run_framed(Some(setup), Frame::Subshell, script, on_line)
     }
 
     fn exec(
