@@ -235,3 +235,33 @@ export def "test guest deploy: a deploy prunes in its retire phase, keeps the li
   hk rollback --quiet | ignore
   assert equal (answer $p) v4
 }
+
+# A deploy of a new release reads ahead: the lock's script reads the prepare's state, prepare's
+# apply reads the switch's, the switch's the retire's, and the retire's apply ends the deploy
+# (audit, runs, lock). Counted from hk's trace, in a nu of its own as a user's deploy runs.
+export def "test guest deploy: a deploy reads each phase ahead and costs five round trips on its host" [] {
+  let name = service "ahead"
+  let p = project $name 6420
+  cd $p.dir
+  hk setup --version v1 --quiet | ignore
+  let plugin = $env.HK_TEST_ROOT | path join target/debug/nu_plugin_hk
+  let module = $env.HK_TEST_ROOT | path join nu-modules/hk
+  let run = with-env {HK_TRACE: "1"} {
+    ^$env.HK_NU -n --plugins $plugin -c $"use r#'($module)'#; hk deploy --version v2 --quiet | to nuon" | complete
+  }
+  assert equal $run.exit_code 0 $run.stderr
+  assert equal (answer $p) v2
+  let trace = $run.stderr | lines | where $it starts-with "hk trace:"
+  # Every phase after the lock planned from what the script before it read.
+  assert equal ($trace | where $it =~ "planned from the reading taken ahead" | length) 3 ($trace | str join "\n")
+  assert equal ($trace | where $it =~ "the end of the deploy ran with the apply before it" | length) 1
+  # Scripts and execs on the guest: lock + facts + prepare's reading, the upload, prepare's apply,
+  # switch's apply, retire's apply with the end.
+  let legs = $trace | where $it =~ 'hk trace: ssh (exec|continue) ' | length
+  assert equal $legs 5 ($trace | where $it =~ 'hk trace: ssh ' | str join "\n")
+  # What the folded end did is done: audited, lock released, runs kept.
+  assert equal (hk lock status | get locked) false
+  assert equal (hk audit | where action == deploy and result == ok | get version | first) v2
+  let done = $run.stdout | from nuon
+  assert equal ($done | where status != ok | length) 0 ($done | to nuon)
+}

@@ -238,3 +238,22 @@ pub fn type_name(value: &Value) -> &'static str {
         Value::Object(_) => "record",
     }
 }
+
+thread_local! {
+    static READING_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `load` (a config read on this thread) for what its resources read on a host and nothing
+/// else (a reading taken ahead, `engine::read_ahead`): a release's artifact is then not looked at,
+/// as it may not be built yet.
+pub fn for_reading<T>(load: impl FnOnce() -> T) -> T {
+    READING_ONLY.with(|on| on.set(true));
+    let loaded = load();
+    READING_ONLY.with(|on| on.set(false));
+    loaded
+}
+
+/// Whether the config being read is only for what it reads (see [`for_reading`]).
+pub fn reading_only() -> bool {
+    READING_ONLY.with(|on| on.get())
+}

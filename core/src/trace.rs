@@ -28,3 +28,10 @@ impl Timer {
         }
     }
 }
+
+/// A line on stderr when tracing: something worth knowing that took no time of its own.
+pub fn note(text: &str) {
+    if enabled() {
+        eprintln!("hk trace: {text}");
+    }
+}

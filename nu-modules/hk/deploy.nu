@@ -8,12 +8,12 @@
 # run of the app, so each has a record on the hosts and a way back.
 
 use config.nu [load fail why facts app-path hk-config count]
-use lock.nu [holding finish]
+use lock.nu [holding finish finish-request]
 use errors.nu [unwrap]
 use audit.nu [write]
 use secrets.nu [with-secrets]
 use hooks.nu
-use phases.nu [prepare stage switch switch-back retire abandon boot-role apply-phase apply-by-roles plan-phase plan-by-roles progress progress-line by-phase]
+use phases.nu [prepare stage switch switch-back retire abandon boot-role apply-phase apply-by-roles one-plan plan-phase plan-by-roles progress progress-line by-phase]
 use roles.nu [batches proxied roles-of]
 use prune.nu [remove-releases stale-after releases-absent]
 use mix.nu
@@ -164,6 +164,24 @@ export def --env roll [ctx: record, version: string, artifact: oneof<string, not
   # the primary host when a migration needs the release there before its own batch.
   let early = if $migration != null and $ctx.primary in $ctx.web and $ctx.primary not-in ($batches | first) { [$ctx.primary] } else { [] }
   let stage_only = $ctx.servers | where $it not-in $ctx.web | append $early
+  let retiring = $p.old != null and $p.old != $p.new
+  # The prune rides in the retire phase where there is one: each host's stale releases, from the
+  # reading at the start as it is once this deploy is done, go in the same plan (hosts alike in
+  # them share one).
+  let stale = if $prune and $retiring { stale-after $ctx ($state | where host in $ctx.web) $version $p.new } else { {} }
+  let retire_groups = $ctx.web | group-by --to-table {|h| $stale | get -o $h | default [] | to nuon }
+  let retire_of = {|gone|
+    # First in the list, so that among the removals they come last (apply removes in reverse
+    # order): a release that cannot go leaves the retire itself done.
+    {|rc| if (proxied $rc $rc.role) { releases-absent $rc $gone | append (retire $rc $p.old) } else { [] } }
+  }
+  # Where no hook runs between two phases on the same hosts, the first reads ahead for the
+  # second: the prepare for its switch, the last switch for the retire (one plan for every host).
+  let switch_ahead = not (hooks exists $ctx post-app-boot) and not (hooks exists $ctx pre-proxy-reload)
+  let retire_ahead = if $retiring and ($retire_groups | length) == 1 and not (hooks exists $ctx post-proxy-reload) {
+    let gone = $stale | get -o ($ctx.web | first) | default []
+    one-plan ($ctx | update servers $ctx.web) $ctx.web (do $retire_of $gone)
+  }
   let staged = try {
     apply-by-roles $ctx prepare $stage_only {|rc| stage $rc $p.new $version $artifact }
   } catch {|e|
@@ -181,10 +199,12 @@ export def --env roll [ctx: record, version: string, artifact: oneof<string, not
     let prepared_now = $prepared | append $hosts
     let booted = try {
       hooks fire $ctx pre-app-boot {hosts: $hosts}
-      let done = apply-by-roles $bctx prepare $hosts {|rc|
+      let migrates = $batch.index == 0 and $migration != null
+      let ahead = if $switch_ahead and not $migrates { switch $ctx $p.new $version }
+      let done = apply-by-roles $bctx prepare $hosts --read-ahead=$ahead {|rc|
         if (proxied $rc $rc.role) { prepare $rc $p.new $version $artifact } else { stage $rc $p.new $version $artifact }
       }
-      let migrated = if $batch.index == 0 and $migration != null { [(migrate run-in $ctx $p.new $migration)] } else { [] }
+      let migrated = if $migrates { [(migrate run-in $ctx $p.new $migration)] } else { [] }
       hooks fire $ctx post-app-boot {hosts: $hosts}
       $done | append $migrated
     } catch {|e|
@@ -197,7 +217,8 @@ export def --env roll [ctx: record, version: string, artifact: oneof<string, not
     }
     let flipped = try {
       hooks fire $ctx pre-proxy-reload {hosts: $hosts}
-      let done = apply-phase $bctx switch (switch $ctx $p.new $version)
+      let ahead = if $batch.index == $n - 1 { $retire_ahead }
+      let done = apply-phase $bctx switch (switch $ctx $p.new $version) --read-ahead=$ahead
       hooks fire $ctx post-proxy-reload {hosts: $hosts}
       $done
     } catch {|e|
@@ -221,20 +242,14 @@ export def --env roll [ctx: record, version: string, artifact: oneof<string, not
     do $failed $e "boot of the roles not behind Caddy failed"
     fail $"($version) is live behind Caddy, but starting the other roles failed \(their old instances still run\): (why $e)" $ctx.span "the rows above show the host and step that failed; fix it and deploy again"
   }
-  let retiring = $p.old != null and $p.old != $p.new
-  # The prune rides in the retire phase where there is one: each host's stale releases, from the
-  # reading at the start as it is once this deploy is done, go in the same plan (hosts alike in
-  # them share one).
-  let stale = if $prune and $retiring { stale-after $ctx ($state | where host in $ctx.web) $version $p.new } else { {} }
+  # The end of the deploy rides at the end of each host's retire (one leg less), made once here
+  # so that `finish` finds it done there.
+  let end = finish-request $ctx $action $version --prune-runs=$prune
   let retired = if not $retiring { [] } else {
     try {
-      $ctx.web | group-by --to-table {|h| $stale | get -o $h | default [] | to nuon } | each {|g|
+      $retire_groups | each {|g|
         let gone = $stale | get -o ($g.items | first) | default []
-        apply-by-roles ($ctx | update servers $g.items) retire $g.items {|rc|
-          # First in the list, so that among the removals they come last (apply removes in
-          # reverse order): a release that cannot go leaves the retire itself done.
-          if (proxied $rc $rc.role) { releases-absent $rc $gone | append (retire $rc $p.old) } else { [] }
-        }
+        apply-by-roles ($ctx | update servers $g.items) retire $g.items (do $retire_of $gone) --then-finish=$end
       } | flatten
     } catch {|e|
       try { write $ctx $action retire_failed $version } catch { }
@@ -249,7 +264,7 @@ export def --env roll [ctx: record, version: string, artifact: oneof<string, not
       []
     }
   } else { [] }
-  let finished = finish $ctx $action $version --prune-runs=$prune
+  let finished = finish $ctx $action $version --prune-runs=$prune --request $end
   [$rows $roles_booted $retired $pruned $finished] | flatten
 }
 
@@ -321,6 +336,26 @@ export def running [ctx: record, command: string, --quiet, --skip-hooks]: nothin
   $ctx | merge {command: $command, subcommand: $command, quiet: $quiet, skip_hooks: $skip_hooks}
 }
 
+# What the first phase on the primary host reads, to be read with the lock (`holding`), when
+# nothing runs there in between (no hook before the roll or the first boot, the primary in the
+# first batch): the prepare on either port, as the facts read with it decide which, of the
+# release as it will be built (only its paths are read). Null otherwise.
+def first-reading [ctx: record]: nothing -> oneof<list, nothing> {
+  let hooked = [pre-build post-build pre-deploy pre-app-boot] | any {|h| hooks exists $ctx $h }
+  if $hooked or ($ctx.web | is-empty) or $ctx.primary not-in (batches $ctx | first) { return null }
+  # Built here, or (--skip-build) already on the hosts when not here.
+  let manifest = cache-of $ctx | path join $"($ctx.app)-($ctx.version).json"
+  let artifact = if ($ctx.skip_build? | default false) and not ($manifest | path exists) { null } else { $manifest }
+  let on_port = {|port|
+    one-plan ($ctx | update servers [$ctx.primary]) [$ctx.primary] {|rc|
+      if (proxied $rc $rc.role) { prepare $rc $port $ctx.version $artifact } else { stage $rc $port $ctx.version $artifact }
+    }
+  }
+  let base = $ctx.proxy.app_port
+  let both = [(do $on_port $base) (do $on_port ($base + 1))]
+  if null in $both { null } else { $both | flatten | uniq }
+}
+
 # Build, then deploy under the lock: the shared body of deploy and redeploy.
 def deploy-with [ctx: record, action: string, message: string, wait: oneof<duration, nothing>, --prune, --plan-only, --allow-empty]: nothing -> table {
   let ctx = with-secrets $ctx --allow-empty=$allow_empty
@@ -328,6 +363,7 @@ def deploy-with [ctx: record, action: string, message: string, wait: oneof<durat
     let artifact = if ($ctx.skip_build? | default false) { prebuilt $ctx } else { (build ($ctx | upsert quiet true)).artifact }
     return (plan-roll $ctx $ctx.version $artifact)
   }
+  let ctx = $ctx | upsert first_reading (first-reading $ctx)
   deploying $ctx $message $wait --meanwhile=(early-build $ctx) {|ctx|
     let built = before-roll $ctx $action
     [$built.row] | append (roll $ctx $ctx.version $built.artifact $action --prune=$prune)

@@ -22,9 +22,13 @@ def holder [version: string, message: string]: nothing -> record {
 
 # Take the app's lock; the record to release it with. `wait`: keep trying this long. `--facts`: the
 # primary's facts too, read in the same script once the lock is taken (a `facts` column).
-export def take [ctx: record, message: string, wait: oneof<duration, nothing>, --facts]: nothing -> record {
+# `read_ahead`: with them, the resources of the first phase on the primary, read in that script
+# too for that phase's plan (`hk deployment lock --read-ahead`).
+export def take [ctx: record, message: string, wait: oneof<duration, nothing>, --facts, --read-ahead: list]: nothing -> record {
   let wait = $wait | default 0sec
-  hk-config $ctx | hk deployment lock $ctx.primary --app $ctx.app --root $ctx.root --holder (holder $ctx.version $message) --wait $wait --facts=$facts
+  let ahead = if $read_ahead != null { hk-config $ctx | insert resources $read_ahead }
+  (hk-config $ctx | hk deployment lock $ctx.primary --app $ctx.app --root $ctx.root --holder (holder $ctx.version $message) --wait $wait --facts=$facts
+    --read-ahead $ahead --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups))
 }
 
 # Release a lock taken with `take` (a lock someone else holds is left alone).
@@ -37,12 +41,13 @@ export def give-back [ctx: record, held: record]: nothing -> record {
 # the primary's facts as the lock read them (one script for both; see `facts-at-start` in deploy.nu).
 # When `work` released the lock itself (`finish`), it is not released again. Inside a hook of a
 # command holding this app's lock (`HK_LOCK` true, `HK_APP` this app), the lock is already held:
-# `work` runs without waiting. `meanwhile`: work that needs no host (a build here), run while the
+# `work` runs without waiting. The context's `first_reading` (resources) is read with the lock, for
+# the first phase's plan (see `take`). `meanwhile`: work that needs no host (a build here), run while the
 # lock is taken; `work` finds how it ended in the context's `meanwhile`, as `outcome` gives it.
 export def holding [ctx: record, message: string, wait: oneof<duration, nothing>, work: closure, --meanwhile: closure]: nothing -> any {
   let inside = ($env.HK_LOCK? == "true") and ($env.HK_APP? == $ctx.app)
   let ctx = $ctx | upsert holding_lock true
-  let take_lock = if $inside { {|| null } } else { {|| take $ctx $message $wait --facts } }
+  let take_lock = if $inside { {|| null } } else { {|| take $ctx $message $wait --facts --read-ahead=($ctx.first_reading? | default null) } }
   let done = if $meanwhile == null { [{value: (do $take_lock)}] } else {
     [$take_lock $meanwhile] | par-each --keep-order {|f| outcome $f }
   }
@@ -64,27 +69,44 @@ export def runs-kept [ctx: record]: nothing -> int {
   $ctx.retain * 4
 }
 
-# The end of a deploy that went through, one script per host: the audit entry `action` ok, with
-# `--prune-runs` the app's older runs pruned, and the lock released on the primary host — unless a
-# post-deploy hook still has to run with it held (`holding` releases it then). Progress rows.
-export def --env finish [ctx: record, action: string, version: oneof<string, nothing>, --prune-runs]: nothing -> table {
-  let quiet = $ctx.quiet? | default false
-  let started = date now
+# What the end of a deploy that went through does on each host, as `hk deployment finish` takes
+# it: the audit entry `action` ok, with `--prune-runs` the app's older runs pruned, and the lock
+# released on the primary host — unless a post-deploy hook still has to run with it held
+# (`holding` releases it then). Made once, it can ride at the end of the last phase's apply
+# (`hk apply --then-finish`) and then be asked for by `finish`.
+export def finish-request [ctx: record, action: string, version: oneof<string, nothing>, --prune-runs]: nothing -> record<app: string, root: string, primary: string, entry: record, keep_runs: any, runs_root: string, backups_root: string, holder: any> {
   let held = $ctx.held? | default null
   # The lock is on the primary host, which has to come first among the hosts (not so when
   # --hosts left it out: it is released apart then).
   let release = $held != null and ($ctx.servers | first) == $ctx.primary and not (hooks exists $ctx post-deploy)
-  let keep = runs-kept $ctx
+  {
+    app: $ctx.app
+    root: $ctx.root
+    primary: $ctx.primary
+    entry: (entry $ctx $action ok $version)
+    keep_runs: (if $prune_runs { runs-kept $ctx })
+    runs_root: (runs-root $ctx)
+    backups_root: (app-path $ctx runs/backups)
+    holder: (if $release { $held.holder })
+  }
+}
+
+# The end of a deploy that went through, one script per host (see `finish-request`; `request`:
+# one made before, which the last phase's apply may have run already). Progress rows.
+export def --env finish [ctx: record, action: string, version: oneof<string, nothing>, --prune-runs, --request: record]: nothing -> table {
+  let quiet = $ctx.quiet? | default false
+  let started = date now
+  let asked = $request | default (finish-request $ctx $action $version --prune-runs=$prune_runs)
   # A flag given null is left out.
   let done = (
     hk-config $ctx
-    | hk deployment finish $ctx.servers --app $ctx.app --root $ctx.root --entry (entry $ctx $action ok $version)
-      --keep-runs (if $prune_runs { $keep }) --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups)
-      --holder (if $release { $held.holder })
+    | hk deployment finish $ctx.servers --app $asked.app --root $asked.root --entry $asked.entry
+      --keep-runs $asked.keep_runs --runs-root $asked.runs_root --backups-root $asked.backups_root
+      --holder $asked.holder
   )
-  if $release { $env.hk_lock_released = true }
+  if $asked.holder != null { $env.hk_lock_released = true }
   if not $prune_runs { return [] }
-  $done | each {|d| progress prune $d.host $"(count $d.runs_removed run) older than the newest ($keep)" ok ((date now) - $started) "" --quiet=$quiet }
+  $done | each {|d| progress prune $d.host $"(count $d.runs_removed run) older than the newest ($asked.keep_runs)" ok ((date now) - $started) "" --quiet=$quiet }
 }
 
 # Run `work` under the app's lock with the context of a command; audit `action` with its result.

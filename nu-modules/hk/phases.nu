@@ -238,11 +238,23 @@ def role-plans [ctx: record, hosts: list<string>, per_role: closure]: nothing ->
 }
 
 # Apply such a phase on `hosts`: one plan per group of hosts alike, the groups at once.
-export def apply-by-roles [ctx: record, phase: string, hosts: list<string>, per_role: closure]: nothing -> table {
+# `read_ahead`: the resources of the phase that follows on these hosts (see `apply-phase`).
+# `then_finish`: the end of the deploy on each host, run at the end of its apply (see `apply-phase`).
+export def apply-by-roles [ctx: record, phase: string, hosts: list<string>, per_role: closure, --read-ahead: list, --then-finish: record]: nothing -> table {
   let plans = role-plans $ctx $hosts $per_role
-  let apply = {|g| apply-phase ($ctx | update servers $g.hosts) $phase $g.resources }
   # One group (the usual case) runs here: its error stays as it is.
-  if ($plans | length) == 1 { do $apply ($plans | first) } else { $plans | par-each $apply | flatten }
+  if ($plans | length) == 1 {
+    apply-phase ($ctx | update servers $plans.0.hosts) $phase $plans.0.resources --read-ahead=$read_ahead --then-finish=$then_finish
+  } else {
+    $plans | par-each {|g| apply-phase ($ctx | update servers $g.hosts) $phase $g.resources --then-finish=$then_finish } | flatten
+  }
+}
+
+# The resources of such a phase when every one of `hosts` takes the same (one plan), else null:
+# what the phase before it can read ahead for it.
+export def one-plan [ctx: record, hosts: list<string>, per_role: closure]: nothing -> oneof<list, nothing> {
+  let plans = role-plans $ctx $hosts $per_role
+  if ($plans | length) == 1 and ($plans.0.hosts | sort) == ($hosts | sort) { $plans.0.resources } else { null }
 }
 
 # The plan rows of such a phase, nothing applied.
@@ -259,7 +271,12 @@ export def plan-phase [ctx: record, phase: string, resources: list]: nothing -> 
 
 # Plan `resources` on the app's hosts and apply what changes as a tracked run of the app, printing
 # each change as it is done; the progress rows. A failure raises an error naming the phase.
-export def apply-phase [ctx: record, phase: string, resources: list]: nothing -> table {
+# `read_ahead`: the resources of the phase that follows on the same hosts, when nothing runs on
+# them in between (no hook): their reading rides at the end of this apply, so that phase reads
+# nothing of its own (`hk apply --read-ahead`). `then_finish`: the end of the deploy (what
+# `finish-request` makes), run at the end of each host's apply where it went through, so that
+# `finish` runs nothing more there (`hk apply --then-finish`).
+export def apply-phase [ctx: record, phase: string, resources: list, --read-ahead: list, --then-finish: record]: nothing -> table {
   let quiet = $ctx.quiet? | default false
   let started = date now
   let rows = try {
@@ -270,7 +287,7 @@ export def apply-phase [ctx: record, phase: string, resources: list]: nothing ->
     # The env files' secrets are resolved from this environment, for this command only.
     let done = with-env ($ctx.secret_values? | default {}) {
       hk-config $ctx | insert resources $resources
-      | hk apply $ctx.servers --confirm --verbose --track --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups) --made-by $made_by
+      | hk apply $ctx.servers --confirm --verbose --track --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups) --made-by $made_by --read-ahead (if $read_ahead != null { hk-config $ctx | insert resources $read_ahead }) --then-finish $then_finish
       | where action != noop
       | each {|e| progress $phase $e.host $e.id $e.status $e.duration $e.message --quiet=$quiet }
       | collect

@@ -62,8 +62,17 @@ pub fn parse(out: &str, nonce: &str, finish: &Finish<'_>) -> Result<Finished> {
     Ok(Finished { audited, runs_removed, lock })
 }
 
-/// Finish on one host (one script).
+/// Finish on one host (one script), unless the apply before it ran this very script at its end
+/// (`ApplyOptions::then`): what it printed then is read instead.
 pub fn finish(transport: &mut dyn Transport, layout: &AppLayout, finish: &Finish<'_>) -> Result<Finished> {
+    if let Some((nonce, out)) = transport.take_output(&script(layout, finish, crate::transport::AHEAD_NONCE)?)
+    {
+        crate::trace::note(&format!(
+            "{}: the end of the deploy ran with the apply before it",
+            transport.describe()
+        ));
+        return parse(&String::from_utf8_lossy(&out), &nonce, finish);
+    }
     let nonce = crate::script::nonce();
     let out = run(transport, &script(layout, finish, &nonce)?, "finishing the deploy")?;
     parse(&out, &nonce, finish)

@@ -5,6 +5,8 @@ use anyhow::{Result, bail};
 
 use super::facts::AppFacts;
 use super::{AppLayout, run, sections};
+use crate::engine::hash_cache::HashCache;
+use crate::engine::read_ahead::Ahead;
 use crate::quote::q;
 use crate::transport::Transport;
 
@@ -55,17 +57,23 @@ pub fn acquire(
 
 /// Take the lock as [`acquire`] does and read the app's facts after it, in the same exec: what a
 /// deploying command needs first of its primary host.
+/// `ahead`: the first phase's reading, taken after the facts (see `engine::read_ahead`) and kept on
+/// the session when the lock was taken.
 pub fn acquire_reading(
     transport: &mut dyn Transport,
     layout: &AppLayout,
     holder: &serde_json::Value,
+    ahead: Option<(Ahead, Option<&mut HashCache>)>,
 ) -> Result<(Acquired, AppFacts)> {
     let (lock_nonce, facts_nonce) = (crate::script::nonce(), crate::script::nonce());
-    let script = format!(
+    let mut script = format!(
         "{}{}",
         acquire_script(layout, holder, &lock_nonce)?,
         super::facts::script(layout, &facts_nonce)?
     );
+    if let Some((ahead, _)) = &ahead {
+        script.push_str(&ahead.script()?);
+    }
     // The session's file helper starts here, for the lock's folder and every apply that follows.
     let out = super::run_with_setup(
         transport,
@@ -73,7 +81,13 @@ pub fn acquire_reading(
         &script,
         "taking the deploy lock and reading the app's state",
     )?;
-    Ok((acquired(&out, &lock_nonce, transport)?, super::facts::parse(&out, &facts_nonce, layout)?))
+    let taken = acquired(&out, &lock_nonce, transport)?;
+    let facts = super::facts::parse(&out, &facts_nonce, layout)?;
+    if let (Acquired::Taken, Some((ahead, cache))) = (&taken, ahead) {
+        let kept = ahead.keep(transport, out.as_bytes(), cache);
+        crate::trace::note(&format!("lock: reading ahead {}", if kept { "kept" } else { "not kept" }));
+    }
+    Ok((taken, facts))
 }
 
 /// The lock is a new folder: `mkdir` takes it at once, while the session's file helper (which the
@@ -180,13 +194,13 @@ mod tests {
         let layout = AppLayout::new(root.to_str().expect("utf-8 temp dir"), "demo").expect("layout");
         let mut transport = Target::local().connect(&Credentials::default()).expect("local");
         let ours = serde_json::json!({"who": "me", "pid": 1});
-        let (taken, facts) = acquire_reading(transport.as_mut(), &layout, &ours).expect("first");
+        let (taken, facts) = acquire_reading(transport.as_mut(), &layout, &ours, None).expect("first");
         assert_eq!(taken, Acquired::Taken);
         // The facts were read after the lock was taken: they show it held by us.
         assert_eq!(facts.lock, Some(ours.clone()));
         assert_eq!(facts.active_port, None);
         let theirs = serde_json::json!({"who": "someone else"});
-        let (held, facts) = acquire_reading(transport.as_mut(), &layout, &theirs).expect("second");
+        let (held, facts) = acquire_reading(transport.as_mut(), &layout, &theirs, None).expect("second");
         assert!(matches!(&held, Acquired::Held { holder, since: Some(_) } if holder == &ours), "{held:?}");
         assert_eq!(facts.lock, Some(ours.clone()));
         assert_eq!(

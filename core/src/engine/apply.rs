@@ -40,7 +40,19 @@ pub struct ApplyOptions {
     /// Whether the caller was interrupted (Ctrl-C): nothing new is started on a host then; a script
     /// already running there ends first.
     pub interrupted: Option<Interrupted>,
+    /// The config of the plan that follows on these hosts (a deploy's next phase): on a session
+    /// kept between commands, its reading is taken at the end of the script where every change
+    /// went through, for that plan to use (see `read_ahead`).
+    pub read_ahead: Option<std::sync::Arc<crate::config::Config>>,
+    /// The command that follows on each host (a deploy's end, `app::finish`), as its script for a
+    /// host and nonce (`None`: nothing for that host): on a kept session it runs at the end of
+    /// this script where every change went through, and the command then finds its output there
+    /// instead of running it (see `read_ahead`).
+    pub then: Option<Then>,
 }
+
+/// A script for a host, written with a nonce (see [`ApplyOptions::then`]).
+pub type Then = std::sync::Arc<dyn Fn(&str, &str) -> Result<Option<String>> + Send + Sync>;
 
 pub type Interrupted = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
@@ -64,6 +76,8 @@ impl Default for ApplyOptions {
             on_upload: None,
             probed: Default::default(),
             interrupted: None,
+            read_ahead: None,
+            then: None,
         }
     }
 }
@@ -324,6 +338,37 @@ fn apply_host(
     if let Some(batch) = &rehash {
         script.epilogue(&batch.script(&rehash_nonce)?);
     }
+    let mut cache = options.hash_cache.as_ref().map(|dir| HashCache::load(dir, &host_plan.target));
+    // The next plan's reading, after everything else (the files just written hashed first).
+    let ahead = match &options.read_ahead {
+        Some(next) if transport.keeps_readings() => {
+            let roots = options.track.as_ref().map(|roots| roots.or(&host_plan.roots));
+            let rehashed = rehash.as_ref().map(|b| b.sha256_paths().to_vec()).unwrap_or_default();
+            let ahead = super::read_ahead::Ahead::new(
+                &next.resources_for(host),
+                roots.as_ref(),
+                cache.as_ref(),
+                &rehashed,
+            );
+            script.epilogue(&ahead.script()?);
+            Some(ahead)
+        }
+        _ => None,
+    };
+    let then = match &options.then {
+        Some(then) if transport.keeps_readings() => {
+            let nonce = super::nonce();
+            match (then(host, crate::transport::AHEAD_NONCE)?, then(host, &nonce)?) {
+                (Some(canonical), Some(text)) => {
+                    // In the state the command would find on its own: no noclobber, no -u.
+                    script.epilogue(&format!("set +uC\n{text}"));
+                    Some((canonical, nonce))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
     let script = script.finish();
 
     let mut finished = 0usize;
@@ -363,8 +408,7 @@ fn apply_host(
     }
     timer.done(&format!("{} bytes", script.len()));
     let changed_paths: Vec<&str> = rows.iter().filter_map(|r| r.resource.path()).collect();
-    if let (Some(dir), false) = (&options.hash_cache, changed_paths.is_empty()) {
-        let mut cache = HashCache::load(dir, &host_plan.target);
+    if let (Some(cache), false) = (&mut cache, changed_paths.is_empty()) {
         cache.forget(changed_paths);
         let rehashed = match (&rehash, &run) {
             (Some(batch), Ok(out)) if out.status == 0 => batch.parse(&out.stdout, &rehash_nonce).ok(),
@@ -375,6 +419,24 @@ fn apply_host(
         {
             cache.update(&facts, clock);
         }
+    }
+    if let Ok(out) = &run
+        && out.status == 0
+        && failed.is_none()
+        && finished == rows.len()
+    {
+        if let Some(ahead) = ahead {
+            let kept = ahead.keep(transport.as_mut(), &out.stdout, cache.as_mut());
+            crate::trace::note(&format!(
+                "host {host}: reading ahead {}",
+                if kept { "kept" } else { "not kept" }
+            ));
+        }
+        if let Some((script, nonce)) = then {
+            transport.keep(crate::transport::Kept::Output { script, nonce, stdout: out.stdout.clone() });
+        }
+    }
+    if let Some(cache) = &cache {
         cache.save();
     }
     // Whatever happened, the record says what did and did not run.

@@ -10,9 +10,10 @@ mod follow;
 pub mod hash_cache;
 mod order;
 mod plan;
+pub mod read_ahead;
 mod text_diff;
 
-pub use apply::{ApplyOptions, Interrupted, apply};
+pub use apply::{ApplyOptions, Interrupted, Then, apply};
 pub use clean::{Installed, clean, order_versions, release_bases, removable};
 pub use down::{DownOptions, down_from_plan, down_from_run, fetch_runs};
 pub use exec::exec;

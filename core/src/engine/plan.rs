@@ -137,6 +137,17 @@ pub fn probe_host_cached(
     for r in resources {
         r.kind().probe(&mut batch);
     }
+    read_batch(transport, resources, batch, cache)
+}
+
+/// Read `batch` (what `resources` ask, and more) on the host: the facts and each resource's
+/// observed state.
+fn read_batch(
+    transport: &mut dyn Transport,
+    resources: &[&Resource],
+    mut batch: ProbeBatch,
+    cache: Option<&mut HashCache>,
+) -> Result<(Facts, Vec<Observed>)> {
     let mut candidates = Vec::new();
     if let Some(cache) = cache.as_deref() {
         candidates = cache.candidates(batch.sha256_paths());
@@ -277,7 +288,7 @@ pub fn plan_over(
     all: &[Resource],
     ignore: &[String],
     hash_cache: Option<&std::path::Path>,
-    mut batch: ProbeBatch,
+    batch: ProbeBatch,
 ) -> Result<(HostPlan, Vec<PlanRow>, Probed)> {
     // Directories missing above the paths the plan puts in place become rows of their own.
     let parents = parent_dirs(all);
@@ -285,20 +296,20 @@ pub fn plan_over(
     let ordered: Vec<&Resource> = dependency_order(&refs).into_iter().map(|i| refs[i]).collect();
     let (ignored, probed): (Vec<&Resource>, Vec<&Resource>) =
         ordered.iter().partition(|r| ignore.contains(&r.kind().id()));
-    let mut cache = hash_cache.map(|dir| HashCache::load(dir, target));
-    let owners = named_owners(all);
-    if !owners.is_empty() {
-        batch.accounts();
-    }
-    for r in &probed {
-        if let Resource::Dir(d) = r
-            && d.state == State::Absent
-        {
-            batch.emptiness(&d.path);
+    let batch = reading_batch(all, &probed, batch);
+    // What the script before this plan read ahead for it (`read_ahead`), when it holds all of it.
+    let (facts, observed) = match transport.take_reading().filter(|r| r.batch.covers(&batch)) {
+        Some(reading) => {
+            crate::trace::note(&format!("host {host}: planned from the reading taken ahead"));
+            let observed = probed.iter().map(|r| r.kind().observe(&reading.facts)).collect();
+            (reading.facts, observed)
         }
-    }
-    let (facts, observed) = probe_host_cached(transport, &probed, batch, cache.as_mut())
-        .with_context(|| format!("planning host {host}"))?;
+        None => {
+            let mut cache = hash_cache.map(|dir| HashCache::load(dir, target));
+            read_batch(transport, &probed, batch, cache.as_mut())
+                .with_context(|| format!("planning host {host}"))?
+        }
+    };
     let declared: HashSet<String> = all.iter().map(|r| r.kind().id()).collect();
     // Paths this plan deletes: a directory to remove may hold them.
     let deleted: HashSet<&str> = probed
@@ -396,6 +407,36 @@ pub fn plan_over(
     };
     let observed = probed.iter().map(|r| r.kind().id()).zip(observed).collect();
     Ok((host_plan, rows, Probed { facts, observed }))
+}
+
+/// What a plan of `all` reads to plan `probed` (those of `all` and their parent folders that it
+/// does not ignore): each one's own reading, the accounts when owners are named, the entries of
+/// folders to remove.
+fn reading_batch(all: &[Resource], probed: &[&Resource], mut batch: ProbeBatch) -> ProbeBatch {
+    if !named_owners(all).is_empty() {
+        batch.accounts();
+    }
+    for r in probed {
+        if let Resource::Dir(d) = r
+            && d.state == State::Absent
+        {
+            batch.emptiness(&d.path);
+        }
+        r.kind().probe(&mut batch);
+    }
+    batch
+}
+
+/// What planning `all` on a host reads, with the runs' `roots` of a tracked apply: the batch a
+/// reading taken ahead for that plan asks (see `read_ahead`).
+pub(crate) fn planned_reading(all: &[Resource], roots: Option<&crate::runs::Roots>) -> ProbeBatch {
+    let parents = parent_dirs(all);
+    let refs: Vec<&Resource> = all.iter().chain(&parents).collect();
+    let mut batch = ProbeBatch::default();
+    if let Some(roots) = roots {
+        batch.roots(roots);
+    }
+    reading_batch(all, &refs, batch)
 }
 
 /// The directories above every path `all` puts in place that it does not declare, as directories

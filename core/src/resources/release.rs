@@ -48,19 +48,34 @@ pub fn from_config(obj: &mut Obj) -> Result<Vec<Resource>> {
             let Some(sha) = &pinned else {
                 return obj.fail("sha256", "a release from a URL is pinned by its sha256: give it");
             };
-            match crate::release::fetch::fetch(&url, sha, &crate::release::fetch::cache_dir()) {
-                Ok(local) => (local.display().to_string(), "url"),
-                Err(e) => obj.fail("url", &format!("{e:#}"))?,
+            if crate::fields::reading_only() {
+                (url, "url")
+            } else {
+                match crate::release::fetch::fetch(&url, sha, &crate::release::fetch::cache_dir()) {
+                    Ok(local) => (local.display().to_string(), "url"),
+                    Err(e) => obj.fail("url", &format!("{e:#}"))?,
+                }
             }
         }
         (Some(_), Some(_)) => obj.fail("url", "give either artifact (a local file) or url, not both")?,
         (None, None) => obj.fail("artifact", "missing: give the release's artifact (a file here) or url")?,
     };
-    let checked = match check_artifact(std::path::Path::new(&artifact), strip) {
-        Ok(a) => a,
-        Err(e) => obj.fail(field, &format!("{e:#}"))?,
+    let checked = if crate::fields::reading_only() {
+        // Only the paths matter; the artifact may not be built yet.
+        crate::release::Artifact {
+            tarball: artifact.clone().into(),
+            sha256: pinned.clone().unwrap_or_default(),
+            size: 0,
+            tree: Default::default(),
+        }
+    } else {
+        match check_artifact(std::path::Path::new(&artifact), strip) {
+            Ok(a) => a,
+            Err(e) => obj.fail(field, &format!("{e:#}"))?,
+        }
     };
     if let Some(sha) = &pinned
+        && !crate::fields::reading_only()
         && *sha != checked.sha256
     {
         obj.fail(

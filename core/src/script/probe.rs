@@ -124,6 +124,14 @@ pub struct Facts {
     pub trees: HashMap<String, TreeFacts>,
 }
 
+/// A reading taken ahead of the command that needs it (at the end of the script before it, on the
+/// same session): what was asked, and what was found. See `engine::read_ahead`.
+#[derive(Clone)]
+pub struct Reading {
+    pub batch: ProbeBatch,
+    pub facts: Facts,
+}
+
 /// A release directory's content ([`super::tree`]) and its unpack marker's line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TreeFacts {
@@ -182,7 +190,7 @@ impl Facts {
 }
 
 /// What the resources of one host ask the probe to read.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct ProbeBatch {
     stat: Vec<String>,
     sha256: Vec<String>,
@@ -263,6 +271,24 @@ impl ProbeBatch {
         let set: std::collections::HashSet<&String> = remembered.iter().collect();
         self.sha256.retain(|p| !set.contains(p));
         self.clock = true;
+    }
+
+    /// Whether a reading made by this batch holds everything `other` asks for (what it reads in
+    /// excess a plan never looks at: resources find their facts by path, unit or key).
+    pub fn covers(&self, other: &ProbeBatch) -> bool {
+        fn all_in<T: PartialEq>(wanted: &[T], have: &[T]) -> bool {
+            wanted.iter().all(|w| have.contains(w))
+        }
+        all_in(&other.stat, &self.stat)
+            && all_in(&other.sha256, &self.sha256)
+            && (self.names || !other.names)
+            && self.roots == other.roots
+            && all_in(&other.empty, &self.empty)
+            && (self.accounts || !other.accounts)
+            && all_in(&other.packages, &self.packages)
+            && all_in(&other.units, &self.units)
+            && all_in(&other.guards, &self.guards)
+            && all_in(&other.trees, &self.trees)
     }
 
     /// Whether the probe runs only commands hk knows, each setting what it needs, so that its

@@ -267,6 +267,42 @@ pub trait Transport: Send {
         self.run_script(script, on_line)
     }
 
+    /// Keep what a script ran ahead for a later command of this session (see `engine::read_ahead`):
+    /// a session kept between commands holds it until anything else runs on it. Whether it was
+    /// kept: other transports keep nothing.
+    fn keep(&mut self, kept: Kept) -> bool {
+        let _ = kept;
+        false
+    }
+
+    /// The kept item `wanted` picks, taken (so it serves once); the others stay.
+    fn take_kept(&mut self, wanted: &dyn Fn(&Kept) -> bool) -> Option<Kept> {
+        let _ = wanted;
+        None
+    }
+
+    /// Whether [`Transport::keep`] keeps anything, so running ahead is worth it.
+    fn keeps_readings(&self) -> bool {
+        false
+    }
+
+    /// The reading kept on this session, taken.
+    fn take_reading(&mut self) -> Option<crate::script::probe::Reading> {
+        match self.take_kept(&|k| matches!(k, Kept::Reading(_)))? {
+            Kept::Reading(reading) => Some(*reading),
+            Kept::Output { .. } => None,
+        }
+    }
+
+    /// What the script `canonical` (as written with [`AHEAD_NONCE`]) printed when it ran ahead,
+    /// taken: the nonce it really ran with, and its stdout.
+    fn take_output(&mut self, canonical: &str) -> Option<(String, Vec<u8>)> {
+        match self.take_kept(&|k| matches!(k, Kept::Output { script, .. } if script == canonical))? {
+            Kept::Output { nonce, stdout, .. } => Some((nonce, stdout)),
+            Kept::Reading(_) => None,
+        }
+    }
+
     /// Stream a local file into `command` (a shell command line reading stdin) on one exec channel,
     /// in large writes; `progress(sent, total)` after every read, which stops the upload by
     /// answering `false`.
@@ -290,6 +326,19 @@ pub trait Transport: Send {
         Ok(())
     }
 }
+
+/// What a script ran ahead for a later command of the same session.
+#[derive(Clone)]
+pub enum Kept {
+    /// A plan's reading (taken when it holds all the plan asks).
+    Reading(Box<crate::script::probe::Reading>),
+    /// A script's output: `script` is its text written with [`AHEAD_NONCE`], so the command that
+    /// would run it finds it by building the same; `nonce` is the one it ran with.
+    Output { script: String, nonce: String, stdout: Vec<u8> },
+}
+
+/// The nonce a script run ahead is named by (never the one it runs with).
+pub const AHEAD_NONCE: &str = "hk-ahead";
 
 /// The command that reads a script on stdin.
 pub const SCRIPT_SHELL: &str = "sh -s";

@@ -116,9 +116,11 @@ impl Pooled {
 }
 
 impl Pooled {
-    /// `work` on the session; one that fails may have broken it, so it is not given back.
+    /// `work` on the session; one that fails may have broken it, so it is not given back. A reading
+    /// kept for the next command is dropped first: whatever runs now may change what it saw.
     fn on_inner<T>(&mut self, work: impl FnOnce(&mut SshTransport) -> Result<T>) -> Result<T> {
         let Some(inner) = self.inner.as_mut() else { anyhow::bail!("the SSH session was closed") };
+        inner.kept.clear();
         let result = work(inner);
         if result.is_err() {
             self.broken = true;
@@ -175,6 +177,26 @@ impl Transport for Pooled {
 
     fn describe(&self) -> String {
         self.inner.as_ref().map(|t| t.describe()).unwrap_or_default()
+    }
+
+    fn keep(&mut self, kept: super::Kept) -> bool {
+        match self.inner.as_mut() {
+            Some(inner) if !self.broken => {
+                inner.kept.push(kept);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn take_kept(&mut self, wanted: &dyn Fn(&super::Kept) -> bool) -> Option<super::Kept> {
+        let kept = &mut self.inner.as_mut()?.kept;
+        let at = kept.iter().position(wanted)?;
+        Some(kept.remove(at))
+    }
+
+    fn keeps_readings(&self) -> bool {
+        !self.broken
     }
 }
 

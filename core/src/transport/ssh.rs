@@ -166,6 +166,8 @@ pub struct SshTransport {
     resident: Option<ssh2::Channel>,
     /// The setups (see [`Transport::run_script_with_setup`]) the resident shell has run.
     setups: Vec<&'static str>,
+    /// What scripts ran ahead for later commands, while the session waits in the pool.
+    pub(super) kept: Vec<super::Kept>,
 }
 
 impl SshTransport {
@@ -187,6 +189,7 @@ impl SshTransport {
                         timeout: Duration::from_millis(target.timeout_ms.max(1)),
                         resident: None,
                         setups: Vec::new(),
+                        kept: Vec::new(),
                     });
                 }
                 Err(Failure::Permanent(e)) => return Err(e.context(format!("ssh to {label}"))),

@@ -95,6 +95,18 @@ impl PluginCommand for Apply {
             .switch("track", "record the run on the target, with backups before each change (default: $env.config.plugins.hk.track)", Some('t'))
             .switch("quiet", "stream only the changes that failed, and end with a summary line on stderr", Some('q'))
             .switch("verbose", "also a row (status skipped) for each planned row with nothing to do", Some('v'))
+            .named(
+                "read-ahead",
+                SyntaxShape::Record(Default::default()),
+                "the config of the plan that comes next on these hosts: on a kept SSH session, its reading is taken at the end of this apply where every change went through, and that plan uses it instead of reading again (anything else run on the session in between drops it)",
+                None,
+            )
+            .named(
+                "then-finish",
+                SyntaxShape::Record(Default::default()),
+                "the end of a deploy, {app, root, primary, entry, keep_runs, runs_root, backups_root, holder} as `hk deployment finish` takes them: on a kept SSH session it runs at the end of this apply where every change went through, and `hk deployment finish` with the same values then runs nothing there",
+                None,
+            )
             .input_output_types(vec![
                 (Type::Nothing, Type::table()),
                 (Type::table(), Type::table()),
@@ -215,7 +227,19 @@ impl PluginCommand for Apply {
         for host in plan.hosts.values_mut() {
             host.target.apply_overrides(&overrides);
         }
+        let read_ahead = match call.get_flag::<Value>("read-ahead")? {
+            Some(next) if !dry_run => {
+                Some(std::sync::Arc::new(crate::load::load_config(engine, call, Some(next), None, &[])?))
+            }
+            _ => None,
+        };
+        let then = match call.get_flag::<Value>("then-finish")? {
+            Some(end) if !dry_run => Some(super::deployment_finish::then_finish(&end)?),
+            _ => None,
+        };
         let options = ApplyOptions {
+            read_ahead,
+            then,
             dry_run,
             track,
             probed,

@@ -118,3 +118,58 @@ impl PluginCommand for AppFinish {
         Ok(PipelineData::value(Value::list(rows, span), None))
     }
 }
+
+/// `hk apply --then-finish {app, root, primary, entry, keep_runs, runs_root, backups_root, holder}`:
+/// the end of a deploy as `hk deployment finish` would run it on each host (with `primary` first),
+/// for the apply to run at the end of its script (`ApplyOptions::then`). `hk deployment finish`
+/// with the same values then reads what it printed instead of running it again.
+pub fn then_finish(value: &Value) -> Result<hk_core::engine::Then, LabeledError> {
+    let span = value.span();
+    let record =
+        value.as_record().map_err(|e| LabeledError::new(e.to_string()).with_label("a record", span))?;
+    let text = |key: &str| -> Result<Option<String>, LabeledError> {
+        match record.get(key) {
+            None | Some(Value::Nothing { .. }) => Ok(None),
+            Some(v) => v.as_str().map(|s| Some(s.to_string())).map_err(|_| {
+                LabeledError::new(format!("hk apply: --then-finish.{key} must be a string"))
+                    .with_label("here", v.span())
+            }),
+        }
+    };
+    let json = |key: &str| -> Result<Option<serde_json::Value>, LabeledError> {
+        record.get(key).filter(|v| !v.is_nothing()).map(value_to_json).transpose()
+    };
+    let required = |key: &str| -> Result<String, LabeledError> {
+        text(key)?.ok_or_else(|| {
+            LabeledError::new(format!("hk apply: --then-finish needs `{key}`"))
+                .with_label("in this record", span)
+        })
+    };
+    let layout = hk_core::app::AppLayout::new(&required("root")?, &required("app")?)
+        .map_err(|e| LabeledError::new(format!("hk apply: --then-finish: {e:#}")).with_label("here", span))?;
+    let primary = text("primary")?;
+    let (entry, holder) = (json("entry")?, json("holder")?);
+    let keep = match record.get("keep_runs") {
+        None | Some(Value::Nothing { .. }) => None,
+        Some(v) => match v.as_int() {
+            Ok(n) if n >= 1 => Some(n as usize),
+            _ => {
+                return Err(LabeledError::new("hk apply: --then-finish.keep_runs must be at least 1")
+                    .with_label("here", v.span()));
+            }
+        },
+    };
+    let roots = hk_core::runs::Roots { runs: text("runs_root")?, backups: text("backups_root")? };
+    if keep.is_some() && (roots.runs.is_none() || roots.backups.is_none()) {
+        return Err(LabeledError::new("hk apply: --then-finish.keep_runs prunes where the runs are")
+            .with_label("give runs_root and backups_root too", span));
+    }
+    Ok(std::sync::Arc::new(move |host: &str, nonce: &str| {
+        let asked = Finish {
+            entry: entry.as_ref(),
+            prune_runs: keep.map(|k| (k, &roots)),
+            unlock: holder.as_ref().filter(|_| primary.as_deref() == Some(host)),
+        };
+        finish::script(&layout, &asked, nonce).map(Some)
+    }))
+}
