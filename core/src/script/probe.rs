@@ -613,6 +613,37 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Facts> {
 mod tests {
     use super::*;
 
+    /// A reading serves a plan that asks no more than it read, whatever else it read; roots must
+    /// be the same (they are resolved on the host as asked).
+    #[test]
+    fn a_reading_covers_what_it_read_and_no_more() {
+        let mut read = ProbeBatch::default();
+        for p in ["/a", "/b", "/c"] {
+            read.stat(p);
+        }
+        read.sha256("/b");
+        read.unit("x.service");
+        read.tree("/r");
+        let mut asked = ProbeBatch::default();
+        asked.stat("/c");
+        asked.stat("/a");
+        asked.sha256("/b");
+        asked.unit("x.service");
+        assert!(read.covers(&asked));
+        let mut more = ProbeBatch::default();
+        more.sha256("/a");
+        assert!(!read.covers(&more), "a hash it did not take");
+        let mut accounts = ProbeBatch::default();
+        accounts.accounts();
+        assert!(!read.covers(&accounts));
+        let mut rooted = ProbeBatch::default();
+        rooted.roots(&super::super::roots::Roots { runs: Some("/runs".into()), backups: None });
+        assert!(!read.covers(&rooted));
+        let mut remembered = read.clone();
+        remembered.remember(&["/b".to_string()]);
+        assert!(!remembered.covers(&read), "what a plan asks is compared before remembered hashes drop out");
+    }
+
     #[test]
     fn ctimes_read_as_nanoseconds() {
         assert_eq!(ctime_nanos("1795451069.260999357"), 1_795_451_069_260_999_357);
