@@ -7,7 +7,7 @@
 # the release that was live (its instance still runs). Every phase is an hk plan applied as a tracked
 # run of the app, so each has a record on the hosts and a way back.
 
-use config.nu [load fail why facts app-path hk-config count]
+use config.nu [load fail why facts app-path hk-config count runs-root]
 use lock.nu [holding finish finish-request]
 use errors.nu [unwrap]
 use audit.nu [write]
@@ -137,7 +137,12 @@ export def facts-at-start [ctx: record]: nothing -> table {
   let hooked = $HOOKS_BEFORE_ROLL | any {|h| hooks exists $ctx $h }
   if $known == null or $hooked or $known.host not-in $ctx.servers { return (facts $ctx) }
   let rest = $ctx.servers | where $it != $known.host
-  let read = if ($rest | is-empty) { [] } else { facts ($ctx | update servers $rest) }
+  let ahead = $ctx.first_reading? | default null
+  let read = if ($rest | is-empty) { [] } else if $ahead != null and ($rest | all {|h| $h in (batches $ctx | first) }) {
+    # Those hosts' first reading too, in the same script (see `first-reading`).
+    (hk-config $ctx | hk deployment facts $rest --app $ctx.app --root $ctx.root --read-ahead (hk-config $ctx | insert resources $ahead)
+      --runs-root (runs-root $ctx) --backups-root (app-path $ctx runs/backups))
+  } else { facts ($ctx | update servers $rest) }
   $ctx.servers | each {|h| if $h == $known.host { $known } else { $read | where host == $h | first } }
 }
 
@@ -336,9 +341,10 @@ export def running [ctx: record, command: string, --quiet, --skip-hooks]: nothin
   $ctx | merge {command: $command, subcommand: $command, quiet: $quiet, skip_hooks: $skip_hooks}
 }
 
-# What the first phase on the primary host reads, to be read with the lock (`holding`), when
-# nothing runs there in between (no hook before the roll or the first boot, the primary in the
-# first batch): the prepare on either port, as the facts read with it decide which, of the
+# What the first phase on the hosts of the first batch reads, to be read with the lock on the
+# primary (`holding`) and with the facts on the others (`facts-at-start`), when nothing runs there
+# in between (no hook before the roll or the first boot, the primary in the first batch, every
+# host of it alike): the prepare on either port, as the facts read with it decide which, of the
 # release as it will be built (only its paths are read). Null otherwise.
 def first-reading [ctx: record]: nothing -> oneof<list, nothing> {
   let hooked = [pre-build post-build pre-deploy pre-app-boot] | any {|h| hooks exists $ctx $h }
@@ -346,8 +352,9 @@ def first-reading [ctx: record]: nothing -> oneof<list, nothing> {
   # Built here, or (--skip-build) already on the hosts when not here.
   let manifest = cache-of $ctx | path join $"($ctx.app)-($ctx.version).json"
   let artifact = if ($ctx.skip_build? | default false) and not ($manifest | path exists) { null } else { $manifest }
+  let first = batches $ctx | first
   let on_port = {|port|
-    one-plan ($ctx | update servers [$ctx.primary]) [$ctx.primary] {|rc|
+    one-plan ($ctx | update servers $first) $first {|rc|
       if (proxied $rc $rc.role) { prepare $rc $port $ctx.version $artifact } else { stage $rc $port $ctx.version $artifact }
     }
   }

@@ -6,6 +6,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{AppLayout, run, sections};
+use crate::engine::hash_cache::HashCache;
+use crate::engine::read_ahead::Ahead;
 use crate::quote::q;
 use crate::script::stat_list;
 use crate::transport::Transport;
@@ -213,6 +215,23 @@ pub fn read(transport: &mut dyn Transport, layout: &AppLayout) -> Result<AppFact
     let nonce = crate::script::nonce();
     let out = run(transport, &script(layout, &nonce)?, "reading the app's state")?;
     parse(&out, &nonce, layout)
+}
+
+/// [`read`], with the first phase's reading taken after the facts in the same script and kept on
+/// the session (see `engine::read_ahead`); the session's file helper starts here, as with the lock.
+pub fn read_ahead(
+    transport: &mut dyn Transport,
+    layout: &AppLayout,
+    ahead: (Ahead, Option<&mut HashCache>),
+) -> Result<AppFacts> {
+    let nonce = crate::script::nonce();
+    let text = format!("{}{}", script(layout, &nonce)?, ahead.0.script()?);
+    let setup = crate::script::steps::SESSION_FILE_HELPER.as_str();
+    let out = super::run_with_setup(transport, setup, &text, "reading the app's state")?;
+    let facts = parse(&out, &nonce, layout)?;
+    let kept = ahead.0.keep(transport, out.as_bytes(), ahead.1);
+    crate::trace::note(&format!("facts: reading ahead {}", if kept { "kept" } else { "not kept" }));
+    Ok(facts)
 }
 
 #[cfg(test)]

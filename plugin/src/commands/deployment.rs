@@ -156,3 +156,70 @@ fn human_age(seconds: i64) -> String {
         s => format!("{} days", s / 86_400),
     }
 }
+
+/// `--read-ahead CONFIG` of `hk deployment lock --facts` and `hk deployment facts`: the config of
+/// the first plan on each host (a release in it need not be built yet: only paths are read), read
+/// at the end of their script and kept on the SSH session for that plan, with the runs' roots its
+/// tracked apply will have (`--runs-root`, `--backups-root`). See `engine::read_ahead`.
+pub struct FirstReading {
+    next: hk_core::config::Config,
+    roots: hk_core::runs::Roots,
+    hashes: Option<std::path::PathBuf>,
+}
+
+/// What a script takes to read ahead: the reading and the hash cache it completes.
+pub type Pending<'a> =
+    (hk_core::engine::read_ahead::Ahead, Option<&'a mut hk_core::engine::hash_cache::HashCache>);
+
+impl FirstReading {
+    pub fn from_call(
+        engine: &EngineInterface,
+        call: &EvaluatedCall,
+    ) -> Result<Option<FirstReading>, LabeledError> {
+        let Some(next) = call.get_flag::<Value>("read-ahead")? else { return Ok(None) };
+        let next =
+            hk_core::fields::for_reading(|| crate::load::load_config(engine, call, Some(next), None, &[]))?;
+        Ok(Some(FirstReading {
+            next,
+            roots: super::plan::roots(call)?,
+            hashes: super::plan::hash_cache_dir(engine)?,
+        }))
+    }
+
+    /// `read` on `host` with what to read ahead there (none on a session that keeps nothing).
+    pub fn around<T>(
+        &self,
+        host: &str,
+        target: &Target,
+        transport: &mut dyn Transport,
+        read: impl FnOnce(&mut dyn Transport, Option<Pending<'_>>) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        if !transport.keeps_readings() {
+            return read(transport, None);
+        }
+        let mut cache =
+            self.hashes.as_ref().map(|dir| hk_core::engine::hash_cache::HashCache::load(dir, target));
+        let roots = self.roots.or(&self.next.roots.get(host).cloned().unwrap_or_default());
+        let ahead = hk_core::engine::read_ahead::Ahead::new(
+            &self.next.resources_for(host),
+            Some(&roots),
+            cache.as_ref(),
+            &[],
+        );
+        let done = read(transport, Some((ahead, cache.as_mut())));
+        if let Some(cache) = &cache {
+            cache.save();
+        }
+        done
+    }
+}
+
+/// The flags of [`FirstReading`].
+pub fn read_ahead_flags(sig: Signature, first: &str) -> Signature {
+    super::plan::roots_flags(sig).named(
+        "read-ahead",
+        SyntaxShape::Record(Default::default()),
+        format!("the config of the plan that comes first on {first} (a release in it need not be built yet), read in the same exec and kept on the SSH session for that plan, tracked under --runs-root and --backups-root as its apply will be"),
+        None,
+    )
+}

@@ -90,7 +90,7 @@ impl PluginCommand for AppFactsCommand {
     }
 
     fn signature(&self) -> Signature {
-        app_signature(self.name())
+        super::deployment::read_ahead_flags(app_signature(self.name()), "each host")
             .input_output_types(vec![(Type::Nothing, Type::table()), (Type::record(), Type::table())])
     }
 
@@ -117,10 +117,22 @@ impl PluginCommand for AppFactsCommand {
         input: PipelineData,
     ) -> Result<PipelineData, LabeledError> {
         let call = &crate::load::without_null_flags(call);
+        let first = super::deployment::FirstReading::from_call(engine, call)?;
         let app = app_call(engine, call, input)?;
         let span = app.span;
+        let targets = app.targets.clone();
         let rows = app
-            .on_each_host(parallel(call)?, facts::read)?
+            .on_each_named_host(parallel(call)?, |host, transport, layout| match &first {
+                None => facts::read(transport, layout),
+                Some(first) => {
+                    let target = targets.iter().find(|(h, _)| h == host).map(|(_, t)| t.clone());
+                    let target = target.unwrap_or_else(hk_core::transport::Target::local);
+                    first.around(host, &target, transport, |transport, ahead| match ahead {
+                        Some(ahead) => facts::read_ahead(transport, layout, ahead),
+                        None => facts::read(transport, layout),
+                    })
+                }
+            })?
             .iter()
             .map(|(host, f)| facts_to_value(host, f, span))
             .collect();

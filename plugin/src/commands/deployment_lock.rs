@@ -38,7 +38,7 @@ impl PluginCommand for AppLock {
     }
 
     fn signature(&self) -> Signature {
-        super::plan::roots_flags(app_signature(self.name()))
+        super::deployment::read_ahead_flags(app_signature(self.name()), "that host, with --facts")
             .named(
                 "holder",
                 SyntaxShape::Record(Default::default()),
@@ -49,12 +49,6 @@ impl PluginCommand for AppLock {
             .switch(
                 "facts",
                 "also read the app's facts on that host once the lock is taken, in the same exec (a `facts` column, as `hk deployment facts` gives them)",
-                None,
-            )
-            .named(
-                "read-ahead",
-                SyntaxShape::Record(Default::default()),
-                "with --facts: the config of the plan that comes first on that host (a release in it need not be built yet), read in the same exec once the lock is taken and kept on the SSH session for that plan (tracked under --runs-root and --backups-root, as the apply will be)",
                 None,
             )
             .input_output_types(vec![(Type::Nothing, Type::record()), (Type::record(), Type::record())])
@@ -94,34 +88,18 @@ impl PluginCommand for AppLock {
         let (host, mut transport) = app.primary()?;
         let deadline = Instant::now() + wait;
         let with_facts = call.has_flag("facts")?;
-        // A release in the first plan's config may still be building: only its paths are read.
-        let read_ahead = match call.get_flag::<Value>("read-ahead")? {
-            Some(next) => Some(hk_core::fields::for_reading(|| {
-                crate::load::load_config(engine, call, Some(next), None, &[])
-            })?),
-            None => None,
-        };
-        let target = app.targets.first().map(|(_, t)| t.clone());
-        let mut cache = match (&read_ahead, target) {
-            (Some(_), Some(target)) => crate::commands::plan::hash_cache_dir(engine)?
-                .map(|dir| hk_core::engine::hash_cache::HashCache::load(&dir, &target)),
-            _ => None,
-        };
-        let roots = super::plan::roots(call)?;
+        let first = super::deployment::FirstReading::from_call(engine, call)?;
+        let target =
+            app.targets.first().map(|(_, t)| t.clone()).unwrap_or_else(hk_core::transport::Target::local);
         let facts = loop {
             let (acquired, facts) = if with_facts {
-                let ahead = read_ahead.as_ref().filter(|_| transport.keeps_readings()).map(|next| {
-                    let roots = roots.or(&next.roots.get(&host).cloned().unwrap_or_default());
-                    let ahead = hk_core::engine::read_ahead::Ahead::new(
-                        &next.resources_for(&host),
-                        Some(&roots),
-                        cache.as_ref(),
-                        &[],
-                    );
-                    (ahead, cache.as_mut())
-                });
-                let (acquired, facts) =
-                    lock::acquire_reading(transport.as_mut(), layout, &holder, ahead).at(span)?;
+                let (acquired, facts) = match &first {
+                    Some(first) => first.around(&host, &target, transport.as_mut(), |transport, ahead| {
+                        lock::acquire_reading(transport, layout, &holder, ahead)
+                    }),
+                    None => lock::acquire_reading(transport.as_mut(), layout, &holder, None),
+                }
+                .at(span)?;
                 (acquired, Some(facts))
             } else {
                 (lock::acquire(transport.as_mut(), layout, &holder).at(span)?, None)
@@ -153,9 +131,6 @@ impl PluginCommand for AppLock {
                 }
             }
         };
-        if let Some(cache) = &cache {
-            cache.save();
-        }
         let mut r = Record::new();
         r.push("host", Value::string(host.clone(), span));
         r.push("app", Value::string(layout.app.clone(), span));
