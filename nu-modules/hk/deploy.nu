@@ -137,7 +137,7 @@ export def facts-at-start [ctx: record]: nothing -> table {
   let hooked = $HOOKS_BEFORE_ROLL | any {|h| hooks exists $ctx $h }
   if $known == null or $hooked or $known.host not-in $ctx.servers { return (facts $ctx) }
   let rest = $ctx.servers | where $it != $known.host
-  let ahead = $ctx.first_reading? | default null
+  let ahead = $ctx.first_reading?.resources?
   let read = if ($rest | is-empty) { [] } else if $ahead != null and ($rest | all {|h| $h in (batches $ctx | first) }) {
     # Those hosts' first reading too, in the same script (see `first-reading`).
     (hk-config $ctx | hk deployment facts $rest --app $ctx.app --root $ctx.root --read-ahead (hk-config $ctx | insert resources $ahead)
@@ -187,6 +187,7 @@ export def --env roll [ctx: record, version: string, artifact: oneof<string, not
     let gone = $stale | get -o ($ctx.web | first) | default []
     one-plan ($ctx | update servers $ctx.web) $ctx.web (do $retire_of $gone)
   }
+  let switch_resources = switch $ctx $p.new $version
   let staged = try {
     apply-by-roles $ctx prepare $stage_only {|rc| stage $rc $p.new $version $artifact }
   } catch {|e|
@@ -205,9 +206,14 @@ export def --env roll [ctx: record, version: string, artifact: oneof<string, not
     let booted = try {
       hooks fire $ctx pre-app-boot {hosts: $hosts}
       let migrates = $batch.index == 0 and $migration != null
-      let ahead = if $switch_ahead and not $migrates { switch $ctx $p.new $version }
-      let done = apply-by-roles $bctx prepare $hosts --read-ahead=$ahead {|rc|
-        if (proxied $rc $rc.role) { prepare $rc $p.new $version $artifact } else { stage $rc $p.new $version $artifact }
+      let ahead = if $switch_ahead and not $migrates { $switch_resources }
+      # The first batch's plan, as `first-reading` made it, when it is of this release.
+      let first = $ctx.first_reading? | default null
+      let known = if $batch.index == 0 and $first != null and $first.artifact == $artifact { $first.ports | get -o ($p.new | into string) }
+      let done = if $known != null { apply-phase $bctx prepare $known --read-ahead=$ahead } else {
+        apply-by-roles $bctx prepare $hosts --read-ahead=$ahead {|rc|
+          if (proxied $rc $rc.role) { prepare $rc $p.new $version $artifact } else { stage $rc $p.new $version $artifact }
+        }
       }
       let migrated = if $migrates { [(migrate run-in $ctx $p.new $migration)] } else { [] }
       hooks fire $ctx post-app-boot {hosts: $hosts}
@@ -223,7 +229,7 @@ export def --env roll [ctx: record, version: string, artifact: oneof<string, not
     let flipped = try {
       hooks fire $ctx pre-proxy-reload {hosts: $hosts}
       let ahead = if $batch.index == $n - 1 { $retire_ahead }
-      let done = apply-phase $bctx switch (switch $ctx $p.new $version) --read-ahead=$ahead
+      let done = apply-phase $bctx switch $switch_resources --read-ahead=$ahead
       hooks fire $ctx post-proxy-reload {hosts: $hosts}
       $done
     } catch {|e|
@@ -252,10 +258,15 @@ export def --env roll [ctx: record, version: string, artifact: oneof<string, not
   let end = finish-request $ctx $action $version --prune-runs=$prune
   let retired = if not $retiring { [] } else {
     try {
-      $retire_groups | each {|g|
-        let gone = $stale | get -o ($g.items | first) | default []
-        apply-by-roles ($ctx | update servers $g.items) retire $g.items (do $retire_of $gone) --then-finish=$end
-      } | flatten
+      if $retire_ahead != null {
+        # One plan for every host behind Caddy, made above.
+        apply-phase ($ctx | update servers $ctx.web) retire $retire_ahead --then-finish=$end
+      } else {
+        $retire_groups | each {|g|
+          let gone = $stale | get -o ($g.items | first) | default []
+          apply-by-roles ($ctx | update servers $g.items) retire $g.items (do $retire_of $gone) --then-finish=$end
+        } | flatten
+      }
     } catch {|e|
       try { write $ctx $action retire_failed $version } catch { }
       fail $"($version) is live on every host, but retiring the old instance on port ($p.old) failed: (why $e)" $ctx.span $"stop it by hand once it is idle: systemctl stop hk-($ctx.app)@($p.old)"
@@ -345,22 +356,30 @@ export def running [ctx: record, command: string, --quiet, --skip-hooks]: nothin
 # primary (`holding`) and with the facts on the others (`facts-at-start`), when nothing runs there
 # in between (no hook before the roll or the first boot, the primary in the first batch, every
 # host of it alike): the prepare on either port, as the facts read with it decide which, of the
-# release as it will be built (only its paths are read). Null otherwise.
-def first-reading [ctx: record]: nothing -> oneof<list, nothing> {
+# release as it will be built (only its paths are read). {artifact, ports: {PORT: resources},
+# resources: both ports' together}, or null. The roll applies the one its port needs.
+def first-reading [ctx: record]: nothing -> oneof<record, nothing> {
   let hooked = [pre-build post-build pre-deploy pre-app-boot] | any {|h| hooks exists $ctx $h }
   if $hooked or ($ctx.web | is-empty) or $ctx.primary not-in (batches $ctx | first) { return null }
   # Built here, or (--skip-build) already on the hosts when not here.
   let manifest = cache-of $ctx | path join $"($ctx.app)-($ctx.version).json"
   let artifact = if ($ctx.skip_build? | default false) and not ($manifest | path exists) { null } else { $manifest }
   let first = batches $ctx | first
-  let on_port = {|port|
-    one-plan ($ctx | update servers $first) $first {|rc|
-      if (proxied $rc $rc.role) { prepare $rc $port $ctx.version $artifact } else { stage $rc $port $ctx.version $artifact }
-    }
-  }
   let base = $ctx.proxy.app_port
-  let both = [(do $on_port $base) (do $on_port ($base + 1))]
-  if null in $both { null } else { $both | flatten | uniq }
+  # One plan of both ports, split again by port (the resources of a port name it).
+  let both = one-plan ($ctx | update servers $first) $first {|rc|
+    [$base ($base + 1)] | each {|port|
+      let resources = if (proxied $rc $rc.role) { prepare $rc $port $ctx.version $artifact } else { stage $rc $port $ctx.version $artifact }
+      $resources | each {|r| {port: $port, resource: $r} }
+    } | flatten
+  }
+  if $both == null { return null }
+  let on_port = {|port| $both | where port == $port | get resource | uniq }
+  {
+    artifact: $artifact
+    ports: {($base | into string): (do $on_port $base), ($base + 1 | into string): (do $on_port ($base + 1))}
+    resources: ($both | get resource | uniq)
+  }
 }
 
 # Build, then deploy under the lock: the shared body of deploy and redeploy.

@@ -41,13 +41,13 @@ export def give-back [ctx: record, held: record]: nothing -> record {
 # the primary's facts as the lock read them (one script for both; see `facts-at-start` in deploy.nu).
 # When `work` released the lock itself (`finish`), it is not released again. Inside a hook of a
 # command holding this app's lock (`HK_LOCK` true, `HK_APP` this app), the lock is already held:
-# `work` runs without waiting. The context's `first_reading` (resources) is read with the lock, for
+# `work` runs without waiting. The context's `first_reading.resources` are read with the lock, for
 # the first phase's plan (see `take`). `meanwhile`: work that needs no host (a build here), run while the
 # lock is taken; `work` finds how it ended in the context's `meanwhile`, as `outcome` gives it.
 export def holding [ctx: record, message: string, wait: oneof<duration, nothing>, work: closure, --meanwhile: closure]: nothing -> any {
   let inside = ($env.HK_LOCK? == "true") and ($env.HK_APP? == $ctx.app)
   let ctx = $ctx | upsert holding_lock true
-  let take_lock = if $inside { {|| null } } else { {|| take $ctx $message $wait --facts --read-ahead=($ctx.first_reading? | default null) } }
+  let take_lock = if $inside { {|| null } } else { {|| take $ctx $message $wait --facts --read-ahead=($ctx.first_reading?.resources?) } }
   let done = if $meanwhile == null { [{value: (do $take_lock)}] } else {
     [$take_lock $meanwhile] | par-each --keep-order {|f| outcome $f }
   }
