@@ -287,3 +287,27 @@ export def "test ssh: a probe run in the resident shell leaves its environment a
   assert equal (($config | hk plan box).action | uniq) [noop]
   sshd stop $server
 }
+
+# `hk apply --read-ahead`: the next plan on the session is made from what the apply's own script
+# read at its end (seen here by changing the file behind the session's back: that plan still
+# finds it missing, and an apply of it is refused as stale), once; any other command run on the
+# session in between drops the reading.
+export def "test ssh: a reading taken ahead serves the next plan once, and anything run on the session first drops it" [] {
+  let server = sshd start
+  let root = (sshd remote-scratch | path join ahead)
+  let host = sshd host $server
+  let first = {|content| {hosts: {box: $host}, resources: [{type: dir, path: $root, mode: "0755"}, {type: file, path: ($root | path join a), content: $content}]} }
+  let next = {hosts: {box: $host}, resources: [{type: file, path: ($root | path join b), content: "x\n"}]}
+  do $first "1\n" | hk apply box --confirm --read-ahead $next | ignore
+  "outside\n" | save -f ($root | path join b)
+  let planned = $next | hk plan box
+  assert equal ($planned | where id =~ '/b$' | get action) [create] "planned from the reading taken before the file appeared"
+  assert str contains (error-of { $planned | hk apply --confirm }) "stale"
+  assert equal ($next | hk plan box | where id =~ '/b$' | get action) [update] "the reading served once"
+  rm ($root | path join b)
+  do $first "2\n" | hk apply box --confirm --read-ahead $next | ignore
+  {hosts: {box: $host}} | hk exec "true" box | ignore
+  "outside\n" | save -f ($root | path join b)
+  assert equal ($next | hk plan box | where id =~ '/b$' | get action) [update] "a command in between dropped the reading"
+  sshd stop $server
+}
