@@ -134,36 +134,41 @@ const FILE_HELPER: &str = r#"
       my $m = pack("aCCCVVV", "l", 1, 0, 1, length $body, $serial, length $f) . $f;
       $m . ("\0" x (al(length $m, 8) - length $m)) . $body;
     }
-    sub dbus_units {
-      my ($props, @names) = split(" ", shift);
-      my @props = split(/,/, $props);
-      return undef if $< != 0 || !@names || !@props || grep { !/^[A-Za-z0-9:_.\@-]+$/ } @names, @props;
-      local $SIG{PIPE} = "IGNORE";
-      socket(my $s, 1, 1, 0) or return undef;
-      connect($s, pack("S", 1) . "/run/systemd/private\0") or return undef;
+    our ($dbus_s, $dbus_buf, $dbus_serial) = (undef, "", 0);
+    sub dbus_put { my ($s, $d) = @_; while (length $d) { my $n = syswrite($s, $d) or return 0; substr($d, 0, $n, ""); } 1 }
+    sub dbus_connect {
+      socket(my $s, 1, 1, 0) or return;
+      connect($s, pack("S", 1) . "/run/systemd/private\0") or return;
       my $buf = "";
-      my $put = sub { my $d = shift; while (length $d) { my $n = syswrite($s, $d) or return 0; substr($d, 0, $n, ""); } 1 };
-      my $want = sub { my $n = shift; while (length($buf) < $n) { sysread($s, $buf, 65536, length $buf) or return 0; } 1 };
-      $put->("\0AUTH EXTERNAL " . unpack("H*", $<) . "\r\nBEGIN\r\n") or return undef;
-      while ($buf !~ /\r\n/) { sysread($s, $buf, 4096, length $buf) or return undef; }
-      return undef unless $buf =~ /^OK \S+\r\n\z/;
-      $buf = "";
-      my ($calls, $n) = ("", 0);
-      for my $u (@names) {
+      dbus_put($s, "\0AUTH EXTERNAL " . unpack("H*", $<) . "\r\nBEGIN\r\n") or return;
+      while ($buf !~ /\r\n/) { sysread($s, $buf, 4096, length $buf) or return; }
+      return unless $buf =~ /^OK \S+\r\n\z/;
+      ($s, "");
+    }
+    sub dbus_ask {
+      my ($s, $b, $names, $props) = @_;
+      my $want = sub { my $n = shift; while (length($$b) < $n) { sysread($s, $$b, 65536, length $$b) or return 0; } 1 };
+      my ($calls, @order, %asked) = ("");
+      for my $u (@$names) {
         (my $path = $u) =~ s/([^A-Za-z0-9])/sprintf("_%02x", ord $1)/ge;
-        $calls .= dbus_get(++$n, "/org/freedesktop/systemd1/unit/$path", $_) for @props;
+        for my $prop (@$props) {
+          my $n = ++$dbus_serial;
+          push @order, $n;
+          $asked{$n} = 1;
+          $calls .= dbus_get($n, "/org/freedesktop/systemd1/unit/$path", $prop);
+        }
       }
-      $put->($calls) or return undef;
+      dbus_put($s, $calls) or return;
       my %got;
-      while (keys(%got) < $n) {
-        $want->(16) or return undef;
-        my ($e, $type, $blen, $flen) = unpack("aCx2Vx4V", $buf);
-        return undef if $e ne "l";
+      while (keys(%got) < @order) {
+        $want->(16) or return;
+        my ($e, $type, $blen, $flen) = unpack("aCx2Vx4V", $$b);
+        return if $e ne "l";
         my $h = al(16 + $flen, 8);
-        $want->($h + $blen) or return undef;
-        my $m = substr($buf, 0, $h + $blen, "");
+        $want->($h + $blen) or return;
+        my $m = substr($$b, 0, $h + $blen, "");
         next if $type == 4;
-        return undef if $type != 2;
+        return if $type != 2;
         my ($p, $rs) = (16);
         while ($p < 16 + $flen) {
           $p = al($p, 8);
@@ -173,15 +178,34 @@ const FILE_HELPER: &str = r#"
           if ($sig eq "u") { $p = al($p, 4); $rs = unpack("V", substr($m, $p, 4)) if $code == 5; $p += 4; }
           elsif ($sig eq "s" || $sig eq "o") { $p = al($p, 4); $p += 5 + unpack("V", substr($m, $p, 4)); }
           elsif ($sig eq "g") { $p += 2 + unpack("C", substr($m, $p, 1)); }
-          else { return undef; }
+          else { return; }
         }
-        return undef unless defined $rs && substr($m, $h, 3) eq "\1s\0";
+        return unless defined $rs && substr($m, $h, 3) eq "\1s\0";
+        next unless $asked{$rs};
         $got{$rs} = substr($m, $h + 8, unpack("V", substr($m, $h + 4, 4)));
       }
-      close($s);
-      my ($out, $i) = ("", 0);
-      for my $u (@names) { $out .= "$_=" . $got{++$i} . "\n" for @props; $out .= "\n"; }
-      $out;
+      map { $got{$_} } @order;
+    }
+    sub dbus_units {
+      my ($props, @names) = split(" ", shift);
+      my @props = split(/,/, $props);
+      return undef if $< != 0 || !@names || !@props || grep { !/^[A-Za-z0-9:_.\@-]+$/ } @names, @props;
+      local $SIG{PIPE} = "IGNORE";
+      # One connection to systemd serves every reading of the session: a new one costs systemd more
+      # than the question (on a slow host just after a login, a tenth of a second each). A kept one
+      # that fails (systemd closed it) is replaced once; one a timeout cut short is never kept.
+      for my $kept (defined $dbus_s ? (1, 0) : (0)) {
+        my ($s, $buf) = $kept ? ($dbus_s, $dbus_buf) : dbus_connect();
+        undef $dbus_s;
+        return undef unless $s;
+        my @vals = dbus_ask($s, \$buf, \@names, \@props);
+        next unless @vals;
+        ($dbus_s, $dbus_buf) = ($s, $buf);
+        my ($out, $i) = ("", 0);
+        for my $u (@names) { $out .= "$_=" . $vals[$i++] . "\n" for @props; $out .= "\n"; }
+        return $out;
+      }
+      undef;
     }
     while (defined(my $op = <STDIN>)) {
       my $a = <STDIN>; my $b = <STDIN>; chomp($op, $a, $b);
