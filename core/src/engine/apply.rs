@@ -338,7 +338,15 @@ fn apply_host(
     if let Some(batch) = &rehash {
         script.epilogue(&batch.script(&rehash_nonce)?);
     }
-    let mut cache = options.hash_cache.as_ref().map(|dir| HashCache::load(dir, &host_plan.target));
+    let changed_paths: Vec<&str> = rows.iter().filter_map(|r| r.resource.path()).collect();
+    // Read only when something here uses it: the files written, or a reading ahead.
+    let wants_cache =
+        !changed_paths.is_empty() || (options.read_ahead.is_some() && transport.keeps_readings());
+    let mut cache = options
+        .hash_cache
+        .as_ref()
+        .filter(|_| wants_cache)
+        .map(|dir| HashCache::load(dir, &host_plan.target));
     // The next plan's reading, after everything else (the files just written hashed first).
     let ahead = match &options.read_ahead {
         Some(next) if transport.keeps_readings() => {
@@ -407,7 +415,6 @@ fn apply_host(
             .any(|w| w.starts_with(prefix.as_bytes()) && &w[prefix.len()..] == RECORDED.as_bytes());
     }
     timer.done(&format!("{} bytes", script.len()));
-    let changed_paths: Vec<&str> = rows.iter().filter_map(|r| r.resource.path()).collect();
     if let (Some(cache), false) = (&mut cache, changed_paths.is_empty()) {
         cache.forget(changed_paths);
         let rehashed = match (&rehash, &run) {
