@@ -178,6 +178,17 @@ impl PluginCommand for Apply {
         } else {
             None
         };
+        // What follows this apply, checked before any host is read.
+        let read_ahead = match call.get_flag::<Value>("read-ahead")? {
+            Some(next) if !dry_run => {
+                Some(std::sync::Arc::new(crate::load::load_config(engine, call, Some(next), None, &[])?))
+            }
+            _ => None,
+        };
+        let then = match call.get_flag::<Value>("then-finish")? {
+            Some(end) if !dry_run => Some(super::deployment_finish::then_finish(&end)?),
+            _ => None,
+        };
         // A plan made here brings the secrets it resolved and what it read on each host (not read
         // again: the plan is as fresh as a second read would be); rows and plan files do not.
         let mut probed = Default::default();
@@ -227,16 +238,6 @@ impl PluginCommand for Apply {
         for host in plan.hosts.values_mut() {
             host.target.apply_overrides(&overrides);
         }
-        let read_ahead = match call.get_flag::<Value>("read-ahead")? {
-            Some(next) if !dry_run => {
-                Some(std::sync::Arc::new(crate::load::load_config(engine, call, Some(next), None, &[])?))
-            }
-            _ => None,
-        };
-        let then = match call.get_flag::<Value>("then-finish")? {
-            Some(end) if !dry_run => Some(super::deployment_finish::then_finish(&end)?),
-            _ => None,
-        };
         let options = ApplyOptions {
             read_ahead,
             then,
